@@ -1,0 +1,1 @@
+//! Juju-format bundles, overlays and the relations graph.

@@ -1,0 +1,1 @@
+//! Charms: metadata.yaml, config.yaml, templates/.

@@ -1,0 +1,113 @@
+//! The command line: every verb, its flags and their help text. Parsing only; the work is in `action`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// wharf installs MicroK8s, deploys an ML platform bundle on it and keeps it running.
+///
+/// Start with `wharf check` to see whether this host can carry a bundle, then `wharf render lite`
+/// to see what would be deployed.
+#[derive(Debug, Parser)]
+#[command(
+    name = "wharf",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Kubeconfig file to use (default: $KUBECONFIG, then ~/.kube/config)
+    #[arg(long, global = true, env = "KUBECONFIG", value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context to use (default: the current context)
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Model: the namespace the platform lives in
+    #[arg(
+        short = 'm',
+        long,
+        global = true,
+        default_value = "wharf",
+        value_name = "NAME"
+    )]
+    pub model: String,
+    /// Output format
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides it
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check that this host can run a bundle: CPU, memory, disk, OS, kernel limits, ports
+    Check(CheckArgs),
+    /// Render a bundle to Kubernetes manifests, without a cluster
+    Render(RenderArgs),
+    /// Print a shell completion script
+    Completions {
+        /// The shell to complete for
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// The bundle whose requirements to check against: lite, full or a path
+    #[arg(long, default_value = "lite")]
+    pub bundle: String,
+    /// Apply the safe fixes (kernel limits persisted under /etc/sysctl.d); needs root
+    #[arg(long)]
+    pub fix: bool,
+    /// Answer yes to the --fix prompt (needed without a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Read /proc, /sys, /etc and /boot under this directory instead of / (for tests)
+    #[arg(long, hide = true, env = "WHARF_HOST_ROOT", default_value = "/")]
+    pub host_root: PathBuf,
+}
+
+/// What selects and adjusts a bundle; shared by render and every verb that deploys.
+#[derive(Debug, Clone, Args)]
+pub struct BundleArgs {
+    /// The bundle: lite, full or a path to a bundle file
+    pub bundle: String,
+    /// An overlay file merged on top of the bundle (repeatable, applied in order)
+    #[arg(long, value_name = "FILE")]
+    pub overlay: Vec<PathBuf>,
+    /// Set an option: APP.KEY=VALUE (repeatable; wins over the bundle and overlays)
+    #[arg(long = "set", value_name = "APP.KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Directory holding the charms (default: the charms shipped with wharf)
+    #[arg(long, env = "WHARF_CHARMS", value_name = "DIR", hide = true)]
+    pub charms_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    pub bundle: BundleArgs,
+    /// Write one file per application into DIR instead of one stream to stdout
+    #[arg(short = 'o', long = "out-dir", value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+    /// Show Secret data instead of redacting it
+    #[arg(long)]
+    pub show_secrets: bool,
+}

@@ -1,0 +1,1 @@
+//! Host preflight checks and the command runner.

@@ -1,0 +1,9 @@
+//! wharf as a library: the CLI's verbs (`action`) over the parts that do the work.
+
+pub mod action;
+pub mod bundle;
+pub mod charm;
+pub mod cli;
+pub mod host;
+pub mod logging;
+pub mod render;

@@ -1,0 +1,15 @@
+//! `wharf`: parse the command line and hand it to the action that does the work.
+
+use clap::Parser;
+use wharf::cli::{Cli, Command};
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    wharf::logging::init(cli.global.verbose);
+    let result = match cli.command {
+        Command::Check(args) => wharf::action::check::run(&cli.global, &args),
+        Command::Render(args) => wharf::action::render::run(&cli.global, &args),
+        Command::Completions { shell } => wharf::action::completions::run(shell),
+    };
+    wharf::action::exit(result)
+}

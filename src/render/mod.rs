@@ -1,0 +1,1 @@
+//! (bundle, charms, config, relation data) → manifests.

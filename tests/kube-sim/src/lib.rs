@@ -1,0 +1,1 @@
+//! Kubernetes API simulator (see README.md beside this file).
