@@ -5,5 +5,7 @@ pub mod bundle;
 pub mod charm;
 pub mod cli;
 pub mod host;
+pub mod kube;
 pub mod logging;
 pub mod render;
+pub mod store;

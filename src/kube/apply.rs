@@ -1,0 +1,127 @@
+//! Server-side apply with field manager `wharf`, preceded by a read that skips the write when the
+//! live object already has every desired field and the object did not change since the last
+//! release. A conflict with another field manager names it and the opt-in fix.
+
+use anyhow::anyhow;
+use kube::Client;
+use kube::api::{DynamicObject, Patch, PatchParams};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::plan::Item;
+use super::{Catalog, FIELD_MANAGER, compare, errors};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Change {
+    Create,
+    Update,
+    Unchanged,
+    Prune,
+}
+
+impl Change {
+    pub fn verb(self) -> &'static str {
+        match self {
+            Change::Create => "create",
+            Change::Update => "update",
+            Change::Unchanged => "unchanged",
+            Change::Prune => "prune",
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Applier {
+    pub client: Client,
+    pub server: String,
+    pub force_conflicts: bool,
+}
+
+impl Applier {
+    /// The live object, or None when it does not exist (or its kind is not served yet: a custom
+    /// resource whose CRD is applied earlier in the same run).
+    pub async fn live(&self, catalog: &Catalog, item: &Item) -> anyhow::Result<Option<Value>> {
+        let Some(_) = catalog.resolve(&item.id) else {
+            return Ok(None);
+        };
+        let api = catalog.api_for(&self.client, &item.id)?;
+        let live = api
+            .get_opt(&item.id.name)
+            .await
+            .map_err(|e| anyhow!(errors::describe(&e, &format!("read {}", item.id), &self.server)))?;
+        Ok(live.map(|o| serde_json::to_value(o).unwrap_or(Value::Null)))
+    }
+
+    /// What applying would do: create when absent, unchanged when the live object has the
+    /// desired fields and the desired object is the one the last release applied (`recorded`
+    /// digest; None when unknown, then the live comparison alone decides).
+    pub fn decide(live: Option<&Value>, desired: &Value, recorded: Option<&str>) -> Change {
+        match live {
+            None => Change::Create,
+            Some(live) => {
+                let same_as_recorded = recorded.is_none_or(|d| d == compare::digest(desired));
+                if same_as_recorded && compare::contains(live, desired) {
+                    Change::Unchanged
+                } else {
+                    Change::Update
+                }
+            }
+        }
+    }
+
+    /// Server-side apply of one object; returns the object as the server stored it.
+    pub async fn apply(&self, catalog: &Catalog, item: &Item) -> anyhow::Result<Value> {
+        let api = catalog.api_for(&self.client, &item.id)?;
+        let mut params = PatchParams::apply(FIELD_MANAGER);
+        if self.force_conflicts {
+            params = params.force();
+        }
+        let obj: DynamicObject = serde_json::from_value(item.object.clone())
+            .map_err(|e| anyhow!("{}: not a Kubernetes object: {e}", item.id))?;
+        match api.patch(&item.id.name, &params, &Patch::Apply(&obj)).await {
+            Ok(stored) => Ok(serde_json::to_value(stored)?),
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                let manager = errors::conflicting_manager(&status.message)
+                    .unwrap_or_else(|| "another field manager".into());
+                let fields = status
+                    .message
+                    .rsplit_once(": ")
+                    .map(|(_, f)| f.to_owned())
+                    .unwrap_or_default();
+                Err(anyhow!(
+                    "{}: field(s) {} are managed by \"{manager}\", not wharf; re-run with \
+                     --force-conflicts to take them over",
+                    item.id,
+                    errors::one_line(&fields)
+                ))
+            }
+            Err(e) => Err(anyhow!(errors::describe(
+                &e,
+                &format!("apply {}", item.id),
+                &self.server
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn decide_table() {
+        let desired = json!({"kind": "ConfigMap", "data": {"a": "1"}});
+        let live_same = json!({"kind": "ConfigMap", "data": {"a": "1"}, "metadata": {"uid": "x"}});
+        let live_diff = json!({"kind": "ConfigMap", "data": {"a": "2"}});
+        let d = compare::digest(&desired);
+        assert_eq!(Applier::decide(None, &desired, None), Change::Create);
+        assert_eq!(Applier::decide(Some(&live_same), &desired, None), Change::Unchanged);
+        assert_eq!(Applier::decide(Some(&live_same), &desired, Some(&d)), Change::Unchanged);
+        // The render changed since the last release (e.g. a field was dropped): apply.
+        assert_eq!(Applier::decide(Some(&live_same), &desired, Some("old")), Change::Update);
+        // Someone edited the live object: apply restores it.
+        assert_eq!(Applier::decide(Some(&live_diff), &desired, Some(&d)), Change::Update);
+    }
+}

@@ -1,0 +1,90 @@
+//! Waiting until applied objects are ready, by polling each one (a GET per object per second)
+//! and reading its status with `readiness::assess`. On timeout the reason names the object that
+//! is not ready and, for workloads, what its Pods say (ImagePullBackOff, CrashLoopBackOff, …).
+
+use std::time::Duration;
+
+use anyhow::anyhow;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams};
+use kube::Client;
+use k8s_openapi::api::core::v1::Pod;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::progress::AppProgress;
+use super::readiness::{Readiness, assess, pod_problem};
+use super::{Catalog, INSTANCE_LABEL, ObjectRef, errors};
+
+/// How often a wait polls. Short, because the simulator and small clusters are fast.
+const POLL: Duration = Duration::from_millis(400);
+
+/// Wait until every object is ready or `deadline` passes. Ok(()) when all are ready,
+/// Err(reason) otherwise.
+pub async fn until_ready(
+    client: &Client,
+    server: &str,
+    catalog: &Catalog,
+    objects: &[ObjectRef],
+    app: Option<&str>,
+    deadline: Instant,
+    progress: Option<&AppProgress>,
+) -> anyhow::Result<()> {
+    let mut pending: Vec<ObjectRef> = objects.to_vec();
+    loop {
+        let mut still = Vec::new();
+        let mut first_wait: Option<(ObjectRef, String)> = None;
+        for r in &pending {
+            let api = catalog.api_for(client, r)?;
+            let live = api
+                .get_opt(&r.name)
+                .await
+                .map_err(|e| anyhow!(errors::describe(&e, &format!("read {r}"), server)))?;
+            let state = match live {
+                None => Readiness::Waiting("does not exist".into()),
+                Some(obj) => assess(&r.kind, &serde_json::to_value(obj)?),
+            };
+            match state {
+                Readiness::Ready => {}
+                Readiness::Failed(why) => return Err(anyhow!("{r}: {why}")),
+                Readiness::Waiting(why) => {
+                    if first_wait.is_none() {
+                        first_wait = Some((r.clone(), why));
+                    }
+                    still.push(r.clone());
+                }
+            }
+        }
+        pending = still;
+        let Some((r, why)) = first_wait else {
+            return Ok(());
+        };
+        if let Some(p) = progress {
+            p.set(&format!("waiting for {r}: {why}"));
+        }
+        if Instant::now() >= deadline {
+            let pods = match (app, r.namespace.as_deref()) {
+                (Some(app), Some(ns)) => pod_problems(client, ns, app).await,
+                _ => String::new(),
+            };
+            return Err(anyhow!("timed out waiting for {r}: {why}{pods}"));
+        }
+        tokio::time::sleep(POLL.min(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(10)))).await;
+    }
+}
+
+/// "; pod x: ImagePullBackOff: …" for each not-ready Pod of an application (one LIST).
+pub async fn pod_problems(client: &Client, namespace: &str, app: &str) -> String {
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ApiResource::erase::<Pod>(&()));
+    let lp = ListParams::default().labels(&format!("{INSTANCE_LABEL}={app}"));
+    let Ok(list) = api.list(&lp).await else {
+        return String::new();
+    };
+    list.items
+        .iter()
+        .filter_map(|p| {
+            let v: Value = serde_json::to_value(p).ok()?;
+            let problem = pod_problem(&v)?;
+            Some(format!("; pod {}: {problem}", p.metadata.name.as_deref().unwrap_or("?")))
+        })
+        .collect()
+}
