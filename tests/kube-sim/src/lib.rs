@@ -1,1 +1,297 @@
-//! Kubernetes API simulator (see README.md beside this file).
+//! kube-sim: a Kubernetes API server simulator over real HTTP, for wharf's and the operators'
+//! integration tests (see README.md beside this crate for what it emulates and what it does not).
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! let sim = kube_sim::Simulator::start(kube_sim::Config::default()).await?;
+//! sim.write_kubeconfig(std::path::Path::new("/tmp/kubeconfig"), None)?; // admin token
+//! // ... run a kube::Client against it ...
+//! assert!(sim.get("v1", "Namespace", "", "default").is_some());
+//! sim.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+pub mod catalog;
+mod controllers;
+pub mod defaults;
+pub mod discovery;
+pub mod error;
+pub mod managed;
+pub mod ops;
+pub mod rbac;
+pub mod schema;
+pub mod selector;
+mod server;
+pub mod store;
+pub mod validate;
+mod watch;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, watch as wch};
+use tokio::task::JoinHandle;
+
+use crate::ops::{ListQuery, WriteCtx};
+use crate::store::{JobRule, State};
+
+/// How simulated Job pods end.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Exit 0; `message` becomes the container's `terminated.message`.
+    Succeed { message: String },
+    /// Exit 1; the Job gets condition Failed with `reason` (e.g. `BackoffLimitExceeded`).
+    Fail { message: String, reason: String },
+}
+
+/// Simulator settings; `Config::default()` suits most tests.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Port to bind on 127.0.0.1 (0 = any free port).
+    pub port: u16,
+    /// How long workloads, Job pods and PVCs take to become ready / finish / bind.
+    pub readiness_delay: Duration,
+    /// Workloads whose pod template uses a matching image never become ready (pods stay in ImagePullBackOff).
+    pub never_ready_image: Option<regex::Regex>,
+    /// LoadBalancer address pool, `FIRST-LAST`.
+    pub lb_pool: String,
+    /// How long a new CRD takes to get the Established condition.
+    pub crd_established_delay: Duration,
+    /// Reported by `/version` (`1.33.5`).
+    pub kube_version: String,
+    /// Check service-account tokens against RBAC (the admin token is always cluster-admin).
+    pub rbac: bool,
+    /// The bearer token of the cluster admin.
+    pub admin_token: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            port: 0,
+            readiness_delay: Duration::from_millis(200),
+            never_ready_image: None,
+            lb_pool: "10.64.140.43-10.64.140.49".into(),
+            crd_established_delay: Duration::from_millis(100),
+            kube_version: "1.33.5".into(),
+            rbac: true,
+            admin_token: "admin-token".into(),
+        }
+    }
+}
+
+/// State shared by the HTTP handlers, watches and controllers.
+pub(crate) struct Shared {
+    pub state: Mutex<State>,
+    pub config: Config,
+    pub writes: AtomicU64,
+    pub shutdown: wch::Receiver<bool>,
+    pub addr: SocketAddr,
+}
+
+impl Shared {
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic in one handler must not take every later test request down with it.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A running simulator. Dropping it without `shutdown` leaves the server task to the runtime.
+pub struct Simulator {
+    shared: Arc<Shared>,
+    shutdown_tx: wch::Sender<bool>,
+    server: JoinHandle<()>,
+    controllers: JoinHandle<()>,
+}
+
+fn seed(st: &mut State) {
+    let ctx = WriteCtx::internal("kube-sim");
+    let ns = st.catalog.find("", "v1", "namespaces").expect("built-in");
+    for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        st.op_create(&ns, "", json!({"metadata": {"name": name}}), &ctx, false)
+            .expect("seed namespace");
+    }
+    let sc = st
+        .catalog
+        .find("storage.k8s.io", "v1", "storageclasses")
+        .expect("built-in");
+    let class = json!({"metadata": {"name": "microk8s-hostpath", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+        "provisioner": "microk8s.io/hostpath", "reclaimPolicy": "Delete", "volumeBindingMode": "WaitForFirstConsumer"});
+    st.op_create(&sc, "", class, &ctx, false)
+        .expect("seed storage class");
+}
+
+impl Simulator {
+    /// Bind 127.0.0.1 (plain HTTP), seed the default namespaces and a default StorageClass, start serving.
+    pub async fn start(config: Config) -> anyhow::Result<Simulator> {
+        let pool = defaults::parse_pool(&config.lb_pool).map_err(anyhow::Error::msg)?;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port))
+            .await
+            .with_context(|| {
+                format!(
+                    "binding 127.0.0.1:{} for kube-sim (choose another port, or 0 for any)",
+                    config.port
+                )
+            })?;
+        let addr = listener.local_addr()?;
+        let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
+        let mut state = State::new(ctl_tx, defaults::Allocator::new(pool));
+        seed(&mut state);
+        let (shutdown_tx, shutdown_rx) = wch::channel(false);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(state),
+            config,
+            writes: AtomicU64::new(0),
+            shutdown: shutdown_rx.clone(),
+            addr,
+        });
+        let controllers = tokio::spawn(controllers::run(shared.clone(), ctl_rx));
+        let app = server::router(shared.clone());
+        let mut stop = shutdown_rx;
+        let server = tokio::spawn(async move {
+            let graceful = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(graceful)
+                .await
+            {
+                tracing::error!("kube-sim server stopped: {e}");
+            }
+        });
+        Ok(Simulator {
+            shared,
+            shutdown_tx,
+            server,
+            controllers,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.shared.addr)
+    }
+
+    /// Write a kubeconfig (context `sim`, namespace `default`) using `token`, or the admin token.
+    pub fn write_kubeconfig(&self, path: &Path, token: Option<&str>) -> anyhow::Result<()> {
+        let token = token.unwrap_or(&self.shared.config.admin_token);
+        let cfg = json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "sim", "cluster": {"server": self.url()}}],
+            "users": [{"name": "sim", "user": {"token": token}}],
+            "contexts": [{"name": "sim", "context": {"cluster": "sim", "user": "sim", "namespace": "default"}}],
+            "current-context": "sim",
+        });
+        let yaml = serde_saphyr::to_string(&cfg).context("serialising the kubeconfig")?;
+        std::fs::write(path, yaml).with_context(|| format!("writing kubeconfig {}", path.display()))
+    }
+
+    /// A bearer token that authenticates as `system:serviceaccount:NS:NAME` (the same on every call).
+    pub fn token_for_service_account(&self, namespace: &str, name: &str) -> String {
+        let user = format!("system:serviceaccount:{namespace}:{name}");
+        let mut st = self.shared.lock();
+        if let Some((t, _)) = st.tokens.iter().find(|(_, u)| **u == user) {
+            return t.clone();
+        }
+        let token = format!("sa.{namespace}.{name}.{}", ops::rand_suffix(16));
+        st.tokens.insert(token.clone(), user);
+        token
+    }
+
+    /// Write requests (POST/PUT/PATCH/DELETE) received since start or the last `reset_writes`.
+    pub fn writes(&self) -> u64 {
+        self.shared.writes.load(Ordering::SeqCst)
+    }
+
+    pub fn reset_writes(&self) {
+        self.shared.writes.store(0, Ordering::SeqCst);
+    }
+
+    /// The stored object (`api_version` like `apps/v1`, `namespace` "" for cluster-scoped kinds).
+    pub fn get(&self, api_version: &str, kind: &str, namespace: &str, name: &str) -> Option<Value> {
+        let st = self.shared.lock();
+        let rt = st.catalog.find_kind(api_version, kind)?;
+        st.op_get(&rt, namespace, name).ok()
+    }
+
+    /// All stored objects of a kind, in one namespace or (None) everywhere.
+    pub fn list(&self, api_version: &str, kind: &str, namespace: Option<&str>) -> Vec<Value> {
+        let st = self.shared.lock();
+        let Some(rt) = st.catalog.find_kind(api_version, kind) else {
+            return vec![];
+        };
+        st.op_list(&rt, namespace, &ListQuery::default())
+            .ok()
+            .and_then(|l| l["items"].as_array().cloned())
+            .unwrap_or_default()
+    }
+
+    /// Create (or replace the whole of) an object without HTTP, as the admin; for test setup.
+    pub fn put(&self, obj: Value) -> anyhow::Result<Value> {
+        let mut st = self.shared.lock();
+        let api_version = obj["apiVersion"]
+            .as_str()
+            .context("the object has no apiVersion")?;
+        let kind = obj["kind"].as_str().context("the object has no kind")?;
+        let rt = st
+            .catalog
+            .find_kind(api_version, kind)
+            .with_context(|| format!("kube-sim does not serve {api_version} {kind}"))?;
+        let ns = obj["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("default")
+            .to_string();
+        let name = obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let ctx = WriteCtx::internal("kube-sim-test");
+        let res = if st.op_get(&rt, &ns, &name).is_ok() {
+            let mut o = obj.clone();
+            o["metadata"]
+                .as_object_mut()
+                .map(|m| m.remove("resourceVersion"));
+            st.op_update(
+                &rt,
+                &ns,
+                &name,
+                managed::Scope::Main {
+                    status_separate: rt.status,
+                },
+                o,
+                &ctx,
+            )
+        } else {
+            st.op_create(&rt, &ns, obj, &ctx, false)
+        };
+        res.map_err(|e| anyhow::anyhow!("{} ({})", e.message, e.reason))
+    }
+
+    /// How Job pods whose Job name matches `job_name_or_pattern` (exact, or a glob with `*`) in
+    /// `namespace` end. Later rules win. Default: succeed with an empty message.
+    pub fn set_job_outcome(&self, namespace: &str, job_name_or_pattern: &str, outcome: Outcome) {
+        let re = format!(
+            "^{}$",
+            regex::escape(job_name_or_pattern).replace("\\*", ".*")
+        );
+        let pattern = regex::Regex::new(&re).expect("an escaped glob is a valid regex");
+        self.shared.lock().job_rules.push(JobRule {
+            namespace: namespace.to_string(),
+            pattern,
+            outcome,
+        });
+    }
+
+    /// Stop serving: watches end, the server and controllers stop.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown_tx.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.server).await;
+        self.controllers.abort();
+    }
+}

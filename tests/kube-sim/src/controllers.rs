@@ -1,0 +1,521 @@
+//! Simulated controllers: a background task that reacts to stored changes the way the real
+//! controllers would, after the configured delays. Deployments/StatefulSets/DaemonSets get Pods
+//! and a ready status (never for `never_ready_image`), Jobs get one Pod that ends as the test said,
+//! PVCs get Bound, LoadBalancer Services get an address from the pool, CRDs get Established.
+//! Pods of Deployments are owned directly by the Deployment (no ReplicaSets are simulated).
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use crate::managed::Scope;
+use crate::ops::{WriteCtx, now, rand_suffix};
+use crate::store::{Event, ObjKey, State};
+use crate::{Outcome, Shared};
+
+const MANAGER: &str = "kube-controller-manager";
+static POD_IPS: AtomicU32 = AtomicU32::new(10);
+
+fn ctx() -> WriteCtx {
+    WriteCtx::internal(MANAGER)
+}
+
+/// Runs until the event channel closes (the simulator shut down).
+pub async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Arc<Event>>) {
+    // (key, generation) already scheduled, so a burst of MODIFIED events schedules one reconcile.
+    let scheduled: Arc<Mutex<HashSet<(ObjKey, i64)>>> = Arc::default();
+    while let Some(ev) = rx.recv().await {
+        if *shared.shutdown.borrow() {
+            return;
+        }
+        if ev.etype == "DELETED" {
+            continue;
+        }
+        let obj = &ev.object;
+        let generation = obj["metadata"]["generation"].as_i64().unwrap_or(1);
+        let deleting = !obj["metadata"]["deletionTimestamp"].is_null();
+        match (ev.key.group.as_str(), ev.key.plural.as_str()) {
+            ("apps", "deployments" | "statefulsets" | "daemonsets") if !deleting => {
+                if obj["status"]["observedGeneration"].as_i64() == Some(generation) {
+                    continue;
+                }
+                if !scheduled
+                    .lock()
+                    .expect("scheduled set")
+                    .insert((ev.key.clone(), generation))
+                {
+                    continue;
+                }
+                let (shared, key, scheduled) = (shared.clone(), ev.key.clone(), scheduled.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(shared.config.readiness_delay).await;
+                    scheduled
+                        .lock()
+                        .expect("scheduled set")
+                        .remove(&(key.clone(), generation));
+                    let mut st = shared.lock();
+                    reconcile_workload(&mut st, &shared, &key, generation);
+                });
+            }
+            ("batch", "jobs") if ev.etype == "ADDED" && obj["spec"]["suspend"] != json!(true) => {
+                let pod_name = {
+                    let mut st = shared.lock();
+                    start_job(&mut st, &shared, &ev.key)
+                };
+                if let Some(pod) = pod_name {
+                    let (shared, key) = (shared.clone(), ev.key.clone());
+                    tokio::spawn(async move {
+                        tokio::time::sleep(shared.config.readiness_delay).await;
+                        let mut st = shared.lock();
+                        finish_job(&mut st, &key, &pod);
+                    });
+                }
+            }
+            ("", "persistentvolumeclaims") if ev.etype == "ADDED" => {
+                let (shared, key) = (shared.clone(), ev.key.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(shared.config.readiness_delay).await;
+                    bind_pvc(&mut shared.lock(), &key);
+                });
+            }
+            ("", "services") => {
+                let is_lb = obj["spec"]["type"] == "LoadBalancer";
+                let has_ip = obj["status"]["loadBalancer"]["ingress"]
+                    .as_array()
+                    .is_some_and(|a| !a.is_empty());
+                if is_lb && !has_ip && !deleting {
+                    let mut st = shared.lock();
+                    if let Some(ip) = st
+                        .alloc
+                        .lb_ip(obj["metadata"]["uid"].as_str().unwrap_or_default())
+                    {
+                        write_status(
+                            &mut st,
+                            &ev.key,
+                            json!({"loadBalancer": {"ingress": [{"ip": ip.to_string(), "ipMode": "VIP"}]}}),
+                        );
+                    }
+                }
+            }
+            ("apiextensions.k8s.io", "customresourcedefinitions") => {
+                let established = obj["status"]["conditions"]
+                    .as_array()
+                    .is_some_and(|c| c.iter().any(|c| c["type"] == "Established"));
+                if !established && ev.etype == "ADDED" {
+                    let (shared, key) = (shared.clone(), ev.key.clone());
+                    tokio::spawn(async move {
+                        tokio::time::sleep(shared.config.crd_established_delay).await;
+                        establish_crd(&mut shared.lock(), &key);
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Write `status` through the status path, as the controller manager.
+fn write_status(st: &mut State, key: &ObjKey, status: Value) {
+    let Some(rt) = st.catalog.any_version(&key.group, &key.plural) else {
+        return;
+    };
+    let Some(old) = st.get(key).cloned() else {
+        return;
+    };
+    let mut new = old.clone();
+    new["status"] = status;
+    let scope = if rt.status {
+        Scope::Status
+    } else {
+        Scope::Main {
+            status_separate: false,
+        }
+    };
+    if let Err(e) = st.finish_write(&rt, &old, new, scope, Some(MANAGER), &ctx()) {
+        tracing::warn!(?key, message = %e.message, "controller status write failed");
+    }
+}
+
+fn condition(kind: &str, status: bool, reason: &str, message: &str) -> Value {
+    let t = now();
+    json!({"type": kind, "status": if status { "True" } else { "False" }, "reason": reason, "message": message,
+           "lastTransitionTime": t, "lastUpdateTime": t})
+}
+
+fn images(template: &Value) -> Vec<String> {
+    ["containers", "initContainers"]
+        .iter()
+        .flat_map(|k| template["spec"][*k].as_array().cloned().unwrap_or_default())
+        .filter_map(|c| c["image"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn never_ready(shared: &Shared, template: &Value) -> bool {
+    shared
+        .config
+        .never_ready_image
+        .as_ref()
+        .is_some_and(|re| images(template).iter().any(|i| re.is_match(i)))
+}
+
+fn template_hash(template: &Value) -> String {
+    let digest = Sha256::digest(template.to_string().as_bytes());
+    digest.iter().take(5).map(|b| format!("{b:02x}")).collect()
+}
+
+fn next_pod_ip() -> String {
+    let n = POD_IPS.fetch_add(1, Ordering::Relaxed);
+    format!("10.1.{}.{}", (n >> 8) & 0xff, n & 0xff)
+}
+
+fn owner_ref(owner: &Value) -> Value {
+    json!([{
+        "apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"], "controller": true, "blockOwnerDeletion": true
+    }])
+}
+
+/// A pod's status: running and ready, or stuck pulling its image.
+fn pod_status(template: &Value, ready: bool, ip: &str) -> Value {
+    let t = now();
+    let containers: Vec<Value> = template["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let state = if ready {
+                json!({"running": {"startedAt": t}})
+            } else {
+                json!({"waiting": {"reason": "ImagePullBackOff", "message": format!("Back-off pulling image \"{}\"", c["image"].as_str().unwrap_or_default())}})
+            };
+            json!({"name": c["name"], "image": c["image"], "imageID": "", "ready": ready, "started": ready, "restartCount": 0, "state": state})
+        })
+        .collect();
+    let cond = |k: &str, s: bool| json!({"type": k, "status": if s { "True" } else { "False" }, "lastTransitionTime": t});
+    json!({
+        "phase": if ready { "Running" } else { "Pending" },
+        "podIP": ip, "podIPs": [{"ip": ip}], "hostIP": "10.0.0.10", "startTime": t, "qosClass": "BestEffort",
+        "conditions": [cond("PodScheduled", true), cond("Initialized", true), cond("ContainersReady", ready), cond("Ready", ready)],
+        "containerStatuses": containers,
+    })
+}
+
+/// Create a Pod and set its status (pods' status is a subresource, so create drops it).
+fn create_pod(st: &mut State, ns: &str, pod: Value, status: Value) -> Option<ObjKey> {
+    let rt = st.catalog.find("", "v1", "pods")?;
+    match st.op_create(&rt, ns, pod, &ctx(), false) {
+        Ok(created) => {
+            let key = ObjKey::of(&rt, &created);
+            write_status(st, &key, status);
+            Some(key)
+        }
+        Err(e) => {
+            tracing::warn!(message = %e.message, "controller could not create a pod");
+            None
+        }
+    }
+}
+
+fn owned_pods(st: &State, ns: &str, uid: &str) -> Vec<(ObjKey, Value)> {
+    st.scan("", "pods", Some(ns))
+        .filter(|(_, p)| {
+            p["metadata"]["ownerReferences"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|o| o["uid"] == uid))
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// Bring a workload's pods to the wanted count and template, then report status.
+fn reconcile_workload(st: &mut State, shared: &Shared, key: &ObjKey, generation: i64) {
+    let Some(obj) = st.get(key).cloned() else {
+        return;
+    };
+    if obj["metadata"]["generation"].as_i64().unwrap_or(1) != generation
+        || !obj["metadata"]["deletionTimestamp"].is_null()
+    {
+        return;
+    }
+    let kind = obj["kind"].as_str().unwrap_or_default().to_string();
+    let name = key.name.clone();
+    let uid = obj["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let template = obj["spec"]["template"].clone();
+    let wanted = if kind == "DaemonSet" {
+        1
+    } else {
+        obj["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize
+    };
+    let ready = !never_ready(shared, &template);
+    let hash = template_hash(&template);
+    let hash_label = if kind == "Deployment" {
+        "pod-template-hash"
+    } else {
+        "controller-revision-hash"
+    };
+    let revision = if kind == "Deployment" {
+        hash.clone()
+    } else {
+        format!("{name}-{hash}")
+    };
+
+    // Replace pods of an older template, and trim extras.
+    let mut current = Vec::new();
+    for (k, p) in owned_pods(st, &key.namespace, &uid) {
+        if p["metadata"]["labels"][hash_label] == revision.as_str() && current.len() < wanted {
+            current.push(k);
+        } else {
+            st.delete_now(&k);
+        }
+    }
+    for i in 0..wanted {
+        let pod_name = match kind.as_str() {
+            "StatefulSet" => format!("{name}-{i}"),
+            "Deployment" => format!("{name}-{hash}-{}", rand_suffix(5)),
+            _ => format!("{name}-{}", rand_suffix(5)),
+        };
+        if kind == "StatefulSet" && current.iter().any(|k: &ObjKey| k.name == pod_name) {
+            continue;
+        }
+        if kind != "StatefulSet" && current.len() >= wanted {
+            break;
+        }
+        let mut labels = template["metadata"]["labels"].clone();
+        if !labels.is_object() {
+            labels = json!({});
+        }
+        labels[hash_label] = json!(revision);
+        if kind == "StatefulSet" {
+            labels["statefulset.kubernetes.io/pod-name"] = json!(pod_name);
+        }
+        let mut spec = template["spec"].clone();
+        spec["nodeName"] = json!("sim-node");
+        let pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": pod_name, "labels": labels, "ownerReferences": owner_ref(&obj)}, "spec": spec});
+        if let Some(k) = create_pod(
+            st,
+            &key.namespace,
+            pod,
+            pod_status(&template, ready, &next_pod_ip()),
+        ) {
+            current.push(k);
+        }
+    }
+    let n = wanted as i64;
+    let r = if ready { n } else { 0 };
+    let status = match kind.as_str() {
+        "Deployment" => {
+            let mut s = json!({"observedGeneration": generation, "replicas": n, "updatedReplicas": n, "readyReplicas": r, "availableReplicas": r});
+            s["conditions"] = if ready {
+                json!([
+                    condition(
+                        "Available",
+                        true,
+                        "MinimumReplicasAvailable",
+                        "Deployment has minimum availability."
+                    ),
+                    condition(
+                        "Progressing",
+                        true,
+                        "NewReplicaSetAvailable",
+                        &format!("ReplicaSet \"{name}-{hash}\" has successfully progressed.")
+                    )
+                ])
+            } else {
+                s["unavailableReplicas"] = json!(n);
+                json!([
+                    condition(
+                        "Available",
+                        n == 0,
+                        "MinimumReplicasUnavailable",
+                        "Deployment does not have minimum availability."
+                    ),
+                    condition(
+                        "Progressing",
+                        true,
+                        "ReplicaSetUpdated",
+                        &format!("ReplicaSet \"{name}-{hash}\" is progressing.")
+                    )
+                ])
+            };
+            s
+        }
+        "StatefulSet" => {
+            json!({"observedGeneration": generation, "replicas": n, "readyReplicas": r, "currentReplicas": n,
+            "updatedReplicas": n, "availableReplicas": r, "currentRevision": revision, "updateRevision": revision, "collisionCount": 0})
+        }
+        _ => {
+            json!({"observedGeneration": generation, "desiredNumberScheduled": 1, "currentNumberScheduled": 1, "numberReady": r,
+            "numberAvailable": r, "updatedNumberScheduled": 1, "numberMisscheduled": 0, "numberUnavailable": 1 - r})
+        }
+    };
+    write_status(st, key, status);
+}
+
+/// Create the Job's pod and mark the Job started; returns the pod name.
+fn start_job(st: &mut State, shared: &Shared, key: &ObjKey) -> Option<String> {
+    let job = st.get(key).cloned()?;
+    if !job["status"]["startTime"].is_null() {
+        return None;
+    }
+    let template = job["spec"]["template"].clone();
+    let ready = !never_ready(shared, &template);
+    let pod_name = format!("{}-{}", key.name, rand_suffix(5));
+    let mut spec = template["spec"].clone();
+    spec["nodeName"] = json!("sim-node");
+    let pod = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": pod_name, "labels": template["metadata"]["labels"], "ownerReferences": owner_ref(&job)}, "spec": spec});
+    create_pod(
+        st,
+        &key.namespace,
+        pod,
+        pod_status(&template, ready, &next_pod_ip()),
+    )?;
+    write_status(
+        st,
+        key,
+        json!({"startTime": now(), "active": 1, "ready": if ready { 1 } else { 0 }}),
+    );
+    ready.then_some(pod_name)
+}
+
+/// End the Job's pod per the test's rules (default: succeed) and set the Job's final status.
+fn finish_job(st: &mut State, key: &ObjKey, pod_name: &str) {
+    let Some(job) = st.get(key).cloned() else {
+        return;
+    };
+    let outcome = st
+        .job_rules
+        .iter()
+        .rev()
+        .find(|r| r.namespace == key.namespace && r.pattern.is_match(&key.name))
+        .map(|r| r.outcome.clone())
+        .unwrap_or(Outcome::Succeed {
+            message: String::new(),
+        });
+    let t = now();
+    let (ok, message, reason) = match &outcome {
+        Outcome::Succeed { message } => (true, message.clone(), "Completed".to_string()),
+        Outcome::Fail { message, reason } => (false, message.clone(), reason.clone()),
+    };
+    let pod_key = ObjKey {
+        group: String::new(),
+        plural: "pods".into(),
+        namespace: key.namespace.clone(),
+        name: pod_name.into(),
+    };
+    if let Some(pod) = st.get(&pod_key).cloned() {
+        let mut status = pod["status"].clone();
+        status["phase"] = json!(if ok { "Succeeded" } else { "Failed" });
+        let started = job["status"]["startTime"].clone();
+        if let Some(cs) = status["containerStatuses"].as_array_mut() {
+            for c in cs.iter_mut() {
+                c["ready"] = json!(false);
+                c["started"] = json!(false);
+                c["state"] = json!({"terminated": {"exitCode": if ok { 0 } else { 1 }, "reason": if ok { "Completed" } else { "Error" },
+                    "message": message, "startedAt": started, "finishedAt": t}});
+            }
+        }
+        if let Some(conds) = status["conditions"].as_array_mut() {
+            for c in conds
+                .iter_mut()
+                .filter(|c| c["type"] == "Ready" || c["type"] == "ContainersReady")
+            {
+                c["status"] = json!("False");
+                c["reason"] = json!("PodCompleted");
+            }
+        }
+        write_status(st, &pod_key, status);
+    }
+    let mut status = job["status"].clone();
+    status["active"] = json!(0);
+    status["ready"] = json!(0);
+    if ok {
+        status["succeeded"] = json!(1);
+        status["completionTime"] = json!(t);
+        status["conditions"] = json!([
+            {"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached", "message": "Reached expected number of succeeded pods", "lastProbeTime": t, "lastTransitionTime": t},
+            {"type": "Complete", "status": "True", "reason": "CompletionsReached", "message": "Reached expected number of succeeded pods", "lastProbeTime": t, "lastTransitionTime": t}
+        ]);
+    } else {
+        status["failed"] = json!(1);
+        let msg = if reason == "BackoffLimitExceeded" {
+            "Job has reached the specified backoff limit".to_string()
+        } else {
+            message
+        };
+        status["conditions"] = json!([
+            {"type": "FailureTarget", "status": "True", "reason": reason, "message": msg, "lastProbeTime": t, "lastTransitionTime": t},
+            {"type": "Failed", "status": "True", "reason": reason, "message": msg, "lastProbeTime": t, "lastTransitionTime": t}
+        ]);
+    }
+    write_status(st, key, status);
+}
+
+fn bind_pvc(st: &mut State, key: &ObjKey) {
+    let Some(pvc) = st.get(key).cloned() else {
+        return;
+    };
+    if pvc["status"]["phase"] == "Bound" {
+        return;
+    }
+    if let Some(rt) = st.catalog.find("", "v1", "persistentvolumeclaims") {
+        let mut new = pvc.clone();
+        new["spec"]["volumeName"] = json!(format!(
+            "pvc-{}",
+            pvc["metadata"]["uid"].as_str().unwrap_or_default()
+        ));
+        new["metadata"]["annotations"]["pv.kubernetes.io/bind-completed"] = json!("yes");
+        let _ = st.finish_write(
+            &rt,
+            &pvc,
+            new,
+            Scope::Main {
+                status_separate: true,
+            },
+            Some(MANAGER),
+            &ctx(),
+        );
+    }
+    let Some(pvc) = st.get(key).cloned() else {
+        return;
+    };
+    write_status(
+        st,
+        key,
+        json!({"phase": "Bound", "accessModes": pvc["spec"]["accessModes"], "capacity": {"storage": pvc["spec"]["resources"]["requests"]["storage"]}}),
+    );
+}
+
+fn establish_crd(st: &mut State, key: &ObjKey) {
+    let Some(crd) = st.get(key).cloned() else {
+        return;
+    };
+    let t = now();
+    let stored: Vec<Value> = crd["spec"]["versions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|v| v["storage"] == json!(true))
+        .map(|v| v["name"].clone())
+        .collect();
+    write_status(
+        st,
+        key,
+        json!({
+            "conditions": [
+                {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found", "lastTransitionTime": t},
+                {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted", "lastTransitionTime": t}
+            ],
+            "acceptedNames": crd["spec"]["names"],
+            "storedVersions": stored
+        }),
+    );
+}

@@ -1,0 +1,92 @@
+//! `/version` and API discovery (`/api`, `/api/v1`, `/apis`, `/apis/{group}`,
+//! `/apis/{group}/{version}`) in the legacy (non-aggregated) JSON form kube-rs `Discovery::run` reads.
+
+use serde_json::{Value, json};
+
+use crate::catalog::{self, Catalog};
+
+pub fn version(kube_version: &str) -> Value {
+    let v = kube_version.trim_start_matches('v');
+    let mut parts = v.split('.');
+    let major = parts.next().unwrap_or("1");
+    let minor = parts.next().unwrap_or("33");
+    json!({
+        "major": major,
+        "minor": minor,
+        "emulationMajor": major,
+        "emulationMinor": minor,
+        "gitVersion": format!("v{v}"),
+        "gitCommit": "0000000000000000000000000000000000000000",
+        "gitTreeState": "clean",
+        "buildDate": "2026-01-01T00:00:00Z",
+        "goVersion": "go1.24.0",
+        "compiler": "gc",
+        "platform": "linux/amd64"
+    })
+}
+
+pub fn api_versions(server_addr: &str) -> Value {
+    json!({
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_addr}]
+    })
+}
+
+fn group_entry(group: &str, versions: &[String]) -> Value {
+    let vs: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
+        .collect();
+    json!({"name": group, "versions": vs, "preferredVersion": vs.first().cloned().unwrap_or(Value::Null)})
+}
+
+pub fn api_group_list(c: &Catalog) -> Value {
+    let groups: Vec<Value> = c
+        .groups()
+        .iter()
+        .map(|(g, vs)| group_entry(g, vs))
+        .collect();
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}
+
+pub fn api_group(c: &Catalog, group: &str) -> Option<Value> {
+    let (_, vs) = c.groups().into_iter().find(|(g, _)| g == group)?;
+    let mut g = group_entry(group, &vs);
+    g["kind"] = json!("APIGroup");
+    g["apiVersion"] = json!("v1");
+    Some(g)
+}
+
+pub fn resource_list(c: &Catalog, group: &str, version: &str) -> Option<Value> {
+    let mut resources = Vec::new();
+    for t in c.in_group_version(group, version) {
+        resources.push(json!({
+            "name": t.plural,
+            "singularName": t.singular,
+            "namespaced": t.namespaced,
+            "kind": t.kind,
+            "verbs": catalog::verbs(),
+            "shortNames": t.short_names,
+        }));
+        // `/scale` is not served, so it is not advertised either.
+        let mut subs = Vec::new();
+        if t.status {
+            subs.push(("status", t.kind.clone(), json!(["get", "patch", "update"])));
+        }
+        for (sub, kind, verbs) in subs {
+            resources.push(json!({"name": format!("{}/{sub}", t.plural), "singularName": "", "namespaced": t.namespaced, "kind": kind, "verbs": verbs}));
+        }
+    }
+    if resources.is_empty() {
+        return None;
+    }
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
+    )
+}
