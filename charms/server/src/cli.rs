@@ -1,0 +1,111 @@
+//! Command-line interface: `wharf-server serve ...` and its flags, turned into a [`ServerConfig`].
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::batcher::BatchConfig;
+use crate::repository::VersionPolicy;
+use crate::server::ServerConfig;
+
+#[derive(Debug, Parser)]
+#[command(name = "wharf-server", version, about = "Serve wharf model artifacts over the Open Inference Protocol V2 and TF Serving REST")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log format.
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"], env = "WHARF_LOG_FORMAT")]
+    pub log_format: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve every model under the repository directory.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Directory holding <model>/<version>/{model.json,model.safetensors}.
+    #[arg(long, env = "WHARF_MODEL_REPOSITORY")]
+    pub model_repository: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0", env = "WHARF_HOST")]
+    pub host: IpAddr,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 8080, env = "WHARF_PORT")]
+    pub port: u16,
+    /// Most rows in one forward pass.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub max_batch: u32,
+    /// Longest time a batch waits for requests that are already on their way (microseconds).
+    #[arg(long, default_value_t = 500)]
+    pub batch_delay_us: u64,
+    /// Requests queued per model version before new ones get 503.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub queue_capacity: u32,
+    /// Which versions to serve: latest, all or specific:N.
+    #[arg(long, default_value = "latest")]
+    pub version_policy: VersionPolicy,
+    /// How often the repository is scanned for new and removed versions (milliseconds).
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(10..))]
+    pub poll_interval_ms: u64,
+    /// Largest accepted request body in bytes; larger ones get 413.
+    #[arg(long, default_value_t = 8 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Longest wait for in-flight requests after SIGTERM / ctrl-c (seconds).
+    #[arg(long, default_value_t = 30)]
+    pub shutdown_timeout_secs: u64,
+}
+
+impl ServeArgs {
+    pub fn config(&self) -> ServerConfig {
+        ServerConfig {
+            repository: self.model_repository.clone(),
+            addr: SocketAddr::new(self.host, self.port),
+            batch: BatchConfig {
+                max_batch: self.max_batch as usize,
+                delay: Duration::from_micros(self.batch_delay_us),
+                queue_capacity: self.queue_capacity as usize,
+            },
+            policy: self.version_policy,
+            poll_interval: Duration::from_millis(self.poll_interval_ms),
+            max_body_bytes: self.max_body_bytes,
+            shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serve_flags_become_the_config() {
+        let cli = Cli::try_parse_from([
+            "wharf-server", "serve", "--model-repository", "/models", "--port", "9000",
+            "--max-batch", "8", "--batch-delay-us", "250", "--version-policy", "specific:3",
+            "--max-body-bytes", "1000",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command;
+        let config = args.config();
+        assert_eq!(config.addr.port(), 9000);
+        assert_eq!(config.batch.max_batch, 8);
+        assert_eq!(config.batch.delay, Duration::from_micros(250));
+        assert_eq!(config.policy, VersionPolicy::Specific(3));
+        assert_eq!(config.max_body_bytes, 1000);
+    }
+
+    #[test]
+    fn a_bad_version_policy_is_refused_with_the_choices() {
+        let err = Cli::try_parse_from([
+            "wharf-server", "serve", "--model-repository", "/m", "--version-policy", "newest",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("latest, all or specific:N"), "{err}");
+    }
+}

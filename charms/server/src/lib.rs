@@ -1,0 +1,20 @@
+//! wharf-server: serves wharf model artifacts over the Open Inference Protocol V2 and the
+//! TensorFlow Serving REST API, with dynamic batching, hot version swaps and Prometheus metrics.
+//!
+//! Flow of a request: router ([`server`]) → protocol handler ([`v2`], [`tfserving`]) →
+//! typed JSON parse ([`tensor`]) → shape and scale checks ([`infer`]) → the version's batch
+//! worker ([`batcher`]) → the model ([`predictor`], [`artifact`]); versions come from the
+//! repository ([`repository`]), swapped atomically by a poller.
+
+pub mod artifact;
+pub mod batcher;
+pub mod cli;
+pub mod error;
+pub mod infer;
+pub mod metrics;
+pub mod predictor;
+pub mod repository;
+pub mod server;
+pub mod tensor;
+pub mod tfserving;
+pub mod v2;
