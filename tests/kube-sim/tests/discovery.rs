@@ -4,7 +4,9 @@
 mod common;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+};
 use kube::discovery::{Discovery, Scope};
 use serde_json::json;
 
@@ -50,11 +52,19 @@ async fn version_and_builtin_discovery() {
         ("autoscaling", "HorizontalPodAutoscaler", true),
         ("apiextensions.k8s.io", "CustomResourceDefinition", false),
     ] {
-        let found = d.groups().flat_map(|g| g.recommended_resources()).find(|(ar, _)| ar.group == group && ar.kind == kind);
+        let found = d
+            .groups()
+            .flat_map(|g| g.recommended_resources())
+            .find(|(ar, _)| ar.group == group && ar.kind == kind);
         let (_, caps) = found.unwrap_or_else(|| panic!("{group}/{kind} missing from discovery"));
         assert_eq!(caps.scope == Scope::Namespaced, namespaced, "{kind} scope");
         if kind == "Deployment" {
-            assert!(caps.subresources.iter().any(|(ar, _)| ar.plural == "status"), "deployments/status advertised");
+            assert!(
+                caps.subresources
+                    .iter()
+                    .any(|(ar, _)| ar.plural == "status"),
+                "deployments/status advertised"
+            );
         }
     }
     sim.shutdown().await;
@@ -65,44 +75,88 @@ async fn crd_appears_in_discovery_gets_established_and_validates_its_resources()
     let sim = common::start().await;
     let client = common::client(&sim, None).await;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.patch("trainjobs.wharf.dev", &PatchParams::apply("wharf"), &Patch::Apply(trainjob_crd())).await.unwrap();
+    crds.patch(
+        "trainjobs.wharf.dev",
+        &PatchParams::apply("wharf"),
+        &Patch::Apply(trainjob_crd()),
+    )
+    .await
+    .unwrap();
 
     let d = Discovery::new(client.clone()).run().await.unwrap();
-    let (ar, caps) = d.groups().flat_map(|g| g.recommended_resources()).find(|(ar, _)| ar.kind == "TrainJob").expect("TrainJob discovered");
+    let (ar, caps) = d
+        .groups()
+        .flat_map(|g| g.recommended_resources())
+        .find(|(ar, _)| ar.kind == "TrainJob")
+        .expect("TrainJob discovered");
     assert_eq!(ar.api_version, "wharf.dev/v1alpha1");
     assert_eq!(caps.scope, Scope::Namespaced);
 
     common::eventually("Established", || async {
         let crd = crds.get("trainjobs.wharf.dev").await.unwrap();
-        crd.status?.conditions?.iter().any(|c| c.type_ == "Established" && c.status == "True").then_some(())
+        crd.status?
+            .conditions?
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status == "True")
+            .then_some(())
     })
     .await;
 
     let gvk = GroupVersionKind::gvk("wharf.dev", "v1alpha1", "TrainJob");
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &ApiResource::from_gvk(&gvk));
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "default", &ApiResource::from_gvk(&gvk));
     let tj = |spec: serde_json::Value| {
         serde_json::from_value::<DynamicObject>(json!({"apiVersion": "wharf.dev/v1alpha1", "kind": "TrainJob", "metadata": {"name": "t"}, "spec": spec, "status": {"phase": "ignored"}})).unwrap()
     };
     // Schema violations are 422 naming the field.
-    for (spec, field) in [(json!({"epochs": 3}), "spec.model"), (json!({"model": "rnn"}), "spec.model"), (json!({"model": "mlp", "epochs": 0}), "spec.epochs")] {
+    for (spec, field) in [
+        (json!({"epochs": 3}), "spec.model"),
+        (json!({"model": "rnn"}), "spec.model"),
+        (json!({"model": "mlp", "epochs": 0}), "spec.epochs"),
+    ] {
         let err = common::api_err(api.create(&PostParams::default(), &tj(spec.clone())).await);
         assert_eq!(err.code, 422, "{spec}");
         assert_eq!(err.reason, "Invalid");
         assert!(err.message.contains(field), "{spec}: {}", err.message);
-        assert!(err.message.starts_with("TrainJob.wharf.dev \"t\" is invalid"), "{}", err.message);
+        assert!(
+            err.message
+                .starts_with("TrainJob.wharf.dev \"t\" is invalid"),
+            "{}",
+            err.message
+        );
     }
-    let created = api.create(&PostParams::default(), &tj(json!({"model": "mlp", "epochs": 2, "unknown": 1}))).await.unwrap();
-    assert_eq!(created.data.get("status"), None, "status is dropped on create when the status subresource exists");
-    assert_eq!(created.data["spec"].get("unknown"), None, "unknown fields are pruned");
+    let created = api
+        .create(
+            &PostParams::default(),
+            &tj(json!({"model": "mlp", "epochs": 2, "unknown": 1})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        created.data.get("status"),
+        None,
+        "status is dropped on create when the status subresource exists"
+    );
+    assert_eq!(
+        created.data["spec"].get("unknown"),
+        None,
+        "unknown fields are pruned"
+    );
     let with_status = api
         .patch_status("t", &PatchParams::apply("trainer").force(), &Patch::Apply(json!({"apiVersion": "wharf.dev/v1alpha1", "kind": "TrainJob", "status": {"phase": "Running"}})))
         .await
         .unwrap();
     assert_eq!(with_status.data["status"]["phase"], json!("Running"));
-    assert_eq!(with_status.metadata.generation, Some(1), "status writes do not bump generation");
+    assert_eq!(
+        with_status.metadata.generation,
+        Some(1),
+        "status writes do not bump generation"
+    );
 
     // Deleting the CRD removes its kind and its objects.
-    crds.delete("trainjobs.wharf.dev", &Default::default()).await.unwrap();
+    crds.delete("trainjobs.wharf.dev", &Default::default())
+        .await
+        .unwrap();
     assert!(sim.list("wharf.dev/v1alpha1", "TrainJob", None).is_empty());
     assert_eq!(common::api_err(api.get("t").await).code, 404);
     sim.shutdown().await;

@@ -11,7 +11,10 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 fn cm(name: &str, labels: serde_json::Value) -> ConfigMap {
-    serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}, "data": {"k": "v"}})).unwrap()
+    serde_json::from_value(
+        json!({"metadata": {"name": name, "labels": labels}, "data": {"k": "v"}}),
+    )
+    .unwrap()
 }
 
 #[tokio::test]
@@ -19,10 +22,21 @@ async fn list_with_label_and_field_selectors_and_pages() {
     let sim = common::start().await;
     let api: Api<ConfigMap> = Api::namespaced(common::client(&sim, None).await, "default");
     let pp = PostParams::default();
-    api.create(&pp, &cm("a", json!({"app": "web", "tier": "front"}))).await.unwrap();
-    api.create(&pp, &cm("b", json!({"app": "web", "tier": "back"}))).await.unwrap();
-    api.create(&pp, &cm("c", json!({"app": "db"}))).await.unwrap();
-    let names = |l: kube::core::ObjectList<ConfigMap>| l.items.into_iter().map(|c| c.metadata.name.unwrap()).collect::<Vec<_>>();
+    api.create(&pp, &cm("a", json!({"app": "web", "tier": "front"})))
+        .await
+        .unwrap();
+    api.create(&pp, &cm("b", json!({"app": "web", "tier": "back"})))
+        .await
+        .unwrap();
+    api.create(&pp, &cm("c", json!({"app": "db"})))
+        .await
+        .unwrap();
+    let names = |l: kube::core::ObjectList<ConfigMap>| {
+        l.items
+            .into_iter()
+            .map(|c| c.metadata.name.unwrap())
+            .collect::<Vec<_>>()
+    };
     for (sel, want) in [
         ("app=web", vec!["a", "b"]),
         ("app!=web", vec!["c"]),
@@ -31,12 +45,30 @@ async fn list_with_label_and_field_selectors_and_pages() {
         ("tier", vec!["a", "b"]),
         ("!tier", vec!["c"]),
     ] {
-        assert_eq!(names(api.list(&ListParams::default().labels(sel)).await.unwrap()), want, "{sel}");
+        assert_eq!(
+            names(api.list(&ListParams::default().labels(sel)).await.unwrap()),
+            want,
+            "{sel}"
+        );
     }
-    assert_eq!(names(api.list(&ListParams::default().fields("metadata.name=b")).await.unwrap()), vec!["b"]);
+    assert_eq!(
+        names(
+            api.list(&ListParams::default().fields("metadata.name=b"))
+                .await
+                .unwrap()
+        ),
+        vec!["b"]
+    );
     let page = api.list(&ListParams::default().limit(2)).await.unwrap();
     assert_eq!(page.items.len(), 2);
-    let rest = api.list(&ListParams::default().limit(2).continue_token(page.metadata.continue_.as_deref().unwrap())).await.unwrap();
+    let rest = api
+        .list(
+            &ListParams::default()
+                .limit(2)
+                .continue_token(page.metadata.continue_.as_deref().unwrap()),
+        )
+        .await
+        .unwrap();
     assert_eq!(names(rest), vec!["c"]);
     sim.shutdown().await;
 }
@@ -45,15 +77,24 @@ async fn list_with_label_and_field_selectors_and_pages() {
 async fn stale_resource_version_is_409_conflict() {
     let sim = common::start().await;
     let api: Api<ConfigMap> = Api::namespaced(common::client(&sim, None).await, "default");
-    let first = api.create(&PostParams::default(), &cm("a", json!({}))).await.unwrap();
+    let first = api
+        .create(&PostParams::default(), &cm("a", json!({})))
+        .await
+        .unwrap();
     let mut newer = first.clone();
     newer.data = Some([("k".to_string(), "2".to_string())].into());
-    api.replace("a", &PostParams::default(), &newer).await.unwrap();
+    api.replace("a", &PostParams::default(), &newer)
+        .await
+        .unwrap();
     let mut stale = first;
     stale.data = Some([("k".to_string(), "3".to_string())].into());
     let err = common::api_err(api.replace("a", &PostParams::default(), &stale).await);
     assert_eq!((err.code, err.reason.as_str()), (409, "Conflict"));
-    assert!(err.message.contains("the object has been modified"), "{}", err.message);
+    assert!(
+        err.message.contains("the object has been modified"),
+        "{}",
+        err.message
+    );
     sim.shutdown().await;
 }
 
@@ -63,8 +104,15 @@ async fn errors_match_the_apiserver() {
     let client = common::client(&sim, None).await;
     let pp = PostParams::default();
     // Missing namespace: 404 naming it.
-    let err = common::api_err(Api::<ConfigMap>::namespaced(client.clone(), "nope").create(&pp, &cm("a", json!({}))).await);
-    assert_eq!((err.code, err.message.as_str()), (404, "namespaces \"nope\" not found"));
+    let err = common::api_err(
+        Api::<ConfigMap>::namespaced(client.clone(), "nope")
+            .create(&pp, &cm("a", json!({})))
+            .await,
+    );
+    assert_eq!(
+        (err.code, err.message.as_str()),
+        (404, "namespaces \"nope\" not found")
+    );
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     api.create(&pp, &cm("a", json!({}))).await.unwrap();
     let err = common::api_err(api.create(&pp, &cm("a", json!({}))).await);
@@ -73,7 +121,10 @@ async fn errors_match_the_apiserver() {
     assert_eq!((err.code, err.reason.as_str()), (422, "Invalid"));
     assert!(err.message.contains("metadata.name"), "{}", err.message);
     let err = common::api_err(api.get("missing").await);
-    assert_eq!((err.code, err.message.as_str()), (404, "configmaps \"missing\" not found"));
+    assert_eq!(
+        (err.code, err.message.as_str()),
+        (404, "configmaps \"missing\" not found")
+    );
     sim.shutdown().await;
 }
 
@@ -86,31 +137,76 @@ async fn immutable_fields_are_422() {
         json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
             "spec": {"selector": {"matchLabels": {"app": app}}, "template": {"metadata": {"labels": {"app": app}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}})
     };
-    deploy.patch("web", &PatchParams::apply("wharf"), &Patch::Apply(d("a"))).await.unwrap();
-    let err = common::api_err(deploy.patch("web", &PatchParams::apply("wharf"), &Patch::Apply(d("b"))).await);
+    deploy
+        .patch("web", &PatchParams::apply("wharf"), &Patch::Apply(d("a")))
+        .await
+        .unwrap();
+    let err = common::api_err(
+        deploy
+            .patch("web", &PatchParams::apply("wharf"), &Patch::Apply(d("b")))
+            .await,
+    );
     assert_eq!((err.code, err.reason.as_str()), (422, "Invalid"));
-    assert!(err.message.starts_with("Deployment.apps \"web\" is invalid: spec.selector"), "{}", err.message);
-    assert!(err.message.ends_with("field is immutable"), "{}", err.message);
+    assert!(
+        err.message
+            .starts_with("Deployment.apps \"web\" is invalid: spec.selector"),
+        "{}",
+        err.message
+    );
+    assert!(
+        err.message.ends_with("field is immutable"),
+        "{}",
+        err.message
+    );
 
     let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
     let j = |image: &str| {
         json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"},
             "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": image}]}}}})
     };
-    let created = jobs.patch("j", &PatchParams::apply("wharf"), &Patch::Apply(j("a"))).await.unwrap();
-    let labels = created.spec.unwrap().template.metadata.unwrap().labels.unwrap();
-    assert_eq!(labels.get("job-name").map(String::as_str), Some("j"), "the apiserver labels Job pods");
-    jobs.patch("j", &PatchParams::apply("wharf"), &Patch::Apply(j("a"))).await.expect("re-applying the same Job is fine");
-    let err = common::api_err(jobs.patch("j", &PatchParams::apply("wharf"), &Patch::Apply(j("b"))).await);
+    let created = jobs
+        .patch("j", &PatchParams::apply("wharf"), &Patch::Apply(j("a")))
+        .await
+        .unwrap();
+    let labels = created
+        .spec
+        .unwrap()
+        .template
+        .metadata
+        .unwrap()
+        .labels
+        .unwrap();
+    assert_eq!(
+        labels.get("job-name").map(String::as_str),
+        Some("j"),
+        "the apiserver labels Job pods"
+    );
+    jobs.patch("j", &PatchParams::apply("wharf"), &Patch::Apply(j("a")))
+        .await
+        .expect("re-applying the same Job is fine");
+    let err = common::api_err(
+        jobs.patch("j", &PatchParams::apply("wharf"), &Patch::Apply(j("b")))
+            .await,
+    );
     assert_eq!(err.code, 422);
     assert!(err.message.contains("spec.template"), "{}", err.message);
 
     let svcs: Api<Service> = Api::namespaced(client, "default");
     let s = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}});
-    let svc = svcs.patch("s", &PatchParams::apply("wharf"), &Patch::Apply(&s)).await.unwrap();
+    let svc = svcs
+        .patch("s", &PatchParams::apply("wharf"), &Patch::Apply(&s))
+        .await
+        .unwrap();
     let ip = svc.spec.unwrap().cluster_ip.unwrap();
     assert!(ip.starts_with("10.152.183."), "{ip}");
-    let err = common::api_err(svcs.patch("s", &PatchParams::apply("wharf"), &Patch::Merge(json!({"spec": {"clusterIP": "10.152.183.200"}}))).await);
+    let err = common::api_err(
+        svcs.patch(
+            "s",
+            &PatchParams::apply("wharf"),
+            &Patch::Merge(json!({"spec": {"clusterIP": "10.152.183.200"}})),
+        )
+        .await,
+    );
     assert_eq!(err.code, 422);
     sim.shutdown().await;
 }
@@ -125,7 +221,13 @@ async fn finalizers_hold_deletion_until_removed() {
     api.delete("f", &DeleteParams::default()).await.unwrap();
     let marked = api.get("f").await.unwrap();
     assert!(marked.metadata.deletion_timestamp.is_some());
-    api.patch("f", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await.unwrap();
+    api.patch(
+        "f",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
     assert_eq!(common::api_err(api.get("f").await).code, 404);
     sim.shutdown().await;
 }
@@ -134,17 +236,24 @@ async fn finalizers_hold_deletion_until_removed() {
 async fn dependents_are_collected_when_their_owner_goes() {
     let sim = common::start().await;
     let api: Api<ConfigMap> = Api::namespaced(common::client(&sim, None).await, "default");
-    let owner = api.create(&PostParams::default(), &cm("owner", json!({}))).await.unwrap();
+    let owner = api
+        .create(&PostParams::default(), &cm("owner", json!({})))
+        .await
+        .unwrap();
     let mut child = cm("child", json!({}));
-    child.metadata.owner_references = Some(vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
-        api_version: "v1".into(),
-        kind: "ConfigMap".into(),
-        name: "owner".into(),
-        uid: owner.metadata.uid.unwrap(),
-        ..Default::default()
-    }]);
+    child.metadata.owner_references = Some(vec![
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+            name: "owner".into(),
+            uid: owner.metadata.uid.unwrap(),
+            ..Default::default()
+        },
+    ]);
     api.create(&PostParams::default(), &child).await.unwrap();
-    api.create(&PostParams::default(), &cm("bystander", json!({}))).await.unwrap();
+    api.create(&PostParams::default(), &cm("bystander", json!({})))
+        .await
+        .unwrap();
     api.delete("owner", &DeleteParams::default()).await.unwrap();
     assert_eq!(common::api_err(api.get("child").await).code, 404);
     api.get("bystander").await.unwrap();
@@ -156,14 +265,30 @@ async fn deleting_a_namespace_deletes_its_contents() {
     let sim = common::start().await;
     let client = common::client(&sim, None).await;
     let nss: Api<Namespace> = Api::all(client.clone());
-    nss.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "kubeflow"}})).unwrap()).await.unwrap();
+    nss.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "kubeflow"}})).unwrap(),
+    )
+    .await
+    .unwrap();
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "kubeflow");
-    cms.create(&PostParams::default(), &cm("a", json!({}))).await.unwrap();
+    cms.create(&PostParams::default(), &cm("a", json!({})))
+        .await
+        .unwrap();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), "kubeflow");
-    let s: Secret = serde_json::from_value(json!({"metadata": {"name": "s"}, "stringData": {"password": "hunter2"}})).unwrap();
+    let s: Secret = serde_json::from_value(
+        json!({"metadata": {"name": "s"}, "stringData": {"password": "hunter2"}}),
+    )
+    .unwrap();
     let s = secrets.create(&PostParams::default(), &s).await.unwrap();
-    assert_eq!(s.data.unwrap()["password"].0, b"hunter2", "stringData is folded into data");
-    nss.delete("kubeflow", &DeleteParams::default()).await.unwrap();
+    assert_eq!(
+        s.data.unwrap()["password"].0,
+        b"hunter2",
+        "stringData is folded into data"
+    );
+    nss.delete("kubeflow", &DeleteParams::default())
+        .await
+        .unwrap();
     assert_eq!(common::api_err(nss.get("kubeflow").await).code, 404);
     assert!(sim.list("v1", "ConfigMap", Some("kubeflow")).is_empty());
     assert!(sim.list("v1", "Secret", Some("kubeflow")).is_empty());
@@ -178,9 +303,18 @@ async fn leases_support_create_and_guarded_replace() {
     let created = api.create(&PostParams::default(), &l).await.unwrap();
     let mut mine = created.clone();
     mine.spec.as_mut().unwrap().holder_identity = Some("b".into());
-    api.replace("wharf-lock", &PostParams::default(), &mine).await.unwrap();
+    api.replace("wharf-lock", &PostParams::default(), &mine)
+        .await
+        .unwrap();
     let mut theirs = created;
     theirs.spec.as_mut().unwrap().holder_identity = Some("c".into());
-    assert_eq!(common::api_err(api.replace("wharf-lock", &PostParams::default(), &theirs).await).code, 409);
+    assert_eq!(
+        common::api_err(
+            api.replace("wharf-lock", &PostParams::default(), &theirs)
+                .await
+        )
+        .code,
+        409
+    );
     sim.shutdown().await;
 }

@@ -8,20 +8,29 @@ use kube_sim::{Config, Simulator};
 
 /// A simulator with short delays, so each test stays well under two seconds.
 pub fn fast_config() -> Config {
-    Config { readiness_delay: Duration::from_millis(50), crd_established_delay: Duration::from_millis(50), ..Config::default() }
+    Config {
+        readiness_delay: Duration::from_millis(50),
+        crd_established_delay: Duration::from_millis(50),
+        ..Config::default()
+    }
 }
 
 pub async fn start() -> Simulator {
-    Simulator::start(fast_config()).await.expect("simulator starts")
+    Simulator::start(fast_config())
+        .await
+        .expect("simulator starts")
 }
 
 /// A client reading the kubeconfig `write_kubeconfig` generated (admin when `token` is None).
 pub async fn client(sim: &Simulator, token: Option<&str>) -> kube::Client {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("kubeconfig");
-    sim.write_kubeconfig(&path, token).expect("kubeconfig written");
+    sim.write_kubeconfig(&path, token)
+        .expect("kubeconfig written");
     let kc = Kubeconfig::read_from(&path).expect("kubeconfig parses");
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.expect("kubeconfig is usable");
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .expect("kubeconfig is usable");
     kube::Client::try_from(cfg).expect("client builds")
 }
 
@@ -44,7 +53,10 @@ where
         if let Some(v) = f().await {
             return v;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

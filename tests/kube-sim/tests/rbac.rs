@@ -1,0 +1,150 @@
+//! Authentication and RBAC: unknown tokens are 401; a service-account token gets exactly what its
+//! Role/ClusterRole bindings grant, and 403s carry the apiserver's message.
+
+mod common;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use kube::api::{Api, ListParams, PostParams};
+use serde_json::json;
+
+async fn grant(admin: &kube::Client) {
+    let pp = PostParams::default();
+    let role: Role = serde_json::from_value(json!({"metadata": {"name": "trainer"}, "rules": [
+        {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list", "watch", "create"]},
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["model-creds"], "verbs": ["get"]}
+    ]}))
+    .unwrap();
+    Api::<Role>::namespaced(admin.clone(), "default")
+        .create(&pp, &role)
+        .await
+        .unwrap();
+    let rb: RoleBinding = serde_json::from_value(json!({"metadata": {"name": "trainer"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "trainer"},
+        "subjects": [{"kind": "ServiceAccount", "name": "trainer", "namespace": "default"}]}))
+    .unwrap();
+    Api::<RoleBinding>::namespaced(admin.clone(), "default")
+        .create(&pp, &rb)
+        .await
+        .unwrap();
+    let cr: ClusterRole =
+        serde_json::from_value(json!({"metadata": {"name": "cm-reader"}, "rules": [
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list"]}]}))
+        .unwrap();
+    Api::<ClusterRole>::all(admin.clone())
+        .create(&pp, &cr)
+        .await
+        .unwrap();
+    let crb: ClusterRoleBinding = serde_json::from_value(json!({"metadata": {"name": "cm-reader"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cm-reader"},
+        "subjects": [{"kind": "ServiceAccount", "name": "trainer", "namespace": "default"}]}))
+    .unwrap();
+    Api::<ClusterRoleBinding>::all(admin.clone())
+        .create(&pp, &crb)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn unknown_token_is_401() {
+    let sim = common::start().await;
+    let client = common::client(&sim, Some("not-a-token")).await;
+    let err = common::api_err(
+        Api::<ConfigMap>::namespaced(client, "default")
+            .list(&ListParams::default())
+            .await,
+    );
+    assert_eq!(err.code, 401);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn service_account_gets_exactly_what_its_bindings_grant() {
+    let sim = common::start().await;
+    let admin = common::client(&sim, None).await;
+    grant(&admin).await;
+    let token = sim.token_for_service_account("default", "trainer");
+    assert_eq!(
+        token,
+        sim.token_for_service_account("default", "trainer"),
+        "stable per service account"
+    );
+    let sa = common::client(&sim, Some(&token)).await;
+
+    let jobs: Api<Job> = Api::namespaced(sa.clone(), "default");
+    let job: Job = serde_json::from_value(
+        json!({"metadata": {"name": "j"}, "spec": {"template": {"spec": {
+        "restartPolicy": "Never", "containers": [{"name": "c", "image": "trainer:1"}]}}}}),
+    )
+    .unwrap();
+    jobs.create(&PostParams::default(), &job)
+        .await
+        .expect("create jobs is granted");
+    jobs.list(&ListParams::default())
+        .await
+        .expect("list jobs is granted");
+
+    let err = common::api_err(jobs.delete("j", &Default::default()).await);
+    assert_eq!((err.code, err.reason.as_str()), (403, "Forbidden"));
+    assert_eq!(
+        err.message,
+        "jobs.batch \"j\" is forbidden: User \"system:serviceaccount:default:trainer\" cannot delete resource \"jobs\" in API group \"batch\" in the namespace \"default\""
+    );
+    let err = common::api_err(
+        Api::<Job>::namespaced(sa.clone(), "kube-system")
+            .list(&ListParams::default())
+            .await,
+    );
+    assert_eq!(err.code, 403, "the Role only applies in its namespace");
+
+    let err = common::api_err(jobs.replace_status("j", &PostParams::default(), &job).await);
+    assert!(
+        err.message
+            .contains("cannot update resource \"jobs/status\""),
+        "{}",
+        err.message
+    );
+
+    let secrets: Api<Secret> = Api::namespaced(sa.clone(), "default");
+    admin_secret(&admin, "model-creds").await;
+    admin_secret(&admin, "other").await;
+    secrets
+        .get("model-creds")
+        .await
+        .expect("named secret is granted");
+    assert_eq!(common::api_err(secrets.get("other").await).code, 403);
+
+    // ClusterRoleBinding: list configmaps anywhere, but nothing else.
+    Api::<ConfigMap>::namespaced(sa.clone(), "kube-system")
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    let err = common::api_err(
+        Api::<ConfigMap>::namespaced(sa.clone(), "default")
+            .get("x")
+            .await,
+    );
+    assert_eq!(err.code, 403);
+    let err = common::api_err(
+        Api::<ClusterRole>::all(sa)
+            .list(&ListParams::default())
+            .await,
+    );
+    assert!(
+        err.message.ends_with("at the cluster scope"),
+        "{}",
+        err.message
+    );
+    sim.shutdown().await;
+}
+
+async fn admin_secret(admin: &kube::Client, name: &str) {
+    let s: Secret =
+        serde_json::from_value(json!({"metadata": {"name": name}, "stringData": {"k": "v"}}))
+            .unwrap();
+    Api::<Secret>::namespaced(admin.clone(), "default")
+        .create(&PostParams::default(), &s)
+        .await
+        .unwrap();
+}
