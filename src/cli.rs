@@ -60,6 +60,12 @@ pub enum Command {
     Check(CheckArgs),
     /// Render a bundle to Kubernetes manifests, without a cluster
     Render(RenderArgs),
+    /// Deploy a bundle to the model: apply what changed, prune what was dropped, wait until ready
+    Deploy(DeployArgs),
+    /// Show the model's applications and units, like `juju status`
+    Status(StatusArgs),
+    /// Remove one application, or everything wharf deployed in the model
+    Remove(RemoveArgs),
     /// Print a shell completion script
     Completions {
         /// The shell to complete for
@@ -110,4 +116,71 @@ pub struct RenderArgs {
     /// Show Secret data instead of redacting it
     #[arg(long)]
     pub show_secrets: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    pub bundle: BundleArgs,
+    /// Print the plan (stages, applications, each object's create/update/unchanged/prune) and stop
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print a unified diff of each object against the live one (Secret data redacted);
+    /// with --dry-run, only the diff
+    #[arg(long)]
+    pub diff: bool,
+    /// Wait until every application is ready (the default)
+    #[arg(long, overrides_with = "no_wait")]
+    pub wait: bool,
+    /// Apply and return without waiting for readiness
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Give up waiting after this long (e.g. 90s, 20m, 1h); the release is recorded as failed
+    #[arg(long, default_value = "20m", value_parser = crate::action::deploy::parse_timeout)]
+    pub timeout: std::time::Duration,
+    /// Take over fields another field manager owns (server-side apply conflicts)
+    #[arg(long)]
+    pub force_conflicts: bool,
+    /// Take the model lock even if another run holds it (only when that run is gone)
+    #[arg(long)]
+    pub force_unlock: bool,
+    /// Also prune CustomResourceDefinitions the bundle dropped (deletes their custom resources)
+    #[arg(long)]
+    pub prune_crds: bool,
+    /// Also prune PersistentVolumeClaims the bundle dropped (deletes their data)
+    #[arg(long)]
+    pub prune_data: bool,
+    /// Release records kept per application
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub history: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// Redraw every few seconds until interrupted
+    #[arg(long)]
+    pub watch: bool,
+    /// Seconds between redraws with --watch
+    #[arg(long, default_value_t = 2, value_name = "SECONDS")]
+    pub interval: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RemoveArgs {
+    /// The application to remove
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub app: Option<String>,
+    /// Remove every application of the model, the generated secrets, the lock and the namespace
+    /// wharf created
+    #[arg(long)]
+    pub all: bool,
+    /// Keep PersistentVolumeClaims (and the generated secrets their data was written with)
+    #[arg(long)]
+    pub keep_data: bool,
+    /// Also delete CustomResourceDefinitions, and with them every custom resource of their kinds
+    #[arg(long)]
+    pub destroy_crds: bool,
+    /// Take the model lock even if another run holds it
+    #[arg(long)]
+    pub force_unlock: bool,
 }

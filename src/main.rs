@@ -9,6 +9,9 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Check(args) => wharf::action::check::run(&cli.global, &args),
         Command::Render(args) => wharf::action::render::run(&cli.global, &args),
+        Command::Deploy(args) => wharf::action::deploy::run(&cli.global, &args),
+        Command::Status(args) => wharf::action::status::run(&cli.global, &args),
+        Command::Remove(args) => wharf::action::remove::run(&cli.global, &args),
         Command::Completions { shell } => wharf::action::completions::run(shell),
     };
     wharf::action::exit(result)

@@ -3,7 +3,10 @@
 
 pub mod check;
 pub mod completions;
+pub mod deploy;
+pub mod remove;
 pub mod render;
+pub mod status;
 
 use std::process::ExitCode;
 

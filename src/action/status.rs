@@ -1,0 +1,365 @@
+//! `wharf status`: what the model runs and how it is doing, in the spirit of `juju status` — a
+//! header, an applications table and a units table. Status comes from the workloads' readiness,
+//! the charm-declared status kept in the release record and the record's own state. It costs one
+//! LIST per kind (selected by `app.kubernetes.io/managed-by=wharf`), never a request per object.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::anyhow;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
+use kube::api::{Api, ApiResource, DynamicObject, ListParams};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::Outcome;
+use crate::cli::{GlobalArgs, OutputFormat, StatusArgs};
+use crate::kube::readiness::{Readiness, assess, pod_problem};
+use crate::kube::{Cluster, INSTANCE_LABEL, MANAGED_BY_SELECTOR, connect, errors};
+use crate::store::{Release, ReleaseStatus, Releases};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub model: String,
+    pub cluster: String,
+    pub kubernetes: String,
+    pub wharf: String,
+    pub applications: Vec<AppRow>,
+    pub units: Vec<UnitRow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AppRow {
+    pub app: String,
+    pub version: String,
+    pub status: String,
+    pub scale: i64,
+    pub charm: String,
+    pub rev: Option<u32>,
+    pub address: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UnitRow {
+    pub unit: String,
+    pub workload: String,
+    pub address: String,
+    pub message: String,
+}
+
+pub fn run(global: &GlobalArgs, args: &StatusArgs) -> Outcome {
+    super::deploy::runtime()?.block_on(async {
+        let cluster = connect(global.kubeconfig.as_deref(), global.context.as_deref()).await?;
+        loop {
+            let report = collect(&cluster, &global.model).await?;
+            let text = match global.output {
+                OutputFormat::Text => render_text(&report),
+                OutputFormat::Json => serde_json::to_string_pretty(&report)? + "\n",
+                OutputFormat::Yaml => serde_saphyr::to_string(&report)?,
+            };
+            let mut out = std::io::stdout().lock();
+            if args.watch && global.output == OutputFormat::Text {
+                write!(out, "\x1b[2J\x1b[H")?; // clear the screen, cursor home
+            }
+            out.write_all(text.as_bytes())?;
+            out.flush()?;
+            if !args.watch {
+                return Ok(ExitCode::SUCCESS);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(args.interval.max(1))) => {}
+                _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+            }
+        }
+    })
+}
+
+/// One LIST of each kind status reads, grouped by application (the instance label).
+type ByApp = BTreeMap<String, Vec<(String, Value)>>;
+
+async fn list_kind(cluster: &Cluster, model: &str, ar: ApiResource, by_app: &mut ByApp) -> anyhow::Result<()> {
+    let api: Api<DynamicObject> = Api::namespaced_with(cluster.client.clone(), model, &ar);
+    let list = match api.list(&ListParams::default().labels(MANAGED_BY_SELECTOR)).await {
+        Ok(l) => l,
+        Err(e) if errors::is_not_found(&e) => return Ok(()),
+        Err(e) => return Err(anyhow!(errors::describe(&e, &format!("list {}", ar.plural), &cluster.server))),
+    };
+    for obj in list.items {
+        let v = serde_json::to_value(&obj)?;
+        let app = obj
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(INSTANCE_LABEL))
+            .cloned()
+            .unwrap_or_default();
+        by_app.entry(app).or_default().push((ar.kind.clone(), v));
+    }
+    Ok(())
+}
+
+pub async fn collect(cluster: &Cluster, model: &str) -> anyhow::Result<Report> {
+    let releases = Releases::new(&cluster.client, model, &cluster.server).list().await?;
+    let mut objects = ByApp::new();
+    for ar in [
+        ApiResource::erase::<Deployment>(&()),
+        ApiResource::erase::<StatefulSet>(&()),
+        ApiResource::erase::<DaemonSet>(&()),
+        ApiResource::erase::<Job>(&()),
+        ApiResource::erase::<PersistentVolumeClaim>(&()),
+        ApiResource::erase::<Service>(&()),
+    ] {
+        list_kind(cluster, model, ar, &mut objects).await?;
+    }
+    let mut pods = ByApp::new();
+    list_kind(cluster, model, ApiResource::erase::<Pod>(&()), &mut pods).await?;
+
+    let mut names: Vec<String> = releases.keys().cloned().collect();
+    names.extend(objects.keys().filter(|a| !a.is_empty()).cloned());
+    names.sort();
+    names.dedup();
+
+    let mut applications = Vec::new();
+    let mut units = Vec::new();
+    for app in names {
+        let objs = objects.get(&app).map(Vec::as_slice).unwrap_or_default();
+        let latest = releases.get(&app).and_then(|r| r.last());
+        applications.push(app_row(&app, objs, latest));
+        let mut app_pods: Vec<&(String, Value)> = pods.get(&app).into_iter().flatten().collect();
+        app_pods.sort_by_key(|(_, p)| p.pointer("/metadata/name").and_then(Value::as_str).map(str::to_owned));
+        for (i, (_, pod)) in app_pods.iter().enumerate() {
+            units.push(unit_row(&app, i, pod));
+        }
+    }
+    Ok(Report {
+        model: model.to_owned(),
+        cluster: cluster.server.clone(),
+        kubernetes: cluster.kube_version.clone(),
+        wharf: env!("CARGO_PKG_VERSION").to_owned(),
+        applications,
+        units,
+    })
+}
+
+fn str_at<'a>(v: &'a Value, ptr: &str) -> Option<&'a str> {
+    v.pointer(ptr).and_then(Value::as_str)
+}
+
+/// An application's row: status from (in order) a failed workload, a failed record, a running
+/// deploy, a workload still coming up, the charm-declared status, else active.
+pub fn app_row(app: &str, objs: &[(String, Value)], latest: Option<&Release>) -> AppRow {
+    let mut waiting = None;
+    let mut failed = None;
+    let mut scale = 0;
+    let mut address = String::new();
+    let mut version = String::new();
+    for (kind, obj) in objs {
+        let name = str_at(obj, "/metadata/name").unwrap_or("?");
+        if version.is_empty() {
+            version = str_at(obj, "/metadata/labels/app.kubernetes.io~1version").unwrap_or("").to_owned();
+        }
+        if matches!(kind.as_str(), "Deployment" | "StatefulSet") {
+            scale += obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
+        }
+        if kind == "Service" && address.is_empty() {
+            address = str_at(obj, "/status/loadBalancer/ingress/0/ip")
+                .or_else(|| str_at(obj, "/status/loadBalancer/ingress/0/hostname"))
+                .or_else(|| str_at(obj, "/spec/clusterIP").filter(|ip| *ip != "None"))
+                .unwrap_or("")
+                .to_owned();
+        }
+        match assess(kind, obj) {
+            Readiness::Ready => {}
+            Readiness::Waiting(why) => {
+                waiting.get_or_insert(format!("{kind} {name}: {why}"));
+            }
+            Readiness::Failed(why) => {
+                failed.get_or_insert(format!("{kind} {name}: {why}"));
+            }
+        }
+    }
+    let (status, message) = if let Some(why) = failed {
+        ("error".to_owned(), why)
+    } else if let Some(r) = latest.filter(|r| r.status == ReleaseStatus::Failed && waiting.is_some()) {
+        ("error".to_owned(), r.reason.clone().unwrap_or_else(|| "deploy failed".into()))
+    } else if let Some(r) = latest.filter(|r| r.status == ReleaseStatus::Pending) {
+        ("maintenance".to_owned(), format!("deploying revision {}", r.revision))
+    } else if let Some(why) = waiting {
+        ("waiting".to_owned(), why)
+    } else if let Some((s, m)) = latest.and_then(|r| r.declared_status.clone()) {
+        (s, m)
+    } else if objs.is_empty() {
+        ("unknown".to_owned(), "no workloads found".to_owned())
+    } else {
+        ("active".to_owned(), String::new())
+    };
+    AppRow {
+        app: app.to_owned(),
+        version: latest.map(|r| r.charm_version.clone()).unwrap_or(version),
+        status,
+        scale,
+        charm: latest.map(|r| r.charm.clone()).unwrap_or_default(),
+        rev: latest.map(|r| r.revision),
+        address,
+        message,
+    }
+}
+
+fn unit_row(app: &str, index: usize, pod: &Value) -> UnitRow {
+    let problem = pod_problem(pod);
+    let workload = match problem.as_deref() {
+        None => "active",
+        Some(p) if p.starts_with("CrashLoopBackOff") || p.starts_with("Failed") || p.starts_with("Error") => "error",
+        Some(p) if p.starts_with("Succeeded") => "active",
+        Some(_) => "waiting",
+    };
+    UnitRow {
+        unit: format!("{app}/{index}"),
+        workload: workload.to_owned(),
+        address: str_at(pod, "/status/podIP").unwrap_or("").to_owned(),
+        message: problem.unwrap_or_default(),
+    }
+}
+
+/// Columns padded to their widest cell.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let mut s = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(cell);
+            } else {
+                s.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        s.trim_end().to_owned() + "\n"
+    };
+    let mut out = line(header.iter().map(|h| h.to_string()).collect());
+    for row in rows {
+        out.push_str(&line(row.clone()));
+    }
+    out
+}
+
+pub fn render_text(r: &Report) -> String {
+    let mut out = table(
+        &["Model", "Cluster", "Kubernetes", "wharf"],
+        &[vec![r.model.clone(), r.cluster.clone(), r.kubernetes.clone(), r.wharf.clone()]],
+    );
+    out.push('\n');
+    if r.applications.is_empty() {
+        out.push_str(&format!("Model `{}` has no applications. Deploy one with `wharf deploy lite`.\n", r.model));
+        return out;
+    }
+    let rows: Vec<Vec<String>> = r
+        .applications
+        .iter()
+        .map(|a| {
+            vec![
+                a.app.clone(),
+                a.version.clone(),
+                a.status.clone(),
+                a.scale.to_string(),
+                a.charm.clone(),
+                a.rev.map(|n| n.to_string()).unwrap_or_default(),
+                a.address.clone(),
+                a.message.clone(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(&["App", "Version", "Status", "Scale", "Charm", "Rev", "Address", "Message"], &rows));
+    if !r.units.is_empty() {
+        out.push('\n');
+        let rows: Vec<Vec<String>> = r
+            .units
+            .iter()
+            .map(|u| vec![u.unit.clone(), u.workload.clone(), u.address.clone(), u.message.clone()])
+            .collect();
+        out.push_str(&table(&["Unit", "Workload", "Address", "Message"], &rows));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn deployment(ready: bool) -> (String, Value) {
+        let avail = if ready { 1 } else { 0 };
+        ("Deployment".into(), json!({"metadata": {"name": "d", "generation": 1,
+            "labels": {"app.kubernetes.io/version": "1.2.3"}},
+            "spec": {"replicas": 1},
+            "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "availableReplicas": avail}}))
+    }
+
+    fn record(status: ReleaseStatus, declared: Option<(&str, &str)>) -> Release {
+        Release {
+            app: "a".into(),
+            revision: 2,
+            status,
+            reason: Some("timed out waiting for Deployment m/d".into()),
+            charm: "c".into(),
+            charm_version: "1.2.3".into(),
+            config: BTreeMap::new(),
+            declared_status: declared.map(|(s, m)| (s.into(), m.into())),
+            inventory: vec![],
+            started: String::new(),
+            finished: None,
+            wharf_version: String::new(),
+        }
+    }
+
+    #[test]
+    fn status_table() {
+        let cases = [
+            (deployment(true), None, "active"),
+            (deployment(false), None, "waiting"),
+            (deployment(false), Some(record(ReleaseStatus::Failed, None)), "error"),
+            (deployment(false), Some(record(ReleaseStatus::Pending, None)), "maintenance"),
+            (deployment(true), Some(record(ReleaseStatus::Deployed, Some(("blocked", "set static-password or connectors")))), "blocked"),
+            (deployment(true), Some(record(ReleaseStatus::Failed, None)), "active"),
+        ];
+        for (obj, rec, want) in cases {
+            let row = app_row("a", &[obj], rec.as_ref());
+            assert_eq!(row.status, want, "{row:?}");
+        }
+        let row = app_row("a", &[deployment(false)], Some(&record(ReleaseStatus::Failed, None)));
+        assert!(row.message.contains("timed out"), "{row:?}");
+        assert_eq!(row.scale, 1);
+        assert_eq!(row.rev, Some(2));
+    }
+
+    #[test]
+    fn units_show_pod_problems() {
+        let pod = json!({"metadata": {"name": "p"}, "status": {"phase": "Pending", "podIP": "10.1.0.5",
+            "containerStatuses": [{"ready": false, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}});
+        let u = unit_row("a", 0, &pod);
+        assert_eq!((u.unit.as_str(), u.workload.as_str(), u.address.as_str()), ("a/0", "error", "10.1.0.5"));
+    }
+
+    #[test]
+    fn text_has_header_and_tables() {
+        let r = Report {
+            model: "wharf".into(),
+            cluster: "https://127.0.0.1:16443".into(),
+            kubernetes: "v1.33.0".into(),
+            wharf: "0.1.0".into(),
+            applications: vec![app_row("a", &[deployment(true)], None)],
+            units: vec![],
+        };
+        let t = render_text(&r);
+        assert!(t.contains("App") && t.contains("Message") && t.contains("active") && t.contains("v1.33.0"), "{t}");
+    }
+}
