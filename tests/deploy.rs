@@ -19,22 +19,44 @@ async fn deploy_makes_every_application_active_and_a_rerun_writes_nothing() {
         assert_eq!(app(&status, name)["status"], "active", "{status}");
     }
     // Stage 1 ran: the CRD exists and web's custom resource of its kind too.
-    assert!(env.sim.get("tiny.wharf.dev/v1alpha1", "Greeting", MODEL, "web").is_some());
+    assert!(
+        env.sim
+            .get("tiny.wharf.dev/v1alpha1", "Greeting", MODEL, "web")
+            .is_some()
+    );
     // The generated secret was made and used.
-    let generated = env.sim.get("v1", "Secret", MODEL, "wharf-generated").expect("wharf-generated");
-    assert!(generated["data"]["store.password"].is_string(), "{generated}");
+    let generated = env
+        .sim
+        .get("v1", "Secret", MODEL, "wharf-generated")
+        .expect("wharf-generated");
+    assert!(
+        generated["data"]["store.password"].is_string(),
+        "{generated}"
+    );
     assert_eq!(env.records("store"), [(1, "deployed".to_string())]);
     assert_eq!(env.records("web"), [(1, "deployed".to_string())]);
     // The Lease is gone once the run ends.
-    assert!(env.sim.get("coordination.k8s.io/v1", "Lease", MODEL, "wharf-lock").is_none());
+    assert!(
+        env.sim
+            .get("coordination.k8s.io/v1", "Lease", MODEL, "wharf-lock")
+            .is_none()
+    );
 
     let before = env.versions();
     let writes = env.sim.writes();
     let out = env.deploy(&["--timeout", "60s"]).await;
-    assert!(out.status.success(), "re-deploy failed: {}", text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "re-deploy failed: {}",
+        text(&out.stderr)
+    );
     assert_eq!(changed(&before, &env.versions()), Vec::<String>::new());
     // Only the lock: create and delete of the Lease.
-    assert_eq!(env.sim.writes() - writes, 2, "a no-change deploy writes only the lock Lease");
+    assert_eq!(
+        env.sim.writes() - writes,
+        2,
+        "a no-change deploy writes only the lock Lease"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -50,7 +72,10 @@ async fn changing_one_option_writes_only_the_objects_it_affects() {
     let cm = env.sim.get("v1", "ConfigMap", MODEL, "web-config").unwrap();
     assert_eq!(cm["data"]["greeting"], "bonjour");
     // web got a new revision, the old one superseded; store did not change at all.
-    assert_eq!(env.records("web"), [(1, "superseded".to_string()), (2, "deployed".to_string())]);
+    assert_eq!(
+        env.records("web"),
+        [(1, "superseded".to_string()), (2, "deployed".to_string())]
+    );
     assert_eq!(env.records("store"), [(1, "deployed".to_string())]);
 }
 
@@ -58,13 +83,25 @@ async fn changing_one_option_writes_only_the_objects_it_affects() {
 async fn an_object_dropped_from_a_charm_is_pruned() {
     let env = start(fast()).await;
     assert!(env.deploy(&[]).await.status.success());
-    assert!(env.sim.get("v1", "ConfigMap", MODEL, "web-config").is_some());
+    assert!(
+        env.sim
+            .get("v1", "ConfigMap", MODEL, "web-config")
+            .is_some()
+    );
     std::fs::remove_file(env.charms.join("web/templates/10-config.yaml")).unwrap();
     // The ConfigMap carried the relation data; the charm no longer uses it.
     let out = env.deploy(&[]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(env.sim.get("v1", "ConfigMap", MODEL, "web-config").is_none(), "pruned");
-    assert!(env.sim.get("apps/v1", "Deployment", MODEL, "web").is_some(), "the rest stays");
+    assert!(
+        env.sim
+            .get("v1", "ConfigMap", MODEL, "web-config")
+            .is_none(),
+        "pruned"
+    );
+    assert!(
+        env.sim.get("apps/v1", "Deployment", MODEL, "web").is_some(),
+        "the rest stays"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -84,44 +121,77 @@ async fn a_workload_that_never_gets_ready_fails_the_deploy_after_the_timeout() {
     assert_eq!(env.records("store"), [(1, "deployed".to_string())]);
     let status = env.status_json().await;
     let web = app(&status, "web");
-    assert!(web["status"] == "error" || web["status"] == "waiting", "{web}");
-    assert!(web["message"].as_str().unwrap().contains("Deployment"), "{web}");
+    assert!(
+        web["status"] == "error" || web["status"] == "waiting",
+        "{web}"
+    );
+    assert!(
+        web["message"].as_str().unwrap().contains("Deployment"),
+        "{web}"
+    );
     assert_eq!(app(&status, "store")["status"], "active");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_deploy_while_one_runs_is_refused_naming_the_first() {
-    let env = start(Config { readiness_delay: Duration::from_millis(2500), ..fast() }).await;
+    let env = start(Config {
+        readiness_delay: Duration::from_millis(2500),
+        ..fast()
+    })
+    .await;
     let bundle = env.bundle();
     let first = env.command(&["deploy", &bundle]).spawn().unwrap();
     let pid = first.id().unwrap();
     until(20, "the first run's lock", || {
-        env.sim.get("coordination.k8s.io/v1", "Lease", MODEL, "wharf-lock").is_some()
+        env.sim
+            .get("coordination.k8s.io/v1", "Lease", MODEL, "wharf-lock")
+            .is_some()
     })
     .await;
     let second = env.deploy(&[]).await;
     assert!(!second.status.success());
     let err = text(&second.stderr);
-    assert!(err.contains("locked by") && err.contains(&format!("pid {pid}")), "{err}");
+    assert!(
+        err.contains("locked by") && err.contains(&format!("pid {pid}")),
+        "{err}"
+    );
     let first = first.wait_with_output().await.unwrap();
     assert!(first.status.success(), "{}", text(&first.stderr));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_deploy_leaves_a_lock_the_next_run_takes_over_after_expiry() {
-    let env = start(Config { readiness_delay: Duration::from_millis(1500), ..fast() }).await;
+    let env = start(Config {
+        readiness_delay: Duration::from_millis(1500),
+        ..fast()
+    })
+    .await;
     let bundle = env.bundle();
-    let mut victim = env.command(&["deploy", &bundle]).env("WHARF_LOCK_SECONDS", "3").spawn().unwrap();
+    let mut victim = env
+        .command(&["deploy", &bundle])
+        .env("WHARF_LOCK_SECONDS", "3")
+        .spawn()
+        .unwrap();
     let pid = victim.id().unwrap();
     // Kill it in the middle: after it recorded store as pending and started applying.
-    until(20, "a pending release", || env.records("store").iter().any(|(_, s)| s == "pending")).await;
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    until(20, "a pending release", || {
+        env.records("store").iter().any(|(_, s)| s == "pending")
+    })
+    .await;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     victim.wait().await.unwrap();
 
     let refused = env.deploy(&[]).await;
     assert!(!refused.status.success());
     let err = text(&refused.stderr);
-    assert!(err.contains(&format!("pid {pid}")) && err.contains("expires"), "{err}");
+    assert!(
+        err.contains(&format!("pid {pid}")) && err.contains("expires"),
+        "{err}"
+    );
 
     tokio::time::sleep(Duration::from_secs(3)).await;
     let out = env.deploy(&["--timeout", "60s"]).await;
@@ -146,7 +216,11 @@ async fn force_unlock_takes_a_held_lock() {
                      "renewTime": jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S.%6fZ").to_string()}}))
         .unwrap();
     let refused = env.deploy(&[]).await;
-    assert!(text(&refused.stderr).contains("alice@elsewhere pid 42"), "{}", text(&refused.stderr));
+    assert!(
+        text(&refused.stderr).contains("alice@elsewhere pid 42"),
+        "{}",
+        text(&refused.stderr)
+    );
     let out = env.deploy(&["--force-unlock"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
@@ -158,22 +232,41 @@ async fn dry_run_prints_the_plan_and_writes_nothing_and_diff_hides_secrets() {
     let out = env.deploy(&["--dry-run"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let plan = text(&out.stdout);
-    assert!(plan.contains("stage 1: custom resource definitions"), "{plan}");
+    assert!(
+        plan.contains("stage 1: custom resource definitions"),
+        "{plan}"
+    );
     assert!(plan.contains("create    Deployment tiny/web"), "{plan}");
     assert!(plan.contains("web (after store)"), "{plan}");
     assert_eq!(env.sim.writes(), writes, "dry-run writes nothing");
 
     assert!(env.deploy(&[]).await.status.success());
-    let out = env.deploy(&["--dry-run", "--set", "web.greeting=hej"]).await;
+    let out = env
+        .deploy(&["--dry-run", "--set", "web.greeting=hej"])
+        .await;
     let plan = text(&out.stdout);
-    assert!(plan.contains("update    ConfigMap tiny/web-config"), "{plan}");
+    assert!(
+        plan.contains("update    ConfigMap tiny/web-config"),
+        "{plan}"
+    );
     assert!(plan.contains("unchanged Deployment tiny/web"), "{plan}");
 
-    let out = env.deploy(&["--dry-run", "--diff", "--set", "web.greeting=hej"]).await;
+    let out = env
+        .deploy(&["--dry-run", "--diff", "--set", "web.greeting=hej"])
+        .await;
     let diff = text(&out.stdout);
-    assert!(diff.contains("-  greeting: hello") && diff.contains("+  greeting: hej"), "{diff}");
-    assert!(!diff.contains("Secret tiny/store-auth"), "an unchanged secret has no diff: {diff}");
-    let password = env.sim.get("v1", "Secret", MODEL, "wharf-generated").unwrap()["data"]["store.password"]
+    assert!(
+        diff.contains("-  greeting: hello") && diff.contains("+  greeting: hej"),
+        "{diff}"
+    );
+    assert!(
+        !diff.contains("Secret tiny/store-auth"),
+        "an unchanged secret has no diff: {diff}"
+    );
+    let password = env
+        .sim
+        .get("v1", "Secret", MODEL, "wharf-generated")
+        .unwrap()["data"]["store.password"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -189,13 +282,21 @@ async fn kubeconfig_problems_are_one_line_errors_and_write_nothing() {
     let invalid = dir.join("invalid");
     std::fs::write(&invalid, "clusters: [[[ not yaml").unwrap();
     let unreachable = dir.join("unreachable");
-    std::fs::write(&unreachable, good.replace(&env.sim.url(), "http://127.0.0.1:9")).unwrap();
+    std::fs::write(
+        &unreachable,
+        good.replace(&env.sim.url(), "http://127.0.0.1:9"),
+    )
+    .unwrap();
     let bad_token = dir.join("bad-token");
     std::fs::write(&bad_token, good.replace("admin-token", "wrong-token")).unwrap();
     let cases: [(&std::path::Path, &[&str], &str); 5] = [
         (&dir.join("missing"), &[], "no kubeconfig at"),
         (&invalid, &[], "is not valid"),
-        (&env.kubeconfig, &["--context", "prod"], "context `prod` is not in"),
+        (
+            &env.kubeconfig,
+            &["--context", "prod"],
+            "context `prod` is not in",
+        ),
         (&unreachable, &[], "does not answer"),
         (&bad_token, &[], "401"),
     ];
@@ -211,8 +312,67 @@ async fn kubeconfig_problems_are_one_line_errors_and_write_nothing() {
             .unwrap();
         assert!(!out.status.success(), "{want}");
         let err = text(&out.stderr);
-        assert_eq!(err.trim_end().lines().count(), 1, "one line for {want}: {err}");
-        assert!(err.starts_with("error: ") && err.contains(want), "{want}: {err}");
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "one line for {want}: {err}"
+        );
+        assert!(
+            err.starts_with("error: ") && err.contains(want),
+            "{want}: {err}"
+        );
     }
     assert_eq!(env.sim.writes(), writes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_field_another_manager_owns_is_a_conflict_until_forced() {
+    use kube::api::{Api, Patch, PatchParams};
+    let env = start(fast()).await;
+    assert!(env.deploy(&[]).await.status.success());
+    // Someone edits the ConfigMap with their own field manager, taking over data.greeting.
+    let kubeconfig = kube::config::Kubeconfig::read_from(&env.kubeconfig).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
+    let client = kube::Client::try_from(config).unwrap();
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client, MODEL);
+    let edit = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "web-config"}, "data": {"greeting": "edited by hand"}});
+    cms.patch(
+        "web-config",
+        &PatchParams::apply("kubectl-edit").force(),
+        &Patch::Apply(&edit),
+    )
+    .await
+    .unwrap();
+
+    let out = env.deploy(&[]).await;
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("\"kubectl-edit\"") && err.contains("--force-conflicts"),
+        "{err}"
+    );
+    assert_eq!(env.records("web").last().unwrap().1, "failed");
+
+    let out = env.deploy(&["--force-conflicts"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let cm = env.sim.get("v1", "ConfigMap", MODEL, "web-config").unwrap();
+    assert_eq!(cm["data"]["greeting"], "hello");
+    assert_eq!(env.records("web").last().unwrap().1, "deployed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_is_capped() {
+    let env = start(fast()).await;
+    for greeting in ["a", "b", "c", "d"] {
+        let set = format!("web.greeting={greeting}");
+        let out = env.deploy(&["--set", &set, "--history", "2"]).await;
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    assert_eq!(
+        env.records("web"),
+        [(3, "superseded".to_string()), (4, "deployed".to_string())]
+    );
 }

@@ -11,8 +11,25 @@ async fn status_shows_header_applications_and_units() {
     let out = env.wharf(&["status"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let s = text(&out.stdout);
-    for want in ["Model", "tiny", &env.sim.url(), "1.33", "App", "Version", "Status", "Scale", "Charm", "Rev",
-        "Address", "Message", "Unit", "Workload", "web/0", "store/0", "active"] {
+    for want in [
+        "Model",
+        "tiny",
+        &env.sim.url(),
+        "1.33",
+        "App",
+        "Version",
+        "Status",
+        "Scale",
+        "Charm",
+        "Rev",
+        "Address",
+        "Message",
+        "Unit",
+        "Workload",
+        "web/0",
+        "store/0",
+        "active",
+    ] {
         assert!(s.contains(want), "status lacks {want}:\n{s}");
     }
     let json = env.status_json().await;
@@ -22,7 +39,10 @@ async fn status_shows_header_applications_and_units() {
     assert_eq!(web["rev"], 1);
     assert_eq!(web["scale"], 1);
     // The LoadBalancer address from the simulator's pool.
-    assert!(web["address"].as_str().unwrap().starts_with("10.64.140."), "{web}");
+    assert!(
+        web["address"].as_str().unwrap().starts_with("10.64.140."),
+        "{web}"
+    );
     let yaml = env.wharf(&["status", "--output", "yaml"]).await;
     assert!(text(&yaml.stdout).contains("applications:"));
 }
@@ -30,7 +50,12 @@ async fn status_shows_header_applications_and_units() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_charm_declared_condition_makes_the_application_blocked() {
     let env = start(fast()).await;
-    assert!(env.deploy(&["--set", "web.greeting="]).await.status.success());
+    assert!(
+        env.deploy(&["--set", "web.greeting="])
+            .await
+            .status
+            .success()
+    );
     let json = env.status_json().await;
     let web = app(&json, "web");
     assert_eq!(web["status"], "blocked", "{web}");

@@ -74,7 +74,11 @@ async fn converge(
     let slots: Vec<Slot> = resolved
         .generated_slots()?
         .into_iter()
-        .map(|s| Slot { app: s.app, key: s.key, bytes: s.bytes })
+        .map(|s| Slot {
+            app: s.app,
+            key: s.key,
+            bytes: s.bytes,
+        })
         .collect();
     if generated::fill(&mut values, &slots) && !args.dry_run {
         generated::save(&cluster.client, model, &cluster.server, &values).await?;
@@ -112,16 +116,31 @@ async fn converge(
             .and_then(|h| h.last())
             .and_then(|r| r.digests().get(&item.id).cloned());
         let live = applier.live(&catalog, item).await?;
-        changes.insert(item.id.clone(), Applier::decide(live.as_ref(), &item.object, recorded.as_deref()));
+        changes.insert(
+            item.id.clone(),
+            Applier::decide(live.as_ref(), &item.object, recorded.as_deref()),
+        );
         if let Some(live) = live {
             lives.insert(item.id.clone(), live);
         }
     }
-    let allow = prune::Allow { crds: args.prune_crds, data: args.prune_data };
+    let allow = prune::Allow {
+        crds: args.prune_crds,
+        data: args.prune_data,
+    };
     let mut prunes: BTreeMap<String, Vec<ObjectRef>> = BTreeMap::new();
     for app in &apps {
-        let current: BTreeSet<ObjectRef> = plan.items().filter(|i| i.app == app.name).map(|i| i.id.clone()).collect();
-        let previous = previous_inventory(history.get(&app.name).map(Vec::as_slice).unwrap_or_default());
+        let current: BTreeSet<ObjectRef> = plan
+            .items()
+            .filter(|i| i.app == app.name)
+            .map(|i| i.id.clone())
+            .collect();
+        let previous = previous_inventory(
+            history
+                .get(&app.name)
+                .map(Vec::as_slice)
+                .unwrap_or_default(),
+        );
         prunes.insert(app.name.clone(), prune::dropped(&previous, &current, allow));
     }
 
@@ -129,7 +148,9 @@ async fn converge(
         let mut out = std::io::stdout().lock();
         if args.diff {
             for item in plan.items() {
-                if let Some(d) = diff::object_diff(&item.id.to_string(), lives.get(&item.id), &item.object) {
+                if let Some(d) =
+                    diff::object_diff(&item.id.to_string(), lives.get(&item.id), &item.object)
+                {
                     writeln!(out, "{d}")?;
                 }
             }
@@ -177,31 +198,45 @@ async fn converge(
         // While pending, the record also lists what is about to be pruned: a run killed now
         // leaves a record from which the next run still knows to prune them.
         for r in &prunes[&app.name] {
-            record.inventory.push(InventoryEntry { id: r.clone(), digest: String::new() });
+            record.inventory.push(InventoryEntry {
+                id: r.clone(),
+                digest: String::new(),
+            });
         }
         releases.save(&record).await?;
         record.inventory = inventory;
         pending.insert(app.name.clone(), record);
     }
 
-    let progress = if global.output == crate::cli::OutputFormat::Text { Progress::new() } else { Progress::plain() };
-    let opts = execute::Options { wait: !args.no_wait, deadline };
-    let outcomes = match execute::run(&applier, catalog, &plan, &changes, &prunes, opts, &progress).await {
-        Ok(o) => o,
-        Err(e) => {
-            let reason = e.to_string();
-            for mut record in pending.into_values() {
-                finish(&mut record, Err(reason.clone()));
-                releases.save(&record).await?;
-            }
-            return Err(e);
-        }
+    let progress = if global.output == crate::cli::OutputFormat::Text {
+        Progress::new()
+    } else {
+        Progress::plain()
     };
+    let opts = execute::Options {
+        wait: !args.no_wait,
+        deadline,
+    };
+    let outcomes =
+        match execute::run(&applier, catalog, &plan, &changes, &prunes, opts, &progress).await {
+            Ok(o) => o,
+            Err(e) => {
+                let reason = e.to_string();
+                for mut record in pending.into_values() {
+                    finish(&mut record, Err(reason.clone()));
+                    releases.save(&record).await?;
+                }
+                return Err(e);
+            }
+        };
 
     // Records: a new revision for each application that changed, or whose state did.
     let mut failed = Vec::new();
     for app in &apps {
-        let outcome = outcomes.get(&app.name).map(|o| o.result.clone()).unwrap_or(Ok(()));
+        let outcome = outcomes
+            .get(&app.name)
+            .map(|o| o.result.clone())
+            .unwrap_or(Ok(()));
         if let Err(why) = &outcome {
             failed.push(format!("{}: {why}", app.name));
         }
@@ -215,13 +250,20 @@ async fn converge(
                 if now_failed == was_failed {
                     continue; // nothing changed, not even the state: write nothing
                 }
-                Release { revision: last.revision + 1, started: started.clone(), ..last.clone() }
+                Release {
+                    revision: last.revision + 1,
+                    started: started.clone(),
+                    ..last.clone()
+                }
             }
         };
         finish(&mut record, outcome.clone());
         releases.save(&record).await?;
         if outcome.is_ok() {
-            for old in records.iter().filter(|r| r.status == ReleaseStatus::Deployed) {
+            for old in records
+                .iter()
+                .filter(|r| r.status == ReleaseStatus::Deployed)
+            {
                 let mut old = old.clone();
                 old.status = ReleaseStatus::Superseded;
                 releases.save(&old).await?;
@@ -233,7 +275,10 @@ async fn converge(
     }
 
     if failed.is_empty() {
-        progress.line(&format!("model `{model}`: {} application(s) ready", apps.len()));
+        progress.line(&format!(
+            "model `{model}`: {} application(s) ready",
+            apps.len()
+        ));
         Ok(ExitCode::SUCCESS)
     } else {
         Err(anyhow!(
@@ -261,7 +306,10 @@ fn finish(record: &mut Release, outcome: Result<(), String>) {
 
 /// The render target: the model and the cluster's Kubernetes version and this machine's arch.
 fn target(model: &str, cluster: &Cluster) -> Target {
-    let mut t = Target { namespace: model.to_owned(), ..Target::default() };
+    let mut t = Target {
+        namespace: model.to_owned(),
+        ..Target::default()
+    };
     let v = cluster.kube_version.trim_start_matches('v');
     let core = v.split(['-', '+']).next().unwrap_or(v);
     if let Ok(version) = semver::Version::parse(core) {
@@ -290,7 +338,10 @@ fn previous_inventory(records: &[Release]) -> BTreeSet<ObjectRef> {
 fn inventory_of(plan: &Plan, app: &str) -> Vec<InventoryEntry> {
     plan.items()
         .filter(|i| i.app == app)
-        .map(|i| InventoryEntry { id: i.id.clone(), digest: compare::digest(&i.object) })
+        .map(|i| InventoryEntry {
+            id: i.id.clone(),
+            digest: compare::digest(&i.object),
+        })
         .collect()
 }
 
@@ -298,14 +349,26 @@ fn inventory_of(plan: &Plan, app: &str) -> Vec<InventoryEntry> {
 /// made it).
 async fn ensure_namespace(cluster: &Cluster, model: &str) -> anyhow::Result<()> {
     let api: Api<Namespace> = Api::all(cluster.client.clone());
-    let describe = |e: kube::Error| anyhow!(errors::describe(&e, &format!("create namespace {model}"), &cluster.server));
+    let describe = |e: kube::Error| {
+        anyhow!(errors::describe(
+            &e,
+            &format!("create namespace {model}"),
+            &cluster.server
+        ))
+    };
     if api.get_opt(model).await.map_err(describe)?.is_some() {
         return Ok(());
     }
     let ns = Namespace {
         metadata: ObjectMeta {
             name: Some(model.to_owned()),
-            labels: Some([(crate::store::OWNER_LABEL.to_string(), crate::store::OWNER.to_string())].into()),
+            labels: Some(
+                [(
+                    crate::store::OWNER_LABEL.to_string(),
+                    crate::store::OWNER.to_string(),
+                )]
+                .into(),
+            ),
             ..ObjectMeta::default()
         },
         ..Namespace::default()
@@ -329,7 +392,10 @@ pub fn describe_plan(
         out.push_str(&format!("    {:<9} {id}\n", change.verb()));
     };
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for (title, items) in [("stage 1: custom resource definitions", &plan.crds), ("stage 2: cluster-wide objects", &plan.cluster)] {
+    for (title, items) in [
+        ("stage 1: custom resource definitions", &plan.crds),
+        ("stage 2: cluster-wide objects", &plan.cluster),
+    ] {
         if items.is_empty() {
             continue;
         }
@@ -342,7 +408,11 @@ pub fn describe_plan(
     }
     out.push_str("stage 3: applications\n");
     for app in &plan.apps {
-        let needs = if app.needs.is_empty() { String::new() } else { format!(" (after {})", app.needs.join(", ")) };
+        let needs = if app.needs.is_empty() {
+            String::new()
+        } else {
+            format!(" (after {})", app.needs.join(", "))
+        };
         out.push_str(&format!("  {}{needs}\n", app.name));
         for i in &app.items {
             let c = changes.get(&i.id).copied().unwrap_or(Change::Create);
@@ -355,11 +425,19 @@ pub fn describe_plan(
         }
     }
     let summary: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
-    out.push_str(&format!("summary: {}\n", if summary.is_empty() { "nothing".into() } else { summary.join(", ") }));
+    out.push_str(&format!(
+        "summary: {}\n",
+        if summary.is_empty() {
+            "nothing".into()
+        } else {
+            summary.join(", ")
+        }
+    ));
     out
 }
 
 /// Parse `--timeout` values like `20m`, `90s`, `1h30m`.
 pub fn parse_timeout(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration like 20m or 90s: {e}"))
+    humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration like 20m or 90s: {e}"))
 }

@@ -29,7 +29,11 @@ async fn remove(global: &GlobalArgs, args: &RemoveArgs) -> Outcome {
         let what = what.to_owned();
         move |e: kube::Error| anyhow!(errors::describe(&e, &what, &server))
     };
-    let Some(namespace) = namespaces.get_opt(model).await.map_err(describe("read the model namespace"))? else {
+    let Some(namespace) = namespaces
+        .get_opt(model)
+        .await
+        .map_err(describe("read the model namespace"))?
+    else {
         eprintln!("model `{model}` does not exist (no namespace {model}): nothing to remove");
         return Ok(ExitCode::SUCCESS);
     };
@@ -58,7 +62,12 @@ async fn remove(global: &GlobalArgs, args: &RemoveArgs) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn remove_apps(args: &RemoveArgs, model: &str, cluster: &crate::kube::Cluster, catalog: &Catalog) -> anyhow::Result<()> {
+async fn remove_apps(
+    args: &RemoveArgs,
+    model: &str,
+    cluster: &crate::kube::Cluster,
+    catalog: &Catalog,
+) -> anyhow::Result<()> {
     let releases = Releases::new(&cluster.client, model, &cluster.server);
     let history = releases.list().await?;
     let apps: Vec<String> = match (&args.app, args.all) {
@@ -68,7 +77,11 @@ async fn remove_apps(args: &RemoveArgs, model: &str, cluster: &crate::kube::Clus
                 let known: Vec<_> = history.keys().map(String::as_str).collect();
                 bail!(
                     "model `{model}` has no application `{app}`; it has: {}",
-                    if known.is_empty() { "none".into() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
                 );
             }
             vec![app.clone()]
@@ -76,7 +89,10 @@ async fn remove_apps(args: &RemoveArgs, model: &str, cluster: &crate::kube::Clus
         (None, false) => bail!("name an application to remove, or pass --all"),
     };
 
-    let allow = prune::Allow { crds: args.destroy_crds, data: !args.keep_data };
+    let allow = prune::Allow {
+        crds: args.destroy_crds,
+        data: !args.keep_data,
+    };
     let progress = Progress::new();
     let mut refs: BTreeSet<ObjectRef> = BTreeSet::new();
     for app in &apps {
@@ -101,10 +117,19 @@ async fn remove_apps(args: &RemoveArgs, model: &str, cluster: &crate::kube::Clus
     }
     if args.all && !args.keep_data {
         let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), model);
-        match secrets.delete(generated::SECRET_NAME, &DeleteParams::default()).await {
+        match secrets
+            .delete(generated::SECRET_NAME, &DeleteParams::default())
+            .await
+        {
             Ok(_) => {}
             Err(e) if errors::is_not_found(&e) => {}
-            Err(e) => return Err(anyhow!(errors::describe(&e, "delete the generated secrets", &cluster.server))),
+            Err(e) => {
+                return Err(anyhow!(errors::describe(
+                    &e,
+                    "delete the generated secrets",
+                    &cluster.server
+                )));
+            }
         }
     }
     kept.sort();
@@ -117,7 +142,10 @@ async fn remove_apps(args: &RemoveArgs, model: &str, cluster: &crate::kube::Clus
         } else {
             format!(
                 " ({}; pass --destroy-crds / drop --keep-data to delete them)",
-                kept.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                kept.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         }
     ));

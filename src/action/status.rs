@@ -82,12 +82,26 @@ pub fn run(global: &GlobalArgs, args: &StatusArgs) -> Outcome {
 /// One LIST of each kind status reads, grouped by application (the instance label).
 type ByApp = BTreeMap<String, Vec<(String, Value)>>;
 
-async fn list_kind(cluster: &Cluster, model: &str, ar: ApiResource, by_app: &mut ByApp) -> anyhow::Result<()> {
+async fn list_kind(
+    cluster: &Cluster,
+    model: &str,
+    ar: ApiResource,
+    by_app: &mut ByApp,
+) -> anyhow::Result<()> {
     let api: Api<DynamicObject> = Api::namespaced_with(cluster.client.clone(), model, &ar);
-    let list = match api.list(&ListParams::default().labels(MANAGED_BY_SELECTOR)).await {
+    let list = match api
+        .list(&ListParams::default().labels(MANAGED_BY_SELECTOR))
+        .await
+    {
         Ok(l) => l,
         Err(e) if errors::is_not_found(&e) => return Ok(()),
-        Err(e) => return Err(anyhow!(errors::describe(&e, &format!("list {}", ar.plural), &cluster.server))),
+        Err(e) => {
+            return Err(anyhow!(errors::describe(
+                &e,
+                &format!("list {}", ar.plural),
+                &cluster.server
+            )));
+        }
     };
     for obj in list.items {
         let v = serde_json::to_value(&obj)?;
@@ -104,7 +118,9 @@ async fn list_kind(cluster: &Cluster, model: &str, ar: ApiResource, by_app: &mut
 }
 
 pub async fn collect(cluster: &Cluster, model: &str) -> anyhow::Result<Report> {
-    let releases = Releases::new(&cluster.client, model, &cluster.server).list().await?;
+    let releases = Releases::new(&cluster.client, model, &cluster.server)
+        .list()
+        .await?;
     let mut objects = ByApp::new();
     for ar in [
         ApiResource::erase::<Deployment>(&()),
@@ -131,7 +147,11 @@ pub async fn collect(cluster: &Cluster, model: &str) -> anyhow::Result<Report> {
         let latest = releases.get(&app).and_then(|r| r.last());
         applications.push(app_row(&app, objs, latest));
         let mut app_pods: Vec<&(String, Value)> = pods.get(&app).into_iter().flatten().collect();
-        app_pods.sort_by_key(|(_, p)| p.pointer("/metadata/name").and_then(Value::as_str).map(str::to_owned));
+        app_pods.sort_by_key(|(_, p)| {
+            p.pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        });
         for (i, (_, pod)) in app_pods.iter().enumerate() {
             units.push(unit_row(&app, i, pod));
         }
@@ -161,10 +181,15 @@ pub fn app_row(app: &str, objs: &[(String, Value)], latest: Option<&Release>) ->
     for (kind, obj) in objs {
         let name = str_at(obj, "/metadata/name").unwrap_or("?");
         if version.is_empty() {
-            version = str_at(obj, "/metadata/labels/app.kubernetes.io~1version").unwrap_or("").to_owned();
+            version = str_at(obj, "/metadata/labels/app.kubernetes.io~1version")
+                .unwrap_or("")
+                .to_owned();
         }
         if matches!(kind.as_str(), "Deployment" | "StatefulSet") {
-            scale += obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
+            scale += obj
+                .pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
         }
         if kind == "Service" && address.is_empty() {
             address = str_at(obj, "/status/loadBalancer/ingress/0/ip")
@@ -185,10 +210,18 @@ pub fn app_row(app: &str, objs: &[(String, Value)], latest: Option<&Release>) ->
     }
     let (status, message) = if let Some(why) = failed {
         ("error".to_owned(), why)
-    } else if let Some(r) = latest.filter(|r| r.status == ReleaseStatus::Failed && waiting.is_some()) {
-        ("error".to_owned(), r.reason.clone().unwrap_or_else(|| "deploy failed".into()))
+    } else if let Some(r) =
+        latest.filter(|r| r.status == ReleaseStatus::Failed && waiting.is_some())
+    {
+        (
+            "error".to_owned(),
+            r.reason.clone().unwrap_or_else(|| "deploy failed".into()),
+        )
     } else if let Some(r) = latest.filter(|r| r.status == ReleaseStatus::Pending) {
-        ("maintenance".to_owned(), format!("deploying revision {}", r.revision))
+        (
+            "maintenance".to_owned(),
+            format!("deploying revision {}", r.revision),
+        )
     } else if let Some(why) = waiting {
         ("waiting".to_owned(), why)
     } else if let Some((s, m)) = latest.and_then(|r| r.declared_status.clone()) {
@@ -214,7 +247,13 @@ fn unit_row(app: &str, index: usize, pod: &Value) -> UnitRow {
     let problem = pod_problem(pod);
     let workload = match problem.as_deref() {
         None => "active",
-        Some(p) if p.starts_with("CrashLoopBackOff") || p.starts_with("Failed") || p.starts_with("Error") => "error",
+        Some(p)
+            if p.starts_with("CrashLoopBackOff")
+                || p.starts_with("Failed")
+                || p.starts_with("Error") =>
+        {
+            "error"
+        }
         Some(p) if p.starts_with("Succeeded") => "active",
         Some(_) => "waiting",
     };
@@ -255,11 +294,19 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 pub fn render_text(r: &Report) -> String {
     let mut out = table(
         &["Model", "Cluster", "Kubernetes", "wharf"],
-        &[vec![r.model.clone(), r.cluster.clone(), r.kubernetes.clone(), r.wharf.clone()]],
+        &[vec![
+            r.model.clone(),
+            r.cluster.clone(),
+            r.kubernetes.clone(),
+            r.wharf.clone(),
+        ]],
     );
     out.push('\n');
     if r.applications.is_empty() {
-        out.push_str(&format!("Model `{}` has no applications. Deploy one with `wharf deploy lite`.\n", r.model));
+        out.push_str(&format!(
+            "Model `{}` has no applications. Deploy one with `wharf deploy lite`.\n",
+            r.model
+        ));
         return out;
     }
     let rows: Vec<Vec<String>> = r
@@ -278,13 +325,25 @@ pub fn render_text(r: &Report) -> String {
             ]
         })
         .collect();
-    out.push_str(&table(&["App", "Version", "Status", "Scale", "Charm", "Rev", "Address", "Message"], &rows));
+    out.push_str(&table(
+        &[
+            "App", "Version", "Status", "Scale", "Charm", "Rev", "Address", "Message",
+        ],
+        &rows,
+    ));
     if !r.units.is_empty() {
         out.push('\n');
         let rows: Vec<Vec<String>> = r
             .units
             .iter()
-            .map(|u| vec![u.unit.clone(), u.workload.clone(), u.address.clone(), u.message.clone()])
+            .map(|u| {
+                vec![
+                    u.unit.clone(),
+                    u.workload.clone(),
+                    u.address.clone(),
+                    u.message.clone(),
+                ]
+            })
             .collect();
         out.push_str(&table(&["Unit", "Workload", "Address", "Message"], &rows));
     }
@@ -298,10 +357,13 @@ mod tests {
 
     fn deployment(ready: bool) -> (String, Value) {
         let avail = if ready { 1 } else { 0 };
-        ("Deployment".into(), json!({"metadata": {"name": "d", "generation": 1,
+        (
+            "Deployment".into(),
+            json!({"metadata": {"name": "d", "generation": 1,
             "labels": {"app.kubernetes.io/version": "1.2.3"}},
             "spec": {"replicas": 1},
-            "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "availableReplicas": avail}}))
+            "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "availableReplicas": avail}}),
+        )
     }
 
     fn record(status: ReleaseStatus, declared: Option<(&str, &str)>) -> Release {
@@ -326,16 +388,39 @@ mod tests {
         let cases = [
             (deployment(true), None, "active"),
             (deployment(false), None, "waiting"),
-            (deployment(false), Some(record(ReleaseStatus::Failed, None)), "error"),
-            (deployment(false), Some(record(ReleaseStatus::Pending, None)), "maintenance"),
-            (deployment(true), Some(record(ReleaseStatus::Deployed, Some(("blocked", "set static-password or connectors")))), "blocked"),
-            (deployment(true), Some(record(ReleaseStatus::Failed, None)), "active"),
+            (
+                deployment(false),
+                Some(record(ReleaseStatus::Failed, None)),
+                "error",
+            ),
+            (
+                deployment(false),
+                Some(record(ReleaseStatus::Pending, None)),
+                "maintenance",
+            ),
+            (
+                deployment(true),
+                Some(record(
+                    ReleaseStatus::Deployed,
+                    Some(("blocked", "set static-password or connectors")),
+                )),
+                "blocked",
+            ),
+            (
+                deployment(true),
+                Some(record(ReleaseStatus::Failed, None)),
+                "active",
+            ),
         ];
         for (obj, rec, want) in cases {
             let row = app_row("a", &[obj], rec.as_ref());
             assert_eq!(row.status, want, "{row:?}");
         }
-        let row = app_row("a", &[deployment(false)], Some(&record(ReleaseStatus::Failed, None)));
+        let row = app_row(
+            "a",
+            &[deployment(false)],
+            Some(&record(ReleaseStatus::Failed, None)),
+        );
         assert!(row.message.contains("timed out"), "{row:?}");
         assert_eq!(row.scale, 1);
         assert_eq!(row.rev, Some(2));
@@ -346,7 +431,10 @@ mod tests {
         let pod = json!({"metadata": {"name": "p"}, "status": {"phase": "Pending", "podIP": "10.1.0.5",
             "containerStatuses": [{"ready": false, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}});
         let u = unit_row("a", 0, &pod);
-        assert_eq!((u.unit.as_str(), u.workload.as_str(), u.address.as_str()), ("a/0", "error", "10.1.0.5"));
+        assert_eq!(
+            (u.unit.as_str(), u.workload.as_str(), u.address.as_str()),
+            ("a/0", "error", "10.1.0.5")
+        );
     }
 
     #[test]
@@ -360,6 +448,12 @@ mod tests {
             units: vec![],
         };
         let t = render_text(&r);
-        assert!(t.contains("App") && t.contains("Message") && t.contains("active") && t.contains("v1.33.0"), "{t}");
+        assert!(
+            t.contains("App")
+                && t.contains("Message")
+                && t.contains("active")
+                && t.contains("v1.33.0"),
+            "{t}"
+        );
     }
 }

@@ -46,10 +46,13 @@ impl Applier {
             return Ok(None);
         };
         let api = catalog.api_for(&self.client, &item.id)?;
-        let live = api
-            .get_opt(&item.id.name)
-            .await
-            .map_err(|e| anyhow!(errors::describe(&e, &format!("read {}", item.id), &self.server)))?;
+        let live = api.get_opt(&item.id.name).await.map_err(|e| {
+            anyhow!(errors::describe(
+                &e,
+                &format!("read {}", item.id),
+                &self.server
+            ))
+        })?;
         Ok(live.map(|o| serde_json::to_value(o).unwrap_or(Value::Null)))
     }
 
@@ -117,11 +120,23 @@ mod tests {
         let live_diff = json!({"kind": "ConfigMap", "data": {"a": "2"}});
         let d = compare::digest(&desired);
         assert_eq!(Applier::decide(None, &desired, None), Change::Create);
-        assert_eq!(Applier::decide(Some(&live_same), &desired, None), Change::Unchanged);
-        assert_eq!(Applier::decide(Some(&live_same), &desired, Some(&d)), Change::Unchanged);
+        assert_eq!(
+            Applier::decide(Some(&live_same), &desired, None),
+            Change::Unchanged
+        );
+        assert_eq!(
+            Applier::decide(Some(&live_same), &desired, Some(&d)),
+            Change::Unchanged
+        );
         // The render changed since the last release (e.g. a field was dropped): apply.
-        assert_eq!(Applier::decide(Some(&live_same), &desired, Some("old")), Change::Update);
+        assert_eq!(
+            Applier::decide(Some(&live_same), &desired, Some("old")),
+            Change::Update
+        );
         // Someone edited the live object: apply restores it.
-        assert_eq!(Applier::decide(Some(&live_diff), &desired, Some(&d)), Change::Update);
+        assert_eq!(
+            Applier::decide(Some(&live_diff), &desired, Some(&d)),
+            Change::Update
+        );
     }
 }

@@ -43,11 +43,7 @@ impl Catalog {
     }
 
     /// An API handle for one object, namespaced or cluster-wide as discovery says.
-    pub fn api_for(
-        &self,
-        client: &Client,
-        r: &ObjectRef,
-    ) -> anyhow::Result<Api<DynamicObject>> {
+    pub fn api_for(&self, client: &Client, r: &ObjectRef) -> anyhow::Result<Api<DynamicObject>> {
         let (ar, namespaced) = self.require(r)?;
         Ok(api_in(client, &ar, namespaced, r.namespace.as_deref()))
     }

@@ -82,7 +82,11 @@ fn sorted(v: &Value) -> Value {
         Value::Object(m) => {
             let mut keys: Vec<_> = m.keys().collect();
             keys.sort();
-            Value::Object(keys.into_iter().map(|k| (k.clone(), sorted(&m[k]))).collect())
+            Value::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), sorted(&m[k])))
+                    .collect(),
+            )
         }
         Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
         other => other.clone(),
@@ -102,7 +106,8 @@ mod tests {
         let mut live = desired.clone();
         live["metadata"]["uid"] = json!("u-1");
         live["metadata"]["managedFields"] = json!([{"manager": "wharf"}]);
-        live["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = json!("IfNotPresent");
+        live["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] =
+            json!("IfNotPresent");
         live["status"] = json!({"readyReplicas": 1});
         assert!(contains(&live, &desired));
     }
@@ -110,10 +115,22 @@ mod tests {
     #[test]
     fn changed_missing_and_reordered_values_are_differences() {
         let desired = json!({"spec": {"replicas": 2, "ports": [{"port": 80}, {"port": 81}]}});
-        assert!(!contains(&json!({"spec": {"replicas": 1, "ports": [{"port": 80}, {"port": 81}]}}), &desired));
-        assert!(!contains(&json!({"spec": {"ports": [{"port": 80}, {"port": 81}]}}), &desired));
-        assert!(!contains(&json!({"spec": {"replicas": 2, "ports": [{"port": 81}, {"port": 80}]}}), &desired));
-        assert!(!contains(&json!({"spec": {"replicas": 2, "ports": [{"port": 80}]}}), &desired));
+        assert!(!contains(
+            &json!({"spec": {"replicas": 1, "ports": [{"port": 80}, {"port": 81}]}}),
+            &desired
+        ));
+        assert!(!contains(
+            &json!({"spec": {"ports": [{"port": 80}, {"port": 81}]}}),
+            &desired
+        ));
+        assert!(!contains(
+            &json!({"spec": {"replicas": 2, "ports": [{"port": 81}, {"port": 80}]}}),
+            &desired
+        ));
+        assert!(!contains(
+            &json!({"spec": {"replicas": 2, "ports": [{"port": 80}]}}),
+            &desired
+        ));
     }
 
     #[test]
@@ -125,8 +142,10 @@ mod tests {
 
     #[test]
     fn secret_string_data_becomes_data() {
-        let s = normalise(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
-            "data": {"a": "YQ=="}, "stringData": {"b": "hello"}}));
+        let s = normalise(
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+            "data": {"a": "YQ=="}, "stringData": {"b": "hello"}}),
+        );
         assert_eq!(s["data"]["b"], "aGVsbG8=");
         assert_eq!(s["data"]["a"], "YQ==");
         assert!(s.get("stringData").is_none());

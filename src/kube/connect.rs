@@ -32,9 +32,13 @@ pub struct Cluster {
 /// `~/.kube/config`. $KUBECONFIG may hold several files separated by `:`; they are merged.
 pub fn kubeconfig_paths(flag: Option<&Path>) -> Vec<PathBuf> {
     match flag {
-        Some(p) => std::env::split_paths(p).filter(|p| !p.as_os_str().is_empty()).collect(),
+        Some(p) => std::env::split_paths(p)
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect(),
         None => {
-            let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_default();
             vec![home.join(".kube").join("config")]
         }
     }
@@ -52,12 +56,16 @@ pub async fn connect(flag: Option<&Path>, context: Option<&str>) -> anyhow::Resu
 
     let context_name = match context {
         Some(c) => c.to_owned(),
-        None => kubeconfig.current_context.clone().filter(|c| !c.is_empty()).ok_or_else(|| {
-            anyhow!(
-                "kubeconfig {shown} has no current-context; pass --context NAME (contexts: {})",
-                context_names(&kubeconfig)
-            )
-        })?,
+        None => kubeconfig
+            .current_context
+            .clone()
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| {
+                anyhow!(
+                    "kubeconfig {shown} has no current-context; pass --context NAME (contexts: {})",
+                    context_names(&kubeconfig)
+                )
+            })?,
     };
     if !kubeconfig.contexts.iter().any(|c| c.name == context_name) {
         return Err(anyhow!(
@@ -84,7 +92,11 @@ pub async fn connect(flag: Option<&Path>, context: Option<&str>) -> anyhow::Resu
     config.read_timeout = Some(READ_TIMEOUT);
     // A refused connection should be reported, not retried for a minute.
     config.default_retry = false;
-    let server = config.cluster_url.to_string().trim_end_matches('/').to_owned();
+    let server = config
+        .cluster_url
+        .to_string()
+        .trim_end_matches('/')
+        .to_owned();
     let client = Client::try_from(config).map_err(|e| {
         anyhow!(
             "cannot build a client for {server} from kubeconfig {shown}: {}",
@@ -170,7 +182,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope");
         let e = err_of(Some(&missing), None).await;
-        assert!(e.starts_with("no kubeconfig at") && e.contains("--kubeconfig"), "{e}");
+        assert!(
+            e.starts_with("no kubeconfig at") && e.contains("--kubeconfig"),
+            "{e}"
+        );
 
         let bad = write(dir.path(), "clusters: [[[");
         let e = err_of(Some(&bad), None).await;
@@ -178,7 +193,10 @@ mod tests {
 
         let good = write(dir.path(), GOOD);
         let e = err_of(Some(&good), Some("prod")).await;
-        assert!(e.contains("context `prod` is not in") && e.contains("sim"), "{e}");
+        assert!(
+            e.contains("context `prod` is not in") && e.contains("sim"),
+            "{e}"
+        );
 
         // Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
         let e = err_of(Some(&good), None).await;

@@ -42,7 +42,8 @@ pub fn redact(obj: &Value) -> Value {
 }
 
 fn yaml(v: &Value) -> String {
-    serde_saphyr::to_string(v).unwrap_or_else(|_| serde_json::to_string_pretty(v).unwrap_or_default())
+    serde_saphyr::to_string(v)
+        .unwrap_or_else(|_| serde_json::to_string_pretty(v).unwrap_or_default())
 }
 
 /// The unified diff for one object (`live` None: a new object, all lines added), or None when
@@ -73,11 +74,18 @@ mod tests {
     #[test]
     fn diff_shows_changed_fields_only_and_hides_secrets() {
         let desired = json!({"kind": "Secret", "metadata": {"name": "s"}, "data": {"k": "bmV3"}});
-        let live = json!({"kind": "Secret", "metadata": {"name": "s", "uid": "u"}, "data": {"k": "b2xk"}});
+        let live =
+            json!({"kind": "Secret", "metadata": {"name": "s", "uid": "u"}, "data": {"k": "b2xk"}});
         let d = object_diff("Secret wharf/s", Some(&live), &desired).unwrap();
         assert!(d.contains("<redacted sha256:"), "{d}");
-        assert!(!d.contains("bmV3") && !d.contains("b2xk") && !d.contains("uid"), "{d}");
-        assert!(d.contains("-  k:") || d.contains("- k:") || d.contains("-  k"), "{d}");
+        assert!(
+            !d.contains("bmV3") && !d.contains("b2xk") && !d.contains("uid"),
+            "{d}"
+        );
+        assert!(
+            d.contains("-  k:") || d.contains("- k:") || d.contains("-  k"),
+            "{d}"
+        );
         let same = json!({"kind": "ConfigMap", "data": {"a": "1"}});
         let mut live = same.clone();
         live["status"] = json!({"x": 1});

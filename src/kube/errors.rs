@@ -52,7 +52,11 @@ pub fn describe(err: &Error, what: &str, server: &str) -> String {
                  (on MicroK8s: `microk8s config` gives the admin one)",
                 one_line(&status.message)
             ),
-            code => format!("{what}: {} ({code} {})", one_line(&status.message), status.reason),
+            code => format!(
+                "{what}: {} ({code} {})",
+                one_line(&status.message),
+                status.reason
+            ),
         },
         e if is_unreachable(e) => format!(
             "{what}: the cluster at {server} does not answer ({}); is it running? \
@@ -87,9 +91,20 @@ mod tests {
 
     #[test]
     fn auth_errors_say_what_to_do() {
-        let e = describe(&api(401, "Unauthorized", "Unauthorized"), "list nodes", "https://k:16443");
-        assert!(e.contains("401") && e.contains("microk8s config") && !e.contains('\n'), "{e}");
-        let e = describe(&api(403, "Forbidden", "cannot list\nsecrets"), "list secrets", "s");
+        let e = describe(
+            &api(401, "Unauthorized", "Unauthorized"),
+            "list nodes",
+            "https://k:16443",
+        );
+        assert!(
+            e.contains("401") && e.contains("microk8s config") && !e.contains('\n'),
+            "{e}"
+        );
+        let e = describe(
+            &api(403, "Forbidden", "cannot list\nsecrets"),
+            "list secrets",
+            "s",
+        );
         assert!(e.contains("forbidden (403): cannot list secrets"), "{e}");
     }
 

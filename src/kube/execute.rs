@@ -41,18 +41,31 @@ pub async fn run(
     opts: Options,
     progress: &Progress,
 ) -> anyhow::Result<BTreeMap<String, AppOutcome>> {
-    let changed = |i: &&Item| changes.get(&i.id).copied().unwrap_or(Change::Create) != Change::Unchanged;
+    let changed =
+        |i: &&Item| changes.get(&i.id).copied().unwrap_or(Change::Create) != Change::Unchanged;
 
     if !plan.crds.is_empty() {
         let todo: Vec<&Item> = plan.crds.iter().filter(changed).collect();
-        progress.line(&format!("stage 1: {} CRD(s), {} to apply", plan.crds.len(), todo.len()));
+        progress.line(&format!(
+            "stage 1: {} CRD(s), {} to apply",
+            plan.crds.len(),
+            todo.len()
+        ));
         for item in &todo {
             applier.apply(&catalog, item).await?;
         }
         let ids: Vec<ObjectRef> = plan.crds.iter().map(|i| i.id.clone()).collect();
-        wait::until_ready(&applier.client, &applier.server, &catalog, &ids, None, opts.deadline, None)
-            .await
-            .map_err(|e| anyhow!("CRDs did not become established: {e}"))?;
+        wait::until_ready(
+            &applier.client,
+            &applier.server,
+            &catalog,
+            &ids,
+            None,
+            opts.deadline,
+            None,
+        )
+        .await
+        .map_err(|e| anyhow!("CRDs did not become established: {e}"))?;
         if !todo.is_empty() {
             // The new kinds are served now: learn their resources before applying instances.
             catalog = Catalog::load(&applier.client, &applier.server).await?;
@@ -82,7 +95,9 @@ pub async fn run(
         while progressed {
             progressed = false;
             for app in &plan.apps {
-                if started.contains(&app.name) || !app.needs.iter().all(|n| outcomes.contains_key(n)) {
+                if started.contains(&app.name)
+                    || !app.needs.iter().all(|n| outcomes.contains_key(n))
+                {
                     continue;
                 }
                 started.insert(app.name.clone());
@@ -90,7 +105,14 @@ pub async fn run(
                 if let Some(failed) = app.needs.iter().find(|n| outcomes[*n].result.is_err()) {
                     let why = format!("not deployed: it needs `{failed}`, which failed");
                     progress.app(&app.name).finish(false, &why);
-                    outcomes.insert(app.name.clone(), AppOutcome { result: Err(why), applied: 0, pruned: 0 });
+                    outcomes.insert(
+                        app.name.clone(),
+                        AppOutcome {
+                            result: Err(why),
+                            applied: 0,
+                            pruned: 0,
+                        },
+                    );
                     continue;
                 }
                 let task = deploy_app(
@@ -127,7 +149,11 @@ async fn deploy_app(
     progress: Progress,
 ) -> AppOutcome {
     let bar = progress.app(&app.name);
-    let mut outcome = AppOutcome { result: Ok(()), applied: 0, pruned: 0 };
+    let mut outcome = AppOutcome {
+        result: Ok(()),
+        applied: 0,
+        pruned: 0,
+    };
     let result: anyhow::Result<()> = async {
         for item in &app.items {
             if changes.get(&item.id).copied().unwrap_or(Change::Create) == Change::Unchanged {
@@ -166,7 +192,10 @@ async fn deploy_app(
             } else {
                 format!("{} applied, {} pruned", outcome.applied, outcome.pruned)
             };
-            bar.finish(true, &format!("{} ({what})", if opts.wait { "ready" } else { "applied" }));
+            bar.finish(
+                true,
+                &format!("{} ({what})", if opts.wait { "ready" } else { "applied" }),
+            );
         }
         Err(e) => {
             bar.finish(false, &e.to_string());

@@ -140,7 +140,10 @@ impl Plan {
         for app in apps {
             for need in &app.needs {
                 if !names.contains(need.as_str()) {
-                    bail!("application `{}` needs `{need}`, which is not in the bundle", app.name);
+                    bail!(
+                        "application `{}` needs `{need}`, which is not in the bundle",
+                        app.name
+                    );
                 }
             }
             let mut items = Vec::new();
@@ -241,25 +244,44 @@ mod tests {
     #[test]
     fn stages_kinds_and_needs_are_ordered() {
         let plan = Plan::build(&[
-            app("web", &["db"], vec![
-                obj("apps/v1", "Deployment", "web"),
-                obj("v1", "Service", "web"),
-                obj("wharf.dev/v1alpha1", "TrainJob", "t"),
-                obj("v1", "ServiceAccount", "web"),
-                obj("rbac.authorization.k8s.io/v1", "ClusterRole", "web"),
-            ]),
-            app("db", &[], vec![
-                obj("apiextensions.k8s.io/v1", "CustomResourceDefinition", "trainjobs.wharf.dev"),
-                obj("apps/v1", "StatefulSet", "db"),
-            ]),
+            app(
+                "web",
+                &["db"],
+                vec![
+                    obj("apps/v1", "Deployment", "web"),
+                    obj("v1", "Service", "web"),
+                    obj("wharf.dev/v1alpha1", "TrainJob", "t"),
+                    obj("v1", "ServiceAccount", "web"),
+                    obj("rbac.authorization.k8s.io/v1", "ClusterRole", "web"),
+                ],
+            ),
+            app(
+                "db",
+                &[],
+                vec![
+                    obj(
+                        "apiextensions.k8s.io/v1",
+                        "CustomResourceDefinition",
+                        "trainjobs.wharf.dev",
+                    ),
+                    obj("apps/v1", "StatefulSet", "db"),
+                ],
+            ),
         ])
         .unwrap();
         assert_eq!(plan.crds.len(), 1);
         assert_eq!(plan.cluster[0].id.kind, "ClusterRole");
         let order: Vec<_> = plan.apps.iter().map(|a| a.name.as_str()).collect();
         assert_eq!(order, ["db", "web"]);
-        let kinds: Vec<_> = plan.apps[1].items.iter().map(|i| i.id.kind.as_str()).collect();
-        assert_eq!(kinds, ["ServiceAccount", "Service", "Deployment", "TrainJob"]);
+        let kinds: Vec<_> = plan.apps[1]
+            .items
+            .iter()
+            .map(|i| i.id.kind.as_str())
+            .collect();
+        assert_eq!(
+            kinds,
+            ["ServiceAccount", "Service", "Deployment", "TrainJob"]
+        );
         assert!(is_custom(&plan.apps[1].items[3].id));
         assert!(!is_custom(&plan.apps[1].items[2].id));
     }

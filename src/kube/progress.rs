@@ -84,7 +84,11 @@ impl AppProgress {
             None => {
                 let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
                 if *last != msg {
-                    eprintln!("[{:>5.1}s] {}: {msg}", self.started.elapsed().as_secs_f32(), self.name);
+                    eprintln!(
+                        "[{:>5.1}s] {}: {msg}",
+                        self.started.elapsed().as_secs_f32(),
+                        self.name
+                    );
                     *last = msg.to_owned();
                 }
             }

@@ -25,7 +25,11 @@ impl Allow {
 }
 
 /// Objects recorded before and absent from the new render, that `allow` permits deleting.
-pub fn dropped(previous: &BTreeSet<ObjectRef>, current: &BTreeSet<ObjectRef>, allow: Allow) -> Vec<ObjectRef> {
+pub fn dropped(
+    previous: &BTreeSet<ObjectRef>,
+    current: &BTreeSet<ObjectRef>,
+    allow: Allow,
+) -> Vec<ObjectRef> {
     let mut out: Vec<_> = previous
         .difference(current)
         .filter(|r| allow.permits(r))
@@ -51,7 +55,12 @@ pub fn removal_order(refs: &mut [ObjectRef]) {
 
 /// Delete one object; an object already gone (or whose kind is no longer served) counts as
 /// deleted. Returns whether a delete request was sent and succeeded.
-pub async fn delete(client: &Client, server: &str, catalog: &Catalog, r: &ObjectRef) -> anyhow::Result<bool> {
+pub async fn delete(
+    client: &Client,
+    server: &str,
+    catalog: &Catalog,
+    r: &ObjectRef,
+) -> anyhow::Result<bool> {
     let Some(_) = catalog.resolve(r) else {
         return Ok(false);
     };
@@ -59,7 +68,11 @@ pub async fn delete(client: &Client, server: &str, catalog: &Catalog, r: &Object
     match api.delete(&r.name, &DeleteParams::background()).await {
         Ok(_) => Ok(true),
         Err(e) if errors::is_not_found(&e) => Ok(false),
-        Err(e) => Err(anyhow!(errors::describe(&e, &format!("delete {r}"), server))),
+        Err(e) => Err(anyhow!(errors::describe(
+            &e,
+            &format!("delete {r}"),
+            server
+        ))),
     }
 }
 
@@ -80,12 +93,23 @@ mod tests {
     fn dropped_keeps_crds_and_pvcs_unless_allowed() {
         let cm = r("v1", "ConfigMap", "old");
         let pvc = r("v1", "PersistentVolumeClaim", "data");
-        let crd = r("apiextensions.k8s.io/v1", "CustomResourceDefinition", "x.wharf.dev");
+        let crd = r(
+            "apiextensions.k8s.io/v1",
+            "CustomResourceDefinition",
+            "x.wharf.dev",
+        );
         let kept = r("v1", "Service", "s");
         let prev: BTreeSet<_> = [cm.clone(), pvc.clone(), crd.clone(), kept.clone()].into();
         let cur: BTreeSet<_> = [kept].into();
         assert_eq!(dropped(&prev, &cur, Allow::default()), vec![cm.clone()]);
-        let all = dropped(&prev, &cur, Allow { crds: true, data: true });
+        let all = dropped(
+            &prev,
+            &cur,
+            Allow {
+                crds: true,
+                data: true,
+            },
+        );
         assert_eq!(all.len(), 3);
         assert_eq!(all.last(), Some(&crd), "CRDs go last");
     }
@@ -93,13 +117,25 @@ mod tests {
     #[test]
     fn custom_resources_go_before_workloads_and_crds() {
         let mut refs = vec![
-            r("apiextensions.k8s.io/v1", "CustomResourceDefinition", "t.wharf.dev"),
+            r(
+                "apiextensions.k8s.io/v1",
+                "CustomResourceDefinition",
+                "t.wharf.dev",
+            ),
             r("v1", "ServiceAccount", "sa"),
             r("apps/v1", "Deployment", "d"),
             r("wharf.dev/v1alpha1", "TrainJob", "t"),
         ];
         removal_order(&mut refs);
         let kinds: Vec<_> = refs.iter().map(|r| r.kind.as_str()).collect();
-        assert_eq!(kinds, ["TrainJob", "Deployment", "ServiceAccount", "CustomResourceDefinition"]);
+        assert_eq!(
+            kinds,
+            [
+                "TrainJob",
+                "Deployment",
+                "ServiceAccount",
+                "CustomResourceDefinition"
+            ]
+        );
     }
 }

@@ -55,7 +55,8 @@ fn condition<'a>(obj: &'a Value, kind: &str) -> Option<(&'a str, &'a str, &'a st
 fn observed(obj: &Value) -> Option<Readiness> {
     let generation = int(obj, &["metadata", "generation"]).unwrap_or(0);
     let observed = int(obj, &["status", "observedGeneration"]).unwrap_or(0);
-    (observed < generation).then(|| Readiness::Waiting("rollout not yet observed by its controller".into()))
+    (observed < generation)
+        .then(|| Readiness::Waiting("rollout not yet observed by its controller".into()))
 }
 
 pub fn assess(kind: &str, obj: &Value) -> Readiness {
@@ -67,7 +68,10 @@ pub fn assess(kind: &str, obj: &Value) -> Readiness {
         "PersistentVolumeClaim" => match text(obj, &["status", "phase"]) {
             Some("Bound") => Readiness::Ready,
             Some("Lost") => Readiness::Failed("its volume is lost".into()),
-            phase => Readiness::Waiting(format!("volume {}", phase.unwrap_or("not bound").to_lowercase())),
+            phase => Readiness::Waiting(format!(
+                "volume {}",
+                phase.unwrap_or("not bound").to_lowercase()
+            )),
         },
         "Service" if text(obj, &["spec", "type"]) == Some("LoadBalancer") => {
             let has_address = obj
@@ -102,7 +106,10 @@ fn deployment(obj: &Value) -> Readiness {
     if updated < want {
         Readiness::Waiting(format!("{updated}/{want} replicas updated"))
     } else if total > updated {
-        Readiness::Waiting(format!("{} old replicas pending termination", total - updated))
+        Readiness::Waiting(format!(
+            "{} old replicas pending termination",
+            total - updated
+        ))
     } else if available < want {
         Readiness::Waiting(format!("{available}/{want} replicas available"))
     } else {
@@ -116,7 +123,8 @@ fn statefulset(obj: &Value) -> Readiness {
     }
     let want = int(obj, &["spec", "replicas"]).unwrap_or(1);
     let ready = int(obj, &["status", "readyReplicas"]).unwrap_or(0);
-    let rolling = text(obj, &["spec", "updateStrategy", "type"]).unwrap_or("RollingUpdate") == "RollingUpdate";
+    let rolling = text(obj, &["spec", "updateStrategy", "type"]).unwrap_or("RollingUpdate")
+        == "RollingUpdate";
     if rolling {
         let updated = int(obj, &["status", "updatedReplicas"]).unwrap_or(0);
         if updated < want {
@@ -190,7 +198,13 @@ pub fn pod_problem(pod: &Value) -> Option<String> {
         }
     }
     match text(pod, &["status", "phase"]) {
-        Some("Running") if statuses.iter().all(|s| s.get("ready").and_then(Value::as_bool) == Some(true)) => None,
+        Some("Running")
+            if statuses
+                .iter()
+                .all(|s| s.get("ready").and_then(Value::as_bool) == Some(true)) =>
+        {
+            None
+        }
         Some("Succeeded") => None,
         Some(phase) => Some(match text(pod, &["status", "message"]) {
             Some(m) if !m.is_empty() => format!("{phase}: {m}"),
@@ -208,18 +222,30 @@ mod tests {
     #[test]
     fn deployment_rollout_table() {
         let cases = [
-            (json!({"metadata": {"generation": 2}, "spec": {"replicas": 1},
+            (
+                json!({"metadata": {"generation": 2}, "spec": {"replicas": 1},
                 "status": {"observedGeneration": 1, "updatedReplicas": 1, "availableReplicas": 1, "replicas": 1}}),
-                false, "not yet observed"),
-            (json!({"metadata": {"generation": 1}, "spec": {"replicas": 3},
+                false,
+                "not yet observed",
+            ),
+            (
+                json!({"metadata": {"generation": 1}, "spec": {"replicas": 3},
                 "status": {"observedGeneration": 1, "updatedReplicas": 3, "availableReplicas": 1, "replicas": 3}}),
-                false, "1/3 replicas available"),
-            (json!({"metadata": {"generation": 1}, "spec": {"replicas": 2},
+                false,
+                "1/3 replicas available",
+            ),
+            (
+                json!({"metadata": {"generation": 1}, "spec": {"replicas": 2},
                 "status": {"observedGeneration": 1, "updatedReplicas": 2, "availableReplicas": 2, "replicas": 3}}),
-                false, "old replicas"),
-            (json!({"metadata": {"generation": 1},
+                false,
+                "old replicas",
+            ),
+            (
+                json!({"metadata": {"generation": 1},
                 "status": {"observedGeneration": 1, "updatedReplicas": 1, "availableReplicas": 1, "replicas": 1}}),
-                true, ""),
+                true,
+                "",
+            ),
         ];
         for (obj, ready, why) in cases {
             let r = assess("Deployment", &obj);
@@ -230,7 +256,9 @@ mod tests {
         }
         let stuck = json!({"metadata": {"generation": 1}, "status": {"observedGeneration": 1,
             "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "too slow"}]}});
-        assert!(matches!(assess("Deployment", &stuck), Readiness::Failed(m) if m.contains("too slow")));
+        assert!(
+            matches!(assess("Deployment", &stuck), Readiness::Failed(m) if m.contains("too slow"))
+        );
     }
 
     #[test]
@@ -244,9 +272,24 @@ mod tests {
         let done = json!({"status": {"conditions": [{"type": "Complete", "status": "True"}]}});
         assert!(assess("Job", &done).is_ready());
         let failed = json!({"status": {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]}});
-        assert_eq!(assess("Job", &failed), Readiness::Failed("job failed: BackoffLimitExceeded".into()));
-        assert!(assess("PersistentVolumeClaim", &json!({"status": {"phase": "Bound"}})).is_ready());
-        assert!(!assess("PersistentVolumeClaim", &json!({"status": {"phase": "Pending"}})).is_ready());
+        assert_eq!(
+            assess("Job", &failed),
+            Readiness::Failed("job failed: BackoffLimitExceeded".into())
+        );
+        assert!(
+            assess(
+                "PersistentVolumeClaim",
+                &json!({"status": {"phase": "Bound"}})
+            )
+            .is_ready()
+        );
+        assert!(
+            !assess(
+                "PersistentVolumeClaim",
+                &json!({"status": {"phase": "Pending"}})
+            )
+            .is_ready()
+        );
         let lb = json!({"spec": {"type": "LoadBalancer"}, "status": {"loadBalancer": {}}});
         assert!(!assess("Service", &lb).is_ready());
         let lb = json!({"spec": {"type": "LoadBalancer"}, "status": {"loadBalancer": {"ingress": [{"ip": "10.0.0.1"}]}}});
@@ -262,7 +305,10 @@ mod tests {
     fn pod_problems_name_the_reason() {
         let pod = json!({"status": {"phase": "Pending", "containerStatuses": [{"ready": false,
             "state": {"waiting": {"reason": "ImagePullBackOff", "message": "no such image"}}}]}});
-        assert_eq!(pod_problem(&pod).as_deref(), Some("ImagePullBackOff: no such image"));
+        assert_eq!(
+            pod_problem(&pod).as_deref(),
+            Some("ImagePullBackOff: no such image")
+        );
         let ok = json!({"status": {"phase": "Running", "containerStatuses": [{"ready": true, "state": {"running": {}}}]}});
         assert_eq!(pod_problem(&ok), None);
     }

@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use anyhow::anyhow;
-use kube::api::{Api, ApiResource, DynamicObject, ListParams};
-use kube::Client;
 use k8s_openapi::api::core::v1::Pod;
+use kube::Client;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -68,13 +68,21 @@ pub async fn until_ready(
             };
             return Err(anyhow!("timed out waiting for {r}: {why}{pods}"));
         }
-        tokio::time::sleep(POLL.min(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(10)))).await;
+        tokio::time::sleep(
+            POLL.min(
+                deadline
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(10)),
+            ),
+        )
+        .await;
     }
 }
 
 /// "; pod x: ImagePullBackOff: …" for each not-ready Pod of an application (one LIST).
 pub async fn pod_problems(client: &Client, namespace: &str, app: &str) -> String {
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ApiResource::erase::<Pod>(&()));
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), namespace, &ApiResource::erase::<Pod>(&()));
     let lp = ListParams::default().labels(&format!("{INSTANCE_LABEL}={app}"));
     let Ok(list) = api.list(&lp).await else {
         return String::new();
@@ -84,7 +92,10 @@ pub async fn pod_problems(client: &Client, namespace: &str, app: &str) -> String
         .filter_map(|p| {
             let v: Value = serde_json::to_value(p).ok()?;
             let problem = pod_problem(&v)?;
-            Some(format!("; pod {}: {problem}", p.metadata.name.as_deref().unwrap_or("?")))
+            Some(format!(
+                "; pod {}: {problem}",
+                p.metadata.name.as_deref().unwrap_or("?")
+            ))
         })
         .collect()
 }

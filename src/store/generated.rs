@@ -9,8 +9,8 @@ use base64::Engine;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, Patch, PatchParams};
 use kube::Client;
+use kube::api::{Api, Patch, PatchParams};
 use rand::Rng;
 
 use crate::kube::{FIELD_MANAGER, errors};
@@ -42,13 +42,22 @@ pub async fn load(client: &Client, model: &str, server: &str) -> anyhow::Result<
     let secret = match api.get_opt(SECRET_NAME).await {
         Ok(s) => s,
         Err(e) if errors::is_not_found(&e) => None,
-        Err(e) => return Err(anyhow!(errors::describe(&e, "read generated secrets", server))),
+        Err(e) => {
+            return Err(anyhow!(errors::describe(
+                &e,
+                "read generated secrets",
+                server
+            )));
+        }
     };
     let mut out = Generated::new();
     for (k, v) in secret.and_then(|s| s.data).unwrap_or_default() {
         if let Some((app, key)) = k.split_once('.') {
-            let value = String::from_utf8(v.0).map_err(|_| anyhow!("{SECRET_NAME}: key {k} is not UTF-8"))?;
-            out.entry(app.to_owned()).or_default().insert(key.to_owned(), value);
+            let value = String::from_utf8(v.0)
+                .map_err(|_| anyhow!("{SECRET_NAME}: key {k} is not UTF-8"))?;
+            out.entry(app.to_owned())
+                .or_default()
+                .insert(key.to_owned(), value);
         }
     }
     Ok(out)
@@ -68,7 +77,12 @@ pub fn fill(stored: &mut Generated, slots: &[Slot]) -> bool {
 }
 
 /// Write all values (one server-side apply of the Secret).
-pub async fn save(client: &Client, model: &str, server: &str, values: &Generated) -> anyhow::Result<()> {
+pub async fn save(
+    client: &Client,
+    model: &str,
+    server: &str,
+    values: &Generated,
+) -> anyhow::Result<()> {
     let api: Api<Secret> = Api::namespaced(client.clone(), model);
     let data = values
         .iter()
@@ -86,9 +100,13 @@ pub async fn save(client: &Client, model: &str, server: &str, values: &Generated
         data: Some(data),
         ..Secret::default()
     };
-    api.patch(SECRET_NAME, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&secret))
-        .await
-        .map_err(|e| anyhow!(errors::describe(&e, "save generated secrets", server)))?;
+    api.patch(
+        SECRET_NAME,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&secret),
+    )
+    .await
+    .map_err(|e| anyhow!(errors::describe(&e, "save generated secrets", server)))?;
     Ok(())
 }
 
@@ -99,10 +117,21 @@ mod tests {
     #[test]
     fn fills_only_missing_slots_and_keeps_old_values() {
         let mut stored = Generated::new();
-        stored.entry("dex".into()).or_default().insert("client-secret".into(), "kept".into());
+        stored
+            .entry("dex".into())
+            .or_default()
+            .insert("client-secret".into(), "kept".into());
         let slots = [
-            Slot { app: "dex".into(), key: "client-secret".into(), bytes: 32 },
-            Slot { app: "minio".into(), key: "secret-key".into(), bytes: 24 },
+            Slot {
+                app: "dex".into(),
+                key: "client-secret".into(),
+                bytes: 32,
+            },
+            Slot {
+                app: "minio".into(),
+                key: "secret-key".into(),
+                bytes: 24,
+            },
         ];
         assert!(fill(&mut stored, &slots));
         assert_eq!(stored["dex"]["client-secret"], "kept");

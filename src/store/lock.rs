@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::anyhow;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use kube::api::{Api, DeleteParams, PostParams};
 use kube::Client;
+use kube::api::{Api, DeleteParams, PostParams};
 use tokio::task::JoinHandle;
 
 use crate::kube::errors;
@@ -54,7 +54,12 @@ pub fn expiry(lease: &Lease) -> Option<jiff::Timestamp> {
 }
 
 fn holder_of(lease: &Lease) -> Option<String> {
-    lease.spec.as_ref()?.holder_identity.clone().filter(|h| !h.is_empty())
+    lease
+        .spec
+        .as_ref()?
+        .holder_identity
+        .clone()
+        .filter(|h| !h.is_empty())
 }
 
 fn spec(holder: &str, seconds: i32) -> LeaseSpec {
@@ -70,17 +75,25 @@ fn spec(holder: &str, seconds: i32) -> LeaseSpec {
 
 impl Lock {
     /// Take the lock of `model` or explain who has it. `force` takes it even if it is held.
-    pub async fn acquire(client: &Client, model: &str, server: &str, force: bool) -> anyhow::Result<Lock> {
+    pub async fn acquire(
+        client: &Client,
+        model: &str,
+        server: &str,
+        force: bool,
+    ) -> anyhow::Result<Lock> {
         let api: Api<Lease> = Api::namespaced(client.clone(), model);
         let holder = identity();
         let seconds = lease_seconds();
-        let describe = |e: kube::Error| anyhow!(errors::describe(&e, "take the model lock", server));
+        let describe =
+            |e: kube::Error| anyhow!(errors::describe(&e, "take the model lock", server));
         match api.get_opt(LEASE_NAME).await.map_err(describe)? {
             None => {
                 let lease = Lease {
                     metadata: ObjectMeta {
                         name: Some(LEASE_NAME.into()),
-                        labels: Some([(super::OWNER_LABEL.to_string(), super::OWNER.to_string())].into()),
+                        labels: Some(
+                            [(super::OWNER_LABEL.to_string(), super::OWNER.to_string())].into(),
+                        ),
                         ..ObjectMeta::default()
                     },
                     spec: Some(spec(&holder, seconds)),
@@ -101,12 +114,17 @@ impl Lock {
                     return Err(refusal(model, &current));
                 }
                 if let Some(previous) = holder_of(&current).filter(|_| !expired) {
-                    tracing::warn!("--force-unlock: taking the lock of model {model} from {previous}");
+                    tracing::warn!(
+                        "--force-unlock: taking the lock of model {model} from {previous}"
+                    );
                 }
                 current.spec = Some(spec(&holder, seconds));
                 // Replace carries the resourceVersion we read: if another run took the expired
                 // lock meanwhile, this fails with 409 instead of both runs holding it.
-                match api.replace(LEASE_NAME, &PostParams::default(), &current).await {
+                match api
+                    .replace(LEASE_NAME, &PostParams::default(), &current)
+                    .await
+                {
                     Ok(_) => {}
                     Err(e) if errors::is_conflict(&e) => {
                         let current = api.get(LEASE_NAME).await.map_err(describe)?;
@@ -117,7 +135,11 @@ impl Lock {
             }
         }
         let renewer = tokio::spawn(renew(api.clone(), holder.clone(), seconds));
-        Ok(Lock { api, holder, renewer })
+        Ok(Lock {
+            api,
+            holder,
+            renewer,
+        })
     }
 
     /// Stop renewing and delete the lease if it is still ours.
@@ -161,7 +183,10 @@ async fn renew(api: Api<Lease>, holder: String, seconds: i32) {
         if let Some(spec) = lease.spec.as_mut() {
             spec.renew_time = Some(MicroTime(jiff::Timestamp::now()));
         }
-        if let Err(e) = api.replace(LEASE_NAME, &PostParams::default(), &lease).await {
+        if let Err(e) = api
+            .replace(LEASE_NAME, &PostParams::default(), &lease)
+            .await
+        {
             tracing::warn!("renewing the model lock failed: {e}");
         }
     }
@@ -179,19 +204,27 @@ mod tests {
                 holder_identity: Some("a@b pid 1".into()),
                 lease_duration_seconds: Some(15),
                 acquire_time: Some(MicroTime(t)),
-                renew_time: Some(MicroTime(t.checked_add(jiff::SignedDuration::from_secs(10)).unwrap())),
+                renew_time: Some(MicroTime(
+                    t.checked_add(jiff::SignedDuration::from_secs(10)).unwrap(),
+                )),
                 ..LeaseSpec::default()
             }),
             ..Lease::default()
         };
         assert_eq!(expiry(&lease).unwrap().to_string(), "2026-11-22T23:00:25Z");
         let msg = refusal("wharf", &lease).to_string();
-        assert!(msg.contains("locked by a@b pid 1") && msg.contains("--force-unlock"), "{msg}");
+        assert!(
+            msg.contains("locked by a@b pid 1") && msg.contains("--force-unlock"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn identity_names_user_host_and_pid() {
         let id = identity();
-        assert!(id.contains('@') && id.ends_with(&format!("pid {}", std::process::id())), "{id}");
+        assert!(
+            id.contains('@') && id.ends_with(&format!("pid {}", std::process::id())),
+            "{id}"
+        );
     }
 }

@@ -133,7 +133,10 @@ impl Release {
 /// The value recorded for a secret option: a digest, so a change is visible and the value is not.
 pub fn secret_digest(value: &str) -> Value {
     use sha2::{Digest, Sha256};
-    Value::String(format!("sha256:{}", hex::encode(Sha256::digest(value.as_bytes()))))
+    Value::String(format!(
+        "sha256:{}",
+        hex::encode(Sha256::digest(value.as_bytes()))
+    ))
 }
 
 #[cfg(test)]
@@ -148,7 +151,11 @@ mod tests {
             reason: None,
             charm: "dex-auth".into(),
             charm_version: "2.41.1".into(),
-            config: [("port".to_string(), json!(5556)), ("static-password".to_string(), secret_digest("hunter2"))].into(),
+            config: [
+                ("port".to_string(), json!(5556)),
+                ("static-password".to_string(), secret_digest("hunter2")),
+            ]
+            .into(),
             declared_status: Some(("blocked".into(), "set static-password".into())),
             inventory: vec![InventoryEntry {
                 id: ObjectRef {
@@ -180,7 +187,9 @@ mod tests {
     fn secret_values_are_not_in_the_record() {
         let s = sample().to_secret("wharf").unwrap();
         let packed = s["data"]["release"].as_str().unwrap();
-        let gz = base64::engine::general_purpose::STANDARD.decode(packed).unwrap();
+        let gz = base64::engine::general_purpose::STANDARD
+            .decode(packed)
+            .unwrap();
         let mut text = String::new();
         GzDecoder::new(&gz[..]).read_to_string(&mut text).unwrap();
         assert!(!text.contains("hunter2"));

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use anyhow::anyhow;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::Client;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use serde_json::Value;
 
 use super::record::{Release, SECRET_TYPE, secret_name};
@@ -36,7 +36,13 @@ impl Releases {
         let list = match self.api.list(&lp).await {
             Ok(l) => l,
             Err(e) if errors::is_not_found(&e) => return Ok(BTreeMap::new()),
-            Err(e) => return Err(anyhow!(errors::describe(&e, "list release records", &self.server))),
+            Err(e) => {
+                return Err(anyhow!(errors::describe(
+                    &e,
+                    "list release records",
+                    &self.server
+                )));
+            }
         };
         let mut out: BTreeMap<String, Vec<Release>> = BTreeMap::new();
         for obj in list.items {
@@ -59,9 +65,19 @@ impl Releases {
         let secret: DynamicObject = serde_json::from_value(release.to_secret(&ns)?)?;
         let name = secret_name(&release.app, release.revision);
         self.api
-            .patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&secret))
+            .patch(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&secret),
+            )
             .await
-            .map_err(|e| anyhow!(errors::describe(&e, &format!("save release record {name}"), &self.server)))?;
+            .map_err(|e| {
+                anyhow!(errors::describe(
+                    &e,
+                    &format!("save release record {name}"),
+                    &self.server
+                ))
+            })?;
         Ok(())
     }
 
@@ -70,7 +86,11 @@ impl Releases {
         match self.api.delete(&name, &DeleteParams::default()).await {
             Ok(_) => Ok(()),
             Err(e) if errors::is_not_found(&e) => Ok(()),
-            Err(e) => Err(anyhow!(errors::describe(&e, &format!("delete release record {name}"), &self.server))),
+            Err(e) => Err(anyhow!(errors::describe(
+                &e,
+                &format!("delete release record {name}"),
+                &self.server
+            ))),
         }
     }
 

@@ -32,7 +32,12 @@ pub async fn start(config: Config) -> Env {
     sim.write_kubeconfig(&kubeconfig, None).unwrap();
     let charms = dir.path().join("charms");
     copy_dir(&fixtures().join("charms"), &charms);
-    Env { sim, dir, kubeconfig, charms }
+    Env {
+        sim,
+        dir,
+        kubeconfig,
+        charms,
+    }
 }
 
 pub fn fast() -> Config {
@@ -101,7 +106,9 @@ impl Env {
             .sim
             .list("v1", "Secret", Some(MODEL))
             .into_iter()
-            .filter(|s| s["type"] == "wharf.dev/release.v1" && s["metadata"]["labels"]["app"] == app)
+            .filter(|s| {
+                s["type"] == "wharf.dev/release.v1" && s["metadata"]["labels"]["app"] == app
+            })
             .map(|s| {
                 let labels = &s["metadata"]["labels"];
                 (
@@ -123,7 +130,10 @@ impl Env {
                 let labels = &obj["metadata"]["labels"];
                 if labels["app.kubernetes.io/managed-by"] == "wharf" || labels["owner"] == "wharf" {
                     let name = obj["metadata"]["name"].as_str().unwrap();
-                    let rv = obj["metadata"]["resourceVersion"].as_str().unwrap_or("").to_owned();
+                    let rv = obj["metadata"]["resourceVersion"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_owned();
                     out.insert(format!("{kind}/{name}"), rv);
                 }
             }
@@ -158,7 +168,9 @@ pub fn changed(before: &BTreeMap<String, String>, after: &BTreeMap<String, Strin
     let mut keys: Vec<String> = before.keys().chain(after.keys()).cloned().collect();
     keys.sort();
     keys.dedup();
-    keys.into_iter().filter(|k| before.get(k) != after.get(k)).collect()
+    keys.into_iter()
+        .filter(|k| before.get(k) != after.get(k))
+        .collect()
 }
 
 pub fn text(bytes: &[u8]) -> String {
@@ -178,7 +190,10 @@ pub fn app<'a>(status: &'a Value, name: &str) -> &'a Value {
 pub async fn until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     while !f() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
