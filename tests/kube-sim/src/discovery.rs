@@ -90,3 +90,46 @@ pub fn resource_list(c: &Catalog, group: &str, version: &str) -> Option<Value> {
         json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
     )
 }
+
+/// The content type of aggregated discovery (what clients ask for in `Accept`).
+pub const AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// Aggregated discovery v2 (`/api` or `/apis` with the aggregated `Accept`): every group, version
+/// and resource in one document.
+pub fn aggregated(c: &Catalog, core: bool) -> Value {
+    let groups: Vec<(String, Vec<String>)> = if core {
+        vec![(String::new(), vec!["v1".to_string()])]
+    } else {
+        c.groups()
+    };
+    let items: Vec<Value> = groups
+        .iter()
+        .map(|(group, versions)| {
+            let versions: Vec<Value> = versions
+                .iter()
+                .map(|v| {
+                    let resources: Vec<Value> = c
+                        .in_group_version(group, v)
+                        .map(|t| {
+                            let gvk = json!({"group": t.group, "version": t.version, "kind": t.kind});
+                            let subs: Vec<Value> = if t.status {
+                                vec![json!({"subresource": "status", "responseKind": gvk, "verbs": ["get", "patch", "update"]})]
+                            } else {
+                                vec![]
+                            };
+                            json!({
+                                "resource": t.plural, "responseKind": gvk,
+                                "scope": if t.namespaced { "Namespaced" } else { "Cluster" },
+                                "singularResource": t.singular, "verbs": catalog::verbs(),
+                                "shortNames": t.short_names, "subresources": subs,
+                            })
+                        })
+                        .collect();
+                    json!({"version": v, "resources": resources, "freshness": "Current"})
+                })
+                .collect();
+            json!({"metadata": {"name": group}, "versions": versions})
+        })
+        .collect();
+    json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items})
+}

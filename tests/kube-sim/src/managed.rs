@@ -247,7 +247,8 @@ pub struct Conflict {
     pub path: Path,
 }
 
-/// The apiserver's message: `Apply failed with 1 conflict: conflict with "m" using apps/v1: .spec.replicas`.
+/// The apiserver's message: `Apply failed with 1 conflict: conflict with "m" using apps/v1: .spec.replicas`,
+/// or for several, grouped by manager (sorted), one `- path` line per field.
 pub fn conflict_message(conflicts: &[Conflict]) -> String {
     if let [c] = conflicts {
         return format!(
@@ -257,16 +258,23 @@ pub fn conflict_message(conflicts: &[Conflict]) -> String {
             display(&c.path)
         );
     }
-    let mut msg = format!("Apply failed with {} conflicts:", conflicts.len());
+    let mut by_manager: BTreeMap<(&str, &str), Vec<String>> = BTreeMap::new();
     for c in conflicts {
-        msg.push_str(&format!(
-            " conflict with \"{}\" using {}: {};",
-            c.manager,
-            c.api_version,
-            display(&c.path)
-        ));
+        by_manager
+            .entry((&c.manager, &c.api_version))
+            .or_default()
+            .push(display(&c.path));
     }
-    msg.trim_end_matches(';').to_string()
+    let mut lines = Vec::new();
+    for ((manager, api_version), paths) in by_manager {
+        lines.push(format!("conflicts with \"{manager}\" using {api_version}:"));
+        lines.extend(paths.into_iter().map(|p| format!("- {p}")));
+    }
+    format!(
+        "Apply failed with {} conflicts: {}",
+        conflicts.len(),
+        lines.join("\n")
+    )
 }
 
 /// Server-side apply of `applied` (by `manager`) onto `live`. Returns the new object (with
@@ -452,6 +460,18 @@ mod tests {
             !wharf
                 .fields
                 .contains(&vec!["spec".to_string(), "replicas".to_string()])
+        );
+    }
+
+    #[test]
+    fn several_conflicts_are_grouped_by_manager() {
+        let base =
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}});
+        let live = apply(&base, &deploy(1, "a"), "wharf", false, MAIN, "t1").unwrap();
+        let err = apply(&live, &deploy(2, "b"), "other", false, MAIN, "t2").unwrap_err();
+        assert_eq!(
+            conflict_message(&err),
+            "Apply failed with 2 conflicts: conflicts with \"wharf\" using apps/v1:\n- .spec.replicas\n- .spec.template.spec.containers"
         );
     }
 

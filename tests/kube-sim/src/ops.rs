@@ -207,7 +207,7 @@ impl State {
         )
     }
 
-    fn check_namespace(&self, rt: &ResourceType, ns: &str) -> ApiResult<()> {
+    fn check_namespace(&self, rt: &ResourceType, ns: &str, name: &str) -> ApiResult<()> {
         if !rt.namespaced {
             return Ok(());
         }
@@ -217,7 +217,7 @@ impl State {
                 Err(ApiError::forbidden(format!(
                     "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
                     crate::error::qualified(&rt.plural, &rt.group),
-                    ""
+                    name
                 )))
             }
             Some(_) => Ok(()),
@@ -317,7 +317,7 @@ impl State {
         if !causes.is_empty() {
             return Err(ApiError::invalid(&rt.kind, &rt.group, &name, causes));
         }
-        self.check_namespace(rt, ns)?;
+        self.check_namespace(rt, ns, &name)?;
         let key = ObjKey::new(rt, ns, &name);
         if self.objects.contains_key(&key) {
             return Err(ApiError::already_exists(&rt.plural, &rt.group, &name));
@@ -488,8 +488,10 @@ impl State {
         body: Value,
         ctx: &WriteCtx,
     ) -> ApiResult<Value> {
-        let old = self.op_get(rt, ns, name)?;
-        let old = self.get(&ObjKey::of(rt, &old)).cloned().unwrap_or(old);
+        let old = self
+            .get(&ObjKey::new(rt, ns, name))
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&rt.plural, &rt.group, name))?;
         let manager = ctx.manager.clone();
         self.finish_write(rt, &old, body, scope, Some(&manager), ctx)
     }

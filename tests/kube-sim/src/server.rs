@@ -153,6 +153,19 @@ async fn serve(
     }
     let user = authenticate(&shared, headers)?;
     let ok = |v: Value| Ok(json_response(StatusCode::OK, &v));
+    let wants_aggregated = headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("as=APIGroupDiscoveryList"));
+    if wants_aggregated && matches!(r, Route::Api | Route::ApiGroups) {
+        let doc = discovery::aggregated(&shared.lock().catalog, matches!(r, Route::Api));
+        return Ok((
+            StatusCode::OK,
+            [("content-type", discovery::AGGREGATED)],
+            doc.to_string(),
+        )
+            .into_response());
+    }
     match r {
         Route::Health => unreachable!("answered above"),
         Route::Version => ok(discovery::version(&shared.config.kube_version)),

@@ -71,6 +71,29 @@ async fn version_and_builtin_discovery() {
 }
 
 #[tokio::test]
+async fn aggregated_discovery_matches_the_legacy_one() {
+    let sim = common::start().await;
+    let client = common::client(&sim, None).await;
+    let d = Discovery::new(client).run_aggregated().await.unwrap();
+    let (ar, caps) = d
+        .groups()
+        .flat_map(|g| g.recommended_resources())
+        .find(|(ar, _)| ar.kind == "Deployment")
+        .expect("Deployment");
+    assert_eq!(
+        (ar.group.as_str(), ar.plural.as_str()),
+        ("apps", "deployments")
+    );
+    assert_eq!(caps.scope, Scope::Namespaced);
+    assert!(
+        d.groups()
+            .flat_map(|g| g.recommended_resources())
+            .any(|(ar, caps)| ar.kind == "Namespace" && caps.scope == Scope::Cluster)
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn crd_appears_in_discovery_gets_established_and_validates_its_resources() {
     let sim = common::start().await;
     let client = common::client(&sim, None).await;

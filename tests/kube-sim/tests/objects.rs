@@ -318,3 +318,46 @@ async fn leases_support_create_and_guarded_replace() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_namespace_waits_for_finalized_contents_and_refuses_new_ones() {
+    let sim = common::start().await;
+    let client = common::client(&sim, None).await;
+    let nss: Api<Namespace> = Api::all(client.clone());
+    nss.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "kf"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "kf");
+    let mut held = cm("held", json!({}));
+    held.metadata.finalizers = Some(vec!["wharf.dev/keep".into()]);
+    cms.create(&PostParams::default(), &held).await.unwrap();
+    nss.delete("kf", &DeleteParams::default()).await.unwrap();
+    let ns = nss.get("kf").await.unwrap();
+    assert_eq!(ns.status.unwrap().phase.as_deref(), Some("Terminating"));
+    let err = common::api_err(
+        cms.create(&PostParams::default(), &cm("late", json!({})))
+            .await,
+    );
+    assert_eq!(err.code, 403);
+    assert!(
+        err.message.contains("because it is being terminated"),
+        "{}",
+        err.message
+    );
+    cms.patch(
+        "held",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        common::api_err(nss.get("kf").await).code,
+        404,
+        "the namespace goes with its last object"
+    );
+    sim.shutdown().await;
+}
