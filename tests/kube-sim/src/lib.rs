@@ -21,7 +21,7 @@ pub mod ops;
 pub mod rbac;
 pub mod schema;
 pub mod selector;
-mod server;
+pub(crate) mod server;
 pub mod store;
 pub mod validate;
 mod watch;

@@ -230,6 +230,11 @@ fn manager(q: &HashMap<String, String>, headers: &HeaderMap) -> String {
         })
 }
 
+/// An object reduced to its metadata, as `PartialObjectMetadata`.
+pub fn partial(obj: Value) -> Value {
+    serde_json::json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": obj["metadata"]})
+}
+
 async fn resource(
     shared: Arc<Shared>,
     method: &Method,
@@ -289,8 +294,30 @@ async fn resource(
     };
     let name = rp.name.clone().unwrap_or_default();
     let ok = |v: Value| Ok(json_response(StatusCode::OK, &v));
+    // `Accept: ...;as=PartialObjectMetadata[List]` (kube-rs `get_metadata`, metadata watchers).
+    let metadata_only = headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("as=PartialObjectMetadata"));
     match verb {
+        "get" if metadata_only => ok(partial(shared.lock().op_get(&rt, &ns, &name)?)),
         "get" => ok(shared.lock().op_get(&rt, &ns, &name)?),
+        "list" if metadata_only => {
+            let mut list = shared
+                .lock()
+                .op_list(&rt, rp.namespace.as_deref(), &list_query(q)?)?;
+            let items: Vec<Value> = list["items"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(partial)
+                .collect();
+            list["items"] = Value::Array(items);
+            list["apiVersion"] = Value::from("meta.k8s.io/v1");
+            list["kind"] = Value::from("PartialObjectMetadataList");
+            ok(list)
+        }
         "list" => ok(shared
             .lock()
             .op_list(&rt, rp.namespace.as_deref(), &list_query(q)?)?),
@@ -308,6 +335,7 @@ async fn resource(
                 resource_version: q.get("resourceVersion").cloned(),
                 timeout: Duration::from_secs(timeout),
                 bookmarks: q.get("allowWatchBookmarks").is_some_and(|b| b == "true"),
+                metadata_only,
             };
             let body: Body = watch::start(shared.clone(), params)?;
             Ok(Response::builder()

@@ -29,9 +29,19 @@ pub struct WatchParams {
     pub resource_version: Option<String>,
     pub timeout: Duration,
     pub bookmarks: bool,
+    /// Send `PartialObjectMetadata` instead of whole objects.
+    pub metadata_only: bool,
 }
 
 impl WatchParams {
+    fn shape(&self, mut obj: Value) -> Value {
+        if self.metadata_only {
+            return crate::server::partial(obj);
+        }
+        obj["apiVersion"] = json!(self.rt.api_version());
+        obj
+    }
+
     fn matches(&self, v: &Value) -> bool {
         self.labels.matches(v) && self.fields.matches(v)
     }
@@ -59,9 +69,7 @@ impl WatchParams {
             (t, _) if now => t,
             _ => return None,
         };
-        let mut obj = ev.object.clone();
-        obj["apiVersion"] = json!(self.rt.api_version());
-        Some(json!({"type": etype, "object": obj}))
+        Some(json!({"type": etype, "object": self.shape(ev.object.clone())}))
     }
 
     fn bookmark(&self, rv: u64, initial_end: bool) -> Value {
@@ -101,9 +109,7 @@ pub fn start(shared: Arc<Shared>, p: WatchParams) -> Result<Body, ApiError> {
                     p.namespace.as_deref().filter(|_| p.rt.namespaced),
                 ) {
                     if p.matches(v) {
-                        let mut obj = v.clone();
-                        obj["apiVersion"] = json!(p.rt.api_version());
-                        initial.push(json!({"type": "ADDED", "object": obj}));
+                        initial.push(json!({"type": "ADDED", "object": p.shape(v.clone())}));
                     }
                 }
             }

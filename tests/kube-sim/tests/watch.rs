@@ -136,3 +136,40 @@ async fn applied_objects_stream_works_with_bookmarks() {
     assert_eq!(obj.unwrap().metadata.name.as_deref(), Some("late"));
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn metadata_only_requests_work() {
+    let sim = common::start().await;
+    let api: Api<ConfigMap> = Api::namespaced(common::client(&sim, None).await, "default");
+    api.create(&PostParams::default(), &cm("m", "x"))
+        .await
+        .unwrap();
+    let meta = api.get_metadata("m").await.unwrap();
+    assert_eq!(meta.metadata.name.as_deref(), Some("m"));
+    let list = api
+        .list_metadata(&kube::api::ListParams::default().labels("app=x"))
+        .await
+        .unwrap();
+    assert_eq!(list.items.len(), 1);
+    assert_eq!(
+        list.items[0].types.as_ref().unwrap().kind,
+        "PartialObjectMetadata"
+    );
+    let meta_api: Api<kube::core::PartialObjectMeta<ConfigMap>> =
+        Api::namespaced(common::client(&sim, None).await, "default");
+    let mut s = watcher(meta_api, watcher::Config::default())
+        .applied_objects()
+        .boxed();
+    let first = tokio::time::timeout(Duration::from_secs(1), s.try_next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.metadata.name.as_deref(), Some("m"));
+    assert_eq!(
+        first.types.unwrap().kind,
+        "PartialObjectMetadata",
+        "metadata-only, not the whole ConfigMap"
+    );
+    sim.shutdown().await;
+}
