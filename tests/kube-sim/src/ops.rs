@@ -560,7 +560,9 @@ impl State {
                         Ok((self.op_create(rt, ns, obj, ctx, true)?, true))
                     }
                     Some(old) => {
-                        if let Some(rv) = applied["metadata"]["resourceVersion"].as_str()
+                        if let Some(rv) = applied["metadata"]["resourceVersion"]
+                            .as_str()
+                            .filter(|rv| !rv.is_empty())
                             && Some(rv) != old["metadata"]["resourceVersion"].as_str()
                         {
                             return Err(ApiError::conflict(&rt.plural, &rt.group, name));
@@ -603,7 +605,9 @@ impl State {
                         ApiError::bad_request(format!("the merge patch body is not JSON: {e}"))
                     })?;
                     // The patch's resourceVersion is a precondition, not a value to write.
-                    if let Some(rv) = patch["metadata"]["resourceVersion"].as_str()
+                    if let Some(rv) = patch["metadata"]["resourceVersion"]
+                        .as_str()
+                        .filter(|rv| !rv.is_empty())
                         && Some(rv) != old["metadata"]["resourceVersion"].as_str()
                     {
                         return Err(ApiError::conflict(&rt.plural, &rt.group, name));
