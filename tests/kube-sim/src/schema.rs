@@ -5,8 +5,10 @@
 //! Enforced: type, properties, required, items, additionalProperties, enum, minimum/maximum,
 //! exclusiveMinimum/exclusiveMaximum, minLength/maxLength, pattern, minItems/maxItems, uniqueItems,
 //! multipleOf, allOf/anyOf/oneOf/not, nullable, x-kubernetes-int-or-string,
-//! x-kubernetes-preserve-unknown-fields (for pruning). Not enforced: `format`,
-//! `x-kubernetes-validations` (CEL), `x-kubernetes-list-type`/`list-map-keys` uniqueness, defaults.
+//! x-kubernetes-preserve-unknown-fields (for pruning), and `x-kubernetes-validations` CEL rules
+//! evaluated with the `cel` crate (`self` bound to the field's value). Not enforced: `format`,
+//! transition rules (those using `oldSelf`), rules the `cel` crate cannot parse (skipped),
+//! `x-kubernetes-list-type`/`list-map-keys` uniqueness, defaults.
 
 use serde_json::{Map, Value, json};
 
@@ -69,6 +71,14 @@ impl CrSchema {
         if let Some(m) = instance.as_object_mut() {
             m.remove("metadata");
         }
+        let mut causes = self.schema_errors(&instance);
+        if causes.is_empty() {
+            cel_rules(&self.structural, &instance, "", &mut causes);
+        }
+        causes
+    }
+
+    fn schema_errors(&self, instance: &Value) -> Vec<(String, String)> {
         self.validator
             .iter_errors(&instance)
             .map(|e| {
@@ -97,6 +107,79 @@ impl CrSchema {
                 }
             })
             .collect()
+    }
+}
+
+/// Evaluate the `x-kubernetes-validations` rules of `schema` (and below) against `value`.
+fn cel_rules(schema: &Value, value: &Value, path: &str, causes: &mut Vec<(String, String)>) {
+    if value.is_null() {
+        return;
+    }
+    for rule in schema["x-kubernetes-validations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let Some(src) = rule["rule"].as_str() else {
+            continue;
+        };
+        if src.contains("oldSelf") {
+            continue; // transition rules need the previous object; not enforced
+        }
+        let Ok(program) = cel::Program::compile(src) else {
+            tracing::warn!(
+                rule = src,
+                "kube-sim cannot parse this CEL rule; it is not enforced"
+            );
+            continue;
+        };
+        let mut ctx = cel::Context::default();
+        let Ok(this) = cel::to_value(value) else {
+            continue;
+        };
+        ctx.add_variable_from_value("self", this);
+        let field = if path.is_empty() {
+            "<root>".to_string()
+        } else {
+            path.to_string()
+        };
+        let message = rule["message"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("failed rule: {src}"));
+        match program.execute(&ctx) {
+            Ok(cel::Value::Bool(true)) => {}
+            Ok(_) => causes.push((field, format!("Invalid value: \"object\": {message}"))),
+            Err(e) => causes.push((
+                field,
+                format!("Invalid value: \"object\": rule \"{src}\" could not be evaluated: {e}"),
+            )),
+        }
+    }
+    let child = |k: &str| {
+        if path.is_empty() {
+            k.to_string()
+        } else {
+            format!("{path}.{k}")
+        }
+    };
+    match value {
+        Value::Object(m) => {
+            let props = schema["properties"].as_object();
+            for (k, v) in m {
+                if let Some(s) = props.and_then(|p| p.get(k)) {
+                    cel_rules(s, v, &child(k), causes);
+                } else if schema["additionalProperties"].is_object() {
+                    cel_rules(&schema["additionalProperties"], v, &child(k), causes);
+                }
+            }
+        }
+        Value::Array(items) if schema["items"].is_object() => {
+            for (i, v) in items.iter().enumerate() {
+                cel_rules(&schema["items"], v, &format!("{path}[{i}]"), causes);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -270,6 +353,45 @@ mod tests {
             );
             assert!(errs.is_empty(), "{errs:?}");
         }
+    }
+
+    #[test]
+    fn cel_rules_are_enforced_with_self_bound_to_the_field() {
+        let s = CrSchema::new(&json!({
+            "type": "object",
+            "properties": {"spec": {
+                "type": "object",
+                "x-kubernetes-validations": [
+                    {"rule": "self.minReplicas <= self.maxReplicas", "message": "minReplicas must not exceed maxReplicas"},
+                    {"rule": "self.minReplicas == oldSelf.minReplicas"}
+                ],
+                "properties": {
+                    "minReplicas": {"type": "integer"},
+                    "maxReplicas": {"type": "integer"},
+                    "name": {"type": "string", "x-kubernetes-validations": [{"rule": "size(self) <= 5"}]}
+                }
+            }}
+        }))
+        .unwrap();
+        assert!(
+            s.validate(&json!({"spec": {"minReplicas": 1, "maxReplicas": 2, "name": "ab"}}))
+                .is_empty()
+        );
+        let errs =
+            s.validate(&json!({"spec": {"minReplicas": 3, "maxReplicas": 2, "name": "toolong"}}));
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert_eq!(
+            errs[0],
+            (
+                "spec".to_string(),
+                "Invalid value: \"object\": minReplicas must not exceed maxReplicas".to_string()
+            )
+        );
+        assert_eq!(errs[1].0, "spec.name");
+        assert!(
+            errs[1].1.contains("failed rule: size(self) <= 5"),
+            "{errs:?}"
+        );
     }
 
     #[test]

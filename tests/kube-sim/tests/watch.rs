@@ -178,19 +178,35 @@ async fn metadata_only_requests_work() {
 async fn streaming_list_watcher_gets_initial_events_then_changes() {
     let sim = common::start().await;
     let api: Api<ConfigMap> = Api::namespaced(common::client(&sim, None).await, "default");
-    api.create(&PostParams::default(), &cm("one", "x")).await.unwrap();
+    api.create(&PostParams::default(), &cm("one", "x"))
+        .await
+        .unwrap();
     let mut stream = watcher(api.clone(), watcher::Config::default().streaming_lists()).boxed();
     let mut initial = Vec::new();
     loop {
-        match tokio::time::timeout(Duration::from_secs(1), stream.try_next()).await.expect("initial events in time").unwrap().unwrap() {
+        match tokio::time::timeout(Duration::from_secs(1), stream.try_next())
+            .await
+            .expect("initial events in time")
+            .unwrap()
+            .unwrap()
+        {
             watcher::Event::InitApply(o) => initial.push(o.metadata.name.unwrap()),
             watcher::Event::InitDone => break,
             _ => {}
         }
     }
     assert_eq!(initial, vec!["one"]);
-    api.create(&PostParams::default(), &cm("two", "x")).await.unwrap();
-    let ev = tokio::time::timeout(Duration::from_secs(1), stream.try_next()).await.unwrap().unwrap().unwrap();
-    assert!(matches!(ev, watcher::Event::Apply(ref o) if o.metadata.name.as_deref() == Some("two")), "{ev:?}");
+    api.create(&PostParams::default(), &cm("two", "x"))
+        .await
+        .unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(1), stream.try_next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(ev, watcher::Event::Apply(ref o) if o.metadata.name.as_deref() == Some("two")),
+        "{ev:?}"
+    );
     sim.shutdown().await;
 }
