@@ -80,7 +80,7 @@ impl CrSchema {
 
     fn schema_errors(&self, instance: &Value) -> Vec<(String, String)> {
         self.validator
-            .iter_errors(&instance)
+            .iter_errors(instance)
             .map(|e| {
                 let path = dotted(e.instance_path().as_str());
                 match e.kind() {
