@@ -23,7 +23,9 @@ fn trainjob_crd() -> serde_json::Value {
                 "schema": {"openAPIV3Schema": {
                     "type": "object",
                     "properties": {
-                        "spec": {"type": "object", "required": ["model"], "properties": {
+                        "spec": {"type": "object", "required": ["model"],
+                            "x-kubernetes-validations": [{"rule": "!has(self.epochs) || self.epochs <= 1000", "message": "epochs must be at most 1000"}],
+                            "properties": {
                             "model": {"type": "string", "enum": ["mlp", "cnn"]},
                             "epochs": {"type": "integer", "minimum": 1}
                         }},
