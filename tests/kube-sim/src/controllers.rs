@@ -61,7 +61,12 @@ pub async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Arc<Event>
                     reconcile_workload(&mut st, &shared, &key, generation);
                 });
             }
-            ("batch", "jobs") if ev.etype == "ADDED" && obj["spec"]["suspend"] != json!(true) => {
+            // Started on creation, or when a suspended Job is resumed (start_job ignores started Jobs).
+            ("batch", "jobs")
+                if !deleting
+                    && obj["spec"]["suspend"] != json!(true)
+                    && obj["status"]["startTime"].is_null() =>
+            {
                 let pod_name = {
                     let mut st = shared.lock();
                     start_job(&mut st, &shared, &ev.key)

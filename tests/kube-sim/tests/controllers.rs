@@ -269,3 +269,34 @@ async fn load_balancer_gets_a_pool_address_and_pvc_binds() {
     .await;
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_suspended_job_starts_when_resumed() {
+    let sim = common::start().await;
+    let jobs: Api<Job> = Api::namespaced(common::client(&sim, None).await, "default");
+    let mut j = job("later");
+    j["spec"]["suspend"] = json!(true);
+    jobs.patch("later", &PatchParams::apply("op"), &Patch::Apply(&j))
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    assert!(
+        jobs.get("later")
+            .await
+            .unwrap()
+            .status
+            .and_then(|s| s.start_time)
+            .is_none(),
+        "suspended jobs do not start"
+    );
+    assert!(sim.list("v1", "Pod", Some("default")).is_empty());
+    j["spec"]["suspend"] = json!(false);
+    jobs.patch("later", &PatchParams::apply("op"), &Patch::Apply(&j))
+        .await
+        .unwrap();
+    common::eventually("resumed job done", || async {
+        (jobs.get("later").await.unwrap().status?.succeeded == Some(1)).then_some(())
+    })
+    .await;
+    sim.shutdown().await;
+}
