@@ -376,3 +376,29 @@ async fn history_is_capped() {
         [(3, "superseded".to_string()), (4, "deployed".to_string())]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_left_pending_by_a_killed_run_is_finished_by_the_next() {
+    use wharf::store::record::{Release, ReleaseStatus};
+    let env = start(fast()).await;
+    assert!(env.deploy(&[]).await.status.success());
+    // As if the run had been killed after applying everything, before recording the result.
+    let secret = env
+        .sim
+        .get("v1", "Secret", MODEL, "wharf.release.store.v1")
+        .unwrap();
+    let mut record = Release::from_secret(&secret).unwrap();
+    record.status = ReleaseStatus::Pending;
+    env.sim.put(record.to_secret(MODEL).unwrap()).unwrap();
+    assert_eq!(env.records("store"), [(1, "pending".to_string())]);
+
+    let out = env.deploy(&[]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        env.records("store"),
+        [(1, "failed".to_string()), (2, "deployed".to_string())]
+    );
+    let status = env.status_json().await;
+    assert_eq!(app(&status, "store")["status"], "active");
+    assert_eq!(app(&status, "store")["rev"], 2);
+}

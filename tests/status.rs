@@ -70,3 +70,21 @@ async fn status_of_an_empty_model_says_how_to_deploy() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("no applications"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_redraws_until_interrupted() {
+    let env = start(fast()).await;
+    assert!(env.deploy(&[]).await.status.success());
+    let mut child = env
+        .command(&["status", "--watch", "--interval", "1"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let pid = nix::unistd::Pid::from_raw(child.id().unwrap() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let out = child.wait_with_output().await.unwrap();
+    assert!(out.status.success(), "Ctrl-C ends --watch cleanly");
+    let s = text(&out.stdout);
+    assert!(s.matches("App ").count() >= 2, "at least two redraws:\n{s}");
+}

@@ -49,10 +49,15 @@ async fn deploy(global: &GlobalArgs, args: &DeployArgs) -> Outcome {
     let lock = if look_only {
         None
     } else {
-        ensure_namespace(&cluster, model).await?;
+        ensure_namespace(&cluster, model, Instant::now() + args.timeout).await?;
         Some(Lock::acquire(&cluster.client, model, &cluster.server, args.force_unlock).await?)
     };
-    let result = converge(global, args, &cluster, catalog, &resolved).await;
+    // Ctrl-C releases the lock at once instead of leaving it to expire; the records of the
+    // interrupted run stay `pending`, and the next deploy converges from them.
+    let result = tokio::select! {
+        r = converge(global, args, &cluster, catalog, &resolved) => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted; run `wharf deploy` again to converge")),
+    };
     if let Some(lock) = lock {
         lock.release().await;
     }
@@ -172,8 +177,10 @@ async fn converge(
             .items()
             .any(|i| i.app == app.name && changes[&i.id] != Change::Unchanged)
             || !prunes[&app.name].is_empty();
+        // A `pending` last record is a run that was killed: always finish it with a new one.
         let same_record = last.is_some_and(|l| {
-            l.charm_version == app.charm_version
+            l.status != ReleaseStatus::Pending
+                && l.charm_version == app.charm_version
                 && l.config == app.config
                 && l.declared_status == app.declared_status
                 && l.inventory == inventory
@@ -259,15 +266,20 @@ async fn converge(
         };
         finish(&mut record, outcome.clone());
         releases.save(&record).await?;
-        if outcome.is_ok() {
-            for old in records
-                .iter()
-                .filter(|r| r.status == ReleaseStatus::Deployed)
-            {
-                let mut old = old.clone();
-                old.status = ReleaseStatus::Superseded;
-                releases.save(&old).await?;
+        for old in &records {
+            let mut old = old.clone();
+            match old.status {
+                ReleaseStatus::Deployed if outcome.is_ok() => {
+                    old.status = ReleaseStatus::Superseded
+                }
+                // A run killed before it recorded its result.
+                ReleaseStatus::Pending => {
+                    old.status = ReleaseStatus::Failed;
+                    old.reason = Some("interrupted before it recorded a result".into());
+                }
+                _ => continue,
             }
+            releases.save(&old).await?;
         }
         let mut kept = records;
         kept.push(record);
@@ -347,7 +359,7 @@ fn inventory_of(plan: &Plan, app: &str) -> Vec<InventoryEntry> {
 
 /// Create the model namespace if it does not exist (labelled, so `remove --all` knows wharf
 /// made it).
-async fn ensure_namespace(cluster: &Cluster, model: &str) -> anyhow::Result<()> {
+async fn ensure_namespace(cluster: &Cluster, model: &str, deadline: Instant) -> anyhow::Result<()> {
     let api: Api<Namespace> = Api::all(cluster.client.clone());
     let describe = |e: kube::Error| {
         anyhow!(errors::describe(
@@ -356,8 +368,19 @@ async fn ensure_namespace(cluster: &Cluster, model: &str) -> anyhow::Result<()> 
             &cluster.server
         ))
     };
-    if api.get_opt(model).await.map_err(describe)?.is_some() {
-        return Ok(());
+    // A namespace being deleted (a `remove --all` just before) refuses new objects: wait it out.
+    loop {
+        match api.get_opt(model).await.map_err(describe)? {
+            None => break,
+            Some(ns) if ns.metadata.deletion_timestamp.is_none() => return Ok(()),
+            Some(_) if Instant::now() >= deadline => {
+                return Err(anyhow!(
+                    "namespace {model} is still being deleted; wait for it to go \
+                     (`kubectl get namespace {model}`) and deploy again"
+                ));
+            }
+            Some(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+        }
     }
     let ns = Namespace {
         metadata: ObjectMeta {
@@ -440,4 +463,66 @@ pub fn describe_plan(
 pub fn parse_timeout(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s)
         .map_err(|e| format!("`{s}` is not a duration like 20m or 90s: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::record::InventoryEntry;
+
+    fn record(revision: u32, status: ReleaseStatus, names: &[&str]) -> Release {
+        Release {
+            app: "a".into(),
+            revision,
+            status,
+            reason: None,
+            charm: "c".into(),
+            charm_version: "1.0.0".into(),
+            config: BTreeMap::new(),
+            declared_status: None,
+            inventory: names
+                .iter()
+                .map(|n| InventoryEntry {
+                    id: ObjectRef {
+                        api_version: "v1".into(),
+                        kind: "ConfigMap".into(),
+                        namespace: Some("m".into()),
+                        name: n.to_string(),
+                    },
+                    digest: String::new(),
+                })
+                .collect(),
+            started: String::new(),
+            finished: None,
+            wharf_version: String::new(),
+        }
+    }
+
+    #[test]
+    fn previous_inventory_covers_the_last_deployed_and_later_runs() {
+        let records = [
+            record(1, ReleaseStatus::Superseded, &["old"]),
+            record(2, ReleaseStatus::Deployed, &["a"]),
+            record(3, ReleaseStatus::Failed, &["b"]),
+            record(4, ReleaseStatus::Pending, &["c"]),
+        ];
+        let names: Vec<String> = previous_inventory(&records)
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        // Never deployed: everything any run may have applied.
+        let names: Vec<String> = previous_inventory(&records[2..])
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        assert_eq!(names, ["b", "c"]);
+    }
+
+    #[test]
+    fn timeouts_parse_like_20m() {
+        assert_eq!(parse_timeout("20m").unwrap(), Duration::from_secs(1200));
+        assert_eq!(parse_timeout("1h30m").unwrap(), Duration::from_secs(5400));
+        assert!(parse_timeout("soon").unwrap_err().contains("like 20m"));
+    }
 }

@@ -85,18 +85,25 @@ impl Applier {
         match api.patch(&item.id.name, &params, &Patch::Apply(&obj)).await {
             Ok(stored) => Ok(serde_json::to_value(stored)?),
             Err(kube::Error::Api(status)) if status.code == 409 => {
-                let manager = errors::conflicting_manager(&status.message)
-                    .unwrap_or_else(|| "another field manager".into());
-                let fields = status
-                    .message
-                    .rsplit_once(": ")
-                    .map(|(_, f)| f.to_owned())
-                    .unwrap_or_default();
+                let (managers, fields) = errors::conflict_parts(&status.message);
+                let managers = if managers.is_empty() {
+                    "another field manager".to_owned()
+                } else {
+                    managers
+                        .iter()
+                        .map(|m| format!("\"{m}\""))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
                 Err(anyhow!(
-                    "{}: field(s) {} are managed by \"{manager}\", not wharf; re-run with \
+                    "{}: field(s) {} are managed by {managers}, not wharf; re-run with \
                      --force-conflicts to take them over",
                     item.id,
-                    errors::one_line(&fields)
+                    if fields.is_empty() {
+                        "?".to_owned()
+                    } else {
+                        fields.join(", ")
+                    }
                 ))
             }
             Err(e) => Err(anyhow!(errors::describe(

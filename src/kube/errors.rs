@@ -67,12 +67,38 @@ pub fn describe(err: &Error, what: &str, server: &str) -> String {
     }
 }
 
-/// The field manager named in a server-side apply conflict message, e.g.
-/// `Apply failed with 1 conflict: conflict with "kubectl-edit" using apps/v1: .spec.replicas`.
-pub fn conflicting_manager(message: &str) -> Option<String> {
-    let start = message.find("conflict with \"")? + "conflict with \"".len();
-    let end = message[start..].find('"')?;
-    Some(message[start..start + end].to_owned())
+/// The field managers and fields named in a server-side apply conflict message, in either of
+/// the apiserver's forms:
+/// `Apply failed with 1 conflict: conflict with "kubectl-edit" using apps/v1: .spec.replicas`, or
+/// `Apply failed with 2 conflicts: conflicts with "m" using apps/v1:\n- .spec.a\n- .spec.b`.
+pub fn conflict_parts(message: &str) -> (Vec<String>, Vec<String>) {
+    let mut managers = Vec::new();
+    let mut fields = Vec::new();
+    let mut rest = message;
+    while let Some(at) = rest.find("with \"") {
+        let after = &rest[at + "with \"".len()..];
+        let Some(end) = after.find('"') else { break };
+        let manager = after[..end].to_owned();
+        if !managers.contains(&manager) {
+            managers.push(manager);
+        }
+        let after = &after[end + 1..];
+        // The fields follow "using GROUP/VERSION:" up to the next manager.
+        let section_end = after.find("with \"").unwrap_or(after.len());
+        let section = &after[..section_end];
+        if let Some((_, list)) = section.split_once(':') {
+            for f in list
+                .split(['\n', ' '])
+                .map(|f| f.trim_start_matches('-').trim())
+            {
+                if f.starts_with('.') {
+                    fields.push(f.to_owned());
+                }
+            }
+        }
+        rest = after;
+    }
+    (managers, fields)
 }
 
 #[cfg(test)]
@@ -109,9 +135,19 @@ mod tests {
     }
 
     #[test]
-    fn finds_the_conflicting_manager() {
-        let m = "Apply failed with 1 conflict: conflict with \"kubectl-edit\" using apps/v1: .spec.replicas";
-        assert_eq!(conflicting_manager(m).as_deref(), Some("kubectl-edit"));
-        assert_eq!(conflicting_manager("no managers here"), None);
+    fn finds_the_conflicting_managers_and_fields() {
+        let one = "Apply failed with 1 conflict: conflict with \"kubectl-edit\" using apps/v1: .spec.replicas";
+        assert_eq!(
+            conflict_parts(one),
+            (
+                vec!["kubectl-edit".to_string()],
+                vec![".spec.replicas".to_string()]
+            )
+        );
+        let many = "Apply failed with 3 conflicts: conflicts with \"a\" using apps/v1:\n- .spec.x\n- .spec.y\nconflicts with \"b\" using v1:\n- .data.z";
+        let (managers, fields) = conflict_parts(many);
+        assert_eq!(managers, ["a", "b"]);
+        assert_eq!(fields, [".spec.x", ".spec.y", ".data.z"]);
+        assert_eq!(conflict_parts("no managers here"), (vec![], vec![]));
     }
 }

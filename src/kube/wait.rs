@@ -1,4 +1,4 @@
-//! Waiting until applied objects are ready, by polling each one (a GET per object per second)
+//! Waiting until applied objects are ready, by polling each one (a GET per object, from every 25 ms backing off to every second)
 //! and reading its status with `readiness::assess`. On timeout the reason names the object that
 //! is not ready and, for workloads, what its Pods say (ImagePullBackOff, CrashLoopBackOff, …).
 
@@ -15,8 +15,10 @@ use super::progress::AppProgress;
 use super::readiness::{Readiness, assess, pod_problem};
 use super::{Catalog, INSTANCE_LABEL, ObjectRef, errors};
 
-/// How often a wait polls. Short, because the simulator and small clusters are fast.
-const POLL: Duration = Duration::from_millis(400);
+/// Polling starts fast (objects on small clusters and the simulator are often ready within
+/// milliseconds) and slows down to once a second for long rollouts.
+const FIRST_POLL: Duration = Duration::from_millis(25);
+const MAX_POLL: Duration = Duration::from_secs(1);
 
 /// Wait until every object is ready or `deadline` passes. Ok(()) when all are ready,
 /// Err(reason) otherwise.
@@ -30,6 +32,7 @@ pub async fn until_ready(
     progress: Option<&AppProgress>,
 ) -> anyhow::Result<()> {
     let mut pending: Vec<ObjectRef> = objects.to_vec();
+    let mut poll = FIRST_POLL;
     loop {
         let mut still = Vec::new();
         let mut first_wait: Option<(ObjectRef, String)> = None;
@@ -68,14 +71,9 @@ pub async fn until_ready(
             };
             return Err(anyhow!("timed out waiting for {r}: {why}{pods}"));
         }
-        tokio::time::sleep(
-            POLL.min(
-                deadline
-                    .saturating_duration_since(Instant::now())
-                    .max(Duration::from_millis(10)),
-            ),
-        )
-        .await;
+        let left = deadline.saturating_duration_since(Instant::now());
+        tokio::time::sleep(poll.min(left).max(Duration::from_millis(5))).await;
+        poll = (poll * 3 / 2).min(MAX_POLL);
     }
 }
 
