@@ -75,7 +75,7 @@ async fn status_of_an_empty_model_says_how_to_deploy() {
 async fn watch_redraws_until_interrupted() {
     let env = start(fast()).await;
     assert!(env.deploy(&[]).await.status.success());
-    let mut child = env
+    let child = env
         .command(&["status", "--watch", "--interval", "1"])
         .stdout(std::process::Stdio::piped())
         .spawn()
