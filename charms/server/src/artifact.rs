@@ -31,7 +31,10 @@ impl Loader for ArtifactLoader {
             scale: meta.input.scale,
             class_names: meta.class_names.clone(),
         };
-        Ok(LoadedModel { predictor: Arc::new(model), info })
+        Ok(LoadedModel {
+            predictor: Arc::new(model),
+            info,
+        })
     }
 }
 
@@ -42,7 +45,12 @@ impl Predictor for Model {
     fn num_classes(&self) -> usize {
         Model::num_classes(self)
     }
-    fn predict_proba(&self, inputs: &[f32], batch: usize, out: &mut Vec<f32>) -> Result<(), String> {
+    fn predict_proba(
+        &self,
+        inputs: &[f32],
+        batch: usize,
+        out: &mut Vec<f32>,
+    ) -> Result<(), String> {
         Model::predict_proba(self, inputs, batch, out).map_err(|e| e.to_string())
     }
 }

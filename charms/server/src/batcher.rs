@@ -35,7 +35,11 @@ pub struct BatchConfig {
 
 impl Default for BatchConfig {
     fn default() -> Self {
-        BatchConfig { max_batch: 32, delay: Duration::from_micros(500), queue_capacity: 1024 }
+        BatchConfig {
+            max_batch: 32,
+            delay: Duration::from_micros(500),
+            queue_capacity: 1024,
+        }
     }
 }
 
@@ -91,13 +95,19 @@ impl Batcher {
         std::thread::Builder::new()
             .name(format!("batch-{name}"))
             .spawn(move || worker.run())?;
-        Ok(Batcher { tx, announced, input_len })
+        Ok(Batcher {
+            tx,
+            announced,
+            input_len,
+        })
     }
 
     /// Tells the worker another request is about to submit; keep the guard until [`Self::submit`].
     pub fn announce(&self) -> Announcement {
         self.announced.fetch_add(1, Ordering::AcqRel);
-        Announcement { announced: self.announced.clone() }
+        Announcement {
+            announced: self.announced.clone(),
+        }
     }
 
     /// Queues `rows` rows of scaled inputs and waits for their probabilities.
@@ -109,7 +119,11 @@ impl Batcher {
     ) -> Result<Vec<f32>, ApiError> {
         debug_assert_eq!(inputs.len(), rows * self.input_len);
         let (reply, answer) = oneshot::channel();
-        let sent = self.tx.try_send(Job { inputs, rows, reply });
+        let sent = self.tx.try_send(Job {
+            inputs,
+            rows,
+            reply,
+        });
         // Withdraw only after the job is in the queue so the worker never sees neither.
         drop(announcement);
         match sent {
@@ -129,7 +143,9 @@ impl Batcher {
         match answer.await {
             Ok(Ok(probabilities)) => Ok(probabilities),
             Ok(Err(message)) => Err(ApiError::Internal(format!("the model failed: {message}"))),
-            Err(_) => Err(ApiError::Internal("the batch worker stopped before answering".into())),
+            Err(_) => Err(ApiError::Internal(
+                "the batch worker stopped before answering".into(),
+            )),
         }
     }
 }
@@ -267,7 +283,12 @@ mod tests {
         fn num_classes(&self) -> usize {
             2
         }
-        fn predict_proba(&self, inputs: &[f32], batch: usize, out: &mut Vec<f32>) -> Result<(), String> {
+        fn predict_proba(
+            &self,
+            inputs: &[f32],
+            batch: usize,
+            out: &mut Vec<f32>,
+        ) -> Result<(), String> {
             // The panic case below poisons the gate; later calls must still pass it.
             let _held = self.gate.lock().unwrap_or_else(|e| e.into_inner());
             self.batches.lock().unwrap().push(batch);
@@ -288,19 +309,29 @@ mod tests {
     }
 
     fn recorder() -> Arc<Recorder> {
-        Arc::new(Recorder { batches: Mutex::new(vec![]), gate: Mutex::new(()) })
+        Arc::new(Recorder {
+            batches: Mutex::new(vec![]),
+            gate: Mutex::new(()),
+        })
     }
 
     #[tokio::test]
     async fn a_lone_request_runs_at_once_even_with_a_long_delay() {
         let model = recorder();
-        let config = BatchConfig { max_batch: 8, delay: Duration::from_secs(30), queue_capacity: 4 };
+        let config = BatchConfig {
+            max_batch: 8,
+            delay: Duration::from_secs(30),
+            queue_capacity: 4,
+        };
         let batcher = Batcher::spawn("t".into(), model.clone(), config, histogram()).unwrap();
         let started = Instant::now();
         let a = batcher.announce();
         let out = batcher.infer(vec![1.0, 2.0], 1, a).await.unwrap();
         assert_eq!(out, vec![3.0, -1.0]);
-        assert!(started.elapsed() < Duration::from_secs(10), "waited for the batch delay");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "waited for the batch delay"
+        );
     }
 
     // The gate is contended only by the worker thread, never by a task: holding it is the point.
@@ -308,8 +339,13 @@ mod tests {
     #[tokio::test]
     async fn queued_jobs_share_one_forward_pass_and_get_their_own_rows_back() {
         let model = recorder();
-        let config = BatchConfig { max_batch: 8, delay: Duration::from_millis(200), queue_capacity: 16 };
-        let batcher = Arc::new(Batcher::spawn("t".into(), model.clone(), config, histogram()).unwrap());
+        let config = BatchConfig {
+            max_batch: 8,
+            delay: Duration::from_millis(200),
+            queue_capacity: 16,
+        };
+        let batcher =
+            Arc::new(Batcher::spawn("t".into(), model.clone(), config, histogram()).unwrap());
         // Hold the model so that jobs pile up behind the first one.
         let gate = model.gate.lock().unwrap();
         let first = {
@@ -332,16 +368,30 @@ mod tests {
             assert_eq!(out, vec![(i + 1) as f32 + 10.0, -1.0]);
         }
         let batches = model.batches.lock().unwrap().clone();
-        assert_eq!(batches, vec![1, 3], "the three waiting jobs should run together");
+        assert_eq!(
+            batches,
+            vec![1, 3],
+            "the three waiting jobs should run together"
+        );
     }
 
     #[tokio::test]
     async fn a_panicking_model_answers_an_error_and_keeps_serving() {
         let model = recorder();
-        let batcher = Batcher::spawn("t".into(), model, BatchConfig::default(), histogram()).unwrap();
-        let err = batcher.infer(vec![-99.0, 0.0], 1, batcher.announce()).await.unwrap_err();
-        assert!(matches!(err, ApiError::Internal(ref m) if m.contains("boom")), "{err:?}");
-        let ok = batcher.infer(vec![1.0, 1.0], 1, batcher.announce()).await.unwrap();
+        let batcher =
+            Batcher::spawn("t".into(), model, BatchConfig::default(), histogram()).unwrap();
+        let err = batcher
+            .infer(vec![-99.0, 0.0], 1, batcher.announce())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ApiError::Internal(ref m) if m.contains("boom")),
+            "{err:?}"
+        );
+        let ok = batcher
+            .infer(vec![1.0, 1.0], 1, batcher.announce())
+            .await
+            .unwrap();
         assert_eq!(ok, vec![2.0, -1.0]);
     }
 }

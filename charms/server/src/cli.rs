@@ -11,7 +11,11 @@ use crate::repository::VersionPolicy;
 use crate::server::ServerConfig;
 
 #[derive(Debug, Parser)]
-#[command(name = "wharf-server", version, about = "Serve wharf model artifacts over the Open Inference Protocol V2 and TF Serving REST")]
+#[command(
+    name = "wharf-server",
+    version,
+    about = "Serve wharf model artifacts over the Open Inference Protocol V2 and TF Serving REST"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -85,9 +89,20 @@ mod tests {
     #[test]
     fn serve_flags_become_the_config() {
         let cli = Cli::try_parse_from([
-            "wharf-server", "serve", "--model-repository", "/models", "--port", "9000",
-            "--max-batch", "8", "--batch-delay-us", "250", "--version-policy", "specific:3",
-            "--max-body-bytes", "1000",
+            "wharf-server",
+            "serve",
+            "--model-repository",
+            "/models",
+            "--port",
+            "9000",
+            "--max-batch",
+            "8",
+            "--batch-delay-us",
+            "250",
+            "--version-policy",
+            "specific:3",
+            "--max-body-bytes",
+            "1000",
         ])
         .unwrap();
         let Command::Serve(args) = cli.command;
@@ -102,7 +117,12 @@ mod tests {
     #[test]
     fn a_bad_version_policy_is_refused_with_the_choices() {
         let err = Cli::try_parse_from([
-            "wharf-server", "serve", "--model-repository", "/m", "--version-policy", "newest",
+            "wharf-server",
+            "serve",
+            "--model-repository",
+            "/m",
+            "--version-policy",
+            "newest",
         ])
         .unwrap_err()
         .to_string();

@@ -15,7 +15,9 @@ pub enum ApiError {
     #[error("{0}")]
     NotFound(String),
     /// The request body is above `--max-body-bytes`.
-    #[error("request body is larger than the limit of {0} bytes; send fewer rows per request or raise --max-body-bytes")]
+    #[error(
+        "request body is larger than the limit of {0} bytes; send fewer rows per request or raise --max-body-bytes"
+    )]
     PayloadTooLarge(usize),
     /// Not ready yet, shutting down, no loadable version, or the batch queue is full.
     #[error("{0}")]
@@ -42,7 +44,10 @@ pub fn json_error(status: StatusCode, message: &str) -> Response {
     let body = serde_json::json!({ "error": message }).to_string();
     (
         status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         body,
     )
         .into_response()
@@ -75,6 +80,9 @@ mod tests {
     #[test]
     fn payload_too_large_names_the_limit_and_the_flag() {
         let msg = ApiError::PayloadTooLarge(1024).to_string();
-        assert!(msg.contains("1024") && msg.contains("--max-body-bytes"), "{msg}");
+        assert!(
+            msg.contains("1024") && msg.contains("--max-body-bytes"),
+            "{msg}"
+        );
     }
 }

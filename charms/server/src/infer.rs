@@ -20,7 +20,11 @@ pub enum InputType {
 ///
 /// Accepted: `[N, input_len]` (flat) or `[N] + input_shape`, where dimensions of size 1 are
 /// ignored, so a CHW `[1, 28, 28]` model also takes `[N, 28, 28]`.
-pub fn rows_from_shape(served: &ServedVersion, name: &str, shape: &[i64]) -> Result<usize, ApiError> {
+pub fn rows_from_shape(
+    served: &ServedVersion,
+    name: &str,
+    shape: &[i64],
+) -> Result<usize, ApiError> {
     let bad = |why: &str| {
         ApiError::BadRequest(format!(
             "input '{name}' has shape {shape:?}, {why}; expected [N, {}] or [N, {}] with N ≥ 1",
@@ -37,7 +41,8 @@ pub fn rows_from_shape(served: &ServedVersion, name: &str, shape: &[i64]) -> Res
     if rest.iter().any(|&d| d < 0) {
         return Err(bad("which has a negative dimension"));
     }
-    let squeeze = |dims: &mut dyn Iterator<Item = u64>| dims.filter(|&d| d != 1).collect::<Vec<_>>();
+    let squeeze =
+        |dims: &mut dyn Iterator<Item = u64>| dims.filter(|&d| d != 1).collect::<Vec<_>>();
     let got = squeeze(&mut rest.iter().map(|&d| d as u64));
     let flat = got.len() == 1 && got[0] == served.input_len as u64;
     let spatial = got == squeeze(&mut served.info.input_shape.iter().map(|&d| d as u64));
@@ -106,7 +111,10 @@ pub fn classes(probabilities: &[f32], num_classes: usize) -> Vec<i64> {
 }
 
 fn join_dims(dims: &[usize]) -> String {
-    dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+    dims.iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]

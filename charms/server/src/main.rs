@@ -12,7 +12,8 @@ async fn main() -> anyhow::Result<()> {
     init_logging(&cli.log_format);
     match cli.command {
         Command::Serve(args) => {
-            let server = wharf_server::server::start(args.config(), Arc::new(ArtifactLoader)).await?;
+            let server =
+                wharf_server::server::start(args.config(), Arc::new(ArtifactLoader)).await?;
             server.run_until(shutdown_signal()).await
         }
     }
@@ -21,7 +22,12 @@ async fn main() -> anyhow::Result<()> {
 fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colour only for a terminal: log collectors (and tests) read plain `key=value` text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
     } else {

@@ -24,7 +24,10 @@ impl Metrics {
     pub fn new() -> Metrics {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new("wharf_server_requests_total", "Inference and metadata requests by model and HTTP status code"),
+            Opts::new(
+                "wharf_server_requests_total",
+                "Inference and metadata requests by model and HTTP status code",
+            ),
             &["model", "code"],
         )
         .expect("valid metric");
@@ -47,7 +50,10 @@ impl Metrics {
         )
         .expect("valid metric");
         let versions_loaded = IntGaugeVec::new(
-            Opts::new("wharf_server_model_versions_loaded", "Model versions currently served"),
+            Opts::new(
+                "wharf_server_model_versions_loaded",
+                "Model versions currently served",
+            ),
             &["model"],
         )
         .expect("valid metric");
@@ -57,9 +63,17 @@ impl Metrics {
             Box::new(batch_size.clone()),
             Box::new(versions_loaded.clone()),
         ] {
-            registry.register(collector).expect("metric names are unique");
+            registry
+                .register(collector)
+                .expect("metric names are unique");
         }
-        Metrics { registry, requests, latency, batch_size, versions_loaded }
+        Metrics {
+            registry,
+            requests,
+            latency,
+            batch_size,
+            versions_loaded,
+        }
     }
 
     /// The text exposition format.

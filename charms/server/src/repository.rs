@@ -155,7 +155,11 @@ impl Repository {
     }
 
     /// Finds the version a request names, or the latest served one when it names none.
-    pub fn resolve(&self, model: &str, version: Option<u64>) -> Result<Arc<ServedVersion>, ApiError> {
+    pub fn resolve(
+        &self,
+        model: &str,
+        version: Option<u64>,
+    ) -> Result<Arc<ServedVersion>, ApiError> {
         let snapshot = self.state.load();
         if !snapshot.scanned {
             return Err(ApiError::Unavailable(
@@ -166,7 +170,10 @@ impl Repository {
             return Err(unknown_model(&snapshot, model));
         };
         match version {
-            None => entry.latest().cloned().ok_or_else(|| not_loaded(model, entry)),
+            None => entry
+                .latest()
+                .cloned()
+                .ok_or_else(|| not_loaded(model, entry)),
             Some(v) => entry.versions.get(&v).cloned().ok_or_else(|| {
                 if entry.versions.is_empty() {
                     not_loaded(model, entry)
@@ -210,7 +217,10 @@ impl Repository {
                 .with_label_values(&[name])
                 .set(entry.versions.len() as i64);
         }
-        self.state.store(Arc::new(Snapshot { models, scanned: true }));
+        self.state.store(Arc::new(Snapshot {
+            models,
+            scanned: true,
+        }));
         for (model, version) in &report.loaded {
             tracing::info!(model, version, "model version loaded");
         }
@@ -296,13 +306,18 @@ impl Repository {
 fn read_tree(root: &Path) -> Result<BTreeMap<String, Vec<u64>>, String> {
     let read = |dir: &Path| {
         std::fs::read_dir(dir).map_err(|e| {
-            format!("cannot read the model repository directory {}: {e}", dir.display())
+            format!(
+                "cannot read the model repository directory {}: {e}",
+                dir.display()
+            )
         })
     };
     let mut tree = BTreeMap::new();
     for model in read(root)? {
         let Ok(model) = model else { continue };
-        let Some(name) = visible_dir_name(&model) else { continue };
+        let Some(name) = visible_dir_name(&model) else {
+            continue;
+        };
         let mut versions: Vec<u64> = match read(&model.path()) {
             Ok(entries) => entries
                 .filter_map(Result::ok)
@@ -327,7 +342,9 @@ fn visible_dir_name(entry: &std::fs::DirEntry) -> Option<String> {
 
 fn unknown_model(snapshot: &Snapshot, model: &str) -> ApiError {
     if snapshot.models.is_empty() {
-        ApiError::NotFound(format!("unknown model '{model}': the repository holds no models"))
+        ApiError::NotFound(format!(
+            "unknown model '{model}': the repository holds no models"
+        ))
     } else {
         ApiError::NotFound(format!(
             "unknown model '{model}'; models: {}",
@@ -357,7 +374,14 @@ mod tests {
         for text in ["latest", "all", "specific:3"] {
             assert_eq!(text.parse::<VersionPolicy>().unwrap().to_string(), text);
         }
-        for bad in ["", "newest", "specific:", "specific:0", "specific:-1", "specific:x"] {
+        for bad in [
+            "",
+            "newest",
+            "specific:",
+            "specific:0",
+            "specific:-1",
+            "specific:x",
+        ] {
             let err = bad.parse::<VersionPolicy>().unwrap_err();
             assert!(err.contains("latest, all or specific:N"), "{err}");
         }

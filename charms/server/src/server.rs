@@ -77,7 +77,10 @@ impl AppState {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge(self.max_body_bytes)
             } else {
-                ApiError::BadRequest(format!("cannot read the request body: {}", rejection.body_text()))
+                ApiError::BadRequest(format!(
+                    "cannot read the request body: {}",
+                    rejection.body_text()
+                ))
             }
         })
     }
@@ -87,9 +90,15 @@ impl AppState {
         let known = self.repo.snapshot().models.contains_key(model);
         let label = if known { model } else { UNKNOWN_MODEL };
         let status = error.status();
-        self.metrics.requests.with_label_values(&[label, status.as_str()]).inc();
+        self.metrics
+            .requests
+            .with_label_values(&[label, status.as_str()])
+            .inc();
         if known {
-            self.metrics.latency.with_label_values(&[label]).observe(started.elapsed().as_secs_f64());
+            self.metrics
+                .latency
+                .with_label_values(&[label])
+                .observe(started.elapsed().as_secs_f64());
         }
         if status.is_server_error() {
             tracing::warn!(model, status = status.as_u16(), error = %error, "inference request failed");
@@ -110,11 +119,23 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v2/models/{model}", get(v2::model_metadata))
         .route("/v2/models/{model}/ready", get(v2::model_ready))
         .route("/v2/models/{model}/infer", post(v2::infer_latest))
-        .route("/v2/models/{model}/versions/{version}", get(v2::version_metadata))
-        .route("/v2/models/{model}/versions/{version}/ready", get(v2::version_ready))
-        .route("/v2/models/{model}/versions/{version}/infer", post(v2::infer_version))
+        .route(
+            "/v2/models/{model}/versions/{version}",
+            get(v2::version_metadata),
+        )
+        .route(
+            "/v2/models/{model}/versions/{version}/ready",
+            get(v2::version_ready),
+        )
+        .route(
+            "/v2/models/{model}/versions/{version}/infer",
+            post(v2::infer_version),
+        )
         .route("/v1/models", get(tfserving::list_models))
-        .route("/v1/models/{*rest}", get(tfserving::dispatch).post(tfserving::dispatch))
+        .route(
+            "/v1/models/{*rest}",
+            get(tfserving::dispatch).post(tfserving::dispatch),
+        )
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .with_state(state)
@@ -130,7 +151,10 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
         state.metrics.render(),
     )
         .into_response()
@@ -182,7 +206,9 @@ impl RunningServer {
         self.state.shutting_down.store(true, Ordering::Release);
         let _ = self.stop.send(true);
         match tokio::time::timeout(self.shutdown_timeout, self.task).await {
-            Ok(joined) => joined.context("the server task failed")?.context("the server failed"),
+            Ok(joined) => joined
+                .context("the server task failed")?
+                .context("the server failed"),
             Err(_) => {
                 tracing::warn!(timeout = ?self.shutdown_timeout, "in-flight requests did not finish in time");
                 Ok(())
@@ -191,7 +217,10 @@ impl RunningServer {
     }
 
     /// Triggers shutdown when `signal` completes, then waits for it.
-    pub async fn run_until(self, signal: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        signal: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
         signal.await;
         tracing::info!("shutting down: finishing in-flight requests");
         self.shutdown().await
@@ -241,16 +270,28 @@ pub async fn start(config: ServerConfig, loader: Arc<dyn Loader>) -> anyhow::Res
             .await
     });
     tracing::info!(%addr, repository = %config.repository.display(), policy = %config.policy, "wharf-server listening");
-    Ok(RunningServer { addr, state, stop, task, shutdown_timeout: config.shutdown_timeout })
+    Ok(RunningServer {
+        addr,
+        state,
+        stop,
+        task,
+        shutdown_timeout: config.shutdown_timeout,
+    })
 }
 
 /// Scans now, then every `interval` until stopped.
-async fn poll_repository(repo: Arc<Repository>, interval: Duration, mut stopped: watch::Receiver<bool>) {
+async fn poll_repository(
+    repo: Arc<Repository>,
+    interval: Duration,
+    mut stopped: watch::Receiver<bool>,
+) {
     loop {
         let scanning = repo.clone();
         match tokio::task::spawn_blocking(move || scanning.scan()).await {
             Ok(Ok(_)) => {}
-            Ok(Err(message)) => tracing::warn!(error = %message, "model repository scan failed; keeping the current models"),
+            Ok(Err(message)) => {
+                tracing::warn!(error = %message, "model repository scan failed; keeping the current models")
+            }
             Err(join) => tracing::error!(error = %join, "model repository scan panicked"),
         }
         tokio::select! {

@@ -32,7 +32,10 @@ impl<'de> serde::Deserialize<'de> for FlatTensor {
             row_lens: Vec::new(),
             had_named_rows: false,
         };
-        deserializer.deserialize_any(TopVisitor { out: &mut flat, allow_named: false })?;
+        deserializer.deserialize_any(TopVisitor {
+            out: &mut flat,
+            allow_named: false,
+        })?;
         Ok(flat)
     }
 }
@@ -49,7 +52,10 @@ impl<'de> serde::Deserialize<'de> for Instances {
             row_lens: Vec::new(),
             had_named_rows: false,
         };
-        deserializer.deserialize_any(TopVisitor { out: &mut flat, allow_named: true })?;
+        deserializer.deserialize_any(TopVisitor {
+            out: &mut flat,
+            allow_named: true,
+        })?;
         Ok(Instances(flat))
     }
 }
@@ -102,7 +108,10 @@ impl<'de> Visitor<'de> for TopVisitor<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         loop {
             let before = self.out.values.len();
-            let seed = RowSeed { out: &mut *self.out, allow_named: self.allow_named };
+            let seed = RowSeed {
+                out: &mut *self.out,
+                allow_named: self.allow_named,
+            };
             if seq.next_element_seed(seed)?.is_none() {
                 return Ok(());
             }
@@ -164,10 +173,14 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
                     "an instance object must have exactly one entry (this model has one input)",
                 ));
             }
-            map.next_value_seed(NestedSeed { out: &mut *self.out })?;
+            map.next_value_seed(NestedSeed {
+                out: &mut *self.out,
+            })?;
         }
         if entries == 0 {
-            return Err(de::Error::custom("an instance object must have exactly one entry"));
+            return Err(de::Error::custom(
+                "an instance object must have exactly one entry",
+            ));
         }
         Ok(())
     }
@@ -205,7 +218,12 @@ impl<'de> Visitor<'de> for NestedSeed<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(NestedSeed { out: &mut *self.out })?.is_some() {}
+        while seq
+            .next_element_seed(NestedSeed {
+                out: &mut *self.out,
+            })?
+            .is_some()
+        {}
         Ok(())
     }
 
@@ -274,7 +292,15 @@ mod tests {
 
     #[test]
     fn non_numbers_and_out_of_range_floats_are_errors() {
-        for bad in ["[\"a\"]", "[null]", "[true]", "[{\"a\": 1}]", "[1e39]", "{}", "\"x\""] {
+        for bad in [
+            "[\"a\"]",
+            "[null]",
+            "[true]",
+            "[{\"a\": 1}]",
+            "[1e39]",
+            "{}",
+            "\"x\"",
+        ] {
             assert!(flat(bad).is_err(), "{bad} should be rejected");
         }
     }

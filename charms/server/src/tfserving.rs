@@ -55,7 +55,12 @@ pub fn parse_path(rest: &str) -> Option<TfPath<'_>> {
     if model.is_empty() || version == Some("") || (metadata && verb.is_some()) {
         return None;
     }
-    Some(TfPath { model, version, metadata, verb })
+    Some(TfPath {
+        model,
+        version,
+        metadata,
+        verb,
+    })
 }
 
 /// `GET /v1/models`: KServe V1's list of model names.
@@ -113,9 +118,11 @@ fn status(state: &AppState, path: &TfPath<'_>) -> Result<serde_json::Value, ApiE
     let snapshot = state.repo.snapshot();
     let Some(entry) = snapshot.models.get(path.model) else {
         // Not scanned yet (503) or unknown (404, listing the models): resolve words it.
-        return Err(state.repo.resolve(path.model, None).err().unwrap_or_else(|| {
-            ApiError::NotFound(format!("unknown model '{}'", path.model))
-        }));
+        return Err(state
+            .repo
+            .resolve(path.model, None)
+            .err()
+            .unwrap_or_else(|| ApiError::NotFound(format!("unknown model '{}'", path.model))));
     };
     let mut statuses = version_statuses(entry);
     if let Some(text) = path.version {
@@ -142,18 +149,24 @@ fn version_statuses(entry: &ModelEntry) -> Vec<(u64, serde_json::Value)> {
         .versions
         .keys()
         .map(|v| {
-            (*v, json!({
-                "version": v.to_string(),
-                "state": "AVAILABLE",
-                "status": { "error_code": "OK", "error_message": "" },
-            }))
+            (
+                *v,
+                json!({
+                    "version": v.to_string(),
+                    "state": "AVAILABLE",
+                    "status": { "error_code": "OK", "error_message": "" },
+                }),
+            )
         })
         .chain(entry.errors.iter().map(|(v, e)| {
-            (*v, json!({
-                "version": v.to_string(),
-                "state": "END",
-                "status": { "error_code": "UNKNOWN", "error_message": e },
-            }))
+            (
+                *v,
+                json!({
+                    "version": v.to_string(),
+                    "state": "END",
+                    "status": { "error_code": "UNKNOWN", "error_message": e },
+                }),
+            )
         }))
         .collect();
     all.sort_by_key(|s| std::cmp::Reverse(s.0));
@@ -247,7 +260,8 @@ async fn predict(
         (None, Some(Columnar(t))) => (t, true),
         (Some(_), Some(_)) => {
             return Err(ApiError::BadRequest(
-                "send either 'instances' (row format) or 'inputs' (columnar format), not both".into(),
+                "send either 'instances' (row format) or 'inputs' (columnar format), not both"
+                    .into(),
             ));
         }
         (None, None) => {
@@ -286,19 +300,34 @@ fn json_outputs<'a, 'b>(rows: &'b Rows<'a>) -> Outputs<'a, 'b> {
 }
 
 /// Every top-level element must be one whole input (784 values, flat or nested).
-fn check_rows(served: &ServedVersion, tensor: &FlatTensor, columnar: bool) -> Result<usize, ApiError> {
+fn check_rows(
+    served: &ServedVersion,
+    tensor: &FlatTensor,
+    columnar: bool,
+) -> Result<usize, ApiError> {
     let field = if columnar { "inputs" } else { "instances" };
     if tensor.row_lens.is_empty() {
         return Err(ApiError::BadRequest(format!(
             "'{field}' must be a non-empty list with one entry per input"
         )));
     }
-    if let Some((i, len)) = tensor.row_lens.iter().enumerate().find(|(_, l)| **l != served.input_len) {
+    if let Some((i, len)) = tensor
+        .row_lens
+        .iter()
+        .enumerate()
+        .find(|(_, l)| **l != served.input_len)
+    {
         return Err(ApiError::BadRequest(format!(
             "'{field}' entry {i} holds {len} values; each entry must be one input of {} values ([{}] or [{}])",
             served.input_len,
             served.input_len,
-            served.info.input_shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+            served
+                .info
+                .input_shape
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     }
     Ok(tensor.row_lens.len())
@@ -310,25 +339,52 @@ mod tests {
 
     #[test]
     fn paths_split_into_model_version_metadata_and_verb() {
-        let p = |model, version, metadata, verb| Some(TfPath { model, version, metadata, verb });
+        let p = |model, version, metadata, verb| {
+            Some(TfPath {
+                model,
+                version,
+                metadata,
+                verb,
+            })
+        };
         assert_eq!(parse_path("fashion"), p("fashion", None, false, None));
-        assert_eq!(parse_path("fashion:predict"), p("fashion", None, false, Some("predict")));
-        assert_eq!(parse_path("fashion/versions/2"), p("fashion", Some("2"), false, None));
+        assert_eq!(
+            parse_path("fashion:predict"),
+            p("fashion", None, false, Some("predict"))
+        );
+        assert_eq!(
+            parse_path("fashion/versions/2"),
+            p("fashion", Some("2"), false, None)
+        );
         assert_eq!(
             parse_path("fashion/versions/2:predict"),
             p("fashion", Some("2"), false, Some("predict"))
         );
-        assert_eq!(parse_path("fashion/metadata"), p("fashion", None, true, None));
-        assert_eq!(parse_path("fashion/versions/2/metadata"), p("fashion", Some("2"), true, None));
-        for bad in ["", ":predict", "fashion/versions", "fashion/versions/", "fashion/x/2",
-            "fashion/metadata:predict", "a/versions/1/metadata/x"] {
+        assert_eq!(
+            parse_path("fashion/metadata"),
+            p("fashion", None, true, None)
+        );
+        assert_eq!(
+            parse_path("fashion/versions/2/metadata"),
+            p("fashion", Some("2"), true, None)
+        );
+        for bad in [
+            "",
+            ":predict",
+            "fashion/versions",
+            "fashion/versions/",
+            "fashion/x/2",
+            "fashion/metadata:predict",
+            "a/versions/1/metadata/x",
+        ] {
             assert_eq!(parse_path(bad), None, "{bad}");
         }
     }
 
     #[test]
     fn rows_serialise_as_nested_lists() {
-        let text = serde_json::to_string(&json_predictions(&Rows(&[0.5, 0.5, 1.0, 0.0], 2))).unwrap();
+        let text =
+            serde_json::to_string(&json_predictions(&Rows(&[0.5, 0.5, 1.0, 0.0], 2))).unwrap();
         assert_eq!(text, r#"{"predictions":[[0.5,0.5],[1.0,0.0]]}"#);
     }
 }

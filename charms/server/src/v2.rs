@@ -98,7 +98,10 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
         } else {
             "the model repository is not fully loaded yet (see /v2/models/<name>/ready)"
         };
-        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "ready": false, "error": why })))
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "ready": false, "error": why })),
+        )
             .into_response()
     }
 }
@@ -144,7 +147,9 @@ pub async fn version_ready(
     Path((model, version)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let served = resolve(&state, &model, Some(&version))?;
-    Ok(Json(json!({ "name": served.model, "version": served.version.to_string(), "ready": true })))
+    Ok(Json(
+        json!({ "name": served.model, "version": served.version.to_string(), "ready": true }),
+    ))
 }
 
 /// `POST /v2/models/{m}/infer`
@@ -311,7 +316,10 @@ fn metadata(state: &AppState, served: &ServedVersion) -> serde_json::Value {
 
 pub fn json_response(body: Vec<u8>) -> Response {
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         body,
     )
         .into_response()

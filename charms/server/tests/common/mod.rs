@@ -133,7 +133,13 @@ impl Server {
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let res = self.client.post(self.url(path)).json(body).send().await.unwrap();
+        let res = self
+            .client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
         decode(res).await
     }
 
@@ -170,7 +176,10 @@ pub async fn decode(res: reqwest::Response) -> (u16, Value) {
     let value: Value = serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("status {status}: body is not JSON ({e}): {text}"));
     if status >= 400 {
-        assert!(value["error"].is_string(), "error responses carry an error message: {value}");
+        assert!(
+            value["error"].is_string(),
+            "error responses carry an error message: {value}"
+        );
     }
     (status, value)
 }
@@ -185,8 +194,16 @@ pub fn v2_fp32(inputs: &[f32], rows: usize) -> Value {
 
 pub fn probabilities(response: &Value) -> Vec<f32> {
     let outputs = response["outputs"].as_array().expect("outputs");
-    let p = outputs.iter().find(|o| o["name"] == "probabilities").expect("probabilities output");
-    p["data"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect()
+    let p = outputs
+        .iter()
+        .find(|o| o["name"] == "probabilities")
+        .expect("probabilities output");
+    p["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect()
 }
 
 /// A loader whose `load` blocks until [`Gate::open`]; lets tests see the not-ready state.
@@ -197,7 +214,10 @@ pub struct Gate {
 
 impl Gate {
     pub fn closed() -> Arc<Gate> {
-        Arc::new(Gate { open: Mutex::new(false), changed: Condvar::new() })
+        Arc::new(Gate {
+            open: Mutex::new(false),
+            changed: Condvar::new(),
+        })
     }
     pub fn open(&self) {
         *self.open.lock().unwrap() = true;
@@ -242,8 +262,14 @@ impl Predictor for SlowModel {
     fn num_classes(&self) -> usize {
         self.inner.num_classes()
     }
-    fn predict_proba(&self, inputs: &[f32], batch: usize, out: &mut Vec<f32>) -> Result<(), String> {
-        self.entered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    fn predict_proba(
+        &self,
+        inputs: &[f32],
+        batch: usize,
+        out: &mut Vec<f32>,
+    ) -> Result<(), String> {
+        self.entered
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.gate.pass();
         self.inner.predict_proba(inputs, batch, out)
     }
@@ -283,6 +309,9 @@ impl Predictor for Panicking {
 impl Loader for PanickingLoader {
     fn load(&self, dir: &Path) -> Result<LoadedModel, String> {
         let loaded = ArtifactLoader.load(dir)?;
-        Ok(LoadedModel { predictor: Arc::new(Panicking(loaded.predictor)), info: loaded.info })
+        Ok(LoadedModel {
+            predictor: Arc::new(Panicking(loaded.predictor)),
+            info: loaded.info,
+        })
     }
 }
