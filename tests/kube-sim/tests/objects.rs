@@ -361,3 +361,64 @@ async fn a_namespace_waits_for_finalized_contents_and_refuses_new_ones() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn json_patches_as_kube_runtime_finalizer_sends_them() {
+    use json_patch::{
+        AddOperation, PatchOperation, RemoveOperation, TestOperation, jsonptr::PointerBuf,
+    };
+    let sim = common::start().await;
+    let api: Api<ConfigMap> = Api::namespaced(common::client(&sim, None).await, "default");
+    api.create(&PostParams::default(), &cm("f", json!({})))
+        .await
+        .unwrap();
+    let ptr = |p: &str| PointerBuf::parse(p).unwrap();
+    // Adding the first finalizer: test that there are none (the field is absent), then add.
+    let add = json_patch::Patch(vec![
+        PatchOperation::Test(TestOperation {
+            path: ptr("/metadata/finalizers"),
+            value: serde_json::Value::Null,
+        }),
+        PatchOperation::Add(AddOperation {
+            path: ptr("/metadata/finalizers"),
+            value: json!(["wharf.dev/cleanup"]),
+        }),
+    ]);
+    let with = api
+        .patch(
+            "f",
+            &PatchParams::default(),
+            &Patch::Json::<()>(add.clone()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        with.metadata.finalizers,
+        Some(vec!["wharf.dev/cleanup".to_string()])
+    );
+    // Now the test fails: finalizers exist.
+    assert_eq!(
+        common::api_err(
+            api.patch("f", &PatchParams::default(), &Patch::Json::<()>(add))
+                .await
+        )
+        .code,
+        422
+    );
+    api.delete("f", &DeleteParams::default()).await.unwrap();
+    // Removing it by index after testing its value completes the deletion.
+    let remove = json_patch::Patch(vec![
+        PatchOperation::Test(TestOperation {
+            path: ptr("/metadata/finalizers/0"),
+            value: json!("wharf.dev/cleanup"),
+        }),
+        PatchOperation::Remove(RemoveOperation {
+            path: ptr("/metadata/finalizers/0"),
+        }),
+    ]);
+    api.patch("f", &PatchParams::default(), &Patch::Json::<()>(remove))
+        .await
+        .unwrap();
+    assert_eq!(common::api_err(api.get("f").await).code, 404);
+    sim.shutdown().await;
+}
