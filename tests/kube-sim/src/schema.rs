@@ -73,7 +73,18 @@ impl CrSchema {
         }
         let mut causes = self.schema_errors(&instance);
         if causes.is_empty() {
-            cel_rules(&self.structural, &instance, "", &mut causes);
+            // Rules may read `self.metadata.name` / `generateName`, the only metadata CEL sees.
+            let mut with_meta = instance.clone();
+            if let Some(m) = with_meta.as_object_mut() {
+                let mut md = serde_json::Map::new();
+                for k in ["name", "generateName"] {
+                    if let Some(v) = obj["metadata"].get(k) {
+                        md.insert(k.to_string(), v.clone());
+                    }
+                }
+                m.insert("metadata".into(), Value::Object(md));
+            }
+            cel_rules(&self.structural, &with_meta, "", &mut causes);
         }
         causes
     }
@@ -370,15 +381,25 @@ mod tests {
                     "maxReplicas": {"type": "integer"},
                     "name": {"type": "string", "x-kubernetes-validations": [{"rule": "size(self) <= 5"}]}
                 }
-            }}
+            }},
+            "x-kubernetes-validations": [{"rule": "self.metadata.name.startsWith('ok')", "message": "name must start with ok"}]
         }))
         .unwrap();
-        assert!(
-            s.validate(&json!({"spec": {"minReplicas": 1, "maxReplicas": 2, "name": "ab"}}))
-                .is_empty()
+        let meta = json!({"name": "ok-1"});
+        let good =
+            json!({"metadata": meta, "spec": {"minReplicas": 1, "maxReplicas": 2, "name": "ab"}});
+        assert!(s.validate(&good).is_empty(), "{:?}", s.validate(&good));
+        let bad_name = s.validate(
+            &json!({"metadata": {"name": "x"}, "spec": {"minReplicas": 1, "maxReplicas": 2}}),
         );
-        let errs =
-            s.validate(&json!({"spec": {"minReplicas": 3, "maxReplicas": 2, "name": "toolong"}}));
+        assert_eq!(
+            bad_name,
+            vec![(
+                "<root>".to_string(),
+                "Invalid value: \"object\": name must start with ok".to_string()
+            )]
+        );
+        let errs = s.validate(&json!({"metadata": meta, "spec": {"minReplicas": 3, "maxReplicas": 2, "name": "toolong"}}));
         assert_eq!(errs.len(), 2, "{errs:?}");
         assert_eq!(
             errs[0],
