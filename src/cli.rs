@@ -66,6 +66,11 @@ pub enum Command {
     Status(StatusArgs),
     /// Remove one application, or everything wharf deployed in the model
     Remove(RemoveArgs),
+    /// Take this host from bare Ubuntu to MicroK8s, its add-ons and the platform (resumable)
+    Up(UpArgs),
+    /// Grow an edge cluster: print a join command, join this machine, list the nodes
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// Print a shell completion script
     Completions {
         /// The shell to complete for
@@ -183,4 +188,58 @@ pub struct RemoveArgs {
     /// Take the model lock even if another run holds it
     #[arg(long)]
     pub force_unlock: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UpArgs {
+    /// The bundle: lite, full or a path (asked on a terminal; lite with --yes)
+    #[arg(long)]
+    pub bundle: Option<String>,
+    /// The MicroK8s snap channel to install
+    #[arg(long, default_value = "1.32/stable", value_name = "CHANNEL")]
+    pub channel: String,
+    /// Let snap refresh MicroK8s automatically (by default refreshes are held)
+    #[arg(long)]
+    pub no_hold: bool,
+    /// MetalLB address pool: RANGE[,RANGE...], each a.b.c.d-e.f.g.h or a CIDR, IPv4 or IPv6
+    /// (asked on a terminal; proposed from this host's network with --yes)
+    #[arg(long, value_name = "RANGE")]
+    pub metallb: Option<String>,
+    /// The platform's public URL (default: http://<gateway address>.nip.io)
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// The platform's admin login (asked on a terminal; `admin` with --yes)
+    #[arg(long, value_name = "USER")]
+    pub admin_user: Option<String>,
+    /// Answer yes to every question and take the proposed defaults
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Print every command it would run, in order, and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// How long to wait for MicroK8s to become ready
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub wait_ready_timeout: u64,
+    /// Stop once MicroK8s and its add-ons are ready, without deploying the bundle
+    #[arg(long)]
+    pub skip_deploy: bool,
+    /// Read /proc, /sys, /etc and /boot under this directory instead of / (for tests)
+    #[arg(long, hide = true, env = "WHARF_HOST_ROOT", default_value = "/")]
+    pub host_root: PathBuf,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ClusterCommand {
+    /// Print the exact command another machine runs to join this cluster (`microk8s add-node`)
+    AddNode,
+    /// Join this machine to a cluster, with the connection string `add-node` printed
+    Join {
+        /// IP:PORT/TOKEN/CHECK, as printed by `wharf cluster add-node`
+        connection: String,
+        /// Join as a worker only (no control plane, no datastore)
+        #[arg(long)]
+        worker: bool,
+    },
+    /// List the nodes with their roles, and whether the cluster is highly available
+    Status,
 }

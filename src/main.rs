@@ -12,6 +12,8 @@ fn main() -> std::process::ExitCode {
         Command::Deploy(args) => wharf::action::deploy::run(&cli.global, &args),
         Command::Status(args) => wharf::action::status::run(&cli.global, &args),
         Command::Remove(args) => wharf::action::remove::run(&cli.global, &args),
+        Command::Up(args) => wharf::action::up::run(&cli.global, &args),
+        Command::Cluster(command) => wharf::action::cluster::run(&cli.global, &command),
         Command::Completions { shell } => wharf::action::completions::run(shell),
     };
     wharf::action::exit(result)

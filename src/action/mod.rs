@@ -2,11 +2,13 @@
 //! `bundle`, `charm`, `render`, `host`.
 
 pub mod check;
+pub mod cluster;
 pub mod completions;
 pub mod deploy;
 pub mod remove;
 pub mod render;
 pub mod status;
+pub mod up;
 
 use std::process::ExitCode;
 

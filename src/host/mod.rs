@@ -5,7 +5,9 @@
 pub mod checks;
 pub mod facts;
 pub mod metallb;
+pub mod microk8s;
 pub mod quantity;
 pub mod requirements;
+pub mod rpi;
 pub mod runner;
 pub mod sysctl;

@@ -98,6 +98,18 @@ impl Cmd {
         self
     }
 
+    /// The same command run through `sudo`, for a user who is not root.
+    pub fn with_sudo(mut self) -> Cmd {
+        self.args.insert(
+            0,
+            Arg {
+                value: std::mem::replace(&mut self.program, "sudo".into()),
+                secret: false,
+            },
+        );
+        self
+    }
+
     pub fn program(&self) -> &str {
         &self.program
     }
@@ -235,6 +247,17 @@ impl Runner {
     /// Every command line this runner ran or (in dry-run) would have run, in order.
     pub fn journal(&self) -> Vec<String> {
         self.journal.lock().expect("journal lock").clone()
+    }
+
+    /// Record and print a command without running it, even a read-only one: for a dry run
+    /// whose earlier steps would have changed what this command sees.
+    pub fn pretend(&self, cmd: &Cmd) {
+        let command = cmd.display();
+        self.journal
+            .lock()
+            .expect("journal lock")
+            .push(command.clone());
+        println!("would run: {command}");
     }
 
     /// Run and require exit code 0.
@@ -461,6 +484,15 @@ mod tests {
         );
         assert!(text.contains("login --password '<redacted>'"), "{text}");
         assert!(!text.contains("hunter2"));
+    }
+
+    #[test]
+    fn sudo_wraps_the_command() {
+        let cmd = Cmd::new("snap").args(["install", "microk8s"]).with_sudo();
+        assert_eq!(cmd.display(), "sudo snap install microk8s");
+        let runner = Runner::new().dry_run(true);
+        runner.pretend(&Cmd::new("microk8s").arg("config").read_only());
+        assert_eq!(runner.journal(), vec!["microk8s config".to_string()]);
     }
 
     #[test]
