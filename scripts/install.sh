@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Install what building wharf needs (Debian/Ubuntu packages, Rust via rustup), build it in
+# release mode and put the binary in /usr/local/bin. Safe to re-run.
+#
+#   scripts/install.sh            # as root or with sudo available
+#   PREFIX=$HOME/.local scripts/install.sh
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")/.." && pwd)"
+prefix="${PREFIX:-/usr/local}"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+
+need_apt=()
+for pkg in build-essential pkg-config curl ca-certificates git; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+if [ "${#need_apt[@]}" -gt 0 ]; then
+  echo "installing ${need_apt[*]}"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${need_apt[@]}"
+fi
+
+# Rust: use the one on PATH if it is new enough (the workspace's rust-version), else rustup.
+want="$(sed -n 's/^rust-version *= *"\(.*\)"/\1/p' "$here/Cargo.toml" | head -n1)"
+have="$(rustc --version 2>/dev/null | awk '{print $2}' || true)"
+if [ -z "$have" ] || [ "$(printf '%s\n%s\n' "$want" "$have" | sort -V | head -n1)" != "$want" ]; then
+  echo "installing Rust (need >= $want, have ${have:-none})"
+  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+  # shellcheck disable=SC1091
+  . "$HOME/.cargo/env"
+fi
+
+cd "$here"
+cargo build --release --locked -p wharf 2>/dev/null || cargo build --release -p wharf
+$sudo install -m 0755 target/release/wharf "$prefix/bin/wharf"
+echo "installed $("$prefix/bin/wharf" --version) to $prefix/bin/wharf"
