@@ -33,6 +33,26 @@ pub async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Arc<Event>
             return;
         }
         if ev.etype == "DELETED" {
+            // A workload's pod deleted from outside: the workload controller replaces it.
+            if let Some(owner) = workload_owner(&ev) {
+                let (shared, scheduled) = (shared.clone(), scheduled.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(shared.config.readiness_delay).await;
+                    let mut st = shared.lock();
+                    let generation = st
+                        .get(&owner)
+                        .and_then(|o| o["metadata"]["generation"].as_i64());
+                    let pending = generation.is_some_and(|g| {
+                        scheduled
+                            .lock()
+                            .expect("scheduled set")
+                            .contains(&(owner.clone(), g))
+                    });
+                    if let (Some(g), false) = (generation, pending) {
+                        reconcile_workload(&mut st, &shared, &owner, g);
+                    }
+                });
+            }
             continue;
         }
         let obj = &ev.object;
@@ -132,7 +152,7 @@ fn write_status(st: &mut State, key: &ObjKey, status: Value) {
         return;
     };
     let mut new = old.clone();
-    new["status"] = status;
+    new["status"] = keep_condition_times(&old["status"], status);
     let scope = if rt.status {
         Scope::Status
     } else {
@@ -143,6 +163,51 @@ fn write_status(st: &mut State, key: &ObjKey, status: Value) {
     if let Err(e) = st.finish_write(&rt, &old, new, scope, Some(MANAGER), &ctx()) {
         tracing::warn!(?key, message = %e.message, "controller status write failed");
     }
+}
+
+/// Conditions whose status did not change keep their old timestamps (as real controllers do), so a
+/// repeated reconcile that changes nothing writes nothing.
+fn keep_condition_times(old: &Value, mut new: Value) -> Value {
+    if let Some(conds) = new["conditions"].as_array_mut() {
+        for c in conds.iter_mut() {
+            let before = old["conditions"]
+                .as_array()
+                .and_then(|o| o.iter().find(|o| o["type"] == c["type"]));
+            if let Some(b) =
+                before.filter(|b| b["status"] == c["status"] && b["reason"] == c["reason"])
+            {
+                for k in ["lastTransitionTime", "lastUpdateTime", "lastProbeTime"] {
+                    if !b[k].is_null() {
+                        c[k] = b[k].clone();
+                    }
+                }
+            }
+        }
+    }
+    new
+}
+
+/// The workload (Deployment/StatefulSet/DaemonSet) a deleted pod belonged to, if it still exists.
+fn workload_owner(ev: &Event) -> Option<ObjKey> {
+    if !ev.key.group.is_empty() || ev.key.plural != "pods" {
+        return None;
+    }
+    let r = ev.object["metadata"]["ownerReferences"]
+        .as_array()?
+        .iter()
+        .find(|r| r["controller"] == json!(true))?;
+    let plural = match r["kind"].as_str()? {
+        "Deployment" => "deployments",
+        "StatefulSet" => "statefulsets",
+        "DaemonSet" => "daemonsets",
+        _ => return None,
+    };
+    Some(ObjKey {
+        group: "apps".into(),
+        plural: plural.into(),
+        namespace: ev.key.namespace.clone(),
+        name: r["name"].as_str()?.to_string(),
+    })
 }
 
 fn condition(kind: &str, status: bool, reason: &str, message: &str) -> Value {
@@ -271,6 +336,10 @@ fn reconcile_workload(st: &mut State, shared: &Shared, key: &ObjKey, generation:
         format!("{name}-{hash}")
     };
 
+    if kind == "StatefulSet" {
+        claims_for_statefulset(st, key, &obj, wanted);
+    }
+
     // Replace pods of an older template, and trim extras.
     let mut current = Vec::new();
     for (k, p) in owned_pods(st, &key.namespace, &uid) {
@@ -362,6 +431,44 @@ fn reconcile_workload(st: &mut State, shared: &Shared, key: &ObjKey, generation:
         }
     };
     write_status(st, key, status);
+}
+
+/// `<template>-<statefulset>-<ordinal>` PVCs for `volumeClaimTemplates`, as the StatefulSet
+/// controller makes them: not owned by the StatefulSet, so they outlive it (retention Retain).
+fn claims_for_statefulset(st: &mut State, key: &ObjKey, sts: &Value, wanted: usize) {
+    let Some(rt) = st.catalog.find("", "v1", "persistentvolumeclaims") else {
+        return;
+    };
+    let templates = sts["spec"]["volumeClaimTemplates"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for i in 0..wanted {
+        for t in &templates {
+            let name = format!(
+                "{}-{}-{i}",
+                t["metadata"]["name"].as_str().unwrap_or("data"),
+                key.name
+            );
+            if st.get(&ObjKey::new(&rt, &key.namespace, &name)).is_some() {
+                continue;
+            }
+            let mut labels = sts["spec"]["selector"]["matchLabels"].clone();
+            if !labels.is_object() {
+                labels = json!({});
+            }
+            if let Some(extra) = t["metadata"]["labels"].as_object() {
+                for (k, v) in extra {
+                    labels[k] = v.clone();
+                }
+            }
+            let pvc = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                "metadata": {"name": name, "labels": labels}, "spec": t["spec"]});
+            if let Err(e) = st.op_create(&rt, &key.namespace, pvc, &ctx(), false) {
+                tracing::warn!(message = %e.message, "controller could not create a StatefulSet claim");
+            }
+        }
+    }
 }
 
 /// Create the Job's pod and mark the Job started; returns the pod name.

@@ -136,6 +136,8 @@ async fn statefulset_pods_are_ordinal() {
     let mut sts = deployment("db", "postgres:16", 2);
     sts["kind"] = json!("StatefulSet");
     sts["spec"]["serviceName"] = json!("db");
+    sts["spec"]["volumeClaimTemplates"] = json!([{"metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]);
     api.patch("db", &PatchParams::apply("wharf"), &Patch::Apply(sts))
         .await
         .unwrap();
@@ -150,6 +152,38 @@ async fn statefulset_pods_are_ordinal() {
         .collect();
     names.sort();
     assert_eq!(names, vec!["db-0", "db-1"]);
+    common::eventually("claims bound", || async {
+        let pvcs = sim.list("v1", "PersistentVolumeClaim", Some("default"));
+        let mut bound: Vec<String> = pvcs
+            .iter()
+            .filter(|p| p["status"]["phase"] == "Bound")
+            .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+            .collect();
+        bound.sort();
+        (bound == ["data-db-0", "data-db-1"]).then_some(())
+    })
+    .await;
+
+    // A pod deleted from outside is replaced (same ordinal name, new uid).
+    let pods: Api<Pod> = Api::namespaced(common::client(&sim, None).await, "default");
+    let uid = pods.get("db-0").await.unwrap().metadata.uid;
+    pods.delete("db-0", &Default::default()).await.unwrap();
+    common::eventually("db-0 replaced", || async {
+        let p = pods.get_opt("db-0").await.unwrap()?;
+        (p.metadata.uid != uid).then_some(())
+    })
+    .await;
+    api.delete("db", &Default::default()).await.unwrap();
+    assert!(
+        sim.list("v1", "Pod", Some("default")).is_empty(),
+        "pods go with the StatefulSet"
+    );
+    assert_eq!(
+        sim.list("v1", "PersistentVolumeClaim", Some("default"))
+            .len(),
+        2,
+        "claims stay"
+    );
     sim.shutdown().await;
 }
 
