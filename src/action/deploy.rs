@@ -134,6 +134,7 @@ async fn converge(
         data: args.prune_data,
     };
     let mut prunes: BTreeMap<String, Vec<ObjectRef>> = BTreeMap::new();
+    let mut kept: BTreeMap<String, Vec<ObjectRef>> = BTreeMap::new();
     for app in &apps {
         let current: BTreeSet<ObjectRef> = plan
             .items()
@@ -146,7 +147,19 @@ async fn converge(
                 .map(Vec::as_slice)
                 .unwrap_or_default(),
         );
-        prunes.insert(app.name.clone(), prune::dropped(&previous, &current, allow));
+        let pruned = prune::dropped(&previous, &current, allow);
+        // Dropped but kept (CRDs, PVCs): stay in the inventory, so a later `--prune-data` or
+        // `remove` still finds them.
+        let everything = prune::Allow {
+            crds: true,
+            data: true,
+        };
+        let held: Vec<ObjectRef> = prune::dropped(&previous, &current, everything)
+            .into_iter()
+            .filter(|r| !pruned.contains(r))
+            .collect();
+        kept.insert(app.name.clone(), held);
+        prunes.insert(app.name.clone(), pruned);
     }
 
     if args.dry_run || args.diff {
@@ -171,7 +184,11 @@ async fn converge(
     let started = now();
     let mut pending: BTreeMap<String, Release> = BTreeMap::new();
     for app in &apps {
-        let inventory = inventory_of(&plan, &app.name);
+        let mut inventory = inventory_of(&plan, &app.name);
+        inventory.extend(kept[&app.name].iter().map(|r| InventoryEntry {
+            id: r.clone(),
+            digest: String::new(),
+        }));
         let last = history.get(&app.name).and_then(|h| h.last());
         let touches = plan
             .items()

@@ -78,6 +78,13 @@ impl Env {
         cmd
     }
 
+    /// Like `command`, with the charms shipped inside the binary instead of the fixture ones.
+    pub fn command_shipped(&self, args: &[&str]) -> tokio::process::Command {
+        let mut cmd = self.command(args);
+        cmd.env_remove("WHARF_CHARMS");
+        cmd
+    }
+
     pub async fn wharf(&self, args: &[&str]) -> Output {
         self.command(args).output().await.expect("run wharf")
     }
