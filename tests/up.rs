@@ -344,6 +344,15 @@ fn without_a_terminal_a_missing_value_names_its_flag() {
             &["--metallb", "10.1.0.5-10.1.0.9", "--yes"],
             "--metallb: `10.1.0.5-10.1.0.9`: overlaps MicroK8s' pod network",
         ),
+        (
+            &[
+                "--metallb",
+                "192.0.2.240-192.0.2.250",
+                "--admin-user",
+                "admin",
+            ],
+            "no admin password: run `wharf up` on a terminal to choose one, or pass --yes",
+        ),
     ];
     for (args, needle) in cases {
         let out = host.up(args);
@@ -384,4 +393,140 @@ fn dry_run_prints_every_command_in_order_and_changes_nothing() {
     assert!(!host.state.path().join("microk8s.channel").exists());
     assert!(!host.kubeconfig().exists());
     assert!(!host.root.path().join("etc/group").exists());
+}
+
+/// `wharf cluster …` with the fake microk8s installed.
+fn cluster(host: &Host, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .arg("cluster")
+        .args(args)
+        .env(
+            "PATH",
+            format!("{}:/usr/bin:/bin", fixtures().join("bin").display()),
+        )
+        .env("WHARF_FAKE_STATE", host.state.path())
+        .env("WHARF_FAKE_LOG", host.state.path().join("commands.log"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn cluster_add_node_prints_the_exact_join_commands() {
+    if !root_only() {
+        return;
+    }
+    let host = Host::new("large-host");
+    host.state("microk8s.channel", "1.32/stable\n");
+    let out = cluster(&host, &["add-node"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let conn = "10.0.2.15:25000/92b2db237428470dc4fcfc4ebbd9dc81/2c0cb3284b05";
+    assert!(
+        stdout.contains(&format!("wharf cluster join {conn} ")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("wharf cluster join {conn} --worker")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("192.168.1.10:25000/"),
+        "every address is offered: {stdout}"
+    );
+    assert_eq!(host.log(), vec!["microk8s add-node --format json"]);
+}
+
+#[test]
+fn cluster_join_runs_microk8s_join_and_keeps_the_token_out_of_errors() {
+    if !root_only() {
+        return;
+    }
+    let host = Host::new("large-host");
+    host.state("microk8s.channel", "1.32/stable\n");
+    let conn = "10.0.2.15:25000/92b2db237428470dc4fcfc4ebbd9dc81/2c0cb3284b05";
+    let out = cluster(&host, &["join", conn, "--worker"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(host.log(), vec![format!("microk8s join {conn} --worker")]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("joined as a worker"));
+
+    let bad = cluster(&host, &["join", "10.0.2.15"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stderr(&bad).contains("is not IP:PORT/TOKEN/CHECK"),
+        "{}",
+        stderr(&bad)
+    );
+
+    // A failing join shows the command with the token redacted.
+    std::fs::remove_file(host.state.path().join("microk8s.channel")).unwrap();
+    let failed = cluster(&host, &["join", conn]);
+    let err = stderr(&failed);
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(
+        err.contains("`microk8s join '<redacted>'` failed (exit code 127)"),
+        "{err}"
+    );
+    assert!(!err.contains("92b2db23"), "{err}");
+}
+
+#[test]
+fn cluster_status_lists_nodes_roles_and_high_availability() {
+    if !root_only() {
+        return;
+    }
+    let host = Host::new("large-host");
+    host.state("microk8s.channel", "1.32/stable\n");
+    let out = cluster(&host, &["status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("pi-node1                 true     controlplane"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("pi-node2                 true     worker"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("high availability: no"), "{stdout}");
+    assert_eq!(
+        host.log(),
+        vec![
+            "microk8s status --format yaml",
+            "microk8s kubectl get nodes -o json"
+        ]
+    );
+}
+
+#[test]
+fn dry_run_shows_the_deploy_command_it_would_hand_to_the_engine() {
+    if !root_only() {
+        return;
+    }
+    let host = Host::new("large-host");
+    host.state("microk8s.channel", "1.32/stable\n");
+    let out = host.up(&[
+        "--metallb",
+        "192.0.2.240-192.0.2.250",
+        "--admin-user",
+        "ops",
+        "--public-url",
+        "http://192.0.2.240.nip.io",
+        "--yes",
+        "--dry-run",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let bundle = fixtures().join("hosts/requirements-lite.yaml");
+    let want = format!(
+        "would run: wharf --kubeconfig {} --model wharf deploy {} --set 'dex-auth.static-username=ops' --set 'dex-auth.public-url=http://192.0.2.240.nip.io' --set 'oidc-gatekeeper.public-url=http://192.0.2.240.nip.io'",
+        host.kubeconfig().display(),
+        bundle.display()
+    );
+    assert!(stdout.contains(&want), "{stdout}");
+    assert!(
+        stdout.contains("password:   not set (no deploy in this run)"),
+        "{stdout}"
+    );
+    assert!(!host.kubeconfig().exists());
 }

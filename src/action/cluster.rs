@@ -64,25 +64,21 @@ fn join(cli: &MicroK8sCli, connection: &str, worker: bool) -> Outcome {
             "CONNECTION `{connection}` is not IP:PORT/TOKEN/CHECK: copy it from `wharf cluster add-node` on a node of the cluster"
         );
     }
-    let mut args = vec!["join"];
-    // The token is a credential: keep it out of logs and error messages.
-    let cmd = if worker {
-        args.push("--worker");
-        cli.cmd(&args)
-    } else {
-        cli.cmd(&args)
+    // The token is a credential: it reaches microk8s but never logs or error messages.
+    let mut cmd = match cli.access {
+        Access::Direct => cli.cmd(&["join"]).secret_arg(connection),
+        // Through sg the whole command line is one argument, so that argument is the secret.
+        Access::Sg => {
+            let mut line = format!("microk8s join {}", shell_words::quote(connection));
+            if worker {
+                line += " --worker";
+            }
+            Cmd::new("sg").args(["microk8s", "-c"]).secret_arg(line)
+        }
     };
-    let cmd = match cli.access {
-        Access::Direct => cmd.secret_arg(connection),
-        // Through sg the whole command is one argument; rebuild it with the secret inside.
-        Access::Sg => Cmd::new("sg")
-            .args(["microk8s", "-c"])
-            .secret_arg(shell_words::join(
-                std::iter::once("microk8s")
-                    .chain(args.iter().copied())
-                    .chain([connection]),
-            )),
-    };
+    if worker && cli.access == Access::Direct {
+        cmd = cmd.arg("--worker");
+    }
     cli.runner
         .run(&cmd.timeout(Duration::from_secs(600)))
         .context("joining failed; the token may be used or expired: run `wharf cluster add-node` on the cluster for a new one")?;

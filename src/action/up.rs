@@ -32,11 +32,26 @@ struct Inputs {
     bundle: String,
     metallb: metallb::Ranges,
     admin_user: String,
+    /// The admin password to set, when this run sets one.
+    password: Option<Password>,
+}
+
+/// The admin password, and whether wharf made it up (then it is shown once, at the end).
+struct Password {
+    value: String,
+    generated: bool,
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
 }
 
 pub fn run(global: &GlobalArgs, args: &UpArgs) -> Outcome {
     let terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-    let inputs = resolve_inputs(args, terminal)?;
+    let login_marker = login_marker_path(global)?;
+    let inputs = resolve_inputs(args, terminal, &login_marker)?;
     let runner = Runner::new().dry_run(args.dry_run);
     let root = HostRoot::new(&args.host_root);
     let is_root = nix::unistd::geteuid().is_root();
@@ -77,7 +92,7 @@ pub fn run(global: &GlobalArgs, args: &UpArgs) -> Outcome {
         kubeconfig_step(global, &cli, args, terminal, pretend)
     })?;
     steps.run(7, "deploy", || {
-        deploy_step(global, args, &inputs, &kubeconfig)
+        deploy_step(global, args, &inputs, &kubeconfig, &login_marker)
     })?;
     steps.run(8, "gateway", || gateway_step(args))?;
     steps.run(9, "summary", || Ok(summary(args, &inputs, &kubeconfig)))?;
@@ -158,7 +173,48 @@ impl Describe for PathBuf {
     }
 }
 
-fn resolve_inputs(args: &UpArgs, terminal: bool) -> anyhow::Result<Inputs> {
+/// Written after the first successful deploy (the login, never the password), so that later runs
+/// neither ask for nor generate another password.
+fn login_marker_path(global: &GlobalArgs) -> anyhow::Result<PathBuf> {
+    Ok(config_dir()?.join(format!("{}.admin-login", global.model)))
+}
+
+fn resolve_password(
+    args: &UpArgs,
+    terminal: bool,
+    login_marker: &Path,
+) -> anyhow::Result<Option<Password>> {
+    if args.skip_deploy || args.dry_run || login_marker.exists() {
+        return Ok(None);
+    }
+    if args.yes {
+        use rand::Rng;
+        let value: String = rand::rng()
+            .sample_iter(rand::distr::Alphanumeric)
+            .take(20)
+            .map(char::from)
+            .collect();
+        return Ok(Some(Password {
+            value,
+            generated: true,
+        }));
+    }
+    if !terminal {
+        bail!(
+            "no admin password: run `wharf up` on a terminal to choose one, or pass --yes to generate one (shown once)"
+        );
+    }
+    let value = dialoguer::Password::new()
+        .with_prompt("Admin password")
+        .with_confirmation("Repeat it", "The two passwords differ; try again")
+        .interact()?;
+    Ok(Some(Password {
+        value,
+        generated: false,
+    }))
+}
+
+fn resolve_inputs(args: &UpArgs, terminal: bool, login_marker: &Path) -> anyhow::Result<Inputs> {
     let bundle = match &args.bundle {
         Some(b) => b.clone(),
         None if args.yes => "lite".into(),
@@ -209,10 +265,12 @@ fn resolve_inputs(args: &UpArgs, terminal: bool) -> anyhow::Result<Inputs> {
     if admin_user.is_empty() || admin_user.contains(char::is_whitespace) {
         bail!("--admin-user `{admin_user}`: a login without spaces, such as `admin`");
     }
+    let password = resolve_password(args, terminal, login_marker)?;
     Ok(Inputs {
         bundle,
         metallb,
         admin_user,
+        password,
     })
 }
 
@@ -443,16 +501,21 @@ fn runner_pretend(cli: &MicroK8sCli, args: &[&str]) {
     cli.runner.pretend(&cli.cmd(args).read_only());
 }
 
+/// wharf's own directory: `$XDG_CONFIG_HOME/wharf`, else `~/.config/wharf`.
+fn config_dir() -> anyhow::Result<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .context("neither $XDG_CONFIG_HOME nor $HOME is set: pass --kubeconfig FILE")?;
+    Ok(base.join("wharf"))
+}
+
 /// Where the kubeconfig goes: `--kubeconfig`/`$KUBECONFIG`, else wharf's own file.
 fn kubeconfig_path(global: &GlobalArgs) -> anyhow::Result<PathBuf> {
     if let Some(path) = &global.kubeconfig {
         return Ok(path.clone());
     }
-    let base = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
-        .context("neither $XDG_CONFIG_HOME nor $HOME is set: pass --kubeconfig FILE")?;
-    Ok(base.join("wharf").join("kubeconfig"))
+    Ok(config_dir()?.join("kubeconfig"))
 }
 
 /// Step 6: `microk8s config` into the kubeconfig file; an existing different file is replaced
@@ -516,6 +579,7 @@ fn deploy_step(
     args: &UpArgs,
     inputs: &Inputs,
     kubeconfig: &Path,
+    login_marker: &Path,
 ) -> anyhow::Result<String> {
     let mut argv: Vec<String> = vec![
         "wharf".into(),
@@ -533,37 +597,44 @@ fn deploy_step(
             argv.extend(["--set".into(), format!("{app}.public-url={url}")]);
         }
     }
+    // What is shown never holds the password; what runs does.
+    let mut shown = argv.clone();
+    if let Some(password) = &inputs.password {
+        argv.extend([
+            "--set".into(),
+            format!("dex-auth.static-password={}", password.value),
+        ]);
+        shown.extend(["--set".into(), "dex-auth.static-password=<redacted>".into()]);
+    }
+    let shown = shell_words::join(&shown);
     if args.skip_deploy {
-        return Ok(format!(
-            "skipped (--skip-deploy); to deploy: {}",
-            shell_words::join(&argv)
-        ));
+        return Ok(format!("skipped (--skip-deploy); to deploy: {shown}"));
     }
     if args.dry_run {
-        println!("would run: {}", shell_words::join(&argv));
+        println!("would run: {shown}");
         return Ok("dry run".into());
     }
-    deploy_bundle(&argv)
+    let result = deploy_bundle(&argv, &shown)?;
+    if inputs.password.is_some() {
+        write_private(login_marker, &format!("user={}\n", inputs.admin_user))?;
+    }
+    Ok(result)
 }
 
 /// The seam to the deploy engine: `wharf deploy` exactly as a user would type it.
-fn deploy_bundle(argv: &[String]) -> anyhow::Result<String> {
+fn deploy_bundle(argv: &[String], shown: &str) -> anyhow::Result<String> {
     use clap::Parser;
-    let cli = crate::cli::Cli::try_parse_from(argv)?;
+    let cli =
+        crate::cli::Cli::try_parse_from(argv).map_err(|e| anyhow::anyhow!("`{shown}`: {e}"))?;
     let crate::cli::Command::Deploy(deploy) = &cli.command else {
         unreachable!("argv names the deploy verb");
     };
-    let code = super::deploy::run(&cli.global, deploy)?;
+    let code =
+        super::deploy::run(&cli.global, deploy).with_context(|| format!("`{shown}` failed"))?;
     if code != ExitCode::SUCCESS {
-        bail!(
-            "`{}` did not succeed; run it alone to see why",
-            shell_words::join(argv)
-        );
+        bail!("`{shown}` did not succeed; run it alone to see why");
     }
-    Ok(format!(
-        "bundle deployed with `{}`",
-        shell_words::join(argv)
-    ))
+    Ok(format!("bundle deployed with `{shown}`"))
 }
 
 /// Step 8: wait for the gateway's LoadBalancer address, set `public-url`, verify over HTTP.
@@ -576,16 +647,21 @@ fn gateway_step(args: &UpArgs) -> anyhow::Result<String> {
     })
 }
 
-/// Step 9: where the platform is and how to log in.
+/// Step 9: where the platform is and how to log in. A generated password is shown here, once.
 fn summary(args: &UpArgs, inputs: &Inputs, kubeconfig: &Path) -> String {
     let url = args
         .public_url
         .clone()
         .unwrap_or_else(|| "(unknown until step 8 is built)".into());
+    let password = match &inputs.password {
+        Some(p) if p.generated => format!("{}   (generated; shown only this once)", p.value),
+        Some(_) => "the one you typed".into(),
+        None if args.skip_deploy || args.dry_run => "not set (no deploy in this run)".into(),
+        None => "the one set at the first `wharf up`".into(),
+    };
     let text = format!(
-        "\n  dashboard:  {url}\n  login:      {} (password: set with `wharf deploy {} --set dex-auth.static-password=...`)\n  kubeconfig: export KUBECONFIG={}\n",
+        "\n  dashboard:  {url}\n  login:      {}\n  password:   {password}\n  kubeconfig: export KUBECONFIG={}\n",
         inputs.admin_user,
-        inputs.bundle,
         kubeconfig.display()
     );
     println!("{text}");
