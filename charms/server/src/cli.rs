@@ -28,6 +28,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve every model under the repository directory.
     Serve(ServeArgs),
+    /// Print the InferenceService CustomResourceDefinition as YAML.
+    Crd,
 }
 
 #[derive(Debug, Args)]
@@ -105,7 +107,9 @@ mod tests {
             "1000",
         ])
         .unwrap();
-        let Command::Serve(args) = cli.command;
+        let Command::Serve(args) = cli.command else {
+            panic!("parsed as serve")
+        };
         let config = args.config();
         assert_eq!(config.addr.port(), 9000);
         assert_eq!(config.batch.max_batch, 8);

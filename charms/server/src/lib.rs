@@ -9,6 +9,7 @@
 pub mod artifact;
 pub mod batcher;
 pub mod cli;
+pub mod crd;
 pub mod error;
 pub mod infer;
 pub mod metrics;

@@ -9,9 +9,13 @@ use wharf_server::cli::{Cli, Command};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging(&cli.log_format);
     match cli.command {
+        Command::Crd => {
+            print!("{}", wharf_server::crd::crd_yaml()?);
+            Ok(())
+        }
         Command::Serve(args) => {
+            init_logging(&cli.log_format);
             let server =
                 wharf_server::server::start(args.config(), Arc::new(ArtifactLoader)).await?;
             server.run_until(shutdown_signal()).await
