@@ -25,8 +25,14 @@ use crate::watch::{self, WatchParams};
 
 pub const ADMIN_USER: &str = "kube-sim:admin";
 
+/// The apiserver's request body limit (3 MiB); big CRDs (Kubeflow's are large) must fit.
+const BODY_LIMIT: usize = 3 * 1024 * 1024;
+
 pub fn router(shared: Arc<Shared>) -> axum::Router {
-    axum::Router::new().fallback(handle).with_state(shared)
+    axum::Router::new()
+        .fallback(handle)
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(shared)
 }
 
 fn json_response(code: StatusCode, v: &Value) -> Response {

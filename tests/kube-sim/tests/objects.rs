@@ -422,3 +422,24 @@ async fn json_patches_as_kube_runtime_finalizer_sends_them() {
     assert_eq!(common::api_err(api.get("f").await).code, 404);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn large_objects_up_to_the_apiserver_limit_are_accepted() {
+    let sim = common::start().await;
+    let api: Api<ConfigMap> = Api::namespaced(common::client(&sim, None).await, "default");
+    // 2.5 MB: above axum's 2 MB default, below the apiserver's 3 MiB request limit.
+    let big: ConfigMap = serde_json::from_value(
+        json!({"metadata": {"name": "big"}, "data": {"blob": "x".repeat(2_500_000)}}),
+    )
+    .unwrap();
+    api.create(&PostParams::default(), &big).await.unwrap();
+    let huge: ConfigMap = serde_json::from_value(
+        json!({"metadata": {"name": "huge"}, "data": {"blob": "x".repeat(4_000_000)}}),
+    )
+    .unwrap();
+    assert!(
+        api.create(&PostParams::default(), &huge).await.is_err(),
+        "over 3 MiB is refused"
+    );
+    sim.shutdown().await;
+}
