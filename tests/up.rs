@@ -530,3 +530,69 @@ fn dry_run_shows_the_deploy_command_it_would_hand_to_the_engine() {
     );
     assert!(!host.kubeconfig().exists());
 }
+
+#[test]
+fn raspberry_pi_on_ubuntu_22_04_also_gets_the_extra_kernel_modules() {
+    if !root_only() {
+        return;
+    }
+    let host = Host::new("rpi4-no-cgroup");
+    let os_release = host.root.path().join("etc/os-release");
+    let text = std::fs::read_to_string(&os_release)
+        .unwrap()
+        .replace("24.04", "22.04");
+    std::fs::write(&os_release, text).unwrap();
+    let out = host.up(FULL);
+    assert_eq!(out.status.code(), Some(1), "stops for the reboot");
+    assert_eq!(
+        host.log(),
+        vec![
+            "snap list microk8s",
+            "apt-get install -y linux-modules-extra-raspi"
+        ]
+    );
+}
+
+#[test]
+fn an_existing_different_kubeconfig_is_replaced_only_with_consent() {
+    if !root_only() {
+        return;
+    }
+    let host = Host::new("large-host");
+    host.state("microk8s.channel", "1.32/stable\n");
+    host.state("microk8s.held", "");
+    let mine = "apiVersion: v1\nkind: Config\nclusters: []\n";
+    std::fs::create_dir_all(host.kubeconfig().parent().unwrap()).unwrap();
+    std::fs::write(host.kubeconfig(), mine).unwrap();
+    let no_yes = [
+        "--metallb",
+        "192.0.2.240-192.0.2.250",
+        "--admin-user",
+        "admin",
+        "--skip-deploy",
+    ];
+    let out = host.up(&no_yes);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("wharf up stopped at step 6/9 (kubeconfig)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("pass --yes to agree without a terminal"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.kubeconfig()).unwrap(),
+        mine,
+        "untouched"
+    );
+
+    let out = host.up(FULL);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        std::fs::read_to_string(host.kubeconfig())
+            .unwrap()
+            .contains("microk8s-cluster")
+    );
+}
