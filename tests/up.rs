@@ -596,3 +596,71 @@ fn an_existing_different_kubeconfig_is_replaced_only_with_consent() {
             .contains("microk8s-cluster")
     );
 }
+
+#[test]
+fn a_user_who_is_not_root_goes_through_sudo_and_sg() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    if !root_only() {
+        return; // needs root to become another user
+    }
+    let host = Host::new("large-host");
+    for dir in [host.root.path(), host.state.path(), host.home.path()] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    std::fs::create_dir_all(host.root.path().join("etc")).unwrap();
+    std::fs::set_permissions(
+        host.root.path().join("etc"),
+        std::fs::Permissions::from_mode(0o777),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .arg("up")
+        .arg("--bundle")
+        .arg(fixtures().join("hosts/requirements-lite.yaml"))
+        .args(FULL)
+        .env(
+            "PATH",
+            format!("{}:/usr/bin:/bin", fixtures().join("bin").display()),
+        )
+        .env("WHARF_HOST_ROOT", host.root.path())
+        .env("WHARF_FAKE_STATE", host.state.path())
+        .env("WHARF_FAKE_LOG", host.state.path().join("commands.log"))
+        .env("HOME", host.home.path())
+        .env("USER", "nobody")
+        .env_remove("SUDO_USER")
+        .env_remove("KUBECONFIG")
+        .env_remove("XDG_CONFIG_HOME")
+        .uid(65534)
+        .gid(65534)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log = host.log();
+    let sg = |cmd: &str| format!("sg microk8s -c {cmd}");
+    let mut want = vec![
+        "snap list microk8s".to_string(),
+        "snap list microk8s".into(),
+        "sudo snap install microk8s --classic --channel=1.32/stable".into(),
+        "snap install microk8s --classic --channel=1.32/stable".into(),
+        "sudo snap refresh --hold microk8s".into(),
+        "snap refresh --hold microk8s".into(),
+        "sudo usermod -a -G microk8s nobody".into(),
+        "usermod -a -G microk8s nobody".into(),
+    ];
+    for cmd in [
+        "microk8s status --wait-ready --timeout 300",
+        "microk8s status --format yaml",
+    ] {
+        want.push(sg(cmd));
+        want.push(cmd.into());
+    }
+    for cmd in ADDONS_ENABLED {
+        want.push(sg(cmd));
+        want.push(cmd.to_string());
+    }
+    want.push(sg("microk8s config"));
+    want.push("microk8s config".into());
+    assert_eq!(log, want);
+}
