@@ -473,3 +473,21 @@ async fn a_dropped_volume_is_kept_unless_prune_data() {
             .is_none()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_wait_applies_and_returns_before_workloads_are_ready() {
+    let env = start(Config {
+        readiness_delay: Duration::from_secs(30),
+        ..fast()
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let out = env.deploy(&["--no-wait"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "it did not wait for readiness"
+    );
+    assert!(env.sim.get("apps/v1", "Deployment", MODEL, "web").is_some());
+    assert_eq!(app(&env.status_json().await, "web")["status"], "waiting");
+}
