@@ -9,23 +9,67 @@ use sha2::{Digest, Sha256};
 /// True when every field of `desired` is present in `live` with the same value. Lists must have
 /// the same length, element by element (order matters to the apiserver for most lists).
 pub fn contains(live: &Value, desired: &Value) -> bool {
+    contains_at(live, desired, false)
+}
+
+/// `quantities`: inside `resources` (requests, limits) the apiserver stores quantities in
+/// canonical form (`0.5` becomes `500m`, `1000m` becomes `1`), so they compare by value there.
+fn contains_at(live: &Value, desired: &Value, quantities: bool) -> bool {
     match (live, desired) {
         (_, Value::Null) => true,
         (Value::Object(l), Value::Object(d)) => d.iter().all(|(k, dv)| match l.get(k) {
-            Some(lv) => contains(lv, dv),
+            Some(lv) => contains_at(lv, dv, quantities || k == "resources"),
             None => is_empty(dv),
         }),
         (Value::Array(l), Value::Array(d)) => {
-            l.len() == d.len() && l.iter().zip(d).all(|(lv, dv)| contains(lv, dv))
+            l.len() == d.len()
+                && l.iter()
+                    .zip(d)
+                    .all(|(lv, dv)| contains_at(lv, dv, quantities))
         }
         (Value::Number(l), Value::Number(d)) => l.as_f64() == d.as_f64(),
         // The apiserver stores `port: "80"`-like int-or-string values as given, but charms often
         // write numbers as strings and vice versa: compare their text.
         (Value::String(l), Value::Number(d)) | (Value::Number(d), Value::String(l)) => {
-            *l == d.to_string()
+            *l == d.to_string() || (quantities && quantity(l) == d.as_f64())
+        }
+        (Value::String(l), Value::String(d)) if quantities && l != d => {
+            matches!((quantity(l), quantity(d)), (Some(a), Some(b)) if (a - b).abs() <= 1e-9 * a.abs().max(b.abs()))
         }
         (l, d) => l == d,
     }
+}
+
+/// The value of a Kubernetes quantity (`500m`, `1.5Gi`, `2e3`, `10`), or None if it is not one.
+pub fn quantity(text: &str) -> Option<f64> {
+    const SUFFIXES: &[(&str, f64)] = &[
+        ("Ki", 1024.0),
+        ("Mi", 1048576.0),
+        ("Gi", 1073741824.0),
+        ("Ti", 1099511627776.0),
+        ("Pi", 1125899906842624.0),
+        ("Ei", 1152921504606846976.0),
+        ("n", 1e-9),
+        ("u", 1e-6),
+        ("m", 1e-3),
+        ("k", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+        ("T", 1e12),
+        ("P", 1e15),
+        ("E", 1e18),
+    ];
+    let text = text.trim();
+    for (suffix, factor) in SUFFIXES {
+        if let Some(number) = text.strip_suffix(suffix)
+            && let Ok(n) = number.parse::<f64>()
+            && !number.is_empty()
+            && !number.ends_with(['e', 'E'])
+        {
+            return Some(n * factor);
+        }
+    }
+    text.parse::<f64>().ok().filter(|n| n.is_finite())
 }
 
 /// An empty map or list in the desired object is satisfied by the field being absent: the
@@ -138,6 +182,23 @@ mod tests {
         assert!(contains(&json!({"a": 1}), &json!({"a": 1.0, "labels": {}})));
         assert!(contains(&json!({"port": "8080"}), &json!({"port": 8080})));
         assert!(!contains(&json!({"port": "8081"}), &json!({"port": 8080})));
+    }
+
+    #[test]
+    fn resource_quantities_compare_by_value() {
+        let desired = json!({"resources": {"requests": {"cpu": "0.5", "memory": "1024Mi"}, "limits": {"cpu": 1}}});
+        let live = json!({"resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "1"}}});
+        assert!(contains(&live, &desired));
+        let bigger = json!({"resources": {"requests": {"cpu": "600m", "memory": "1Gi"}, "limits": {"cpu": "1"}}});
+        assert!(!contains(&bigger, &desired));
+        // Outside resources, text is text.
+        assert!(!contains(
+            &json!({"labels": {"v": "1"}}),
+            &json!({"labels": {"v": "1.0"}})
+        ));
+        assert_eq!(quantity("2e3"), Some(2000.0));
+        assert_eq!(quantity("1.5Gi"), Some(1.5 * 1073741824.0));
+        assert_eq!(quantity("web"), None);
     }
 
     #[test]
