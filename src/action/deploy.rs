@@ -114,20 +114,16 @@ async fn converge(
         force_conflicts: args.force_conflicts,
     };
     let mut changes: BTreeMap<ObjectRef, Change> = BTreeMap::new();
-    let mut lives: BTreeMap<ObjectRef, Value> = BTreeMap::new();
+    let lives: BTreeMap<ObjectRef, Value> = applier.live_all(&catalog, plan.items()).await?;
     for item in plan.items() {
         let recorded = history
             .get(&item.app)
             .and_then(|h| h.last())
             .and_then(|r| r.digests().get(&item.id).cloned());
-        let live = applier.live(&catalog, item).await?;
         changes.insert(
             item.id.clone(),
-            Applier::decide(live.as_ref(), &item.object, recorded.as_deref()),
+            Applier::decide(lives.get(&item.id), &item.object, recorded.as_deref()),
         );
-        if let Some(live) = live {
-            lives.insert(item.id.clone(), live);
-        }
     }
     let allow = prune::Allow {
         crds: args.prune_crds,

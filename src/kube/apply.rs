@@ -2,14 +2,16 @@
 //! live object already has every desired field and the object did not change since the last
 //! release. A conflict with another field manager names it and the opt-in fix.
 
+use std::collections::BTreeMap;
+
 use anyhow::anyhow;
 use kube::Client;
-use kube::api::{DynamicObject, Patch, PatchParams};
+use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
 use serde::Serialize;
 use serde_json::Value;
 
 use super::plan::Item;
-use super::{Catalog, FIELD_MANAGER, compare, errors};
+use super::{Catalog, FIELD_MANAGER, ObjectRef, compare, errors};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -54,6 +56,66 @@ impl Applier {
             ))
         })?;
         Ok(live.map(|o| serde_json::to_value(o).unwrap_or(Value::Null)))
+    }
+
+    /// The live objects of a whole plan with one LIST per (kind, namespace) instead of a GET per
+    /// object; falls back to GETs for a kind the user may not list (403).
+    pub async fn live_all<'a>(
+        &self,
+        catalog: &Catalog,
+        items: impl Iterator<Item = &'a Item>,
+    ) -> anyhow::Result<BTreeMap<ObjectRef, Value>> {
+        let mut groups: BTreeMap<(String, String, Option<String>), Vec<&Item>> = BTreeMap::new();
+        for item in items {
+            if catalog.resolve(&item.id).is_none() {
+                continue; // not served yet: it will be created
+            }
+            let key = (
+                item.id.api_version.clone(),
+                item.id.kind.clone(),
+                item.id.namespace.clone(),
+            );
+            groups.entry(key).or_default().push(item);
+        }
+        let mut out = BTreeMap::new();
+        for ((api_version, kind, _), members) in groups {
+            let api = catalog.api_for(&self.client, &members[0].id)?;
+            let listed = match api.list(&ListParams::default()).await {
+                Ok(list) => list,
+                Err(e) if errors::status_code(&e) == Some(403) => {
+                    for item in members {
+                        if let Some(v) = self.live(catalog, item).await? {
+                            out.insert(item.id.clone(), v);
+                        }
+                    }
+                    continue;
+                }
+                Err(e) if errors::is_not_found(&e) => continue, // namespace not there yet
+                Err(e) => {
+                    return Err(anyhow!(errors::describe(
+                        &e,
+                        &format!("list {kind} objects"),
+                        &self.server
+                    )));
+                }
+            };
+            let mut by_name: BTreeMap<String, Value> = BTreeMap::new();
+            for obj in listed.items {
+                let mut v = serde_json::to_value(&obj)?;
+                // List items may come without their type; the comparison needs it.
+                v["apiVersion"] = Value::String(api_version.clone());
+                v["kind"] = Value::String(kind.clone());
+                if let Some(name) = obj.metadata.name {
+                    by_name.insert(name, v);
+                }
+            }
+            for item in members {
+                if let Some(v) = by_name.remove(&item.id.name) {
+                    out.insert(item.id.clone(), v);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// What applying would do: create when absent, unchanged when the live object has the
