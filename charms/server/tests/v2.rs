@@ -465,7 +465,7 @@ async fn a_model_whose_only_version_is_broken_is_503_and_keeps_the_server_unread
     assert_eq!(s.get("/v2/models/broken/ready").await.0, 503);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_full_queue_is_503_and_the_queued_requests_still_succeed() {
     let (repo, _) = repo_with(&[("fashion", 1, 1)]);
     let gate = Gate::closed();
@@ -490,10 +490,19 @@ async fn a_full_queue_is_503_and_the_queued_requests_still_succeed() {
     let send = |s: Arc<Server>, body: Value| {
         tokio::spawn(async move { s.post("/v2/models/fashion/infer", &body).await })
     };
+    let wait_entered = |n: usize| {
+        let entered = entered.clone();
+        async move {
+            while entered.load(Ordering::SeqCst) < n {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }
+    };
+    // The first runs inline (alone), the second on the batch worker: both stuck in the model.
     let first = send(s.clone(), body.clone());
-    while entered.load(Ordering::SeqCst) == 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    wait_entered(1).await;
+    let second = send(s.clone(), body.clone());
+    wait_entered(2).await;
     // Five more while the first is stuck in the model: one fits in the queue, four are refused.
     let more: Vec<_> = (0..5).map(|_| send(s.clone(), body.clone())).collect();
     for _ in 0..1000 {
@@ -504,6 +513,7 @@ async fn a_full_queue_is_503_and_the_queued_requests_still_succeed() {
     }
     gate.open();
     assert_eq!(first.await.unwrap().0, 200);
+    assert_eq!(second.await.unwrap().0, 200);
     let mut codes = Vec::new();
     for handle in more {
         let (code, res) = handle.await.unwrap();
