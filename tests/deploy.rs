@@ -460,6 +460,11 @@ async fn a_dropped_volume_is_kept_unless_prune_data() {
             .is_some(),
         "data is kept by default"
     );
+    let plan = text(&env.deploy(&["--dry-run"]).await.stdout);
+    assert!(
+        plan.contains("keep      PersistentVolumeClaim tiny/store-data"),
+        "{plan}"
+    );
     let plan = text(&env.deploy(&["--dry-run", "--prune-data"]).await.stdout);
     assert!(
         plan.contains("prune     PersistentVolumeClaim tiny/store-data"),

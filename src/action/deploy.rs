@@ -169,7 +169,11 @@ async fn converge(
                 }
             }
         } else {
-            write!(out, "{}", describe_plan(model, &plan, &changes, &prunes))?;
+            write!(
+                out,
+                "{}",
+                describe_plan(model, &plan, &changes, &prunes, &kept)
+            )?;
         }
         if args.dry_run {
             return Ok(ExitCode::SUCCESS);
@@ -422,6 +426,7 @@ pub fn describe_plan(
     plan: &Plan,
     changes: &BTreeMap<ObjectRef, Change>,
     prunes: &BTreeMap<String, Vec<ObjectRef>>,
+    kept: &BTreeMap<String, Vec<ObjectRef>>,
 ) -> String {
     let mut out = format!("plan for model `{model}`\n");
     let line = |out: &mut String, change: Change, id: &ObjectRef| {
@@ -458,6 +463,17 @@ pub fn describe_plan(
         for r in prunes.get(&app.name).into_iter().flatten() {
             *counts.entry("prune").or_default() += 1;
             line(&mut out, Change::Prune, r);
+        }
+        for r in kept.get(&app.name).into_iter().flatten() {
+            *counts.entry("keep").or_default() += 1;
+            let flag = if r.is_crd() {
+                "--prune-crds"
+            } else {
+                "--prune-data"
+            };
+            out.push_str(&format!(
+                "    keep      {r} (dropped by the render; {flag} deletes it)\n"
+            ));
         }
     }
     let summary: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();

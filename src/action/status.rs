@@ -177,6 +177,7 @@ pub fn app_row(app: &str, objs: &[(String, Value)], latest: Option<&Release>) ->
     let mut failed = None;
     let mut scale = 0;
     let mut address = String::new();
+    let mut external_address = false;
     let mut version = String::new();
     for (kind, obj) in objs {
         let name = str_at(obj, "/metadata/name").unwrap_or("?");
@@ -191,12 +192,18 @@ pub fn app_row(app: &str, objs: &[(String, Value)], latest: Option<&Release>) ->
                 .and_then(Value::as_i64)
                 .unwrap_or(1);
         }
-        if kind == "Service" && address.is_empty() {
-            address = str_at(obj, "/status/loadBalancer/ingress/0/ip")
-                .or_else(|| str_at(obj, "/status/loadBalancer/ingress/0/hostname"))
-                .or_else(|| str_at(obj, "/spec/clusterIP").filter(|ip| *ip != "None"))
-                .unwrap_or("")
-                .to_owned();
+        if kind == "Service" {
+            // The address users reach: a load balancer's beats any cluster IP.
+            let external = str_at(obj, "/status/loadBalancer/ingress/0/ip")
+                .or_else(|| str_at(obj, "/status/loadBalancer/ingress/0/hostname"));
+            if let Some(ip) = external.filter(|_| !external_address) {
+                address = ip.to_owned();
+                external_address = true;
+            } else if address.is_empty()
+                && let Some(ip) = str_at(obj, "/spec/clusterIP").filter(|ip| *ip != "None")
+            {
+                address = ip.to_owned();
+            }
         }
         match assess(kind, obj) {
             Readiness::Ready => {}
@@ -424,6 +431,30 @@ mod tests {
         assert!(row.message.contains("timed out"), "{row:?}");
         assert_eq!(row.scale, 1);
         assert_eq!(row.rev, Some(2));
+    }
+
+    #[test]
+    fn the_load_balancer_address_wins() {
+        let cluster_ip = (
+            "Service".to_string(),
+            json!({"metadata": {"name": "a-internal"},
+            "spec": {"type": "ClusterIP", "clusterIP": "10.152.183.7"}}),
+        );
+        let lb = (
+            "Service".to_string(),
+            json!({"metadata": {"name": "a"},
+            "spec": {"type": "LoadBalancer", "clusterIP": "10.152.183.8"},
+            "status": {"loadBalancer": {"ingress": [{"ip": "10.64.140.43"}]}}}),
+        );
+        assert_eq!(
+            app_row("a", &[cluster_ip.clone(), lb.clone()], None).address,
+            "10.64.140.43"
+        );
+        assert_eq!(
+            app_row("a", &[lb, cluster_ip.clone()], None).address,
+            "10.64.140.43"
+        );
+        assert_eq!(app_row("a", &[cluster_ip], None).address, "10.152.183.7");
     }
 
     #[test]
