@@ -289,7 +289,11 @@ async fn kubeconfig_problems_are_one_line_errors_and_write_nothing() {
     .unwrap();
     let bad_token = dir.join("bad-token");
     std::fs::write(&bad_token, good.replace("admin-token", "wrong-token")).unwrap();
-    let cases: [(&std::path::Path, &[&str], &str); 5] = [
+    // A real identity without rights: a ServiceAccount no Role grants anything to.
+    let powerless = dir.join("powerless");
+    let token = env.sim.token_for_service_account("default", "nobody");
+    std::fs::write(&powerless, good.replace("admin-token", &token)).unwrap();
+    let cases: [(&std::path::Path, &[&str], &str); 6] = [
         (&dir.join("missing"), &[], "no kubeconfig at"),
         (&invalid, &[], "is not valid"),
         (
@@ -299,6 +303,7 @@ async fn kubeconfig_problems_are_one_line_errors_and_write_nothing() {
         ),
         (&unreachable, &[], "does not answer"),
         (&bad_token, &[], "401"),
+        (&powerless, &[], "forbidden (403)"),
     ];
     let writes = env.sim.writes();
     for (kubeconfig, extra, want) in cases {
