@@ -16,7 +16,7 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
+use std::sync::mpsc::{self, SyncSender, TryRecvError, TrySendError};
 use std::time::{Duration, Instant};
 
 use prometheus::Histogram;
@@ -243,10 +243,7 @@ impl Worker {
                     return None; // nobody is on the way: do not wait
                 }
                 let left = deadline.checked_duration_since(Instant::now())?;
-                match self.rx.recv_timeout(left) {
-                    Ok(job) => Some(job),
-                    Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-                }
+                self.rx.recv_timeout(left).ok()
             }
         }
     }
