@@ -40,7 +40,7 @@ impl Default for BatchConfig {
     fn default() -> Self {
         BatchConfig {
             max_batch: 32,
-            delay: Duration::ZERO,
+            delay: Duration::from_micros(500),
             queue_capacity: 1024,
         }
     }
