@@ -1,0 +1,10 @@
+//! wharf-trainer: trains Fashion-MNIST models (mlp, cnn) with candle and writes wharf-model
+//! artifacts. The binary (`main.rs`) only parses flags and calls [`run`].
+
+pub mod data;
+pub mod idx;
+pub mod net;
+pub mod output;
+pub mod train;
+
+pub use train::{EpochReport, TrainConfig, train};
