@@ -81,10 +81,10 @@ pub fn train(
         eprintln!("resuming from {} after epoch {start_epoch}", ckpt.display());
     }
 
-    let test_inputs = scale(&data.test.pixels);
+    let test_inputs = scale(&data.test.pixels, meta.input.scale);
     for epoch in start_epoch..cfg.epochs {
         let started = Instant::now();
-        let (loss, train_accuracy) = run_epoch(cfg, &net, &mut adam, &data.train, epoch)?;
+        let (loss, train_accuracy) = run_epoch(cfg, &net, &mut adam, &data.train, epoch, meta.input.scale)?;
         let artifact = Artifact::new(meta.clone(), net.export()?)?;
         let test_accuracy = evaluate(&artifact, &test_inputs, &data.test.labels)?;
         let seconds = started.elapsed().as_secs_f64();
@@ -138,8 +138,10 @@ pub fn train(
     Ok(Artifact::new(meta, net.export()?)?)
 }
 
-fn scale(pixels: &[u8]) -> Vec<f32> {
-    pixels.iter().map(|&p| f32::from(p) / 255.0).collect()
+/// Raw pixels to model input exactly as the server does it (`pixel * input.scale`), so the
+/// trainer's evaluation and the server's predictions agree bit for bit.
+pub fn scale(pixels: &[u8], factor: f32) -> Vec<f32> {
+    pixels.iter().map(|&p| f32::from(p) * factor).collect()
 }
 
 /// One pass over the shuffled training set; returns (mean loss, running accuracy).
@@ -149,6 +151,7 @@ fn run_epoch(
     adam: &mut Adam,
     train: &Split,
     epoch: u32,
+    scale: f32,
 ) -> Result<(f64, f64)> {
     // Shuffle seeded by (seed, epoch): a resumed run sees the same order as a straight one.
     let mut order: Vec<usize> = (0..train.len()).collect();
@@ -166,7 +169,7 @@ fn run_epoch(
             x.extend(
                 train.pixels[i * ppi..(i + 1) * ppi]
                     .iter()
-                    .map(|&p| f32::from(p) / 255.0),
+                    .map(|&p| f32::from(p) * scale),
             );
             y.push(train.labels[i]);
         }
