@@ -84,7 +84,8 @@ pub fn train(
     let test_inputs = scale(&data.test.pixels, meta.input.scale);
     for epoch in start_epoch..cfg.epochs {
         let started = Instant::now();
-        let (loss, train_accuracy) = run_epoch(cfg, &net, &mut adam, &data.train, epoch, meta.input.scale)?;
+        let (loss, train_accuracy) =
+            run_epoch(cfg, &net, &mut adam, &data.train, epoch, meta.input.scale)?;
         let artifact = Artifact::new(meta.clone(), net.export()?)?;
         let test_accuracy = evaluate(&artifact, &test_inputs, &data.test.labels)?;
         let seconds = started.elapsed().as_secs_f64();

@@ -68,14 +68,16 @@ impl Architecture {
                 LayerSpec::dense("fc1", IMAGE_SIDE * IMAGE_SIDE, 128, Activation::Relu),
                 LayerSpec::dense("fc2", 128, 10, Activation::None),
             ],
-            // 28 -conv3-> 26 -pool2-> 13 -conv3-> 11 -pool2-> 5: 64*5*5 = 1600 features.
+            // 28 -conv3-> 26 -pool2-> 13 -conv3-> 11 -pool2-> 5: 32*5*5 = 800 features.
+            // 16/32 filters rather than 32/64: a quarter of the work, so CPU training fits
+            // several epochs in the 5-minute budget.
             Architecture::Cnn => vec![
-                LayerSpec::conv("conv1", 1, 32, 3),
+                LayerSpec::conv("conv1", 1, 16, 3),
                 LayerSpec::MaxPool2d { size: 2 },
-                LayerSpec::conv("conv2", 32, 64, 3),
+                LayerSpec::conv("conv2", 16, 32, 3),
                 LayerSpec::MaxPool2d { size: 2 },
                 LayerSpec::Flatten,
-                LayerSpec::dense("fc1", 64 * 5 * 5, 128, Activation::Relu),
+                LayerSpec::dense("fc1", 32 * 5 * 5, 128, Activation::Relu),
                 LayerSpec::dense("fc2", 128, 10, Activation::None),
             ],
         }
