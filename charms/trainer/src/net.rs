@@ -175,15 +175,19 @@ impl Adam {
         // Bias correction folded into the step size, as in the paper's efficient form.
         let lr_t = self.lr * (1.0 - self.beta2.powf(t)).sqrt() / (1.0 - self.beta1.powf(t));
         for (i, (name, var)) in net.named_vars().into_iter().enumerate() {
+            // Detach: a gradient carries the op graph it came from, and moments derived
+            // from it would chain every step's graph together (an unbounded leak).
             let g = grads
                 .get(var)
-                .with_context(|| format!("no gradient for {name}"))?;
+                .with_context(|| format!("no gradient for {name}"))?
+                .detach();
+            let g = &g;
             let m = ((&self.m[i] * self.beta1)? + (g * (1.0 - self.beta1))?)?;
             let v = ((&self.v[i] * self.beta2)? + (g.sqr()? * (1.0 - self.beta2))?)?;
             let update = ((&m * lr_t)? / (v.sqrt()? + self.eps)?)?;
-            var.set(&var.sub(&update)?)?;
-            self.m[i] = m;
-            self.v[i] = v;
+            var.set(&var.sub(&update)?.detach())?;
+            self.m[i] = m.detach();
+            self.v[i] = v.detach();
         }
         Ok(())
     }
