@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""Run the gateway's rendered nginx configuration against fake upstreams and check its routing.
+
+    routing_test.py MANIFESTS   # a file or a directory of rendered manifests (wharf render -o DIR)
+
+The configuration is taken verbatim from the gateway ConfigMap; only what ties it to a cluster is
+rewritten: the listen port, /tmp paths, the html root, the DNS resolver (a fake one answering
+127.0.0.1 for every name, recording the names asked) and the upstream ports (fake Dex,
+oauth2-proxy and model servers on free local ports). Needs nginx (apt-get install nginx-light)
+and PyYAML.
+"""
+import http.client
+import http.server
+import os
+import re
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import yaml
+
+GOOD_COOKIE = "_wharf_session=valid"
+GOOD_TOKEN = "Bearer good-token"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def load_gateway_config(path):
+    files = sorted(Path(path).rglob("*.y*ml")) if Path(path).is_dir() else [Path(path)]
+    for f in files:
+        for doc in yaml.safe_load_all(f.read_text()):
+            if isinstance(doc, dict) and doc.get("kind") == "ConfigMap" and "nginx.conf" in doc.get("data", {}):
+                return doc["data"]["nginx.conf"], doc["data"]["index.html"]
+    sys.exit(f"FAIL: no ConfigMap with nginx.conf (the gateway's) in {path}")
+
+
+class FakeDNS(threading.Thread):
+    """Answers every A query with 127.0.0.1 and records the names asked."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.names = []
+
+    def run(self):
+        while True:
+            data, addr = self.sock.recvfrom(512)
+            qid, _flags, qd = struct.unpack(">HHH", data[:6])
+            i, labels = 12, []
+            while data[i]:
+                labels.append(data[i + 1 : i + 1 + data[i]].decode())
+                i += 1 + data[i]
+            question = data[12 : i + 5]
+            self.names.append(".".join(labels))
+            answer = b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 30, 4) + socket.inet_aton("127.0.0.1")
+            self.sock.sendto(struct.pack(">HHHHHH", qid, 0x8180, 1, 1, 0, 0) + question + answer, addr)
+
+
+def serve(handler_fn):
+    """A local HTTP server whose GET/POST are handled by handler_fn(request) -> (status, headers, body)."""
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def _do(self):
+            status, headers, body = handler_fn(self)
+            self.send_response(status)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _do
+
+        def log_message(self, *_):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server.server_address[1]
+
+
+def oauth2_proxy(req):
+    if req.path.startswith("/oauth2/auth"):
+        if GOOD_COOKIE in (req.headers.get("Cookie") or "") or req.headers.get("Authorization") == GOOD_TOKEN:
+            return 202, {"X-Auth-Request-Email": "admin@example.test", "X-Auth-Request-User": "admin"}, b""
+        return 401, {}, b""
+    return 200, {}, f"oauth2:{req.path}|redirect={req.headers.get('X-Auth-Request-Redirect')}".encode()
+
+
+def main():
+    conf, html = load_gateway_config(sys.argv[1])
+    work = Path(tempfile.mkdtemp(prefix="wharf-gateway-"))
+    os.chmod(work, 0o777)
+    (work / "html").mkdir()
+    (work / "html/index.html").write_text(html)
+    dns = FakeDNS()
+    dns.start()
+    dex_port = serve(lambda r: (200, {}, f"dex:{r.path}|host={r.headers.get('Host')}".encode()))
+    auth_port = serve(oauth2_proxy)
+    model_port = serve(lambda r: (200, {}, f"model:{r.path}|email={r.headers.get('X-Auth-Request-Email')}".encode()))
+    listen = free_port()
+
+    # Only the cluster-bound parts change; the routing under test stays as rendered.
+    conf = re.sub(r"listen 8080;", f"listen 127.0.0.1:{listen};", conf)
+    conf = conf.replace("/tmp/", f"{work}/").replace("/etc/nginx/wharf/html", f"{work}/html")
+    conf = re.sub(r"resolver \S+", f"resolver 127.0.0.1:{dns.port}", conf)
+    conf = re.sub(r"(http://dex-auth[^:]*):\d+", rf"\1:{dex_port}", conf)
+    conf = re.sub(r"(http://[a-z0-9.-]*gatekeeper[^:]*):\d+", rf"\1:{auth_port}", conf)
+    conf = re.sub(r"(http://\$model_name\.[^:]+):\d+", rf"\1:{model_port}", conf)
+    for name, port in [("dex", dex_port), ("oauth2-proxy", auth_port), ("model", model_port)]:
+        assert f":{port}" in conf, f"could not point the {name} upstream of nginx.conf at the fake"
+    (work / "nginx.conf").write_text(conf)
+
+    subprocess.run(["nginx", "-t", "-q", "-c", str(work / "nginx.conf"), "-e", "/dev/stderr"], check=True)
+    nginx = subprocess.Popen(["nginx", "-c", str(work / "nginx.conf"), "-e", "/dev/stderr", "-g", "daemon off;"])
+    try:
+        for _ in range(50):
+            try:
+                socket.create_connection(("127.0.0.1", listen), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        failures = run_cases(listen, dns)
+    finally:
+        nginx.terminate()
+        nginx.wait(timeout=10)
+    if failures:
+        print("\n".join(failures))
+        sys.exit(f"FAIL: {len(failures)} gateway routing case(s) failed")
+    print("gateway routing: all cases passed")
+
+
+def request(port, path, headers=None, method="GET"):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request(method, path, headers=dict({"Host": "platform.test"}, **(headers or {})))
+    r = c.getresponse()
+    return r.status, dict(r.getheaders()), r.read().decode(errors="replace")
+
+
+def run_cases(port, dns):
+    cookie = {"Cookie": GOOD_COOKIE}
+    cases = [
+        # (what, path, headers, expected status, check on (headers, body))
+        ("probe needs no login", "/healthz", {}, 200, lambda h, b: b == "ok\n"),
+        ("dex is reachable without login", "/dex/.well-known/openid-configuration", {}, 200,
+         lambda h, b: b.startswith("dex:/dex/.well-known/openid-configuration") and "host=platform.test" in b),
+        ("a browser without session goes to the login", "/", {}, 302,
+         lambda h, b: h.get("Location", "").endswith("/oauth2/start?rd=/")),
+        ("the login comes back to the page asked for", "/models/mnist/v2/health/ready", {}, 302,
+         lambda h, b: h.get("Location", "").endswith("/oauth2/start?rd=/models/mnist/v2/health/ready")),
+        ("an API client with a bad token gets 401", "/models/mnist/v2/health/ready", {"Authorization": "Bearer bad"}, 401,
+         lambda h, b: True),
+        ("oauth2-proxy's own paths are proxied", "/oauth2/start?rd=/x", {}, 200,
+         lambda h, b: b.startswith("oauth2:/oauth2/start?rd=/x")),
+        ("the dashboard shows the signed-in user", "/", cookie, 200,
+         lambda h, b: "<html" in b and "admin@example.test" in b and h.get("Cache-Control") == "no-store"),
+        ("a model is proxied with its path, query and identity", "/models/mnist/v2/models/mnist/infer?x=1", cookie, 200,
+         lambda h, b: b == "model:/v2/models/mnist/infer?x=1|email=admin@example.test"),
+        ("a bearer token is accepted for models", "/models/iris-2/v1/models/iris-2:predict", {"Authorization": GOOD_TOKEN}, 200,
+         lambda h, b: b.startswith("model:/v1/models/iris-2:predict")),
+        ("an invalid model name is not proxied", "/models/Bad_Name/x", cookie, 404, lambda h, b: True),
+        ("an unknown page is a 404 behind the login", "/nope", cookie, 404, lambda h, b: True),
+    ]
+    failures = []
+    for what, path, headers, want, check in cases:
+        status, h, body = request(port, path, headers)
+        ok = status == want and check(h, body)
+        print(f"{'ok  ' if ok else 'FAIL'} {what}: GET {path} -> {status}")
+        if not ok:
+            failures.append(f"FAIL {what}: GET {path} -> {status} (want {want}), headers {h}, body {body[:300]!r}")
+    if not any(n.startswith("mnist.") and ".svc." in n for n in dns.names):
+        failures.append(f"FAIL model Service name: nginx never resolved mnist.<namespace>.svc.<domain> (asked: {dns.names})")
+    return failures
+
+
+if __name__ == "__main__":
+    main()
