@@ -1,6 +1,7 @@
 //! wharf-trainer: trains Fashion-MNIST models (mlp, cnn) with candle and writes wharf-model
 //! artifacts. The binary (`main.rs`) only parses flags and calls [`run`].
 
+pub mod crd;
 pub mod data;
 pub mod idx;
 pub mod net;

@@ -23,6 +23,8 @@ struct Cli {
 enum Command {
     /// Train a model and write it to OUT/<version>/.
     Train(TrainArgs),
+    /// Print the TrainJob CustomResourceDefinition as YAML.
+    Crd,
 }
 
 #[derive(clap::Args)]
@@ -109,6 +111,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => run_train(args),
+        Command::Crd => wharf_trainer::crd::crd_yaml()
+            .map(|yaml| print!("{yaml}"))
+            .context("rendering the TrainJob CRD"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
