@@ -95,7 +95,7 @@ impl Net {
                     let y = y.broadcast_add(&p.bias.reshape((1, *out_channels, 1, 1))?)?;
                     activate(y, *activation)?
                 }
-                (LayerSpec::MaxPool2d { size }, _) => x.max_pool2d(*size)?,
+                (LayerSpec::MaxPool2d { size }, _) => max_pool(&x, *size)?,
                 (other, None) => anyhow::bail!("layer {} has no parameters", other.label()),
             };
         }
@@ -125,6 +125,20 @@ impl Net {
         }
         Ok(())
     }
+}
+
+/// Non-overlapping max pooling as reshape + max, flooring odd sizes like wharf-model does.
+/// Not candle's `max_pool2d`: its backward pass upsamples the pooled gradient back to the input
+/// size, which misroutes gradients when the size is odd (11 -> 5), and the gradient check in
+/// tests/gradcheck.rs caught it. `max`'s backward routes each gradient to the window's maximum.
+fn max_pool(x: &Tensor, size: usize) -> Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    let (oh, ow) = (h / size, w / size);
+    let x = x
+        .narrow(2, 0, oh * size)?
+        .narrow(3, 0, ow * size)?
+        .contiguous()?;
+    Ok(x.reshape((b, c, oh, size, ow, size))?.max(5)?.max(3)?)
 }
 
 fn activate(y: Tensor, activation: Activation) -> Result<Tensor> {
