@@ -12,7 +12,11 @@ pub fn init(verbosity: u8) {
     };
     // kube-client logs every failed request at ERROR; wharf reports those itself as one line
     // with the fix, so below -vv they would only repeat it.
-    let default = if verbosity < 2 { format!("{default},kube_client=off") } else { default.to_owned() };
+    let default = if verbosity < 2 {
+        format!("{default},kube_client=off")
+    } else {
+        default.to_owned()
+    };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -1,8 +1,49 @@
-//! `wharf render`: bundle → manifests, offline.
+//! `wharf render`: bundle → manifests, offline. Secrets that deploy would generate show as marked
+//! placeholders; Secret data is redacted unless `--show-secrets`.
+
+use std::io::Write;
+use std::process::ExitCode;
 
 use super::Outcome;
-use crate::cli::{GlobalArgs, RenderArgs};
+use crate::bundle::Bundle;
+use crate::charm::Source;
+use crate::cli::{GlobalArgs, OutputFormat, RenderArgs};
+use crate::render::{Generated, Resolved, Target, output};
 
-pub fn run(_global: &GlobalArgs, _args: &RenderArgs) -> Outcome {
-    anyhow::bail!("wharf render is not built yet")
+pub fn run(global: &GlobalArgs, args: &RenderArgs) -> Outcome {
+    let resolved = resolve(&args.bundle)?;
+    let target = Target {
+        namespace: global.model.clone(),
+        ..Target::default()
+    };
+    let rendered = resolved.render(&target, &Generated::new())?;
+    if let Some(dir) = &args.out_dir {
+        for path in output::write_dir(&rendered, dir, args.show_secrets)? {
+            eprintln!("wrote {}", path.display());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let text = match global.output {
+        OutputFormat::Text | OutputFormat::Yaml => output::stream(&rendered, args.show_secrets)?,
+        OutputFormat::Json => {
+            let mut rendered = rendered;
+            if !args.show_secrets {
+                rendered
+                    .apps
+                    .iter_mut()
+                    .flat_map(|a| a.objects.iter_mut())
+                    .for_each(output::redact);
+            }
+            serde_json::to_string_pretty(&rendered)? + "\n"
+        }
+    };
+    std::io::stdout().write_all(text.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Bundle + overlays + `--set`, with charms loaded and relations resolved: where every verb that
+/// renders starts.
+pub fn resolve(args: &crate::cli::BundleArgs) -> anyhow::Result<Resolved> {
+    let bundle = Bundle::load(&args.bundle, &args.overlay, &args.set)?;
+    Resolved::new(bundle, &Source::new(args.charms_dir.as_deref()))
 }

@@ -1,1 +1,133 @@
-//! Juju-format bundles, overlays and the relations graph.
+//! Bundles in Juju's format: applications (charm, channel, scale, trust, options, constraints) and
+//! relations, with overlays merged the way Juju merges them and `--set app.key=value` on top.
+//!
+//! Keys starting with `_` are ignored (Charmed Kubeflow keeps its metadata there); any other key
+//! wharf does not know is an error naming the file and the field, because a misspelt key that is
+//! silently dropped is a config change that silently did not happen.
+
+mod overlay;
+mod raw;
+mod set;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::Value;
+
+use crate::charm::source;
+
+/// A bundle with every overlay and `--set` applied.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    /// Where it came from, as shown in messages (`bundles/lite.yaml` or the path given).
+    pub file: String,
+    pub name: String,
+    pub applications: BTreeMap<String, Application>,
+    pub relations: Vec<[Endpoint; 2]>,
+    /// What the host needs for this bundle (`wharf check`), as written in the file.
+    pub requirements: Option<Value>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Application {
+    pub charm: String,
+    pub channel: Option<String>,
+    pub scale: u32,
+    pub trust: bool,
+    pub constraints: Option<String>,
+    /// Option values by layer, lowest precedence first: (where they were set, values).
+    pub options: Vec<(String, BTreeMap<String, Value>)>,
+}
+
+/// One side of a relation: `app:endpoint`, or a bare `app` whose endpoint is inferred.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Endpoint {
+    pub app: String,
+    pub endpoint: Option<String>,
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.endpoint {
+            Some(endpoint) => write!(f, "{}:{endpoint}", self.app),
+            None => f.write_str(&self.app),
+        }
+    }
+}
+
+impl Bundle {
+    /// Loads `lite`, `full` or a path, then applies overlay files and `--set` expressions in order.
+    pub fn load(spec: &str, overlays: &[PathBuf], sets: &[String]) -> Result<Bundle> {
+        let (file, text) = read_bundle(spec)?;
+        let mut documents = raw::parse_documents(&file, &text)?.into_iter();
+        let base = documents
+            .next()
+            .ok_or_else(|| anyhow!("{file}: the file is empty; a bundle needs `applications`"))?;
+        let mut bundle = overlay::from_base(&file, base)?;
+        for (index, document) in documents.enumerate() {
+            overlay::apply(
+                &mut bundle,
+                &format!("{file} (document {})", index + 2),
+                document,
+            )?;
+        }
+        for path in overlays {
+            let shown = path.display().to_string();
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("{shown}: cannot read the overlay"))?;
+            for document in raw::parse_documents(&shown, &text)? {
+                overlay::apply(&mut bundle, &shown, document)?;
+            }
+        }
+        set::apply(&mut bundle, sets)?;
+        bundle.check_relation_apps()?;
+        Ok(bundle)
+    }
+
+    /// Every relation names applications the bundle has.
+    fn check_relation_apps(&self) -> Result<()> {
+        for pair in &self.relations {
+            for side in pair {
+                if !self.applications.contains_key(&side.app) {
+                    bail!(
+                        "{}: relations: [{}, {}] names application `{}`, which the bundle does not have{}",
+                        self.file,
+                        pair[0],
+                        pair[1],
+                        side.app,
+                        did_you_mean(&side.app, self.applications.keys())
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `lite`/`full` from the bundles shipped with wharf, or a file.
+fn read_bundle(spec: &str) -> Result<(String, String)> {
+    if let Some(shipped) = source::shipped_bundle(spec) {
+        return Ok(shipped);
+    }
+    let path = Path::new(spec);
+    if path.is_file() {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{spec}: cannot read the bundle"))?;
+        return Ok((spec.to_string(), text));
+    }
+    bail!(
+        "no bundle `{spec}`: give one of the shipped bundles ({}) or the path to a bundle file",
+        source::shipped_bundle_names().join(", ")
+    )
+}
+
+/// " (did you mean `x`?)" when a known name is close to the given one.
+pub fn did_you_mean<'a>(given: &str, known: impl Iterator<Item = &'a String>) -> String {
+    known
+        .map(|name| (strsim::jaro_winkler(given, name), name))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, name)| format!(" (did you mean `{name}`?)"))
+        .unwrap_or_default()
+}

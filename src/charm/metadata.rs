@@ -1,0 +1,176 @@
+//! `metadata.yaml`: what a charm is (name, version, images), what it needs (Kubernetes version,
+//! trust, required endpoints) and what it offers (provided endpoints and the data it publishes).
+
+use std::collections::BTreeMap;
+
+use anyhow::{Result, bail};
+use serde::Deserialize;
+
+/// Architectures every image must be built for: wharf targets PCs and Raspberry Pis alike.
+pub const REQUIRED_ARCHES: &[&str] = &["amd64", "arm64"];
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Metadata {
+    pub name: String,
+    pub version: semver::Version,
+    pub summary: String,
+    #[serde(default)]
+    pub description: String,
+    /// `app.kubernetes.io/component`; the charm name when unset.
+    #[serde(default)]
+    pub component: Option<String>,
+    #[serde(default = "any_version")]
+    pub kube_version: semver::VersionReq,
+    /// The charm creates cluster-scoped RBAC, so the bundle must grant `trust: true`.
+    #[serde(default)]
+    pub trust: bool,
+    #[serde(default)]
+    pub images: BTreeMap<String, Image>,
+    #[serde(default)]
+    pub provides: BTreeMap<String, Provide>,
+    #[serde(default)]
+    pub requires: BTreeMap<String, Require>,
+    /// Conditions the charm declares for `wharf status`, first match wins.
+    #[serde(default)]
+    pub status: Vec<StatusRule>,
+}
+
+fn any_version() -> semver::VersionReq {
+    semver::VersionReq::STAR
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Image {
+    pub upstream_source: String,
+    pub arches: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provide {
+    pub interface: String,
+    /// What the charm publishes on this endpoint: key → tera template over its own context.
+    #[serde(default)]
+    pub data: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Require {
+    pub interface: String,
+    /// An optional endpoint may stay unrelated; a required one is a render error when unrelated.
+    #[serde(default)]
+    pub optional: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeclaredStatus {
+    Blocked,
+    Waiting,
+    Maintenance,
+    Error,
+}
+
+impl std::fmt::Display for DeclaredStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self {
+            DeclaredStatus::Blocked => "blocked",
+            DeclaredStatus::Waiting => "waiting",
+            DeclaredStatus::Maintenance => "maintenance",
+            DeclaredStatus::Error => "error",
+        };
+        f.write_str(name)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusRule {
+    /// A tera expression template that renders to `true` when the rule applies.
+    pub when: String,
+    pub status: DeclaredStatus,
+    pub message: String,
+}
+
+impl Metadata {
+    /// Checks that serde cannot express; `file` is the path shown in errors.
+    pub fn validate(&self, folder: &str, file: &str) -> Result<()> {
+        if self.name != folder {
+            bail!(
+                "{file}: name: `{}` differs from the charm's folder `{folder}`; make them equal",
+                self.name
+            );
+        }
+        for (name, image) in &self.images {
+            check_pinned(&image.upstream_source)
+                .map_err(|why| anyhow::anyhow!("{file}: images.{name}.upstream-source: {why}"))?;
+            for arch in REQUIRED_ARCHES {
+                if !image.arches.iter().any(|a| a == arch) {
+                    bail!(
+                        "{file}: images.{name}.arches: {arch} is missing; wharf runs on amd64 and arm64, list both \
+                         (and use an image that is built for both)"
+                    );
+                }
+            }
+        }
+        if let Some(endpoint) = self
+            .provides
+            .keys()
+            .find(|e| self.requires.contains_key(*e))
+        {
+            bail!(
+                "{file}: endpoint `{endpoint}` is declared under both provides and requires; an endpoint name must be \
+                 unique, rename one of them"
+            );
+        }
+        Ok(())
+    }
+
+    pub fn component(&self) -> &str {
+        self.component.as_deref().unwrap_or(&self.name)
+    }
+}
+
+/// An image reference must name an exact version: a digest, or a tag other than `latest`.
+fn check_pinned(reference: &str) -> std::result::Result<(), String> {
+    if reference.contains("@sha256:") {
+        return Ok(());
+    }
+    let last_segment = reference.rsplit('/').next().unwrap_or(reference);
+    match last_segment.split_once(':') {
+        Some((_, tag)) if !tag.is_empty() && tag != "latest" => Ok(()),
+        Some((_, "latest")) => Err(format!(
+            "`{reference}` uses the moving tag `latest`; pin a version tag or a digest so that deploys are repeatable"
+        )),
+        _ => Err(format!(
+            "`{reference}` is not pinned; add a version tag (`{reference}:v1.2.3`) or a digest (`@sha256:…`)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_pinned;
+
+    #[test]
+    fn image_pinning() {
+        for ok in [
+            "ghcr.io/dexidp/dex:v2.41.1",
+            "localhost:5000/x:1",
+            "quay.io/a/b@sha256:abc",
+        ] {
+            assert!(check_pinned(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "ghcr.io/dexidp/dex",
+            "nginx:latest",
+            "localhost:5000/x",
+            "nginx:",
+        ] {
+            assert!(check_pinned(bad).is_err(), "{bad}");
+        }
+    }
+}
