@@ -272,7 +272,7 @@ fn a_bad_requirements_block_names_the_field() {
     let bundle = dir.path().join("b.yaml");
     std::fs::write(
         &bundle,
-        "requirements:\n  cpu: 2\n  memory: 4GB\n  disk: 20Gi\n",
+        "name: b\nrequirements:\n  cpu: 2\n  memory: 4GB\n  disk: 20Gi\napplications:\n  gateway: {charm: gateway}\n",
     )
     .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_wharf"))

@@ -8,8 +8,6 @@
 //! ```
 //! The thresholds live in the bundle, never in code, so `lite` can ask for less than `full`.
 
-use std::path::{Path, PathBuf};
-
 use anyhow::Context;
 use serde::Deserialize;
 
@@ -80,47 +78,16 @@ impl TryFrom<RawRequirements> for Requirements {
     }
 }
 
-/// Where `wharf check --bundle NAME` finds its bundle: `lite`/`full` are the shipped bundles
-/// under `bundles/`, anything else is a path.
-///
-/// Temporary: the bundle loader (`crate::bundle`) will own this once it embeds `Requirements`.
-pub fn bundle_path(bundle: &str) -> PathBuf {
-    let path = Path::new(bundle);
-    if path.extension().is_some() || path.components().count() > 1 {
-        return path.to_path_buf();
-    }
-    let dir = std::env::var_os("WHARF_BUNDLES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("bundles"));
-    dir.join(format!("{bundle}.yaml"))
-}
-
-/// Read the `requirements:` block of a bundle (name or path). Only that key is read, so the
-/// rest of the bundle's format is the bundle loader's business.
+/// The `requirements:` block of a bundle (`lite`, `full` or a path), checked field by field.
 pub fn load_requirements(bundle: &str) -> anyhow::Result<Requirements> {
-    #[derive(Deserialize)]
-    struct OnlyRequirements {
-        requirements: Option<Requirements>,
-    }
-    let path = bundle_path(bundle);
-    let text = std::fs::read_to_string(&path).with_context(|| {
+    let bundle = crate::bundle::Bundle::load(bundle, &[], &[])?;
+    let block = bundle.requirements.clone().with_context(|| {
         format!(
-            "cannot read bundle `{bundle}` at {}: pass --bundle lite, full or the path of a bundle file",
-            path.display()
+            "{}: no `requirements:` block; add one, e.g.\nrequirements:\n  cpu: 2\n  memory: 6Gi\n  disk: 30Gi",
+            bundle.file
         )
     })?;
-    // A bundle file may hold overlays as further documents; the requirements are in the first.
-    let docs: Vec<OnlyRequirements> = serde_saphyr::from_multiple(&text)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    docs.into_iter()
-        .next()
-        .and_then(|d| d.requirements)
-        .with_context(|| {
-            format!(
-                "{}: no `requirements:` block; add one, e.g.\nrequirements:\n  cpu: 2\n  memory: 6Gi\n  disk: 30Gi",
-                path.display()
-            )
-        })
+    serde_json::from_value(block).map_err(|e| anyhow::anyhow!("{}: {e}", bundle.file))
 }
 
 #[cfg(test)]
@@ -170,13 +137,17 @@ mod tests {
         let path = dir.path().join("mine.yaml");
         std::fs::write(
             &path,
-            "bundle: kubernetes\nname: mine\nrequirements:\n  cpu: 1\n  memory: 2Gi\n  disk: 10Gi\napplications: {}\n",
+            "bundle: kubernetes\nname: mine\nrequirements:\n  cpu: 1\n  memory: 2Gi\n  disk: 10Gi\napplications:\n  a: {charm: a}\n",
         )
         .unwrap();
         let r = load_requirements(path.to_str().unwrap()).unwrap();
         assert_eq!(r.cpu, 1);
 
-        std::fs::write(&path, "bundle: kubernetes\nname: mine\n").unwrap();
+        std::fs::write(
+            &path,
+            "bundle: kubernetes\nname: mine\napplications:\n  a: {charm: a}\n",
+        )
+        .unwrap();
         let err = format!(
             "{:#}",
             load_requirements(path.to_str().unwrap()).unwrap_err()
@@ -187,6 +158,6 @@ mod tests {
             "{:#}",
             load_requirements("/nonexistent/b.yaml").unwrap_err()
         );
-        assert!(err.contains("--bundle"), "{err}");
+        assert!(err.contains("no bundle `/nonexistent/b.yaml`"), "{err}");
     }
 }
