@@ -408,11 +408,10 @@ async fn a_release_left_pending_by_a_killed_run_is_finished_by_the_next() {
     assert_eq!(app(&status, "store")["rev"], 2);
 }
 
-/// The shipped `lite` bundle end to end. Ignored until `bundles/lite.yaml` lands (the render
-/// issue); then run it with `cargo test -p wharf --test deploy -- --ignored lite` and drop the
-/// `ignore`.
+/// The shipped `lite` bundle end to end: without a login Dex says so (blocked, with the fix);
+/// with one every application is active, the password is never printed, and a re-run writes
+/// nothing but the lock.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs bundles/lite.yaml, which has not landed yet"]
 async fn deploy_lite_makes_every_application_active_and_a_rerun_writes_nothing() {
     let env = start(fast()).await;
     let out = env
@@ -426,17 +425,37 @@ async fn deploy_lite_makes_every_application_active_and_a_rerun_writes_nothing()
         text(&out.stderr)
     );
     let status = env.status_json().await;
+    let dex = app(&status, "dex-auth");
+    assert_eq!(dex["status"], "blocked", "{dex}");
+    assert!(
+        dex["message"].as_str().unwrap().contains("static-password"),
+        "{dex}"
+    );
+
+    let password = "correct-horse-battery-staple";
+    let login = [
+        "deploy",
+        "lite",
+        "--set",
+        "dex-auth.static-password=correct-horse-battery-staple",
+        "--set",
+        "dex-auth.public-url=http://192.168.1.240.nip.io",
+        "--set",
+        "oidc-gatekeeper.public-url=http://192.168.1.240.nip.io",
+    ];
+    let out = env.command_shipped(&login).output().await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!text(&out.stdout).contains(password) && !text(&out.stderr).contains(password));
+    let status = env.status_json().await;
     let apps = status["applications"].as_array().unwrap();
-    assert!(!apps.is_empty());
+    assert_eq!(apps.len(), 4, "{status}");
     for a in apps {
         assert_eq!(a["status"], "active", "{a}");
     }
+    assert!(!status.to_string().contains(password));
+
     let writes = env.sim.writes();
-    let out = env
-        .command_shipped(&["deploy", "lite"])
-        .output()
-        .await
-        .unwrap();
+    let out = env.command_shipped(&login).output().await.unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         env.sim.writes() - writes,

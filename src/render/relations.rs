@@ -17,15 +17,19 @@ pub type Side = (String, String);
 #[derive(Debug, Default)]
 pub struct Wiring {
     pub providers: BTreeMap<Side, Side>,
+    /// Required sides the charm marks optional: they get data but do not order deployment.
+    pub optional: std::collections::BTreeSet<Side>,
 }
 
 impl Wiring {
-    /// Applications that `app` requires through relations (they deploy first).
+    /// Applications that `app` requires through non-optional relations (they deploy first).
+    /// An optional endpoint works without its provider, so it does not order deployment; that is
+    /// what lets Dex and its OAuth2 client relate both ways without a cycle.
     pub fn needs(&self, app: &str) -> Vec<String> {
         let mut needs: Vec<String> = self
             .providers
             .iter()
-            .filter(|((requirer, _), _)| requirer == app)
+            .filter(|(side, _)| side.0 == app && !self.optional.contains(*side))
             .map(|(_, (provider, _))| provider.clone())
             .filter(|provider| provider != app)
             .collect();
@@ -85,6 +89,9 @@ pub fn resolve(bundle: &Bundle, charms: &BTreeMap<String, Charm>) -> Result<Wiri
                     existing.1
                 );
             }
+        }
+        if charm_of(&requirer.0).meta.requires[&requirer.1].optional {
+            wiring.optional.insert(requirer.clone());
         }
         wiring.providers.insert(requirer, provider);
     }
