@@ -78,9 +78,20 @@ impl Charm {
     }
 }
 
-/// Parses one YAML document, prefixing errors with the file they came from.
+/// Parses one YAML document, prefixing errors with the file they came from and the field they are
+/// about (`options.port.type`), not only a line: the field is what a charm author searches for.
 pub fn parse_yaml<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Result<T> {
-    serde_saphyr::from_str(text).map_err(|e| anyhow!("{file}: {e}"))
+    let mut field = String::new();
+    serde_saphyr::with_deserializer_from_str(text, |deserializer| {
+        serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            field = e.path().to_string();
+            e.into_inner()
+        })
+    })
+    .map_err(|e| match field.as_str() {
+        "" | "." | "?" => anyhow!("{file}: {e}"),
+        field => anyhow!("{file}: {field}: {e}"),
+    })
 }
 
 /// Tera's errors carry their useful part (with the line) in the source chain.
