@@ -19,7 +19,8 @@ pub fn apply(bundle: &mut Bundle, sets: &[String]) -> Result<()> {
             .filter(|(app, key)| !app.is_empty() && !key.is_empty())
             .ok_or_else(|| {
                 anyhow!(
-                    "--set {target}=…: expected APP.KEY=VALUE; `{target}` has no application part"
+                    "--set {target}=…: expected APP.KEY=VALUE; `{target}` is not APP.KEY (an application, a dot, then \
+                     one of its options, for example dex-auth.port)"
                 )
             })?;
         if !bundle.applications.contains_key(app) {
