@@ -520,3 +520,22 @@ async fn no_wait_applies_and_returns_before_workloads_are_ready() {
     assert!(env.sim.get("apps/v1", "Deployment", MODEL, "web").is_some());
     assert_eq!(app(&env.status_json().await, "web")["status"], "waiting");
 }
+
+/// An application dropped from the bundle keeps running (removal is `wharf remove`'s job) and
+/// the deploy says so instead of staying silent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_application_dropped_from_the_bundle_is_reported_and_left_running() {
+    let env = start(fast()).await;
+    assert!(env.deploy(&[]).await.status.success());
+    let overlay = env.dir.path().join("without-web.yaml");
+    std::fs::write(&overlay, "applications:\n  web: null\n").unwrap();
+    let out = env.deploy(&["--overlay", overlay.to_str().unwrap()]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("`web` is deployed") && err.contains("wharf remove web"),
+        "{err}"
+    );
+    let status = env.status_json().await;
+    assert_eq!(app(&status, "web")["status"], "active", "{status}");
+}

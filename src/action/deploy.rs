@@ -108,6 +108,18 @@ async fn converge(
     // What each object needs: read the live objects and the last release of each application.
     let releases = Releases::new(&cluster.client, model, &cluster.server);
     let history = releases.list().await?;
+    // An application the model has but the bundle no longer names is left alone: removing a
+    // running service because it vanished from a file is too easy to do by accident. Say so.
+    for app in history
+        .keys()
+        .filter(|app| !apps.iter().any(|a| &a.name == *app))
+    {
+        eprintln!(
+            "note: application `{app}` is deployed in model `{model}` but not in bundle `{}`; it is left as it is \
+             (`wharf remove {app}` removes it)",
+            resolved.bundle.name
+        );
+    }
     let applier = Applier {
         client: cluster.client.clone(),
         server: cluster.server.clone(),
