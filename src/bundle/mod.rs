@@ -27,6 +27,9 @@ pub struct Bundle {
     pub relations: Vec<[Endpoint; 2]>,
     /// What the host needs for this bundle (`wharf check`), as written in the file.
     pub requirements: Option<Value>,
+    /// Where each relation was written (`overlay.yaml: relations[2]`), so that an error about a
+    /// relation points at the file that added it, not at the base bundle.
+    relation_origins: BTreeMap<[Endpoint; 2], String>,
 }
 
 #[derive(Debug, Clone)]
@@ -91,8 +94,8 @@ impl Bundle {
             for side in pair {
                 if !self.applications.contains_key(&side.app) {
                     bail!(
-                        "{}: relations: [{}, {}] names application `{}`, which the bundle does not have{}",
-                        self.file,
+                        "{}: [{}, {}] names application `{}`, which the bundle does not have{}",
+                        self.relation_field(pair),
                         pair[0],
                         pair[1],
                         side.app,
@@ -102,6 +105,14 @@ impl Bundle {
             }
         }
         Ok(())
+    }
+
+    /// The file and field a relation was written in, for messages: `overlay.yaml: relations[2]`.
+    pub fn relation_field(&self, pair: &[Endpoint; 2]) -> String {
+        self.relation_origins
+            .get(pair)
+            .cloned()
+            .unwrap_or_else(|| format!("{}: relations", self.file))
     }
 }
 

@@ -8,13 +8,12 @@ use super::raw::{RawApplication, RawDocument};
 use super::{Application, Bundle, Endpoint};
 
 pub fn from_base(file: &str, base: RawDocument) -> Result<Bundle> {
-    if let Some(kind) = &base.bundle {
-        if kind != "kubernetes" {
+    if let Some(kind) = &base.bundle
+        && kind != "kubernetes" {
             bail!(
                 "{file}: bundle: `{kind}` is not supported; wharf deploys to Kubernetes, set `bundle: kubernetes`"
             );
         }
-    }
     let name = base
         .name
         .clone()
@@ -25,6 +24,7 @@ pub fn from_base(file: &str, base: RawDocument) -> Result<Bundle> {
         applications: Default::default(),
         relations: Vec::new(),
         requirements: None,
+        relation_origins: Default::default(),
     };
     apply(&mut bundle, file, base)?;
     if bundle.applications.is_empty() {
@@ -59,6 +59,7 @@ pub fn apply(bundle: &mut Bundle, origin: &str, document: RawDocument) -> Result
         };
         let relation = [parse_endpoint(&field, a)?, parse_endpoint(&field, b)?];
         if !bundle.relations.contains(&relation) {
+            bundle.relation_origins.insert(relation.clone(), field);
             bundle.relations.push(relation);
         }
     }

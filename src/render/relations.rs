@@ -42,8 +42,9 @@ impl Wiring {
 pub fn resolve(bundle: &Bundle, charms: &BTreeMap<String, Charm>) -> Result<Wiring> {
     let charm_of = |app: &str| &charms[&bundle.applications[app].charm];
     let mut wiring = Wiring::default();
-    for [a, b] in &bundle.relations {
-        let field = format!("{}: relations: [{a}, {b}]", bundle.file);
+    for pair in &bundle.relations {
+        let [a, b] = pair;
+        let field = format!("{}: [{a}, {b}]", bundle.relation_field(pair));
         for side in [a, b] {
             if let Some(endpoint) = &side.endpoint {
                 let meta = &charm_of(&side.app).meta;
@@ -65,7 +66,9 @@ pub fn resolve(bundle: &Bundle, charms: &BTreeMap<String, Charm>) -> Result<Wiri
             1 => candidates.remove(0),
             0 => bail!(
                 "{field}: no provided endpoint on one side matches a required endpoint on the other with the same \
-                 interface; check the endpoint names and interfaces in both charms' metadata.yaml"
+                 interface ({}; {}); check the endpoint names and interfaces in both charms' metadata.yaml",
+                describe(a, charm_of(&a.app)),
+                describe(b, charm_of(&b.app))
             ),
             _ => {
                 let listed: Vec<String> = candidates
@@ -78,8 +81,8 @@ pub fn resolve(bundle: &Bundle, charms: &BTreeMap<String, Charm>) -> Result<Wiri
                 )
             }
         };
-        if let Some(existing) = wiring.providers.get(&requirer) {
-            if existing != &provider {
+        if let Some(existing) = wiring.providers.get(&requirer)
+            && existing != &provider {
                 bail!(
                     "{field}: {}:{} is already related to {}:{}; a required endpoint takes one provider, remove one of \
                      the relations",
@@ -89,7 +92,6 @@ pub fn resolve(bundle: &Bundle, charms: &BTreeMap<String, Charm>) -> Result<Wiri
                     existing.1
                 );
             }
-        }
         if charm_of(&requirer.0).meta.requires[&requirer.1].optional {
             wiring.optional.insert(requirer.clone());
         }
@@ -173,6 +175,30 @@ fn check_required_endpoints(
         }
     }
     Ok(())
+}
+
+/// What one side offers, for a relation that fits nowhere: `gateway:auth requires interface
+/// oidc-gatekeeper`, or every endpoint of a bare application.
+fn describe(side: &Endpoint, charm: &Charm) -> String {
+    let meta = &charm.meta;
+    let provides = meta
+        .provides
+        .iter()
+        .map(|(name, p)| (name, "provides", &p.interface));
+    let requires = meta
+        .requires
+        .iter()
+        .map(|(name, r)| (name, "requires", &r.interface));
+    let listed: Vec<String> = provides
+        .chain(requires)
+        .filter(|(name, _, _)| side.endpoint.as_ref().is_none_or(|e| e == *name))
+        .map(|(name, verb, interface)| format!("{}:{name} {verb} interface {interface}", side.app))
+        .collect();
+    if listed.is_empty() {
+        format!("{} has no endpoints", side.app)
+    } else {
+        listed.join(", ")
+    }
 }
 
 fn join(items: &[&String]) -> String {
