@@ -71,7 +71,7 @@ impl Bundle {
         for (index, document) in documents.enumerate() {
             overlay::apply(
                 &mut bundle,
-                &format!("{file} (document {})", index + 2),
+                &raw::document_label(&file, index + 1),
                 document,
             )?;
         }
@@ -79,8 +79,8 @@ impl Bundle {
             let shown = path.display().to_string();
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("{shown}: cannot read the overlay"))?;
-            for document in raw::parse_documents(&shown, &text)? {
-                overlay::apply(&mut bundle, &shown, document)?;
+            for (index, document) in raw::parse_documents(&shown, &text)?.into_iter().enumerate() {
+                overlay::apply(&mut bundle, &raw::document_label(&shown, index), document)?;
             }
         }
         set::apply(&mut bundle, sets)?;

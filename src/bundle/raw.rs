@@ -70,7 +70,9 @@ pub fn parse_documents(file: &str, text: &str) -> Result<Vec<RawDocument>> {
     values
         .into_iter()
         .filter(|value| !value.is_null())
-        .map(|mut value| {
+        .enumerate()
+        .map(|(index, mut value)| {
+            let file = document_label(file, index);
             for ignored in drop_ignored_keys(&mut value) {
                 tracing::warn!(
                     "{file}: {ignored}: a Juju setting wharf does not use on Kubernetes; ignored"
@@ -83,6 +85,15 @@ pub fn parse_documents(file: &str, text: &str) -> Result<Vec<RawDocument>> {
             })
         })
         .collect()
+}
+
+/// How messages name a document of a multi-document file: the file for the first, then
+/// `file (document 2)` and so on, so that an error in an inline overlay says which one.
+pub fn document_label(file: &str, index: usize) -> String {
+    match index {
+        0 => file.to_string(),
+        _ => format!("{file} (document {})", index + 1),
+    }
 }
 
 /// Drops `_`-prefixed keys (Charmed Kubeflow keeps its metadata there) and Juju-only keys, at the
