@@ -9,11 +9,12 @@ use super::{Application, Bundle, Endpoint};
 
 pub fn from_base(file: &str, base: RawDocument) -> Result<Bundle> {
     if let Some(kind) = &base.bundle
-        && kind != "kubernetes" {
-            bail!(
-                "{file}: bundle: `{kind}` is not supported; wharf deploys to Kubernetes, set `bundle: kubernetes`"
-            );
-        }
+        && kind != "kubernetes"
+    {
+        bail!(
+            "{file}: bundle: `{kind}` is not supported; wharf deploys to Kubernetes, set `bundle: kubernetes`"
+        );
+    }
     let name = base
         .name
         .clone()

@@ -51,10 +51,10 @@ impl ConfigSchema {
     pub fn validate(&self, file: &str) -> Result<()> {
         for (key, spec) in &self.options {
             let field = format!("options.{key}");
-            if let Some(pattern) = &spec.pattern {
-                if regex::Regex::new(pattern).is_err() {
-                    bail!("{file}: {field}.pattern: `{pattern}` is not a valid regular expression");
-                }
+            if let Some(pattern) = &spec.pattern
+                && regex::Regex::new(pattern).is_err()
+            {
+                bail!("{file}: {field}.pattern: `{pattern}` is not a valid regular expression");
             }
             if spec.generate.is_some() && spec.kind != OptionType::Secret {
                 bail!(
@@ -174,15 +174,15 @@ impl OptionSpec {
                 type_name(self.kind)
             ));
         }
-        if let Some(allowed) = &self.allowed {
-            if !allowed.contains(value) {
-                let list: Vec<String> = allowed.iter().map(|v| v.to_string()).collect();
-                return Err(format!(
-                    "{} is not one of {}",
-                    shown(self.kind, value),
-                    list.join(", ")
-                ));
-            }
+        if let Some(allowed) = &self.allowed
+            && !allowed.contains(value)
+        {
+            let list: Vec<String> = allowed.iter().map(|v| v.to_string()).collect();
+            return Err(format!(
+                "{} is not one of {}",
+                shown(self.kind, value),
+                list.join(", ")
+            ));
         }
         if let (Some(pattern), Some(text)) = (&self.pattern, value.as_str()) {
             let full = regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| e.to_string())?;

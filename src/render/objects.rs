@@ -73,7 +73,7 @@ fn check_object(place: &str, object: &Value) -> Result<String> {
         );
     }
     for field in ["apiVersion", "kind"] {
-        if !object[field].as_str().is_some_and(|s| !s.is_empty()) {
+        if object[field].as_str().is_none_or(|s| s.is_empty()) {
             bail!(
                 "{place}: {field}: missing; every object needs apiVersion, kind and metadata.name"
             );

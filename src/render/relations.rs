@@ -82,16 +82,17 @@ pub fn resolve(bundle: &Bundle, charms: &BTreeMap<String, Charm>) -> Result<Wiri
             }
         };
         if let Some(existing) = wiring.providers.get(&requirer)
-            && existing != &provider {
-                bail!(
-                    "{field}: {}:{} is already related to {}:{}; a required endpoint takes one provider, remove one of \
+            && existing != &provider
+        {
+            bail!(
+                "{field}: {}:{} is already related to {}:{}; a required endpoint takes one provider, remove one of \
                      the relations",
-                    requirer.0,
-                    requirer.1,
-                    existing.0,
-                    existing.1
-                );
-            }
+                requirer.0,
+                requirer.1,
+                existing.0,
+                existing.1
+            );
+        }
         if charm_of(&requirer.0).meta.requires[&requirer.1].optional {
             wiring.optional.insert(requirer.clone());
         }
