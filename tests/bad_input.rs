@@ -278,8 +278,8 @@ const CASES: &[Case] = &[
         )],
         stderr: &[
             "b.yaml",
-            "minoi (application store)",
-            "wharf has: dex-auth, gateway, minio, oidc-gatekeeper",
+            "minoi (application store) (did you mean `minio`?)",
+            "wharf has: ",
         ],
     },
     Case {

@@ -260,16 +260,23 @@ fn load_charms(bundle: &Bundle, source: &Source) -> Result<BTreeMap<String, Char
     if !missing.is_empty() {
         let listed: Vec<String> = missing
             .iter()
-            .map(|(charm, apps)| match apps.as_slice() {
-                [] => charm.to_string(),
-                [app] => format!("{charm} (application {app})"),
-                apps => format!(
-                    "{charm} (applications {})",
-                    apps.iter()
-                        .map(|a| a.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+            .map(|(charm, apps)| {
+                let used_as = match apps.as_slice() {
+                    [] => String::new(),
+                    [app] => format!(" (application {app})"),
+                    apps => format!(
+                        " (applications {})",
+                        apps.iter()
+                            .map(|a| a.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                };
+                // A typo of a charm wharf has gets the suggestion right next to it.
+                format!(
+                    "{charm}{used_as}{}",
+                    crate::bundle::did_you_mean(charm, available.iter())
+                )
             })
             .collect();
         bail!(
