@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::bundle::Bundle;
 use crate::charm::metadata::DeclaredStatus;
-use crate::charm::{Charm, Config, OptionType, Source};
+use crate::charm::{Charm, Config, Source};
 
 /// Values of secret options that nobody set, generated once by `deploy`: app → key → value.
 pub type Generated = BTreeMap<String, BTreeMap<String, String>>;
@@ -119,19 +119,12 @@ impl Resolved {
         for (app, application) in &self.bundle.applications {
             let charm = &self.charms[&application.charm];
             let config = effective_config(app, application, charm)?;
-            for (key, spec) in &charm.config.options {
-                let unset = config
-                    .values
-                    .get(key)
-                    .and_then(Value::as_str)
-                    .is_none_or(str::is_empty);
-                if let (Some(bytes), true) = (spec.generate, unset) {
-                    slots.push(GeneratedSlot {
-                        app: app.clone(),
-                        key: key.clone(),
-                        bytes,
-                    });
-                }
+            for (key, bytes) in generated_unset(charm, &config) {
+                slots.push(GeneratedSlot {
+                    app: app.clone(),
+                    key: key.clone(),
+                    bytes,
+                });
             }
         }
         Ok(slots)
@@ -153,19 +146,13 @@ impl Resolved {
                 );
             }
             let mut config = effective_config(app, application, charm)?;
-            for (key, spec) in &charm.config.options {
-                let unset = config
-                    .values
-                    .get(key)
-                    .and_then(Value::as_str)
-                    .is_none_or(str::is_empty);
-                if spec.kind == OptionType::Secret && spec.generate.is_some() && unset {
-                    let value = generated.get(app).and_then(|keys| keys.get(key)).cloned();
-                    config.values.insert(
-                        key.clone(),
-                        Value::String(value.unwrap_or_else(|| placeholder(app, key))),
-                    );
-                }
+            let unset: Vec<String> = generated_unset(charm, &config)
+                .map(|(key, _)| key.clone())
+                .collect();
+            for key in unset {
+                let value = generated.get(app).and_then(|keys| keys.get(&key)).cloned();
+                let value = value.unwrap_or_else(|| placeholder(app, &key));
+                config.values.insert(key, Value::String(value));
             }
             contexts.insert(
                 app.clone(),
@@ -291,6 +278,21 @@ fn load_charms(bundle: &Bundle, source: &Source) -> Result<BTreeMap<String, Char
         .into_iter()
         .map(|name| Ok((name.clone(), Charm::load(source, name)?)))
         .collect()
+}
+
+/// Secret options with `generate` (only secrets may have it) that no layer set: (key, bytes).
+fn generated_unset<'a>(
+    charm: &'a Charm,
+    config: &'a Config,
+) -> impl Iterator<Item = (&'a String, usize)> + 'a {
+    charm.config.options.iter().filter_map(|(key, spec)| {
+        let unset = config
+            .values
+            .get(key)
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty);
+        spec.generate.filter(|_| unset).map(|bytes| (key, bytes))
+    })
 }
 
 fn effective_config(
