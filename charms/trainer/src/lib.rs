@@ -1,10 +1,12 @@
 //! wharf-trainer: trains Fashion-MNIST models (mlp, cnn) with candle and writes wharf-model
-//! artifacts. The binary (`main.rs`) only parses flags and calls [`run`].
+//! artifacts, and runs the TrainJob operator ([`operator`]). The binary (`main.rs`) only parses
+//! flags and calls into these modules.
 
 pub mod crd;
 pub mod data;
 pub mod idx;
 pub mod net;
+pub mod operator;
 pub mod output;
 pub mod train;
 

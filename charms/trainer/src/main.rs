@@ -1,4 +1,4 @@
-//! `wharf-trainer`: command-line entry point; parses flags and runs the training.
+//! `wharf-trainer`: command-line entry point; parses flags and runs the training or the operator.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use wharf_model::Architecture;
+use wharf_trainer::operator::OperatorArgs;
 use wharf_trainer::{TrainConfig, data, output, train};
 
 #[derive(Parser)]
@@ -25,6 +26,8 @@ enum Command {
     Train(TrainArgs),
     /// Print the TrainJob CustomResourceDefinition as YAML.
     Crd,
+    /// Run the TrainJob operator: TrainJobs become Jobs running `wharf-trainer train`.
+    Operator(OperatorArgs),
 }
 
 #[derive(clap::Args)]
@@ -107,6 +110,18 @@ fn run_train(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
+fn run_operator(args: OperatorArgs) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    tokio::runtime::Runtime::new()
+        .context("starting the async runtime")?
+        .block_on(wharf_trainer::operator::run(args))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -114,6 +129,7 @@ fn main() -> ExitCode {
         Command::Crd => wharf_trainer::crd::crd_yaml()
             .map(|yaml| print!("{yaml}"))
             .context("rendering the TrainJob CRD"),
+        Command::Operator(args) => run_operator(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,471 @@
+//! TrainJob → batch/v1 Job: where the dataset and the output live inside the pod (volumes for
+//! `pvc://` and, when allowed, `file://` host paths), the `wharf-trainer train` command line, and
+//! the owner reference that lets garbage collection remove the Job with its TrainJob.
+//!
+//! Pure functions over the spec and the operator's settings, so every mapping is unit-tested
+//! without a cluster.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, HostPathVolumeSource, PersistentVolumeClaimVolumeSource,
+    PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile, SecurityContext, Volume,
+    VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::{Resource, ResourceExt};
+
+use crate::crd::{ModelKind, TrainJob};
+
+/// Label on the Job and its pod naming the TrainJob they belong to.
+pub const TRAINJOB_LABEL: &str = "wharf.dev/trainjob";
+/// Where `pvc://` claims are mounted: `/mnt/claims/<claim>`.
+const CLAIMS_ROOT: &str = "/mnt/claims";
+/// The non-root user of the trainer image (distroless `nonroot`).
+const TRAINER_UID: i64 = 65532;
+
+/// What the operator was told by the charm's config.
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    /// The trainer image (the same image as the operator's, pinned in metadata.yaml).
+    pub image: String,
+    /// Where the image carries Fashion-MNIST: `file://` datasets under it need no volume.
+    pub dataset_path: String,
+    /// Whether `file://` locations outside the image may become hostPath volumes.
+    pub allow_host_path: bool,
+}
+
+/// Why a spec cannot become a Job; shown as the Failed condition's message, reason InvalidSpec.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidSpec(pub String);
+
+/// A storage location resolved for the pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Resolved {
+    /// A path inside the image: nothing to mount.
+    Image(String),
+    /// `pvc://claim/sub`: mount the claim, use `<mount>/sub`.
+    Claim { claim: String, sub: String },
+    /// `file:///path` on the node.
+    Host(String),
+}
+
+fn resolve(role: &str, uri: &str, settings: &JobSettings) -> Result<Resolved, InvalidSpec> {
+    let bad = |why: String| InvalidSpec(format!("{role}.uri {uri:?}: {why}"));
+    if let Some(rest) = uri.strip_prefix("pvc://") {
+        let (claim, sub) = rest.split_once('/').unwrap_or((rest, ""));
+        if claim.is_empty()
+            || claim.len() > 253
+            || !claim
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        {
+            return Err(bad(format!(
+                "{claim:?} is not a PersistentVolumeClaim name"
+            )));
+        }
+        let sub = sub.trim_matches('/');
+        if sub.split('/').any(|part| part == "..") {
+            return Err(bad("`..` is not allowed in the path".into()));
+        }
+        return Ok(Resolved::Claim {
+            claim: claim.to_owned(),
+            sub: sub.to_owned(),
+        });
+    }
+    if let Some(path) = uri.strip_prefix("file://") {
+        if !path.starts_with('/') || path.split('/').any(|part| part == "..") {
+            return Err(bad("file:// needs an absolute path without `..`".into()));
+        }
+        let path = path.trim_end_matches('/');
+        let path = if path.is_empty() { "/" } else { path };
+        let baked = settings.dataset_path.trim_end_matches('/');
+        if role == "dataset" && (path == baked || path.starts_with(&format!("{baked}/"))) {
+            return Ok(Resolved::Image(path.to_owned()));
+        }
+        if !settings.allow_host_path {
+            return Err(bad(format!(
+                "a file:// location outside the image's dataset ({baked}) is a hostPath volume; \
+                 use pvc://CLAIM/PATH, or set the trainer charm's allow-host-path to true"
+            )));
+        }
+        return Ok(Resolved::Host(path.to_owned()));
+    }
+    if uri.starts_with("s3://") {
+        return Err(bad(
+            "s3:// is not supported by this trainer (it writes to files only); use pvc://CLAIM/PATH"
+                .into(),
+        ));
+    }
+    Err(bad("expected pvc://, file:// (or s3://)".into()))
+}
+
+/// Pod-side layout: volumes, mounts and the two paths the trainer is given.
+#[derive(Default)]
+struct Layout {
+    volumes: Vec<Volume>,
+    mounts: Vec<VolumeMount>,
+}
+
+impl Layout {
+    /// Mounts `loc` (once per claim or host path) and returns the path inside the pod.
+    fn place(&mut self, loc: &Resolved, read_only: bool) -> String {
+        match loc {
+            Resolved::Image(path) => path.clone(),
+            Resolved::Claim { claim, sub } => {
+                let mount_path = format!("{CLAIMS_ROOT}/{claim}");
+                self.mount(&mount_path, read_only, |name| Volume {
+                    name,
+                    persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                        claim_name: claim.clone(),
+                        read_only: None,
+                    }),
+                    ..Volume::default()
+                });
+                if sub.is_empty() {
+                    mount_path
+                } else {
+                    format!("{mount_path}/{sub}")
+                }
+            }
+            Resolved::Host(path) => {
+                let ty = if read_only {
+                    "Directory"
+                } else {
+                    "DirectoryOrCreate"
+                };
+                self.mount(path, read_only, |name| Volume {
+                    name,
+                    host_path: Some(HostPathVolumeSource {
+                        path: path.clone(),
+                        type_: Some(ty.into()),
+                    }),
+                    ..Volume::default()
+                });
+                path.clone()
+            }
+        }
+    }
+
+    fn mount(&mut self, mount_path: &str, read_only: bool, volume: impl FnOnce(String) -> Volume) {
+        if let Some(existing) = self.mounts.iter_mut().find(|m| m.mount_path == mount_path) {
+            // The same claim for dataset and output: one mount, writable if either writes.
+            if !read_only {
+                existing.read_only = None;
+            }
+            return;
+        }
+        let name = format!("location-{}", self.volumes.len());
+        self.volumes.push(volume(name.clone()));
+        self.mounts.push(VolumeMount {
+            name,
+            mount_path: mount_path.to_owned(),
+            read_only: read_only.then_some(true),
+            ..VolumeMount::default()
+        });
+    }
+}
+
+/// Checks what the CRD schema cannot: the locations and the name's length (Jobs label their pods
+/// with their name, and a label value has at most 63 characters).
+pub fn validate(tj: &TrainJob, settings: &JobSettings) -> Result<(), InvalidSpec> {
+    let name = tj.name_any();
+    if name.len() > 63 {
+        return Err(InvalidSpec(format!(
+            "metadata.name {name:?} is longer than 63 characters, the limit for the Job it becomes"
+        )));
+    }
+    resolve("dataset", &tj.spec.dataset.uri, settings)?;
+    match resolve("output", &tj.spec.output.uri, settings)? {
+        Resolved::Image(_) => unreachable!("only datasets resolve into the image"),
+        Resolved::Claim { .. } | Resolved::Host(_) => {}
+    }
+    Ok(())
+}
+
+/// The model URI of an artifact the trainer reported at `pod_path`: the TrainJob's output URI
+/// with the version directory appended (`pvc://models/fashion` + `/3`).
+pub fn model_uri(output_uri: &str, pod_path: &str) -> String {
+    match pod_path.rsplit_once('/') {
+        Some((_, version)) if !version.is_empty() => {
+            format!("{}/{version}", output_uri.trim_end_matches('/'))
+        }
+        _ => output_uri.to_owned(),
+    }
+}
+
+/// The Job for a TrainJob: same name and namespace, controlled by it.
+pub fn build(tj: &TrainJob, settings: &JobSettings) -> Result<Job, InvalidSpec> {
+    validate(tj, settings)?;
+    let name = tj.name_any();
+    let spec = &tj.spec;
+    let mut layout = Layout::default();
+    // The root filesystem is read-only; anything that wants a scratch directory gets /tmp.
+    layout.mount("/tmp", false, |name| Volume {
+        name,
+        empty_dir: Some(Default::default()),
+        ..Volume::default()
+    });
+    let data = layout.place(&resolve("dataset", &spec.dataset.uri, settings)?, true);
+    let out = layout.place(&resolve("output", &spec.output.uri, settings)?, false);
+    let model = match spec.model {
+        ModelKind::Mlp => "mlp",
+        ModelKind::Cnn => "cnn",
+    };
+    let args = [
+        "train".to_owned(),
+        format!("--model={model}"),
+        format!("--epochs={}", spec.epochs),
+        format!("--batch-size={}", spec.batch_size),
+        format!("--lr={}", spec.learning_rate),
+        format!("--seed={}", spec.seed),
+        format!("--data={data}"),
+        format!("--out={out}"),
+    ];
+    let labels = BTreeMap::from([
+        (TRAINJOB_LABEL.to_owned(), name.clone()),
+        (
+            "app.kubernetes.io/managed-by".to_owned(),
+            "wharf-trainer".to_owned(),
+        ),
+    ]);
+    let owner = tj
+        .controller_owner_ref(&())
+        .expect("a TrainJob read from the API has a name and uid");
+    let container = Container {
+        name: "trainer".into(),
+        image: Some(settings.image.clone()),
+        image_pull_policy: Some("IfNotPresent".into()),
+        args: Some(args.to_vec()),
+        resources: spec.resources.clone(),
+        // The trainer writes {"model_uri", "metrics"} (or "error: ...") here; the operator reads
+        // it from the pod's terminated state.
+        termination_message_path: Some("/dev/termination-log".into()),
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        volume_mounts: Some(layout.mounts).filter(|m| !m.is_empty()),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                add: None,
+            }),
+            ..SecurityContext::default()
+        }),
+        ..Container::default()
+    };
+    Ok(Job {
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: tj.namespace(),
+            labels: Some(labels.clone()),
+            owner_references: Some(vec![owner]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(spec.backoff_limit.unwrap_or(0)),
+            active_deadline_seconds: spec.active_deadline_seconds,
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".into()),
+                    // Training never talks to the Kubernetes API.
+                    automount_service_account_token: Some(false),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(TRAINER_UID),
+                        run_as_group: Some(TRAINER_UID),
+                        fs_group: Some(TRAINER_UID),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".into(),
+                            localhost_profile: None,
+                        }),
+                        ..PodSecurityContext::default()
+                    }),
+                    containers: vec![container],
+                    volumes: Some(layout.volumes).filter(|v| !v.is_empty()),
+                    ..PodSpec::default()
+                }),
+            },
+            ..JobSpec::default()
+        }),
+        status: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn settings(allow_host_path: bool) -> JobSettings {
+        JobSettings {
+            image: "ghcr.io/wharf-dev/wharf-trainer:0.1.0".into(),
+            dataset_path: "/usr/share/datasets/fashion-mnist".into(),
+            allow_host_path,
+        }
+    }
+
+    fn trainjob(dataset: &str, output: &str) -> TrainJob {
+        serde_json::from_value(json!({
+            "apiVersion": "wharf.dev/v1alpha1", "kind": "TrainJob",
+            "metadata": {"name": "fashion", "namespace": "ml", "uid": "u-1"},
+            "spec": {"model": "cnn", "epochs": 2, "seed": 7,
+                     "dataset": {"uri": dataset}, "output": {"uri": output}}
+        }))
+        .unwrap()
+    }
+
+    fn args(job: &Job) -> Vec<String> {
+        job.spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0]
+            .args
+            .clone()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_job_runs_the_trainer_with_the_spec_and_is_owned_by_the_trainjob() {
+        let tj = trainjob(
+            "file:///usr/share/datasets/fashion-mnist",
+            "pvc://models/fashion",
+        );
+        let job = build(&tj, &settings(false)).unwrap();
+        assert_eq!(
+            args(&job),
+            [
+                "train",
+                "--model=cnn",
+                "--epochs=2",
+                "--batch-size=32",
+                "--lr=0.001",
+                "--seed=7",
+                "--data=/usr/share/datasets/fashion-mnist",
+                "--out=/mnt/claims/models/fashion",
+            ]
+        );
+        let owner = &job.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str(), owner.uid.as_str()),
+            ("TrainJob", "fashion", "u-1")
+        );
+        assert_eq!(owner.controller, Some(true));
+        let pod = job.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+        assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
+        let volumes = pod.volumes.as_ref().unwrap();
+        assert_eq!(
+            volumes.len(),
+            2,
+            "/tmp and the output: the baked-in dataset needs no volume"
+        );
+        assert_eq!(
+            volumes[1]
+                .persistent_volume_claim
+                .as_ref()
+                .unwrap()
+                .claim_name,
+            "models"
+        );
+        assert_eq!(job.spec.as_ref().unwrap().backoff_limit, Some(0));
+    }
+
+    #[test]
+    fn one_claim_for_dataset_and_output_is_mounted_once_and_writable() {
+        let job = build(
+            &trainjob("pvc://data/fashion", "pvc://data/models"),
+            &settings(false),
+        )
+        .unwrap();
+        let pod = job.spec.unwrap().template.spec.unwrap();
+        let mounts = pod.containers[0].volume_mounts.clone().unwrap();
+        assert_eq!(mounts.len(), 2);
+        assert_eq!(mounts[1].read_only, None);
+        assert_eq!(pod.volumes.unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_dataset_claim_alone_is_mounted_read_only() {
+        let job = build(
+            &trainjob("pvc://data/fashion", "pvc://models"),
+            &settings(false),
+        )
+        .unwrap();
+        let mounts = job.spec.unwrap().template.spec.unwrap().containers[0]
+            .volume_mounts
+            .clone()
+            .unwrap();
+        assert_eq!(mounts[1].mount_path, "/mnt/claims/data");
+        assert_eq!(mounts[1].read_only, Some(true));
+        assert_eq!(mounts[2].mount_path, "/mnt/claims/models");
+    }
+
+    #[test]
+    fn host_paths_need_the_charm_to_allow_them() {
+        let tj = trainjob("file:///srv/fashion", "file:///srv/models");
+        let err = build(&tj, &settings(false)).unwrap_err();
+        assert!(err.0.contains("allow-host-path"), "{err}");
+        let job = build(&tj, &settings(true)).unwrap();
+        let volumes = job.spec.unwrap().template.spec.unwrap().volumes.unwrap();
+        let types: Vec<_> = volumes
+            .iter()
+            .filter_map(|v| v.host_path.as_ref()?.type_.clone())
+            .collect();
+        assert_eq!(types, ["Directory", "DirectoryOrCreate"]);
+    }
+
+    #[test]
+    fn invalid_locations_are_refused_with_the_field() {
+        let cases = [
+            (
+                "s3://bucket/fashion",
+                "pvc://m",
+                "dataset.uri \"s3://bucket/fashion\": s3://",
+            ),
+            (
+                "pvc://data",
+                "s3://models/x",
+                "output.uri \"s3://models/x\": s3://",
+            ),
+            (
+                "pvc://Bad_Claim/x",
+                "pvc://m",
+                "is not a PersistentVolumeClaim name",
+            ),
+            ("pvc://data/../etc", "pvc://m", "`..` is not allowed"),
+            ("pvc://data", "file://relative", "absolute path"),
+            (
+                "pvc://data",
+                "file:///usr/share/datasets/fashion-mnist",
+                "allow-host-path",
+            ),
+        ];
+        for (dataset, output, want) in cases {
+            let err = build(&trainjob(dataset, output), &settings(false)).unwrap_err();
+            assert!(err.0.contains(want), "{dataset} {output}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_model_uri_is_the_output_uri_and_the_version() {
+        assert_eq!(
+            model_uri("pvc://models/fashion", "/mnt/claims/models/fashion/3"),
+            "pvc://models/fashion/3"
+        );
+        assert_eq!(
+            model_uri("pvc://models/", "/mnt/claims/models/1"),
+            "pvc://models/1"
+        );
+    }
+}

@@ -1,0 +1,127 @@
+//! `wharf-trainer operator`: the TrainJob controller. It watches TrainJobs in every namespace and
+//! the Jobs they own, turns each TrainJob into a Job running `wharf-trainer train`, and reports the
+//! outcome in the TrainJob's status and as Events. `/metrics` and `/healthz` are served on
+//! `--metrics-addr`; with `--leader-elect` only the replica holding the Lease reconciles.
+//!
+//! Modules, one job each: [`job`] (spec → Job), [`status`] (Job and pod → status),
+//! [`reconcile`] (the loop body), [`metrics`] (HTTP side), [`leader`] (the Lease).
+
+pub mod job;
+pub mod leader;
+pub mod metrics;
+pub mod reconcile;
+pub mod status;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use kube::api::Api;
+use kube::runtime::controller::Controller;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::watcher;
+
+use crate::crd::TrainJob;
+use job::JobSettings;
+use metrics::Metrics;
+use reconcile::Context;
+
+/// The operator's settings (flags of `wharf-trainer operator`, set by the charm's templates).
+#[derive(Debug, Clone, clap::Args)]
+pub struct OperatorArgs {
+    /// The image training Jobs run (the charm passes its own pinned image).
+    #[arg(long, env = "WHARF_TRAINER_IMAGE")]
+    pub trainer_image: String,
+    /// Where the trainer image carries Fashion-MNIST; `file://` datasets under it need no volume.
+    #[arg(long, default_value = crate::data::DEFAULT_DATA_DIR)]
+    pub dataset_path: String,
+    /// Let `file://` locations outside the image become hostPath volumes (single-node clusters).
+    #[arg(long)]
+    pub allow_host_path: bool,
+    /// Address of `/metrics` and `/healthz`.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+    /// Reconcile only while holding the Lease LEASE_NAME in LEASE_NAMESPACE (for scale > 1).
+    #[arg(long)]
+    pub leader_elect: bool,
+    #[arg(long, default_value = "wharf-trainer-operator")]
+    pub lease_name: String,
+    /// Namespace of the Lease: the operator's own.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+    /// This replica's identity in the Lease and in Events (the pod name).
+    #[arg(long, env = "POD_NAME", default_value = "wharf-trainer-operator")]
+    pub identity: String,
+}
+
+/// Runs the operator until it loses leadership or the process is stopped.
+pub async fn run(args: OperatorArgs) -> Result<()> {
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to Kubernetes (in-cluster, or KUBECONFIG)")?;
+    let metrics = Metrics::new();
+    let server = tokio::spawn(metrics::serve(args.metrics_addr, metrics.clone()));
+
+    let elector = args.leader_elect.then(|| {
+        leader::Elector::new(
+            client.clone(),
+            &args.lease_namespace,
+            &args.lease_name,
+            &args.identity,
+        )
+    });
+    if let Some(elector) = &elector {
+        elector.acquire().await;
+    }
+    metrics.leader.set(1);
+
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        settings: JobSettings {
+            image: args.trainer_image.clone(),
+            dataset_path: args.dataset_path.clone(),
+            allow_host_path: args.allow_host_path,
+        },
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "wharf-trainer".into(),
+                instance: Some(args.identity.clone()),
+            },
+        ),
+        metrics: metrics.clone(),
+    });
+    let trainjobs: Api<TrainJob> = Api::all(client.clone());
+    let jobs: Api<Job> = Api::all(client.clone());
+    let jobs_config =
+        watcher::Config::default().labels("app.kubernetes.io/managed-by=wharf-trainer");
+    let controller = Controller::new(trainjobs, watcher::Config::default())
+        .owns(jobs, jobs_config)
+        .shutdown_on_signal()
+        .run(reconcile::reconcile, reconcile::error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "controller event");
+            }
+        });
+    tracing::info!(image = %args.trainer_image, "reconciling TrainJobs");
+    tokio::select! {
+        () = controller => Ok(()),
+        () = async {
+            match &elector {
+                Some(e) => e.hold().await,
+                None => std::future::pending().await,
+            }
+        } => {
+            metrics.leader.set(0);
+            anyhow::bail!("lost the leader Lease {}; exiting so that a standby takes over", args.lease_name)
+        }
+        served = server => match served {
+            Ok(Ok(())) => anyhow::bail!("the metrics server stopped"),
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(e.into()),
+        },
+    }
+}

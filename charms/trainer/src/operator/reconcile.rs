@@ -1,0 +1,244 @@
+//! One reconciliation of one TrainJob: refuse a spec the trainer cannot run, make sure its Job
+//! exists, read the Job and its pod, write the status when it changed, and tell the user through
+//! Events (JobCreated, Running, Succeeded, Failed, InvalidSpec).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use super::job::{self, JobSettings};
+use super::metrics::Metrics;
+use super::status::{self, Phase};
+use crate::crd::{TrainJob, TrainJobStatus};
+
+/// Everything a reconciliation needs, shared by all of them.
+pub struct Context {
+    pub client: kube::Client,
+    pub settings: JobSettings,
+    pub recorder: Recorder,
+    pub metrics: Metrics,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error(transparent)]
+    Invalid(#[from] job::InvalidSpec),
+    #[error("TrainJob has no namespace")]
+    NoNamespace,
+}
+
+/// How often an unfinished TrainJob is looked at even without a watch event.
+const RESYNC: Duration = Duration::from_secs(300);
+
+pub async fn reconcile(tj: Arc<TrainJob>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let result = reconcile_inner(&tj, &ctx).await;
+    ctx.metrics
+        .reconcile_seconds
+        .with_label_values(&[] as &[&str])
+        .observe(started.elapsed().as_secs_f64());
+    ctx.metrics
+        .reconciles
+        .with_label_values(&[if result.is_ok() { "ok" } else { "error" }])
+        .inc();
+    result
+}
+
+pub fn error_policy(tj: Arc<TrainJob>, error: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(trainjob = %tj.name_any(), namespace = ?tj.namespace(), %error, "reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(5))
+}
+
+async fn reconcile_inner(tj: &TrainJob, ctx: &Context) -> Result<Action, Error> {
+    let ns = tj.namespace().ok_or(Error::NoNamespace)?;
+    let name = tj.name_any();
+    let generation = tj.metadata.generation;
+    let previous = tj.status.as_ref();
+    let finished = previous
+        .and_then(|s| s.state.as_deref())
+        .is_some_and(|s| s == "Succeeded" || s == "Failed");
+
+    if let Err(invalid) = job::validate(tj, &ctx.settings) {
+        // A spec that never ran stays refused until it is fixed (a new generation is checked again).
+        let next = status::invalid(previous, &invalid.0, generation);
+        if write_status(ctx, tj, &ns, previous, &next).await? {
+            ctx.metrics.finished.with_label_values(&["Failed"]).inc();
+            event(
+                ctx,
+                tj,
+                EventType::Warning,
+                "InvalidSpec",
+                "Validate",
+                &invalid.0,
+            )
+            .await;
+        }
+        return Ok(Action::await_change());
+    }
+
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut current = jobs.get_opt(&name).await?;
+    if current.is_none() && !finished {
+        let desired = job::build(tj, &ctx.settings)?;
+        current = Some(match jobs.create(&PostParams::default(), &desired).await {
+            Ok(created) => {
+                tracing::info!(trainjob = %name, namespace = %ns, "created the Job");
+                event(
+                    ctx,
+                    tj,
+                    EventType::Normal,
+                    "JobCreated",
+                    "CreateJob",
+                    &format!("created Job {name}"),
+                )
+                .await;
+                created
+            }
+            Err(kube::Error::Api(e)) if e.code == 409 => jobs.get(&name).await?,
+            Err(e) => return Err(e.into()),
+        });
+    }
+    let Some(current) = current else {
+        // Finished, and the Job was deleted since (e.g. by a TTL): the status stands.
+        return Ok(Action::await_change());
+    };
+    if !current
+        .owner_references()
+        .iter()
+        .any(|o| Some(&o.uid) == tj.metadata.uid.as_ref())
+    {
+        let message = format!("a Job named {name} exists and does not belong to this TrainJob");
+        let next = status::status(
+            previous,
+            &Phase::Failed {
+                reason: "JobConflict".into(),
+                message: message.clone(),
+            },
+            None,
+            None,
+            generation,
+        );
+        if write_status(ctx, tj, &ns, previous, &next).await? {
+            event(
+                ctx,
+                tj,
+                EventType::Warning,
+                "JobConflict",
+                "CreateJob",
+                &message,
+            )
+            .await;
+        }
+        return Ok(Action::await_change());
+    }
+
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let pods = pods
+        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={name}")))
+        .await?
+        .items;
+    let phase = status::phase(&current, &pods);
+    let model_uri = match &phase {
+        Phase::Succeeded {
+            model_path: Some(path),
+            ..
+        } => Some(job::model_uri(&tj.spec.output.uri, path)),
+        _ => None,
+    };
+    let next = status::status(previous, &phase, Some(&current), model_uri, generation);
+    let changed_state = previous.and_then(|s| s.state.as_deref()) != next.state.as_deref();
+    if write_status(ctx, tj, &ns, previous, &next).await? && changed_state {
+        match &phase {
+            Phase::Created => {}
+            Phase::Running => {
+                event(
+                    ctx,
+                    tj,
+                    EventType::Normal,
+                    "Running",
+                    "Train",
+                    "the training pod started",
+                )
+                .await
+            }
+            Phase::Succeeded { .. } => {
+                ctx.metrics.finished.with_label_values(&["Succeeded"]).inc();
+                let message = next
+                    .conditions
+                    .iter()
+                    .find(|c| c.type_ == "Succeeded")
+                    .map(|c| c.message.clone())
+                    .unwrap_or_default();
+                event(ctx, tj, EventType::Normal, "Succeeded", "Train", &message).await
+            }
+            Phase::Failed { reason, message } => {
+                ctx.metrics.finished.with_label_values(&["Failed"]).inc();
+                event(
+                    ctx,
+                    tj,
+                    EventType::Warning,
+                    "Failed",
+                    "Train",
+                    &format!("{reason}: {message}"),
+                )
+                .await
+            }
+        }
+    }
+    Ok(if phase.is_finished() {
+        Action::await_change()
+    } else {
+        Action::requeue(RESYNC)
+    })
+}
+
+/// Writes `next` to the status subresource if it differs; true when it wrote.
+async fn write_status(
+    ctx: &Context,
+    tj: &TrainJob,
+    ns: &str,
+    previous: Option<&TrainJobStatus>,
+    next: &TrainJobStatus,
+) -> Result<bool, Error> {
+    if previous == Some(next) {
+        return Ok(false);
+    }
+    let api: Api<TrainJob> = Api::namespaced(ctx.client.clone(), ns);
+    api.patch_status(
+        &tj.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": next })),
+    )
+    .await?;
+    Ok(true)
+}
+
+/// Publishes an Event about the TrainJob; a failure is logged, never fatal.
+async fn event(
+    ctx: &Context,
+    tj: &TrainJob,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: &str,
+) {
+    let ev = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note.chars().take(1000).collect()),
+        action: action.into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &tj.object_ref(&())).await {
+        tracing::warn!(trainjob = %tj.name_any(), error = %e, "could not publish an Event");
+    }
+}
