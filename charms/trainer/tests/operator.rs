@@ -1,0 +1,466 @@
+//! The TrainJob operator, as the `wharf-trainer operator` binary, against the API simulator.
+//!
+//! The charm is rendered with wharf's own renderer and its objects (CRD, ServiceAccount,
+//! ClusterRole, bindings, Deployment) are put into the simulator; the operator runs with the
+//! Deployment's own arguments and authenticates as the charm's ServiceAccount, so the simulator
+//! checks every request against the charm's RBAC: a permission missing from the templates fails
+//! these tests.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::{Api, DeleteParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube_sim::{Outcome, Simulator};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use wharf_trainer::crd::TrainJob;
+
+/// The model namespace the charm is deployed into, and a user's namespace for TrainJobs.
+const MODEL: &str = "wharf";
+const USER: &str = "team-a";
+const IMAGE: &str = "ghcr.io/wharf-dev/wharf-trainer:0.1.0";
+
+/// The trainer charm rendered by wharf, as a one-application bundle at `scale`.
+fn render_charm(scale: u32) -> Vec<Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("bundle.yaml");
+    std::fs::write(
+        &bundle,
+        format!(
+            "bundle: kubernetes\nname: trainer-test\napplications:\n  trainer:\n    charm: trainer\n    \
+             scale: {scale}\n    trust: true\n"
+        ),
+    )
+    .unwrap();
+    let charms = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let bundle = wharf::bundle::Bundle::load(bundle.to_str().unwrap(), &[], &[]).unwrap();
+    let resolved =
+        wharf::render::Resolved::new(bundle, &wharf::charm::Source::new(Some(&charms))).unwrap();
+    let target = wharf::render::Target {
+        namespace: MODEL.into(),
+        ..wharf::render::Target::default()
+    };
+    let rendered = resolved
+        .render(&target, &wharf::render::Generated::new())
+        .unwrap();
+    rendered.apps.into_iter().flat_map(|a| a.objects).collect()
+}
+
+struct Harness {
+    sim: Simulator,
+    admin: kube::Client,
+    operators: Vec<tokio::process::Child>,
+    metrics_ports: Vec<u16>,
+    _dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn client(path: &Path) -> kube::Client {
+    let kc = Kubeconfig::read_from(path).unwrap();
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    kube::Client::try_from(cfg).unwrap()
+}
+
+/// GET `path` from 127.0.0.1:`port`; the status code and body.
+async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    let code = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n")?.1.to_owned();
+    Some((code, body))
+}
+
+/// Polls `f` every 50 ms for up to 15 s.
+async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+impl Harness {
+    /// The simulator with the charm deployed at `scale` and `scale` operator processes running.
+    async fn start(scale: u32) -> Harness {
+        let sim = Simulator::start(kube_sim::Config {
+            readiness_delay: Duration::from_millis(300),
+            crd_established_delay: Duration::from_millis(50),
+            ..kube_sim::Config::default()
+        })
+        .await
+        .unwrap();
+        for ns in [MODEL, USER] {
+            sim.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
+                .unwrap();
+        }
+        let objects = render_charm(scale);
+        let mut args = None;
+        for object in &objects {
+            sim.put(object.clone()).unwrap_or_else(|e| {
+                panic!(
+                    "putting {} {}: {e}",
+                    object["kind"], object["metadata"]["name"]
+                )
+            });
+            if object["kind"] == "Deployment" {
+                let container = &object["spec"]["template"]["spec"]["containers"][0];
+                assert_eq!(container["image"], IMAGE);
+                args =
+                    Some(serde_json::from_value::<Vec<String>>(container["args"].clone()).unwrap());
+            }
+        }
+        let args = args.expect("the charm renders the operator Deployment");
+
+        let dir = tempfile::tempdir().unwrap();
+        let admin_path = dir.path().join("admin.kubeconfig");
+        sim.write_kubeconfig(&admin_path, None).unwrap();
+        let operator_path = dir.path().join("operator.kubeconfig");
+        let token = sim.token_for_service_account(MODEL, "trainer");
+        sim.write_kubeconfig(&operator_path, Some(&token)).unwrap();
+
+        let mut operators = Vec::new();
+        let mut metrics_ports = Vec::new();
+        for replica in 0..scale {
+            let port = free_port();
+            let args: Vec<String> = args
+                .iter()
+                .map(|a| {
+                    if a.starts_with("--metrics-addr=") {
+                        format!("--metrics-addr=127.0.0.1:{port}")
+                    } else {
+                        a.clone()
+                    }
+                })
+                .collect();
+            let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wharf-trainer"))
+                .args(&args)
+                .env("KUBECONFIG", &operator_path)
+                .env("POD_NAMESPACE", MODEL)
+                .env("POD_NAME", format!("trainer-{replica}"))
+                .env("RUST_LOG", "warn")
+                .stdin(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap();
+            operators.push(child);
+            metrics_ports.push(port);
+        }
+        for &port in &metrics_ports {
+            eventually("the operator's /healthz", || http_get(port, "/healthz")).await;
+        }
+        Harness {
+            admin: client(&admin_path).await,
+            sim,
+            operators,
+            metrics_ports,
+            _dir: dir,
+        }
+    }
+
+    fn trainjobs(&self) -> Api<TrainJob> {
+        Api::namespaced(self.admin.clone(), USER)
+    }
+
+    fn jobs(&self) -> Api<Job> {
+        Api::namespaced(self.admin.clone(), USER)
+    }
+
+    async fn create(&self, name: &str, spec: Value) -> Result<TrainJob, kube::Error> {
+        let tj: TrainJob = serde_json::from_value(json!({
+            "apiVersion": "wharf.dev/v1alpha1", "kind": "TrainJob",
+            "metadata": {"name": name}, "spec": spec
+        }))
+        .unwrap();
+        self.trainjobs().create(&PostParams::default(), &tj).await
+    }
+
+    /// Waits until the TrainJob's status.state is `state`.
+    async fn wait_state(&self, name: &str, state: &str) -> TrainJob {
+        let api = self.trainjobs();
+        eventually(&format!("TrainJob {name} in state {state}"), || {
+            let api = api.clone();
+            async move {
+                let tj = api.get(name).await.ok()?;
+                (tj.status.as_ref()?.state.as_deref() == Some(state)).then_some(tj)
+            }
+        })
+        .await
+    }
+
+    /// Reasons of the events.k8s.io Events about `name`.
+    fn event_reasons(&self, name: &str) -> Vec<String> {
+        self.sim
+            .list("events.k8s.io/v1", "Event", Some(USER))
+            .iter()
+            .filter(|e| e["regarding"]["name"] == name)
+            .map(|e| e["reason"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    async fn stop(mut self) {
+        for child in &mut self.operators {
+            let _ = child.kill().await;
+        }
+        self.sim.shutdown().await;
+    }
+}
+
+fn spec(dataset: &str, output: &str) -> Value {
+    json!({"model": "mlp", "epochs": 2, "dataset": {"uri": dataset}, "output": {"uri": output}})
+}
+
+const BAKED: &str = "file:///usr/share/datasets/fashion-mnist";
+
+fn condition<'a>(
+    tj: &'a TrainJob,
+    type_: &str,
+) -> &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    let status = tj.status.as_ref().unwrap();
+    status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .unwrap_or_else(|| panic!("no {type_} condition in {:?}", status.conditions))
+}
+
+#[tokio::test]
+async fn a_trainjob_becomes_a_job_and_succeeds_with_the_trainers_accuracy() {
+    let h = Harness::start(1).await;
+    h.sim.set_job_outcome(USER, "fashion", Outcome::Succeed {
+        message: r#"{"model_uri":"/mnt/claims/models/fashion/1","metrics":{"test_accuracy":0.8731,"train_accuracy":0.91,"loss":0.27,"epochs":2,"train_seconds":30.0}}"#.into(),
+    });
+    let created = h
+        .create("fashion", spec(BAKED, "pvc://models/fashion"))
+        .await
+        .unwrap();
+
+    let job = eventually("the Job", || async {
+        h.jobs().get_opt("fashion").await.unwrap()
+    })
+    .await;
+    let owner = &job.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.uid.as_str()),
+        ("TrainJob", created.metadata.uid.as_deref().unwrap())
+    );
+    assert_eq!(owner.controller, Some(true));
+    let container = &job
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0];
+    assert_eq!(
+        container.image.as_deref(),
+        Some(IMAGE),
+        "the image from the charm's metadata"
+    );
+    let args = container.args.clone().unwrap();
+    assert_eq!(args[0], "train");
+    assert!(
+        args.contains(&"--out=/mnt/claims/models/fashion".to_owned()),
+        "{args:?}"
+    );
+
+    let tj = h.wait_state("fashion", "Succeeded").await;
+    let status = tj.status.as_ref().unwrap();
+    assert_eq!(status.metrics.as_ref().unwrap().test_accuracy, 0.8731);
+    assert_eq!(status.model_uri.as_deref(), Some("pvc://models/fashion/1"));
+    assert!(status.start_time.is_some() && status.completion_time.is_some());
+    for (type_, want) in [
+        ("Created", "True"),
+        ("Running", "False"),
+        ("Succeeded", "True"),
+        ("Failed", "False"),
+    ] {
+        let c = condition(&tj, type_);
+        assert_eq!(c.status, want, "{type_}: {c:?}");
+        assert_eq!(c.observed_generation, tj.metadata.generation, "{type_}");
+    }
+    assert!(condition(&tj, "Succeeded").message.contains("0.8731"));
+    let reasons = h.event_reasons("fashion");
+    assert!(
+        reasons.contains(&"JobCreated".to_owned()) && reasons.contains(&"Succeeded".to_owned()),
+        "{reasons:?}"
+    );
+
+    let (code, metrics) = http_get(h.metrics_ports[0], "/metrics").await.unwrap();
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("wharf_trainer_trainjobs_finished_total{outcome=\"Succeeded\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("wharf_trainer_reconcile_duration_seconds_count"),
+        "{metrics}"
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_failing_pod_fails_the_trainjob_with_the_reason() {
+    let h = Harness::start(1).await;
+    h.sim.set_job_outcome(
+        USER,
+        "broken",
+        Outcome::Fail {
+            message:
+                "error: /data: neither train-images-idx3-ubyte nor train-images-idx3-ubyte.gz found"
+                    .into(),
+            reason: "BackoffLimitExceeded".into(),
+        },
+    );
+    h.create("broken", spec("pvc://data/fashion", "pvc://models/fashion"))
+        .await
+        .unwrap();
+    let tj = h.wait_state("broken", "Failed").await;
+    let failed = condition(&tj, "Failed");
+    assert_eq!(failed.status, "True");
+    assert_eq!(failed.reason, "BackoffLimitExceeded");
+    assert!(
+        failed.message.contains("train-images-idx3-ubyte"),
+        "{failed:?}"
+    );
+    assert_eq!(condition(&tj, "Succeeded").status, "False");
+    assert!(tj.status.as_ref().unwrap().metrics.is_none());
+    assert!(h.event_reasons("broken").contains(&"Failed".to_owned()));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn deleting_the_trainjob_removes_its_job() {
+    let h = Harness::start(1).await;
+    h.create("short-lived", spec(BAKED, "pvc://models/x"))
+        .await
+        .unwrap();
+    eventually("the Job", || async {
+        h.jobs().get_opt("short-lived").await.unwrap()
+    })
+    .await;
+    h.trainjobs()
+        .delete("short-lived", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the Job gone", || async {
+        h.jobs()
+            .get_opt("short-lived")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(
+        h.sim.list("v1", "Pod", Some(USER)).is_empty(),
+        "its pod went with it"
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn an_invalid_spec_is_refused() {
+    let h = Harness::start(1).await;
+    // What the CRD schema refuses never reaches the operator.
+    for (name, bad) in [
+        (
+            "zero-epochs",
+            json!({"model": "mlp", "epochs": 0, "dataset": {"uri": BAKED}, "output": {"uri": "pvc://m"}}),
+        ),
+        (
+            "bad-model",
+            json!({"model": "gpt", "epochs": 1, "dataset": {"uri": BAKED}, "output": {"uri": "pvc://m"}}),
+        ),
+        ("bad-uri", spec("http://example.com/data", "pvc://m")),
+        (
+            "bad-lr",
+            json!({"model": "mlp", "epochs": 1, "learningRate": 0.0, "dataset": {"uri": BAKED}, "output": {"uri": "pvc://m"}}),
+        ),
+    ] {
+        let raw: Api<kube::api::DynamicObject> = Api::namespaced_with(
+            h.admin.clone(),
+            USER,
+            &kube::api::ApiResource::erase::<TrainJob>(&()),
+        );
+        let obj = serde_json::from_value(
+            json!({"apiVersion": "wharf.dev/v1alpha1", "kind": "TrainJob",
+            "metadata": {"name": name}, "spec": bad}),
+        )
+        .unwrap();
+        match raw.create(&PostParams::default(), &obj).await {
+            Err(kube::Error::Api(s)) => assert_eq!(s.code, 422, "{name}: {s:?}"),
+            other => panic!("{name}: expected 422 Invalid, got {other:?}"),
+        }
+    }
+    // What only the operator can judge: Failed with InvalidSpec, an Event, and no Job.
+    h.create("to-s3", spec(BAKED, "s3://models/fashion"))
+        .await
+        .unwrap();
+    let tj = h.wait_state("to-s3", "Failed").await;
+    let failed = condition(&tj, "Failed");
+    assert_eq!(failed.reason, "InvalidSpec");
+    assert!(
+        failed.message.contains("output.uri") && failed.message.contains("s3://"),
+        "{failed:?}"
+    );
+    assert_eq!(condition(&tj, "Created").status, "False");
+    assert!(h.jobs().get_opt("to-s3").await.unwrap().is_none());
+    assert!(h.event_reasons("to-s3").contains(&"InvalidSpec".to_owned()));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn two_replicas_elect_one_leader_through_the_lease() {
+    let h = Harness::start(2).await;
+    let leases: Api<Lease> = Api::namespaced(h.admin.clone(), MODEL);
+    let lease = eventually("the Lease", || async {
+        leases.get_opt("trainer-operator").await.unwrap()
+    })
+    .await;
+    let holder = lease.spec.unwrap().holder_identity.unwrap();
+    assert!(holder == "trainer-0" || holder == "trainer-1", "{holder}");
+    // Only the leader reconciles, and it does.
+    h.create("led", spec(BAKED, "pvc://models/led"))
+        .await
+        .unwrap();
+    h.wait_state("led", "Succeeded").await;
+    let mut leaders = 0;
+    for &port in &h.metrics_ports {
+        let (_, metrics) = http_get(port, "/metrics").await.unwrap();
+        leaders += metrics.lines().any(|l| l == "wharf_trainer_leader 1") as u32;
+    }
+    assert_eq!(leaders, 1, "exactly one replica leads");
+    h.stop().await;
+}
