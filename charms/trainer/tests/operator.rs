@@ -438,6 +438,19 @@ async fn an_invalid_spec_is_refused() {
     assert_eq!(condition(&tj, "Created").status, "False");
     assert!(h.jobs().get_opt("to-s3").await.unwrap().is_none());
     assert!(h.event_reasons("to-s3").contains(&"InvalidSpec".to_owned()));
+
+    // Fixed, it runs: the refusal did not end it for good.
+    h.trainjobs()
+        .patch(
+            "to-s3",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"output": {"uri": "pvc://models/fashion"}}})),
+        )
+        .await
+        .unwrap();
+    let tj = h.wait_state("to-s3", "Succeeded").await;
+    assert_eq!(condition(&tj, "Failed").status, "False");
+    assert_eq!(condition(&tj, "Created").status, "True");
     h.stop().await;
 }
 

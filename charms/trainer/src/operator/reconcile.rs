@@ -16,7 +16,7 @@ use serde_json::json;
 use super::job::{self, JobSettings};
 use super::metrics::Metrics;
 use super::status::{self, Phase};
-use crate::crd::{TrainJob, TrainJobStatus};
+use crate::crd::{CONDITION_CREATED, TrainJob, TrainJobStatus};
 
 /// Everything a reconciliation needs, shared by all of them.
 pub struct Context {
@@ -63,9 +63,14 @@ async fn reconcile_inner(tj: &TrainJob, ctx: &Context) -> Result<Action, Error> 
     let name = tj.name_any();
     let generation = tj.metadata.generation;
     let previous = tj.status.as_ref();
-    let finished = previous
-        .and_then(|s| s.state.as_deref())
-        .is_some_and(|s| s == "Succeeded" || s == "Failed");
+    // Done means a Job ran to an end. A TrainJob refused before any Job existed (InvalidSpec,
+    // JobConflict) is not done: once its spec is fixed, it runs.
+    let finished = previous.is_some_and(|s| {
+        matches!(s.state.as_deref(), Some("Succeeded" | "Failed"))
+            && s.conditions
+                .iter()
+                .any(|c| c.type_ == CONDITION_CREATED && c.status == "True")
+    });
 
     if let Err(invalid) = job::validate(tj, &ctx.settings) {
         // A spec that never ran stays refused until it is fixed (a new generation is checked again).
