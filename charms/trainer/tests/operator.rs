@@ -217,14 +217,22 @@ impl Harness {
         .await
     }
 
-    /// Reasons of the events.k8s.io Events about `name`.
-    fn event_reasons(&self, name: &str) -> Vec<String> {
-        self.sim
-            .list("events.k8s.io/v1", "Event", Some(USER))
-            .iter()
-            .filter(|e| e["regarding"]["name"] == name)
-            .map(|e| e["reason"].as_str().unwrap_or_default().to_owned())
-            .collect()
+    /// Waits until events.k8s.io Events about `name` include every reason in `want` (they are
+    /// published just after the status write that the caller may already have seen).
+    async fn wait_events(&self, name: &str, want: &[&str]) {
+        eventually(&format!("Events {want:?} about {name}"), || async {
+            let reasons: Vec<String> = self
+                .sim
+                .list("events.k8s.io/v1", "Event", Some(USER))
+                .iter()
+                .filter(|e| e["regarding"]["name"] == name)
+                .map(|e| e["reason"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            want.iter()
+                .all(|w| reasons.iter().any(|r| r == w))
+                .then_some(())
+        })
+        .await;
     }
 
     async fn stop(mut self) {
@@ -311,11 +319,8 @@ async fn a_trainjob_becomes_a_job_and_succeeds_with_the_trainers_accuracy() {
         assert_eq!(c.observed_generation, tj.metadata.generation, "{type_}");
     }
     assert!(condition(&tj, "Succeeded").message.contains("0.8731"));
-    let reasons = h.event_reasons("fashion");
-    assert!(
-        reasons.contains(&"JobCreated".to_owned()) && reasons.contains(&"Succeeded".to_owned()),
-        "{reasons:?}"
-    );
+    h.wait_events("fashion", &["JobCreated", "Running", "Succeeded"])
+        .await;
 
     let (code, metrics) = http_get(h.metrics_ports[0], "/metrics").await.unwrap();
     assert_eq!(code, 200);
@@ -356,7 +361,7 @@ async fn a_failing_pod_fails_the_trainjob_with_the_reason() {
     );
     assert_eq!(condition(&tj, "Succeeded").status, "False");
     assert!(tj.status.as_ref().unwrap().metrics.is_none());
-    assert!(h.event_reasons("broken").contains(&"Failed".to_owned()));
+    h.wait_events("broken", &["JobCreated", "Failed"]).await;
     h.stop().await;
 }
 
@@ -437,7 +442,7 @@ async fn an_invalid_spec_is_refused() {
     );
     assert_eq!(condition(&tj, "Created").status, "False");
     assert!(h.jobs().get_opt("to-s3").await.unwrap().is_none());
-    assert!(h.event_reasons("to-s3").contains(&"InvalidSpec".to_owned()));
+    h.wait_events("to-s3", &["InvalidSpec"]).await;
 
     // Fixed, it runs: the refusal did not end it for good.
     h.trainjobs()
@@ -475,5 +480,66 @@ async fn two_replicas_elect_one_leader_through_the_lease() {
         leaders += metrics.lines().any(|l| l == "wharf_trainer_leader 1") as u32;
     }
     assert_eq!(leaders, 1, "exactly one replica leads");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_standby_takes_over_an_expired_lease_and_the_old_holder_steps_down() {
+    use wharf_trainer::operator::leader::Elector;
+    let mut h = Harness::start(2).await;
+    for child in h.operators.iter_mut() {
+        child.kill().await.unwrap();
+    }
+    // The charm's Role, as the charm's ServiceAccount: get/update only on this Lease's name.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sa.kubeconfig");
+    let token = h.sim.token_for_service_account(MODEL, "trainer");
+    h.sim.write_kubeconfig(&path, Some(&token)).unwrap();
+    let sa = client(&path).await;
+    let a = Elector::new(sa.clone(), MODEL, "trainer-operator", "a");
+    let b = Elector::new(sa.clone(), MODEL, "trainer-operator", "b");
+    // The killed replicas' Lease is still fresh: nobody else may take it.
+    assert!(!a.try_acquire().await.unwrap());
+    // It expires (the holder stopped renewing 20 s ago): the first standby to ask wins.
+    let leases: Api<Lease> = Api::namespaced(h.admin.clone(), MODEL);
+    let mut lease = leases.get("trainer-operator").await.unwrap();
+    let old =
+        k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(20);
+    lease.spec.as_mut().unwrap().renew_time = Some(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(old),
+    );
+    leases
+        .replace("trainer-operator", &PostParams::default(), &lease)
+        .await
+        .unwrap();
+    assert!(a.try_acquire().await.unwrap(), "a takes the expired Lease");
+    assert!(!b.try_acquire().await.unwrap(), "b stays a standby");
+    assert!(a.try_acquire().await.unwrap(), "a renews");
+    let spec = leases.get("trainer-operator").await.unwrap().spec.unwrap();
+    assert_eq!(spec.holder_identity.as_deref(), Some("a"));
+    assert_eq!(spec.lease_transitions, Some(1));
+    // a stalls past the Lease's duration; b takes over, and a learns it no longer leads (its
+    // renewal loop then exits the process).
+    let mut lease = leases.get("trainer-operator").await.unwrap();
+    lease.spec.as_mut().unwrap().renew_time = Some(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(old),
+    );
+    leases
+        .replace("trainer-operator", &PostParams::default(), &lease)
+        .await
+        .unwrap();
+    assert!(b.try_acquire().await.unwrap(), "b takes over");
+    assert!(!a.try_acquire().await.unwrap(), "a sees b holding it");
+    let spec = leases.get("trainer-operator").await.unwrap().spec.unwrap();
+    assert_eq!(
+        (spec.holder_identity.as_deref(), spec.lease_transitions),
+        (Some("b"), Some(2))
+    );
+    // The Role is as narrow as it says: another Lease's name is forbidden.
+    let other = Elector::new(sa, MODEL, "someone-else", "a");
+    match other.try_acquire().await {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 403),
+        other => panic!("expected 403 for another Lease, got {other:?}"),
+    }
     h.stop().await;
 }
