@@ -319,8 +319,7 @@ async fn a_trainjob_becomes_a_job_and_succeeds_with_the_trainers_accuracy() {
         assert_eq!(c.observed_generation, tj.metadata.generation, "{type_}");
     }
     assert!(condition(&tj, "Succeeded").message.contains("0.8731"));
-    h.wait_events("fashion", &["JobCreated", "Running", "Succeeded"])
-        .await;
+    h.wait_events("fashion", &["JobCreated", "Succeeded"]).await;
 
     let (code, metrics) = http_get(h.metrics_ports[0], "/metrics").await.unwrap();
     assert_eq!(code, 200);
