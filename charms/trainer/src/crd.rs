@@ -1,5 +1,5 @@
-//! The `TrainJob` custom resource (`wharf.dev/v1alpha1`): what the (future) operator turns into
-//! a Kubernetes Job running `wharf-trainer train`. The Rust type is the source of truth;
+//! The `TrainJob` custom resource (`wharf.dev/v1alpha1`): what the operator ([`crate::operator`])
+//! turns into a Kubernetes Job running `wharf-trainer train`. The Rust type is the source of truth;
 //! `wharf-trainer crd` prints the CRD YAML and a test keeps `charms/trainer/templates/crd.yaml`
 //! identical to it.
 

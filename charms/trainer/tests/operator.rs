@@ -542,3 +542,35 @@ async fn a_standby_takes_over_an_expired_lease_and_the_old_holder_steps_down() {
     }
     h.stop().await;
 }
+
+#[tokio::test]
+async fn the_shipped_example_is_accepted_and_trains() {
+    let h = Harness::start(1).await;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/fashion-mlp.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let tj: TrainJob = serde_saphyr::from_str(&text).unwrap();
+    h.trainjobs()
+        .create(&PostParams::default(), &tj)
+        .await
+        .unwrap();
+    let job = eventually("the Job", || async {
+        h.jobs().get_opt("fashion-mlp").await.unwrap()
+    })
+    .await;
+    let spec = job.spec.unwrap();
+    assert_eq!(
+        (spec.backoff_limit, spec.active_deadline_seconds),
+        (Some(1), Some(3600))
+    );
+    let container = &spec.template.spec.unwrap().containers[0];
+    let limits = container
+        .resources
+        .as_ref()
+        .unwrap()
+        .limits
+        .as_ref()
+        .unwrap();
+    assert_eq!(limits["memory"].0, "1Gi");
+    h.wait_state("fashion-mlp", "Succeeded").await;
+    h.stop().await;
+}
