@@ -304,6 +304,18 @@ async fn a_trainjob_becomes_a_job_and_succeeds_with_the_trainers_accuracy() {
     );
 
     let tj = h.wait_state("fashion", "Succeeded").await;
+    // A later spec change is reported, not silently ignored: a Job cannot change.
+    h.trainjobs()
+        .patch(
+            "fashion",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"epochs": 3}})),
+        )
+        .await
+        .unwrap();
+    h.wait_events("fashion", &["SpecChangeIgnored"]).await;
+    let tj = h.trainjobs().get("fashion").await.unwrap();
+    assert_eq!(tj.metadata.generation, Some(2));
     let status = tj.status.as_ref().unwrap();
     assert_eq!(status.metrics.as_ref().unwrap().test_accuracy, 0.8731);
     assert_eq!(status.model_uri.as_deref(), Some("pvc://models/fashion/1"));

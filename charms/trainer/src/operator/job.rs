@@ -20,6 +20,9 @@ use crate::crd::{ModelKind, TrainJob};
 
 /// Label on the Job and its pod naming the TrainJob they belong to.
 pub const TRAINJOB_LABEL: &str = "wharf.dev/trainjob";
+/// Annotation on the Job: the TrainJob generation whose spec it runs (a Job's pod template is
+/// immutable, so later spec changes are reported, not applied).
+pub const GENERATION_ANNOTATION: &str = "wharf.dev/trainjob-generation";
 /// Where `pvc://` claims are mounted: `/mnt/claims/<claim>`.
 const CLAIMS_ROOT: &str = "/mnt/claims";
 /// The non-root user of the trainer image (distroless `nonroot`).
@@ -185,6 +188,16 @@ pub fn validate(tj: &TrainJob, settings: &JobSettings) -> Result<(), InvalidSpec
     Ok(())
 }
 
+/// The TrainJob generation a Job was built from, if it says.
+pub fn built_from(job: &Job) -> Option<i64> {
+    job.metadata
+        .annotations
+        .as_ref()?
+        .get(GENERATION_ANNOTATION)?
+        .parse()
+        .ok()
+}
+
 /// The model URI of an artifact the trainer reported at `pod_path`: the TrainJob's output URI
 /// with the version directory appended (`pvc://models/fashion` + `/3`).
 pub fn model_uri(output_uri: &str, pod_path: &str) -> String {
@@ -262,6 +275,10 @@ pub fn build(tj: &TrainJob, settings: &JobSettings) -> Result<Job, InvalidSpec> 
             name: Some(name),
             namespace: tj.namespace(),
             labels: Some(labels.clone()),
+            annotations: tj
+                .metadata
+                .generation
+                .map(|g| BTreeMap::from([(GENERATION_ANNOTATION.to_owned(), g.to_string())])),
             owner_references: Some(vec![owner]),
             ..ObjectMeta::default()
         },
@@ -315,7 +332,7 @@ mod tests {
     fn trainjob(dataset: &str, output: &str) -> TrainJob {
         serde_json::from_value(json!({
             "apiVersion": "wharf.dev/v1alpha1", "kind": "TrainJob",
-            "metadata": {"name": "fashion", "namespace": "ml", "uid": "u-1"},
+            "metadata": {"name": "fashion", "namespace": "ml", "uid": "u-1", "generation": 4},
             "spec": {"model": "cnn", "epochs": 2, "seed": 7,
                      "dataset": {"uri": dataset}, "output": {"uri": output}}
         }))
@@ -362,6 +379,7 @@ mod tests {
             ("TrainJob", "fashion", "u-1")
         );
         assert_eq!(owner.controller, Some(true));
+        assert_eq!(built_from(&job), Some(4));
         let pod = job.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
         assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
         let volumes = pod.volumes.as_ref().unwrap();

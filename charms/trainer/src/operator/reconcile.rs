@@ -161,7 +161,35 @@ async fn reconcile_inner(tj: &TrainJob, ctx: &Context) -> Result<Action, Error> 
     };
     let next = status::status(previous, &phase, Some(&current), model_uri, generation);
     let changed_state = previous.and_then(|s| s.state.as_deref()) != next.state.as_deref();
-    if write_status(ctx, tj, &ns, previous, &next).await? && changed_state {
+    let wrote = write_status(ctx, tj, &ns, previous, &next).await?;
+    let job_generation = job::built_from(&current);
+    let observed_before = previous
+        .and_then(|s| s.conditions.first())
+        .and_then(|c| c.observed_generation);
+    if wrote
+        && job_generation.is_some()
+        && generation != job_generation
+        && generation != observed_before
+    {
+        // Seen once per new generation: the status write above moved observedGeneration.
+        let note = format!(
+            "spec changed (generation {}) after Job {name} was created from generation {}; a Job \
+             cannot change, so this TrainJob keeps running the old spec: delete and recreate it to \
+             train with the new one",
+            generation.unwrap_or_default(),
+            job_generation.unwrap_or_default()
+        );
+        event(
+            ctx,
+            tj,
+            EventType::Warning,
+            "SpecChangeIgnored",
+            "Validate",
+            &note,
+        )
+        .await;
+    }
+    if wrote && changed_state {
         match &phase {
             Phase::Created => {}
             Phase::Running => {
