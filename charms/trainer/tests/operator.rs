@@ -303,7 +303,7 @@ async fn a_trainjob_becomes_a_job_and_succeeds_with_the_trainers_accuracy() {
         "{args:?}"
     );
 
-    let tj = h.wait_state("fashion", "Succeeded").await;
+    h.wait_state("fashion", "Succeeded").await;
     // A later spec change is reported, not silently ignored: a Job cannot change.
     h.trainjobs()
         .patch(
