@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::batcher::BatchConfig;
+use crate::operator::OperatorConfig;
 use crate::repository::VersionPolicy;
 use crate::server::ServerConfig;
 
@@ -30,6 +31,54 @@ pub enum Command {
     Serve(ServeArgs),
     /// Print the InferenceService CustomResourceDefinition as YAML.
     Crd,
+    /// Run the InferenceService operator (kubeconfig from KUBECONFIG or the pod's service account).
+    Operator(OperatorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OperatorArgs {
+    /// Namespace whose InferenceServices are served (the platform's model namespace).
+    #[arg(long, env = "WHARF_NAMESPACE")]
+    pub namespace: String,
+    /// wharf-server image of the model Deployments.
+    #[arg(long, env = "WHARF_SERVER_IMAGE")]
+    pub server_image: String,
+    /// Port of each model Service: the gateway's model-port.
+    #[arg(long, default_value_t = 8080, env = "WHARF_MODEL_PORT")]
+    pub model_port: u16,
+    /// The platform's public URL; status.url becomes <public-url>/models/<name>/.
+    #[arg(long, env = "WHARF_PUBLIC_URL", value_parser = parse_public_url)]
+    pub public_url: Option<String>,
+    /// The cluster's DNS domain, for in-cluster URLs.
+    #[arg(long, default_value = "cluster.local", env = "WHARF_CLUSTER_DOMAIN")]
+    pub cluster_domain: String,
+    /// Address of /metrics and /healthz.
+    #[arg(long, default_value = "0.0.0.0:9090", env = "WHARF_METRICS_ADDR")]
+    pub metrics_addr: SocketAddr,
+    /// This pod's name, in Events.
+    #[arg(long, env = "POD_NAME")]
+    pub pod_name: Option<String>,
+}
+
+/// An empty value means unset (the charm passes its config option through as is).
+fn parse_public_url(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.starts_with("http://") || s.starts_with("https://") {
+        Ok(s.trim_end_matches('/').to_string())
+    } else {
+        Err(format!("'{s}' is not a URL: write https://host[:port]"))
+    }
+}
+
+impl OperatorArgs {
+    pub fn config(&self) -> OperatorConfig {
+        let mut config = OperatorConfig::new(&self.namespace, &self.server_image);
+        config.model_port = self.model_port;
+        config.public_url = self.public_url.clone().filter(|u| !u.is_empty());
+        config.cluster_domain = self.cluster_domain.clone();
+        config.metrics_addr = self.metrics_addr;
+        config.instance = self.pod_name.clone();
+        config
+    }
 }
 
 #[derive(Debug, Args)]
@@ -116,6 +165,58 @@ mod tests {
         assert_eq!(config.batch.delay, Duration::from_micros(250));
         assert_eq!(config.policy, VersionPolicy::Specific(3));
         assert_eq!(config.max_body_bytes, 1000);
+    }
+
+    #[test]
+    fn operator_flags_become_its_config() {
+        let cli = Cli::try_parse_from([
+            "wharf-server",
+            "operator",
+            "--namespace",
+            "kubeflow",
+            "--server-image",
+            "img:1",
+            "--public-url",
+            "https://ml.example.com/",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ])
+        .unwrap();
+        let Command::Operator(args) = cli.command else {
+            panic!("parsed as operator")
+        };
+        let config = args.config();
+        assert_eq!(config.namespace, "kubeflow");
+        assert_eq!(config.public_url.as_deref(), Some("https://ml.example.com"));
+        assert_eq!(config.model_port, 8080);
+        let empty = Cli::try_parse_from([
+            "wharf-server",
+            "operator",
+            "--namespace",
+            "n",
+            "--server-image",
+            "i",
+            "--public-url",
+            "",
+        ])
+        .unwrap();
+        let Command::Operator(args) = empty.command else {
+            panic!("parsed as operator")
+        };
+        assert_eq!(args.config().public_url, None, "empty is unset");
+        let err = Cli::try_parse_from([
+            "wharf-server",
+            "operator",
+            "--namespace",
+            "n",
+            "--server-image",
+            "i",
+            "--public-url",
+            "ml.example.com",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("is not a URL"), "{err}");
     }
 
     #[test]

@@ -5,6 +5,9 @@
 //! typed JSON parse ([`tensor`]) → shape and scale checks ([`infer`]) → the version's batch
 //! worker ([`batcher`]) → the model ([`predictor`], [`artifact`]); versions come from the
 //! repository ([`repository`]), swapped atomically by a poller.
+//!
+//! [`operator`] is the InferenceService controller (`wharf-server operator`) that deploys this
+//! server for each model; [`crd`] is its custom resource.
 
 pub mod artifact;
 pub mod batcher;
@@ -13,6 +16,7 @@ pub mod crd;
 pub mod error;
 pub mod infer;
 pub mod metrics;
+pub mod operator;
 pub mod predictor;
 pub mod repository;
 pub mod server;

@@ -20,6 +20,17 @@ async fn main() -> anyhow::Result<()> {
                 wharf_server::server::start(args.config(), Arc::new(ArtifactLoader)).await?;
             server.run_until(shutdown_signal()).await
         }
+        Command::Operator(args) => {
+            init_logging(&cli.log_format);
+            let client = kube::Client::try_default().await.map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot reach the Kubernetes API: {e} (in a pod the service account is used; \
+                     elsewhere set KUBECONFIG)"
+                )
+            })?;
+            let operator = wharf_server::operator::Operator::start(client, args.config()).await?;
+            operator.run_until(shutdown_signal()).await
+        }
     }
 }
 

@@ -1,0 +1,77 @@
+//! What the operator needs to know that is not in an InferenceService: where it runs, which
+//! wharf-server image to deploy, and how the platform gateway reaches models.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The operator's settings (`wharf-server operator` flags, set by the charm).
+#[derive(Debug, Clone)]
+pub struct OperatorConfig {
+    /// The namespace whose InferenceServices are served: the platform's model namespace, the one
+    /// the gateway proxies `/models/<name>/` into.
+    pub namespace: String,
+    /// The wharf-server image each InferenceService's Deployment runs.
+    pub server_image: String,
+    /// The port of each model Service (the gateway's `model-port`).
+    pub model_port: u16,
+    /// The platform's public URL (`https://ml.example.com`), for `status.url`; without it the
+    /// status carries the in-cluster URL.
+    pub public_url: Option<String>,
+    /// The cluster's DNS domain, for in-cluster URLs.
+    pub cluster_domain: String,
+    /// Where `/metrics` is served (port 0 picks a free one).
+    pub metrics_addr: SocketAddr,
+    /// The operator's own name, in Events and as the field manager.
+    pub reporter: String,
+    /// Pod name, in Events (`reportingInstance`).
+    pub instance: Option<String>,
+    /// How long to wait before looking again at an InferenceService whose claim is missing.
+    pub retry_after: Duration,
+}
+
+impl OperatorConfig {
+    /// Defaults for everything but the namespace and the image (tests start from this).
+    pub fn new(namespace: impl Into<String>, server_image: impl Into<String>) -> OperatorConfig {
+        OperatorConfig {
+            namespace: namespace.into(),
+            server_image: server_image.into(),
+            model_port: 8080,
+            public_url: None,
+            cluster_domain: "cluster.local".into(),
+            metrics_addr: SocketAddr::from(([0, 0, 0, 0], 9090)),
+            reporter: "wharf-server-operator".into(),
+            instance: None,
+            retry_after: Duration::from_secs(30),
+        }
+    }
+
+    /// The base URL of one model's APIs: behind the gateway when the public URL is known.
+    pub fn model_url(&self, name: &str) -> String {
+        match &self.public_url {
+            Some(public) => format!("{}/models/{name}/", public.trim_end_matches('/')),
+            None => format!(
+                "http://{name}.{}.svc.{}:{}/",
+                self.namespace, self.cluster_domain, self.model_port
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_url_is_the_gateway_route_when_the_public_url_is_known() {
+        let mut config = OperatorConfig::new("kubeflow", "img");
+        assert_eq!(
+            config.model_url("fashion"),
+            "http://fashion.kubeflow.svc.cluster.local:8080/"
+        );
+        config.public_url = Some("https://ml.example.com/".into());
+        assert_eq!(
+            config.model_url("fashion"),
+            "https://ml.example.com/models/fashion/"
+        );
+    }
+}

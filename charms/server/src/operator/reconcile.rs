@@ -1,0 +1,227 @@
+//! One reconcile of one InferenceService: check the spec and its storage, apply the Deployment,
+//! the Service (the gateway's route) and the HPA, then write what was observed into `status` and
+//! record an Event when readiness changes.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::json;
+
+use super::config::OperatorConfig;
+use super::error::Error;
+use super::metrics::OperatorMetrics;
+use super::resources;
+use super::status::{self, Observed, Refusal};
+use super::storage::{self, ModelSource};
+use crate::crd::InferenceService;
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub config: OperatorConfig,
+    pub metrics: OperatorMetrics,
+    pub recorder: Recorder,
+}
+
+/// Reconcile one InferenceService; the controller calls this on every change of it or of an
+/// object it owns.
+pub async fn reconcile(isvc: Arc<InferenceService>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let result = reconcile_inner(&isvc, &ctx).await;
+    ctx.metrics
+        .duration
+        .observe(started.elapsed().as_secs_f64());
+    let label = if result.is_ok() { "ok" } else { "error" };
+    ctx.metrics
+        .reconciliations
+        .with_label_values(&[label])
+        .inc();
+    result
+}
+
+/// A failed reconcile is retried soon; the error is logged and counted.
+pub fn error_policy(isvc: Arc<InferenceService>, error: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(inferenceservice = %isvc.name_any(), %error, "reconcile failed; retrying");
+    ctx.metrics
+        .failures
+        .with_label_values(&[error.metric_label()])
+        .inc();
+    Action::requeue(Duration::from_secs(5))
+}
+
+async fn reconcile_inner(isvc: &InferenceService, ctx: &Context) -> Result<Action, Error> {
+    if isvc.meta().deletion_timestamp.is_some() {
+        // Owned objects go by garbage collection.
+        return Ok(Action::await_change());
+    }
+    let ns = isvc.namespace().ok_or(Error::NoNamespace)?;
+    let name = isvc.name_any();
+    let apply = PatchParams::apply(&ctx.config.reporter).force();
+
+    let (refusal, observed) = match check(isvc, ctx, &ns).await? {
+        Err(refusal) => {
+            ctx.metrics
+                .refusals
+                .with_label_values(&[refusal.reason.as_str()])
+                .inc();
+            (Some(refusal), Observed::default())
+        }
+        Ok(source) => {
+            let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
+            let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
+            let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client.clone(), &ns);
+            let deployment = deployments
+                .patch(
+                    &name,
+                    &apply,
+                    &Patch::Apply(resources::deployment(isvc, &source, &ctx.config)),
+                )
+                .await?;
+            services
+                .patch(
+                    &name,
+                    &apply,
+                    &Patch::Apply(resources::service(isvc, &ctx.config)),
+                )
+                .await?;
+            match resources::hpa(isvc) {
+                Some(hpa) => {
+                    hpas.patch(&name, &apply, &Patch::Apply(hpa)).await?;
+                }
+                None => match hpas.delete(&name, &DeleteParams::default()).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(e) => return Err(e.into()),
+                },
+            }
+            let observed = Observed {
+                deployment: Some(deployment),
+                service: true,
+                route: format!("{name}:{}", ctx.config.model_port),
+            };
+            (None, observed)
+        }
+    };
+
+    let previous = isvc.status.as_ref();
+    let new = status::status(
+        previous,
+        isvc.meta().generation,
+        refusal.as_ref(),
+        &observed,
+        &name,
+        ctx.config.model_url(&name),
+        isvc.spec.model.version,
+    );
+    if !status::same(previous, &new) {
+        let isvcs: Api<InferenceService> = Api::namespaced(ctx.client.clone(), &ns);
+        isvcs
+            .patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": new})),
+            )
+            .await?;
+    }
+    if status::ready_of(previous) != status::ready_of(Some(&new)) {
+        record(ctx, isvc, &new).await;
+    }
+    Ok(match &refusal {
+        // Nothing watched would change a missing claim: look again later.
+        Some(r) if r.reason == "ClaimNotFound" => Action::requeue(ctx.config.retry_after),
+        _ => Action::requeue(Duration::from_secs(300)),
+    })
+}
+
+/// The spec's own rules (the CRD's CEL rules catch these at the API, but a CRD applied without
+/// them, or an older one, must not make the operator create nonsense), then the storage.
+async fn check(
+    isvc: &InferenceService,
+    ctx: &Context,
+    ns: &str,
+) -> Result<Result<ModelSource, Refusal>, Error> {
+    let spec = &isvc.spec;
+    let refuse = |reason: &str, message: String| {
+        Ok(Err(Refusal {
+            reason: reason.into(),
+            message,
+        }))
+    };
+    if spec.min_replicas > spec.max_replicas {
+        return refuse(
+            "InvalidSpec",
+            format!(
+                "spec.minReplicas ({}) is greater than spec.maxReplicas ({}): lower minReplicas or raise maxReplicas",
+                spec.min_replicas, spec.max_replicas
+            ),
+        );
+    }
+    if spec.min_replicas < 0 || spec.max_replicas < 1 {
+        return refuse(
+            "InvalidSpec",
+            format!(
+                "spec.minReplicas must be at least 0 and spec.maxReplicas at least 1 (got {} and {})",
+                spec.min_replicas, spec.max_replicas
+            ),
+        );
+    }
+    let source = match storage::parse(&spec.model.storage_uri) {
+        Ok(source) => source,
+        Err(e) => return refuse(e.reason(), e.to_string()),
+    };
+    if let ModelSource::Pvc { claim, .. } = &source {
+        let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
+        if claims.get_opt(claim).await?.is_none() {
+            return refuse(
+                "ClaimNotFound",
+                format!(
+                    "PersistentVolumeClaim '{claim}' (from storageUri '{}') does not exist in namespace '{ns}'",
+                    spec.model.storage_uri
+                ),
+            );
+        }
+    }
+    Ok(Ok(source))
+}
+
+/// An Event on the InferenceService for a change of its Ready condition. Failing to record is
+/// logged, never fatal: Events are best effort.
+async fn record(
+    ctx: &Context,
+    isvc: &InferenceService,
+    status: &crate::crd::InferenceServiceStatus,
+) {
+    let Some(ready) = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == crate::crd::CONDITION_READY)
+    else {
+        return;
+    };
+    let refused = status.model_state == Some(crate::crd::ModelState::FailedToLoad);
+    let event = Event {
+        type_: if refused {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: ready.reason.clone(),
+        note: Some(ready.message.chars().take(1000).collect()),
+        action: if ready.status == "True" {
+            "Serve".into()
+        } else {
+            "Reconcile".into()
+        },
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &isvc.object_ref(&())).await {
+        tracing::warn!(inferenceservice = %isvc.name_any(), %error, "cannot record an event");
+    }
+}
