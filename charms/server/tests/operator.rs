@@ -1,0 +1,384 @@
+//! The InferenceService operator against the API simulator, as the charm's service account with
+//! only the charm's own RBAC (templates/00-rbac.yaml): a missing permission makes reconciles fail
+//! and these tests time out or see the error counted in /metrics.
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Api, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube_sim::{Config, Simulator};
+use serde_json::{Value, json};
+use wharf_server::crd::InferenceService;
+use wharf_server::operator::{Operator, OperatorConfig};
+
+const NS: &str = "kubeflow";
+const APP: &str = "server";
+const IMAGE: &str = "ghcr.io/wharf-dev/wharf-server:0.1.0";
+
+struct Env {
+    sim: Simulator,
+    admin: kube::Client,
+    metrics: String,
+    operator: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+async fn client(sim: &Simulator, token: Option<&str>) -> kube::Client {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&path, token).unwrap();
+    let kc = Kubeconfig::read_from(&path).unwrap();
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    kube::Client::try_from(cfg).unwrap()
+}
+
+/// The charm's RBAC template for app `server` in `kubeflow` (it uses only these two variables).
+fn charm_rbac() -> Vec<Value> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/templates/00-rbac.yaml");
+    let text = std::fs::read_to_string(path)
+        .unwrap()
+        .replace("{{ app.name }}", APP)
+        .replace("{{ app.namespace }}", NS);
+    assert!(
+        !text.contains("{{") && !text.contains("{%"),
+        "{path} uses template features this test does not render"
+    );
+    serde_saphyr::from_multiple(&text).unwrap()
+}
+
+async fn start(never_ready_image: Option<&str>) -> Env {
+    let sim = Simulator::start(Config {
+        readiness_delay: Duration::from_millis(100),
+        crd_established_delay: Duration::from_millis(20),
+        never_ready_image: never_ready_image.map(|r| regex::Regex::new(r).unwrap()),
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let crd: Value = serde_saphyr::from_str(&wharf_server::crd::crd_yaml().unwrap()).unwrap();
+    sim.put(crd).unwrap();
+    sim.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}))
+        .unwrap();
+    for mut obj in charm_rbac() {
+        if obj["kind"] != "ServiceAccount" {
+            obj["metadata"]["namespace"] = json!(NS);
+            sim.put(obj).unwrap();
+        }
+    }
+    sim.put(json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "models", "namespace": NS},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}))
+        .unwrap();
+    let admin = client(&sim, None).await;
+    let token = sim.token_for_service_account(NS, APP);
+    let operator_client = client(&sim, Some(&token)).await;
+    let mut config = OperatorConfig::new(NS, IMAGE);
+    config.public_url = Some("https://ml.example.com".into());
+    config.metrics_addr = "127.0.0.1:0".parse().unwrap();
+    let operator = Operator::start(operator_client, config).await.unwrap();
+    let metrics = format!("http://{}/metrics", operator.metrics_addr());
+    let operator = tokio::spawn(operator.run_until(std::future::pending()));
+    Env {
+        sim,
+        admin,
+        metrics,
+        operator,
+    }
+}
+
+fn strip_validations(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            map.remove("x-kubernetes-validations");
+            map.values_mut().for_each(strip_validations);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_validations),
+        _ => {}
+    }
+}
+
+fn isvc(name: &str, uri: &str, min: i32, max: i32) -> InferenceService {
+    serde_json::from_value(json!({
+        "apiVersion": "wharf.dev/v1alpha1", "kind": "InferenceService",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"model": {"name": "fashion", "storageUri": uri, "version": 2},
+                 "minReplicas": min, "maxReplicas": max},
+    }))
+    .unwrap()
+}
+
+/// Poll until `f` gives Some, for up to 10 s.
+async fn eventually<T, Fut: Future<Output = Option<T>>>(
+    what: &str,
+    mut f: impl FnMut() -> Fut,
+) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn condition(
+    api: &Api<InferenceService>,
+    name: &str,
+    type_: &str,
+) -> Option<(String, String, String)> {
+    let isvc = api.get(name).await.ok()?;
+    let c = isvc
+        .status?
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == type_)?;
+    Some((c.status, c.reason, c.message))
+}
+
+async fn metrics(env: &Env) -> String {
+    reqwest::get(&env.metrics)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn stop(env: Env) {
+    env.operator.abort();
+    env.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_inference_service_becomes_a_deployment_a_routed_service_and_an_hpa_then_ready() {
+    let env = start(None).await;
+    let api: Api<InferenceService> = Api::namespaced(env.admin.clone(), NS);
+    api.create(
+        &PostParams::default(),
+        &isvc("fashion", "pvc://models/repo", 1, 3),
+    )
+    .await
+    .unwrap();
+
+    let deployments: Api<Deployment> = Api::namespaced(env.admin.clone(), NS);
+    let d = eventually("the Deployment", || async {
+        deployments.get_opt("fashion").await.unwrap()
+    })
+    .await;
+    let pod = d.spec.unwrap().template.spec.unwrap();
+    assert_eq!(pod.containers[0].image.as_deref(), Some(IMAGE));
+    assert!(
+        pod.containers[0]
+            .args
+            .as_ref()
+            .unwrap()
+            .contains(&"--version-policy=specific:2".to_string())
+    );
+    let mount = &pod.containers[0].volume_mounts.as_ref().unwrap()[0];
+    assert_eq!(
+        (mount.mount_path.as_str(), mount.sub_path.as_deref()),
+        ("/models/fashion", Some("repo/fashion"))
+    );
+    assert_eq!(
+        pod.volumes.unwrap()[0]
+            .persistent_volume_claim
+            .as_ref()
+            .unwrap()
+            .claim_name,
+        "models"
+    );
+
+    // The route: the gateway proxies /models/fashion/ to Service fashion on its model-port.
+    let services: Api<Service> = Api::namespaced(env.admin.clone(), NS);
+    let svc = services.get("fashion").await.unwrap();
+    assert_eq!(svc.spec.unwrap().ports.unwrap()[0].port, 8080);
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(env.admin.clone(), NS);
+    let hpa = hpas.get("fashion").await.unwrap().spec.unwrap();
+    assert_eq!((hpa.min_replicas, hpa.max_replicas), (Some(1), 3));
+
+    let ready = eventually("Ready=True", || async {
+        condition(&api, "fashion", "Ready")
+            .await
+            .filter(|c| c.0 == "True")
+    })
+    .await;
+    assert_eq!(ready.1, "Ready");
+    let status = api.get("fashion").await.unwrap().status.unwrap();
+    assert_eq!(
+        status.url.as_deref(),
+        Some("https://ml.example.com/models/fashion/")
+    );
+    assert_eq!(
+        status.model_state,
+        Some(wharf_server::crd::ModelState::Loaded)
+    );
+    for t in ["PredictorReady", "IngressReady"] {
+        assert_eq!(
+            condition(&api, "fashion", t).await.unwrap().0,
+            "True",
+            "{t}"
+        );
+    }
+
+    // An Event recorded the readiness, and nothing failed (a missing permission would count here).
+    let events = env.sim.list("events.k8s.io/v1", "Event", Some(NS));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["reason"] == "Ready" && e["regarding"]["name"] == "fashion"),
+        "{events:?}"
+    );
+    let text = metrics(&env).await;
+    assert!(
+        text.contains("wharf_server_operator_reconciliations_total{result=\"ok\"}"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("wharf_server_operator_reconcile_errors_total{"),
+        "{text}"
+    );
+
+    // Equal bounds: the HPA goes and the Deployment's replicas are the operator's again.
+    let mut changed = api.get("fashion").await.unwrap();
+    changed.spec.min_replicas = 2;
+    changed.spec.max_replicas = 2;
+    api.replace("fashion", &PostParams::default(), &changed)
+        .await
+        .unwrap();
+    eventually("the HPA removed", || async {
+        hpas.get_opt("fashion")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    eventually("replicas 2", || async {
+        let d = deployments.get("fashion").await.unwrap();
+        (d.spec.unwrap().replicas == Some(2)).then_some(())
+    })
+    .await;
+    stop(env).await;
+}
+
+#[tokio::test]
+async fn a_pod_that_never_gets_ready_keeps_the_service_not_ready() {
+    let env = start(Some("wharf-server")).await;
+    let api: Api<InferenceService> = Api::namespaced(env.admin.clone(), NS);
+    api.create(&PostParams::default(), &isvc("slow", "pvc://models", 1, 1))
+        .await
+        .unwrap();
+    let (_, reason, message) = eventually("Ready=False ReplicasNotReady", || async {
+        condition(&api, "slow", "Ready")
+            .await
+            .filter(|c| c.1 == "ReplicasNotReady")
+    })
+    .await;
+    assert!(message.contains("0/1 replicas ready"), "{message}");
+    assert_eq!(reason, "ReplicasNotReady");
+    let (status, reason, _) = condition(&api, "slow", "IngressReady").await.unwrap();
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "NoReadyEndpoints")
+    );
+    let state = api.get("slow").await.unwrap().status.unwrap().model_state;
+    assert_eq!(state, Some(wharf_server::crd::ModelState::Loading));
+    stop(env).await;
+}
+
+#[tokio::test]
+async fn min_above_max_is_refused_by_the_api_and_by_the_operator() {
+    let env = start(None).await;
+    let api: Api<InferenceService> = Api::namespaced(env.admin.clone(), NS);
+    let err = api
+        .create(&PostParams::default(), &isvc("bad", "pvc://models", 3, 1))
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{err}").contains("minReplicas must be less than or equal"),
+        "{err}"
+    );
+
+    // Past the API (a CRD applied without its CEL rules): the operator refuses and creates nothing.
+    let mut crd: Value = serde_saphyr::from_str(&wharf_server::crd::crd_yaml().unwrap()).unwrap();
+    strip_validations(&mut crd);
+    env.sim.put(crd).unwrap();
+    let mut raw = serde_json::to_value(isvc("bad", "pvc://models", 3, 1)).unwrap();
+    raw["metadata"]["uid"] = json!("uid-bad");
+    env.sim.put(raw).unwrap();
+    let (status, _, message) = eventually("InvalidSpec", || async {
+        condition(&api, "bad", "Ready")
+            .await
+            .filter(|c| c.1 == "InvalidSpec")
+    })
+    .await;
+    assert_eq!(status, "False");
+    assert!(
+        message.contains("spec.minReplicas (3) is greater than spec.maxReplicas (1)"),
+        "{message}"
+    );
+    assert!(env.sim.get("apps/v1", "Deployment", NS, "bad").is_none());
+    assert!(env.sim.get("v1", "Service", NS, "bad").is_none());
+    let events = env.sim.list("events.k8s.io/v1", "Event", Some(NS));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["reason"] == "InvalidSpec" && e["type"] == "Warning"),
+        "{events:?}"
+    );
+    stop(env).await;
+}
+
+#[tokio::test]
+async fn unusable_storage_is_refused_with_a_condition_that_says_what_to_do() {
+    let env = start(None).await;
+    let api: Api<InferenceService> = Api::namespaced(env.admin.clone(), NS);
+    for (name, uri, reason, says) in [
+        (
+            "in-s3",
+            "s3://wharf/models",
+            "StorageUnsupported",
+            "s3:// is not supported yet",
+        ),
+        (
+            "no-claim",
+            "pvc://missing/repo",
+            "ClaimNotFound",
+            "PersistentVolumeClaim 'missing'",
+        ),
+    ] {
+        api.create(&PostParams::default(), &isvc(name, uri, 1, 1))
+            .await
+            .unwrap();
+        let (_, _, message) = eventually(reason, || async {
+            condition(&api, name, "Ready")
+                .await
+                .filter(|c| c.1 == reason)
+        })
+        .await;
+        assert!(message.contains(says), "{name}: {message}");
+        let status = api.get(name).await.unwrap().status.unwrap();
+        assert_eq!(
+            status.model_state,
+            Some(wharf_server::crd::ModelState::FailedToLoad)
+        );
+        assert!(
+            env.sim.get("apps/v1", "Deployment", NS, name).is_none(),
+            "{name}"
+        );
+    }
+    let text = metrics(&env).await;
+    assert!(
+        text.contains("wharf_server_operator_refusals_total{reason=\"StorageUnsupported\"}"),
+        "{text}"
+    );
+    stop(env).await;
+}
