@@ -7,6 +7,9 @@
 # Needs: the Rust toolchain (with rustfmt and clippy), python3 with venv, and nginx (for the
 # gateway routing test; `apt-get install nginx-light`). Set WHARF_SKIP_GATEWAY_TEST=1 to skip that
 # one test on a machine without nginx (it says so loudly; CI must not set it).
+#
+# The S3 tests run against moto_server (PyPI `moto[server]`, a local S3-compatible server), which
+# this script installs into target/moto-venv and passes to them as WHARF_MOTO_SERVER.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,11 +23,26 @@ cargo fmt --all -- --check
 section "lints (cargo clippy, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+section "S3 test server (moto_server in target/moto-venv)"
+MOTO_VERSION="5.2.5"
+MOTO_VENV="$ROOT/target/moto-venv"
+if ! "$MOTO_VENV/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(m.version("moto") != sys.argv[1])' "$MOTO_VERSION" 2>/dev/null; then
+  echo "installing moto[server]==$MOTO_VERSION into $MOTO_VENV"
+  python3 -m venv "$MOTO_VENV" \
+    || { echo "python3 -m venv failed: apt-get install python3-venv" >&2; exit 1; }
+  "$MOTO_VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" \
+    || { echo "pip install moto[server]==$MOTO_VERSION failed (is PyPI reachable?)" >&2; exit 1; }
+fi
+export WHARF_MOTO_SERVER="$MOTO_VENV/bin/moto_server"
+"$WHARF_MOTO_SERVER" --help >/dev/null
+
 section "tests (cargo test)"
 cargo test --workspace --locked
 
 section "manifests (kubernetes-validate --strict, every bundle, Kubernetes 1.29-1.33)"
-scripts/validate-manifests.sh
+# The wharf binary that `cargo test --workspace` just built: `cargo run -p wharf` would rebuild
+# every dependency with wharf's features alone, doubling the time and the disk.
+WHARF_BIN="$ROOT/target/debug/wharf" scripts/validate-manifests.sh
 
 section "gateway routing (nginx with the rendered configuration, fake upstreams)"
 if [ "${WHARF_SKIP_GATEWAY_TEST:-}" = "1" ]; then

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use wharf_model::location::Location;
 
 use crate::batcher::BatchConfig;
 use crate::operator::OperatorConfig;
@@ -58,6 +59,15 @@ pub struct OperatorArgs {
     /// This pod's name, in Events.
     #[arg(long, env = "POD_NAME")]
     pub pod_name: Option<String>,
+    /// For s3:// storageUris: the Secret in the namespace holding `access-key` and `secret-key`.
+    #[arg(long, default_value = "minio-credentials")]
+    pub s3_secret: String,
+    /// For s3:// storageUris: the S3 endpoint; empty means http://minio.<namespace>.svc:9000.
+    #[arg(long, default_value = "")]
+    pub s3_endpoint: String,
+    /// For s3:// storageUris: the region requests are signed for.
+    #[arg(long, default_value = "us-east-1")]
+    pub s3_region: String,
 }
 
 /// An empty value means unset (the charm passes its config option through as is).
@@ -77,15 +87,28 @@ impl OperatorArgs {
         config.cluster_domain = self.cluster_domain.clone();
         config.metrics_addr = self.metrics_addr;
         config.instance = self.pod_name.clone();
+        config.s3_secret = self.s3_secret.clone();
+        if !self.s3_endpoint.is_empty() {
+            config.s3_endpoint = self.s3_endpoint.clone();
+        }
+        config.s3_region = self.s3_region.clone();
         config
     }
 }
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Directory holding <model>/<version>/{model.json,model.safetensors}.
+    /// Directory or s3://bucket/prefix holding <model>/<version>/{model.json,model.safetensors}.
+    /// S3 credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL and
+    /// AWS_REGION.
     #[arg(long, env = "WHARF_MODEL_REPOSITORY")]
-    pub model_repository: PathBuf,
+    pub model_repository: String,
+    /// Where an s3:// repository is downloaded to (default: a directory under $TMPDIR).
+    #[arg(long, env = "WHARF_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// With an s3:// repository: download only this model (an InferenceService serves one).
+    #[arg(long)]
+    pub only_model: Option<String>,
     /// Address to listen on.
     #[arg(long, default_value = "0.0.0.0", env = "WHARF_HOST")]
     pub host: IpAddr,
@@ -116,9 +139,23 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    pub fn config(&self) -> ServerConfig {
-        ServerConfig {
-            repository: self.model_repository.clone(),
+    /// The server's configuration; fails on an s3:// repository without credentials.
+    pub fn config(&self) -> anyhow::Result<ServerConfig> {
+        let location = Location::parse(&self.model_repository)
+            .map_err(|e| anyhow::anyhow!("--model-repository {e}"))?;
+        let (repository, remote) = match location {
+            Location::Local(dir) => (dir, None),
+            remote @ Location::S3(_) => {
+                let cache = self.cache_dir.clone().unwrap_or_else(|| {
+                    std::env::temp_dir().join(format!("wharf-server-models-{}", std::process::id()))
+                });
+                (cache, Some(remote))
+            }
+        };
+        Ok(ServerConfig {
+            repository,
+            remote,
+            only_model: self.only_model.clone(),
             addr: SocketAddr::new(self.host, self.port),
             batch: BatchConfig {
                 max_batch: self.max_batch as usize,
@@ -129,7 +166,7 @@ impl ServeArgs {
             poll_interval: Duration::from_millis(self.poll_interval_ms),
             max_body_bytes: self.max_body_bytes,
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
-        }
+        })
     }
 }
 
@@ -159,7 +196,7 @@ mod tests {
         let Command::Serve(args) = cli.command else {
             panic!("parsed as serve")
         };
-        let config = args.config();
+        let config = args.config().unwrap();
         assert_eq!(config.addr.port(), 9000);
         assert_eq!(config.batch.max_batch, 8);
         assert_eq!(config.batch.delay, Duration::from_micros(250));

@@ -4,7 +4,8 @@
 //! Flow of a request: router ([`server`]) → protocol handler ([`v2`], [`tfserving`]) →
 //! typed JSON parse ([`tensor`]) → shape and scale checks ([`infer`]) → the version's batch
 //! worker ([`batcher`]) → the model ([`predictor`], [`artifact`]); versions come from the
-//! repository ([`repository`]), swapped atomically by a poller.
+//! repository ([`repository`]), swapped atomically by a poller; an `s3://` repository is
+//! mirrored into a local cache first ([`mirror`]).
 //!
 //! [`operator`] is the InferenceService controller (`wharf-server operator`) that deploys this
 //! server for each model; [`crd`] is its custom resource.
@@ -16,6 +17,7 @@ pub mod crd;
 pub mod error;
 pub mod infer;
 pub mod metrics;
+pub mod mirror;
 pub mod operator;
 pub mod predictor;
 pub mod repository;

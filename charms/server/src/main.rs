@@ -17,7 +17,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(args) => {
             init_logging(&cli.log_format);
             let server =
-                wharf_server::server::start(args.config(), Arc::new(ArtifactLoader)).await?;
+                wharf_server::server::start(args.config()?, Arc::new(ArtifactLoader)).await?;
             server.run_until(shutdown_signal()).await
         }
         Command::Operator(args) => {

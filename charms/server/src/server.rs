@@ -18,18 +18,24 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::sync::watch;
 use tower_http::catch_panic::CatchPanicLayer;
+use wharf_model::location::Location;
 
 use crate::batcher::BatchConfig;
 use crate::error::{ApiError, json_error};
 use crate::metrics::{Metrics, UNKNOWN_MODEL};
 use crate::predictor::Loader;
 use crate::repository::{Repository, VersionPolicy};
-use crate::{tfserving, v2};
+use crate::{mirror, tfserving, v2};
 
 /// Everything `serve` is configured with.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
+    /// The directory scanned for `<model>/<version>/`; with `remote`, the local cache of it.
     pub repository: PathBuf,
+    /// An `s3://` model repository mirrored into `repository` before every scan.
+    pub remote: Option<Location>,
+    /// With `remote`: mirror only this model.
+    pub only_model: Option<String>,
     pub addr: SocketAddr,
     pub batch: BatchConfig,
     pub policy: VersionPolicy,
@@ -44,6 +50,8 @@ impl ServerConfig {
     pub fn new(repository: PathBuf) -> ServerConfig {
         ServerConfig {
             repository,
+            remote: None,
+            only_model: None,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             batch: BatchConfig::default(),
             policy: VersionPolicy::Latest,
@@ -229,6 +237,22 @@ impl RunningServer {
 
 /// Binds, starts the repository poller (first scan in the background) and serves.
 pub async fn start(config: ServerConfig, loader: Arc<dyn Loader>) -> anyhow::Result<RunningServer> {
+    if let Some(remote) = &config.remote {
+        // Fail at start, with the store's advice, rather than serve nothing and log warnings.
+        std::fs::create_dir_all(&config.repository).with_context(|| {
+            format!(
+                "cannot create the cache directory {} for {remote} (change --cache-dir)",
+                config.repository.display()
+            )
+        })?;
+        remote
+            .check_reachable()
+            .await
+            .with_context(|| format!("--model-repository {remote}"))?;
+        mirror::sync(remote, config.only_model.as_deref(), &config.repository)
+            .await
+            .map_err(|e| anyhow::anyhow!("--model-repository {remote}: {e}"))?;
+    }
     if !config.repository.is_dir() {
         anyhow::bail!(
             "--model-repository {}: not a directory; create it or point the flag at the directory holding <model>/<version>/",
@@ -254,7 +278,15 @@ pub async fn start(config: ServerConfig, loader: Arc<dyn Loader>) -> anyhow::Res
         shutting_down: AtomicBool::new(false),
     });
     let (stop, stopped) = watch::channel(false);
-    tokio::spawn(poll_repository(repo, config.poll_interval, stopped.clone()));
+    tokio::spawn(poll_repository(
+        repo,
+        config
+            .remote
+            .clone()
+            .map(|r| (r, config.only_model.clone())),
+        config.poll_interval,
+        stopped.clone(),
+    ));
 
     let app = router(state.clone());
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
@@ -269,7 +301,11 @@ pub async fn start(config: ServerConfig, loader: Arc<dyn Loader>) -> anyhow::Res
             })
             .await
     });
-    tracing::info!(%addr, repository = %config.repository.display(), policy = %config.policy, "wharf-server listening");
+    let repository = match &config.remote {
+        Some(remote) => format!("{remote} (cached in {})", config.repository.display()),
+        None => config.repository.display().to_string(),
+    };
+    tracing::info!(%addr, %repository, policy = %config.policy, "wharf-server listening");
     Ok(RunningServer {
         addr,
         state,
@@ -279,13 +315,20 @@ pub async fn start(config: ServerConfig, loader: Arc<dyn Loader>) -> anyhow::Res
     })
 }
 
-/// Scans now, then every `interval` until stopped.
+/// Scans now, then every `interval` until stopped; an S3 repository is mirrored before each
+/// scan (a failed sync keeps the current models and is retried on the next round).
 async fn poll_repository(
     repo: Arc<Repository>,
+    remote: Option<(Location, Option<String>)>,
     interval: Duration,
     mut stopped: watch::Receiver<bool>,
 ) {
     loop {
+        if let Some((remote, only)) = &remote
+            && let Err(message) = mirror::sync(remote, only.as_deref(), repo.root()).await
+        {
+            tracing::warn!(error = %message, "model repository sync from S3 failed; keeping the current models");
+        }
         let scanning = repo.clone();
         match tokio::task::spawn_blocking(move || scanning.scan()).await {
             Ok(Ok(_)) => {}

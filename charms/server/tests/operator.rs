@@ -338,15 +338,74 @@ async fn min_above_max_is_refused_by_the_api_and_by_the_operator() {
 }
 
 #[tokio::test]
+async fn an_s3_model_becomes_a_deployment_that_downloads_it_with_the_minio_secret() {
+    let env = start(None).await;
+    let api: Api<InferenceService> = Api::namespaced(env.admin.clone(), NS);
+    api.create(
+        &PostParams::default(),
+        &isvc("from-s3", "s3://wharf/models", 1, 1),
+    )
+    .await
+    .unwrap();
+    let deployments: Api<Deployment> = Api::namespaced(env.admin.clone(), NS);
+    let d = eventually("the Deployment", || async {
+        deployments.get_opt("from-s3").await.unwrap()
+    })
+    .await;
+    let pod = d.spec.unwrap().template.spec.unwrap();
+    let c = &pod.containers[0];
+    let args = c.args.as_ref().unwrap();
+    for arg in [
+        "--model-repository=s3://wharf/models",
+        "--only-model=fashion",
+        "--cache-dir=/models",
+    ] {
+        assert!(args.contains(&arg.to_string()), "{arg} in {args:?}");
+    }
+    let env_var = |name: &str| {
+        c.env
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|e| e.name == name)
+            .unwrap_or_else(|| panic!("{name} is set"))
+            .clone()
+    };
+    for (name, key) in [
+        ("AWS_ACCESS_KEY_ID", "access-key"),
+        ("AWS_SECRET_ACCESS_KEY", "secret-key"),
+    ] {
+        let secret = env_var(name).value_from.unwrap().secret_key_ref.unwrap();
+        assert_eq!(
+            (secret.name.as_str(), secret.key.as_str()),
+            ("minio-credentials", key)
+        );
+    }
+    assert_eq!(
+        env_var("AWS_ENDPOINT_URL").value.as_deref(),
+        Some(format!("http://minio.{NS}.svc:9000").as_str())
+    );
+    assert!(pod.volumes.unwrap()[0].empty_dir.is_some());
+    let ready = eventually("Ready=True", || async {
+        condition(&api, "from-s3", "Ready")
+            .await
+            .filter(|c| c.0 == "True")
+    })
+    .await;
+    assert_eq!(ready.1, "Ready");
+    stop(env).await;
+}
+
+#[tokio::test]
 async fn unusable_storage_is_refused_with_a_condition_that_says_what_to_do() {
     let env = start(None).await;
     let api: Api<InferenceService> = Api::namespaced(env.admin.clone(), NS);
     for (name, uri, reason, says) in [
         (
-            "in-s3",
-            "s3://wharf/models",
-            "StorageUnsupported",
-            "s3:// is not supported yet",
+            "bad-bucket",
+            "s3://Not_A_Bucket/models",
+            "InvalidStorageUri",
+            "not an S3 bucket name",
         ),
         (
             "no-claim",
@@ -377,7 +436,7 @@ async fn unusable_storage_is_refused_with_a_condition_that_says_what_to_do() {
     }
     let text = metrics(&env).await;
     assert!(
-        text.contains("wharf_server_operator_refusals_total{reason=\"StorageUnsupported\"}"),
+        text.contains("wharf_server_operator_refusals_total{reason=\"InvalidStorageUri\"}"),
         "{text}"
     );
     stop(env).await;

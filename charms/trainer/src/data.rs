@@ -1,12 +1,14 @@
-//! The Fashion-MNIST dataset on disk: finds the four IDX files (gzipped or not) in a directory,
-//! reads them and computes the digest recorded in the artifact.
+//! The Fashion-MNIST dataset: finds the four IDX files (gzipped or not) in a directory or an
+//! `s3://bucket/prefix`, reads them and computes the digest recorded in the artifact.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
+use wharf_model::location::Location;
 
 use crate::idx;
+use crate::output::block_on;
 
 /// Where the Debian package `dataset-fashion-mnist` installs the data.
 pub const DEFAULT_DATA_DIR: &str = "/usr/share/datasets/fashion-mnist";
@@ -48,50 +50,64 @@ pub struct Dataset {
     pub digest: String,
 }
 
-/// The path of `name` in `dir`, plain or `.gz`.
-fn locate(dir: &Path, name: &str) -> Result<PathBuf> {
-    for candidate in [dir.join(name), dir.join(format!("{name}.gz"))] {
-        if candidate.is_file() {
-            return Ok(candidate);
+/// The contents of `name` in `data`, plain or `.gz`, and the name it was found under.
+fn fetch(data: &Location, name: &str) -> Result<(PathBuf, Vec<u8>)> {
+    for candidate in [name.to_string(), format!("{name}.gz")] {
+        if let Some(bytes) =
+            block_on(data.get(&candidate)).with_context(|| format!("reading {data}/{candidate}"))?
+        {
+            return Ok((PathBuf::from(data.join(&candidate).to_string()), bytes));
         }
     }
     bail!(
-        "{}: neither {name} nor {name}.gz found; point --data at the Fashion-MNIST IDX files \
-         (`apt-get install dataset-fashion-mnist` puts them in {DEFAULT_DATA_DIR})",
-        dir.display()
+        "{data}: neither {name} nor {name}.gz found; point --data at the Fashion-MNIST IDX files \
+         (`apt-get install dataset-fashion-mnist` puts them in {DEFAULT_DATA_DIR})"
     )
 }
 
 impl Dataset {
+    /// Loads the four files from a local directory.
     pub fn load(dir: &Path) -> Result<Self> {
-        let paths = FILES
+        Self::load_from(&Location::Local(dir.to_path_buf()))
+    }
+
+    /// Loads the four files from a local directory or an S3 prefix.
+    pub fn load_from(data: &Location) -> Result<Self> {
+        // A missing bucket reads like a missing file; ask the store first so it says which.
+        block_on(data.check_reachable())?;
+        let files = FILES
             .iter()
-            .map(|f| locate(dir, f))
+            .map(|f| fetch(data, f))
             .collect::<Result<Vec<_>>>()?;
         let mut hasher = Sha256::new();
-        for p in &paths {
-            let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
-            hasher.update(&bytes);
+        for (_, bytes) in &files {
+            hasher.update(bytes);
         }
         let digest = format!("sha256:{:x}", hasher.finalize());
-        let split = |images: &Path, labels: &Path| -> Result<Split> {
-            let (imgs, labels) = idx::read_pair(images, labels)?;
+        let mut files = files.into_iter();
+        let mut split = || -> Result<Split> {
+            let (images, raw_images) = files.next().expect("four files");
+            let (labels, raw_labels) = files.next().expect("four files");
+            let imgs = idx::decode_images(&images, &idx::gunzip_if_gzipped(&images, raw_images)?)?;
+            let labs = idx::decode_labels(&labels, &idx::gunzip_if_gzipped(&labels, raw_labels)?)?;
+            let (imgs, labels_data) = idx::check_pair(&images, imgs, &labels, labs)?;
+            if imgs.rows * imgs.cols != 28 * 28 {
+                bail!(
+                    "{}: images must be 28x28 Fashion-MNIST images",
+                    images.display()
+                );
+            }
+            if let Some(bad) = labels_data.iter().find(|&&l| l >= 10) {
+                bail!("{}: label {bad} is outside 0..10", labels.display());
+            }
             Ok(Split {
                 pixels: imgs.pixels,
-                labels,
+                labels: labels_data,
                 pixels_per_image: imgs.rows * imgs.cols,
             })
         };
-        let train = split(&paths[0], &paths[1])?;
-        let test = split(&paths[2], &paths[3])?;
-        for (s, p) in [(&train, &paths[0]), (&test, &paths[2])] {
-            if s.pixels_per_image != 28 * 28 {
-                bail!("{}: images must be 28x28 Fashion-MNIST images", p.display());
-            }
-            if let Some(bad) = s.labels.iter().find(|&&l| l >= 10) {
-                bail!("{}: label {bad} is outside 0..10", p.display());
-            }
-        }
+        let train = split()?;
+        let test = split()?;
         Ok(Dataset {
             train,
             test,

@@ -64,16 +64,24 @@ pub struct Images {
 
 /// Reads a whole file, gunzipping it when it starts with the gzip magic bytes.
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, IdxError> {
-    let io = |source| IdxError::Io {
+    let raw = std::fs::read(path).map_err(|source| IdxError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let raw = std::fs::read(path).map_err(io)?;
+    })?;
+    gunzip_if_gzipped(path, raw)
+}
+
+/// `raw` as is, or gunzipped when it starts with the gzip magic bytes (whatever its name says).
+/// `path` names the file in errors (a local path or an s3:// URI).
+pub fn gunzip_if_gzipped(path: &Path, raw: Vec<u8>) -> Result<Vec<u8>, IdxError> {
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::with_capacity(raw.len() * 4);
         flate2::read::MultiGzDecoder::new(raw.as_slice())
             .read_to_end(&mut out)
-            .map_err(io)?;
+            .map_err(|source| IdxError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
         Ok(out)
     } else {
         Ok(raw)
@@ -134,8 +142,12 @@ fn parse<'a>(
 }
 
 pub fn read_images(path: &Path) -> Result<Images, IdxError> {
-    let bytes = read_maybe_gz(path)?;
-    let (dims, data) = parse(path, &bytes, IMAGES_MAGIC, "images: ubyte, 3 dimensions")?;
+    decode_images(path, &read_maybe_gz(path)?)
+}
+
+/// Parses an images file already in memory (gunzipped); `path` names it in errors.
+pub fn decode_images(path: &Path, bytes: &[u8]) -> Result<Images, IdxError> {
+    let (dims, data) = parse(path, bytes, IMAGES_MAGIC, "images: ubyte, 3 dimensions")?;
     Ok(Images {
         count: dims[0],
         rows: dims[1],
@@ -145,15 +157,27 @@ pub fn read_images(path: &Path) -> Result<Images, IdxError> {
 }
 
 pub fn read_labels(path: &Path) -> Result<Vec<u8>, IdxError> {
-    let bytes = read_maybe_gz(path)?;
-    let (_, data) = parse(path, &bytes, LABELS_MAGIC, "labels: ubyte, 1 dimension")?;
+    decode_labels(path, &read_maybe_gz(path)?)
+}
+
+/// Parses a labels file already in memory (gunzipped); `path` names it in errors.
+pub fn decode_labels(path: &Path, bytes: &[u8]) -> Result<Vec<u8>, IdxError> {
+    let (_, data) = parse(path, bytes, LABELS_MAGIC, "labels: ubyte, 1 dimension")?;
     Ok(data.to_vec())
 }
 
 /// Reads an images file and its labels file, checking the counts agree.
 pub fn read_pair(images: &Path, labels: &Path) -> Result<(Images, Vec<u8>), IdxError> {
-    let imgs = read_images(images)?;
-    let labs = read_labels(labels)?;
+    check_pair(images, read_images(images)?, labels, read_labels(labels)?)
+}
+
+/// The images and labels of one split, if their counts agree.
+pub fn check_pair(
+    images: &Path,
+    imgs: Images,
+    labels: &Path,
+    labs: Vec<u8>,
+) -> Result<(Images, Vec<u8>), IdxError> {
     if imgs.count != labs.len() {
         return Err(IdxError::CountMismatch {
             images: images.to_path_buf(),

@@ -1,40 +1,45 @@
-//! Where results go: the next numbered version directory under `--out` (TF Serving's layout,
-//! which the model server reads) and the Kubernetes termination message.
+//! Where results go: the next numbered version under `--out`, a directory or an S3 prefix
+//! (TF Serving's layout, which the model server reads), and the Kubernetes termination message.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use anyhow::{Context, Result};
 use wharf_model::Artifact;
+use wharf_model::location::Location;
 
-/// The next version directory: one more than the largest numeric subdirectory of `out`.
-pub fn next_version_dir(out: &Path) -> Result<PathBuf> {
-    let mut max = 0u64;
-    match std::fs::read_dir(out) {
-        Ok(entries) => {
-            for entry in entries {
-                let entry = entry.with_context(|| format!("listing {}", out.display()))?;
-                if let Some(n) = entry
-                    .file_name()
-                    .to_str()
-                    .and_then(|s| s.parse::<u64>().ok())
-                {
-                    max = max.max(n);
-                }
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("listing {}", out.display())),
-    }
-    Ok(out.join((max + 1).to_string()))
+/// Runs one storage call (local or S3) to completion. Training is synchronous (candle); the
+/// object store client is async, so one current-thread runtime per process drives its calls.
+/// Must not be called from inside an async runtime.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("starting the storage runtime")
+        })
+        .block_on(future)
 }
 
-/// Saves the artifact as the next version under `out`; returns its directory.
-pub fn write_artifact(artifact: &Artifact, out: &Path) -> Result<PathBuf> {
-    let dir = next_version_dir(out)?;
-    artifact
-        .save(&dir)
-        .with_context(|| format!("writing the model artifact to {}", dir.display()))?;
-    Ok(dir)
+/// The next version: one more than the largest numeric subdirectory (S3: prefix) of `out`.
+pub fn next_version(out: &Location) -> Result<u64> {
+    let children = block_on(out.children()).with_context(|| format!("listing {out}"))?;
+    let max = children
+        .iter()
+        .filter_map(|name| name.parse::<u64>().ok())
+        .max()
+        .unwrap_or(0);
+    Ok(max + 1)
+}
+
+/// Saves the artifact as the next version under `out`; returns where it went.
+pub fn write_artifact(artifact: &Artifact, out: &Location) -> Result<Location> {
+    let version = out.join(&next_version(out)?.to_string());
+    block_on(version.save_artifact(artifact))
+        .with_context(|| format!("writing the model artifact to {version}"))?;
+    Ok(version)
 }
 
 /// The termination-message path: `$TERMINATION_MESSAGE_PATH` or `/dev/termination-log`,
@@ -53,14 +58,12 @@ mod tests {
     #[test]
     fn versions_count_up_from_the_largest_number() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(next_version_dir(dir.path()).unwrap(), dir.path().join("1"));
+        let out = Location::Local(dir.path().to_path_buf());
+        assert_eq!(next_version(&out).unwrap(), 1);
         for d in ["1", "7", "checkpoint", "10x"] {
             std::fs::create_dir(dir.path().join(d)).unwrap();
         }
-        assert_eq!(next_version_dir(dir.path()).unwrap(), dir.path().join("8"));
-        assert_eq!(
-            next_version_dir(&dir.path().join("missing")).unwrap(),
-            dir.path().join("missing/1")
-        );
+        assert_eq!(next_version(&out).unwrap(), 8);
+        assert_eq!(next_version(&out.join("missing")).unwrap(), 1);
     }
 }

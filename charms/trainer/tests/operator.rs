@@ -441,14 +441,14 @@ async fn an_invalid_spec_is_refused() {
         }
     }
     // What only the operator can judge: Failed with InvalidSpec, an Event, and no Job.
-    h.create("to-s3", spec(BAKED, "s3://models/fashion"))
+    h.create("to-s3", spec(BAKED, "s3://Models_1/fashion"))
         .await
         .unwrap();
     let tj = h.wait_state("to-s3", "Failed").await;
     let failed = condition(&tj, "Failed");
     assert_eq!(failed.reason, "InvalidSpec");
     assert!(
-        failed.message.contains("output.uri") && failed.message.contains("s3://"),
+        failed.message.contains("output.uri") && failed.message.contains("not an S3 bucket name"),
         "{failed:?}"
     );
     assert_eq!(condition(&tj, "Created").status, "False");
@@ -467,6 +467,65 @@ async fn an_invalid_spec_is_refused() {
     let tj = h.wait_state("to-s3", "Succeeded").await;
     assert_eq!(condition(&tj, "Failed").status, "False");
     assert_eq!(condition(&tj, "Created").status, "True");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn an_s3_trainjob_runs_with_the_uris_and_the_minio_secret_and_reports_the_s3_model_uri() {
+    let h = Harness::start(1).await;
+    h.sim.set_job_outcome(USER, "s3", Outcome::Succeed {
+        message: r#"{"model_uri":"s3://wharf/models/fashion/4","metrics":{"test_accuracy":0.85,"train_accuracy":0.9,"loss":0.3,"epochs":2,"train_seconds":20.0}}"#.into(),
+    });
+    h.create(
+        "s3",
+        spec("s3://wharf/datasets/fashion", "s3://wharf/models/fashion"),
+    )
+    .await
+    .unwrap();
+    let job = eventually("the Job", || async {
+        h.jobs().get_opt("s3").await.unwrap()
+    })
+    .await;
+    let container = &job
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0];
+    let args = container.args.clone().unwrap();
+    for arg in [
+        "--data=s3://wharf/datasets/fashion",
+        "--out=s3://wharf/models/fashion",
+    ] {
+        assert!(args.contains(&arg.to_owned()), "{arg} in {args:?}");
+    }
+    let env = container.env.clone().unwrap();
+    for (name, key) in [
+        ("AWS_ACCESS_KEY_ID", "access-key"),
+        ("AWS_SECRET_ACCESS_KEY", "secret-key"),
+    ] {
+        let var = env.iter().find(|e| e.name == name).unwrap();
+        let secret = var.value_from.clone().unwrap().secret_key_ref.unwrap();
+        assert_eq!(
+            (secret.name.as_str(), secret.key.as_str()),
+            ("minio-credentials", key),
+            "{name}"
+        );
+    }
+    let endpoint = env.iter().find(|e| e.name == "AWS_ENDPOINT_URL").unwrap();
+    assert_eq!(
+        endpoint.value.as_deref(),
+        Some(format!("http://minio.{MODEL}.svc:9000").as_str()),
+        "the charm's default: the platform's MinIO"
+    );
+    let tj = h.wait_state("s3", "Succeeded").await;
+    assert_eq!(
+        tj.status.unwrap().model_uri.as_deref(),
+        Some("s3://wharf/models/fashion/4")
+    );
     h.stop().await;
 }
 

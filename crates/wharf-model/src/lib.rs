@@ -22,8 +22,14 @@
 
 mod artifact;
 mod error;
+/// Local directories and `s3://` prefixes (feature `s3`).
+#[cfg(feature = "s3")]
+pub mod location;
 mod meta;
 mod model;
+/// Test support: an S3-compatible `moto_server` for the S3 tests (feature `moto`).
+#[cfg(feature = "moto")]
+pub mod moto;
 pub mod ops;
 
 pub use artifact::{Artifact, META_FILE, Tensor, WEIGHTS_FILE};

@@ -259,7 +259,11 @@ pub struct Metrics {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Hyperparameters {
     pub batch_size: usize,
+    /// The initial rate when `lr_schedule` changes it.
     pub learning_rate: f64,
+    /// `constant` or `cosine` (decay to 0 over the run); absent in older artifacts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lr_schedule: Option<String>,
     pub seed: u64,
     pub optimizer: String,
 }

@@ -27,13 +27,24 @@ pub struct OperatorConfig {
     pub instance: Option<String>,
     /// How long to wait before looking again at an InferenceService whose claim is missing.
     pub retry_after: Duration,
+    /// For `s3://` storage: the Secret (in the InferenceService's namespace) holding the
+    /// credentials under `access-key` and `secret-key` (the MinIO charm's `minio-credentials`).
+    pub s3_secret: String,
+    /// For `s3://` storage: the S3 endpoint the pods use (`http://minio.<namespace>.svc:9000`).
+    pub s3_endpoint: String,
+    /// For `s3://` storage: the region requests are signed for.
+    pub s3_region: String,
 }
 
 impl OperatorConfig {
     /// Defaults for everything but the namespace and the image (tests start from this).
     pub fn new(namespace: impl Into<String>, server_image: impl Into<String>) -> OperatorConfig {
+        let namespace = namespace.into();
         OperatorConfig {
-            namespace: namespace.into(),
+            s3_secret: "minio-credentials".into(),
+            s3_endpoint: default_s3_endpoint(&namespace),
+            s3_region: "us-east-1".into(),
+            namespace,
             server_image: server_image.into(),
             model_port: 8080,
             public_url: None,
@@ -55,6 +66,11 @@ impl OperatorConfig {
             ),
         }
     }
+}
+
+/// The platform's MinIO (the `minio` application of the bundle) in the model namespace.
+pub fn default_s3_endpoint(namespace: &str) -> String {
+    format!("http://minio.{namespace}.svc:9000")
 }
 
 #[cfg(test)]

@@ -76,6 +76,13 @@ pub fn deployment(isvc: &InferenceService, source: &ModelSource, config: &Operat
     };
     let mount_path = format!("{MODEL_ROOT}/{}", model.name);
     let model_path = source.model_path(&model.name);
+    let mut args = vec![
+        "serve".to_string(),
+        format!("--model-repository={MODEL_ROOT}"),
+        format!("--port={CONTAINER_PORT}"),
+        format!("--version-policy={policy}"),
+    ];
+    let mut env = None;
     let (volume, mount) = match source {
         ModelSource::Pvc { claim, .. } => (
             json!({"name": "model", "persistentVolumeClaim": {"claimName": claim, "readOnly": true}}),
@@ -85,6 +92,22 @@ pub fn deployment(isvc: &InferenceService, source: &ModelSource, config: &Operat
             json!({"name": "model", "hostPath": {"path": model_path, "type": "Directory"}}),
             json!({"name": "model", "mountPath": mount_path, "readOnly": true}),
         ),
+        // The server downloads the model into a scratch volume (the root filesystem is
+        // read-only) and polls the bucket for new versions; credentials by secretKeyRef.
+        ModelSource::S3 { uri } => {
+            args[1] = format!("--model-repository={uri}");
+            args.push(format!("--only-model={}", model.name));
+            args.push(format!("--cache-dir={MODEL_ROOT}"));
+            env = Some(wharf_model::location::pod_env(
+                &config.s3_secret,
+                &config.s3_endpoint,
+                &config.s3_region,
+            ));
+            (
+                json!({"name": "model", "emptyDir": {}}),
+                json!({"name": "model", "mountPath": MODEL_ROOT}),
+            )
+        }
     };
     let resources = match &isvc.spec.resources {
         Some(r) => serde_json::to_value(r).unwrap_or_else(|_| json!({})),
@@ -113,12 +136,7 @@ pub fn deployment(isvc: &InferenceService, source: &ModelSource, config: &Operat
                     "name": "server",
                     "image": config.server_image,
                     "imagePullPolicy": "IfNotPresent",
-                    "args": [
-                        "serve",
-                        format!("--model-repository={MODEL_ROOT}"),
-                        format!("--port={CONTAINER_PORT}"),
-                        format!("--version-policy={policy}"),
-                    ],
+                    "args": args,
                     "ports": [{"name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP"}],
                     "readinessProbe": {
                         "httpGet": {"path": "/v2/health/ready", "port": "http"},
@@ -141,6 +159,9 @@ pub fn deployment(isvc: &InferenceService, source: &ModelSource, config: &Operat
             },
         },
     });
+    if let Some(env) = env {
+        spec["template"]["spec"]["containers"][0]["env"] = env;
+    }
     // With an HPA the replica count is its field: applying one here would fight it.
     if !autoscaled(isvc) {
         spec["replicas"] = json!(isvc.spec.min_replicas);
@@ -261,6 +282,62 @@ mod tests {
         assert_eq!(
             pod["containers"][0]["args"][3],
             json!("--version-policy=latest")
+        );
+    }
+
+    #[test]
+    fn an_s3_model_is_downloaded_by_the_pod_with_credentials_from_the_secret() {
+        let isvc = isvc(1, 1, "s3://wharf/models/", Some(2));
+        let source = storage::parse(&isvc.spec.model.storage_uri).unwrap();
+        let value = deployment(&isvc, &source, &OperatorConfig::new("kubeflow", "img"));
+        let d: Deployment = serde_json::from_value(value).unwrap();
+        let pod = d.spec.unwrap().template.spec.unwrap();
+        let c = &pod.containers[0];
+        assert_eq!(
+            c.args.as_ref().unwrap(),
+            &[
+                "serve",
+                "--model-repository=s3://wharf/models",
+                "--port=8080",
+                "--version-policy=specific:2",
+                "--only-model=fashion-mnist",
+                "--cache-dir=/models",
+            ]
+        );
+        let env = c.env.as_ref().unwrap();
+        let secret_ref = |name: &str| {
+            let var = env.iter().find(|e| e.name == name).unwrap();
+            let r = var
+                .value_from
+                .as_ref()
+                .unwrap()
+                .secret_key_ref
+                .clone()
+                .unwrap();
+            (r.name, r.key)
+        };
+        assert_eq!(
+            secret_ref("AWS_ACCESS_KEY_ID"),
+            ("minio-credentials".into(), "access-key".into())
+        );
+        assert_eq!(
+            secret_ref("AWS_SECRET_ACCESS_KEY"),
+            ("minio-credentials".into(), "secret-key".into())
+        );
+        let endpoint = env.iter().find(|e| e.name == "AWS_ENDPOINT_URL").unwrap();
+        assert_eq!(
+            endpoint.value.as_deref(),
+            Some("http://minio.kubeflow.svc:9000")
+        );
+        let volume = &pod.volumes.unwrap()[0];
+        assert!(
+            volume.empty_dir.is_some(),
+            "a writable cache, not the bucket"
+        );
+        let mount = &c.volume_mounts.as_ref().unwrap()[0];
+        assert_eq!(
+            (mount.mount_path.as_str(), mount.read_only),
+            ("/models", None)
         );
     }
 

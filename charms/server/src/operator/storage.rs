@@ -5,7 +5,8 @@
 //!   read-only with `subPath: <path>/<model>` (what the trainer writes to, e.g. `pvc://models` with
 //!   model `fashion` for a TrainJob whose output is `pvc://models/fashion`).
 //! - `file:///<path>`: a directory on the node (hostPath), for single-node clusters.
-//! - `s3://...`: refused: wharf-server cannot read from S3 yet.
+//! - `s3://<bucket>/<path>`: an S3-compatible store (the platform's MinIO by default); the pod
+//!   downloads `<path>/<model>/` itself, with credentials from the Secret the charm names.
 
 use std::fmt;
 
@@ -16,6 +17,8 @@ pub enum ModelSource {
     Pvc { claim: String, path: String },
     /// An absolute directory on the node.
     Host { path: String },
+    /// `s3://<bucket>/<path>`: the repository's URI, normalised (no empty or trailing segments).
+    S3 { uri: String },
 }
 
 impl ModelSource {
@@ -26,16 +29,15 @@ impl ModelSource {
             ModelSource::Pvc { path, .. } => format!("{path}/{model}"),
             ModelSource::Host { path } if path == "/" => format!("/{model}"),
             ModelSource::Host { path } => format!("{path}/{model}"),
+            ModelSource::S3 { uri } => format!("{uri}/{model}"),
         }
     }
 }
 
-/// Why a `storageUri` cannot be served; the message goes into the Ready condition as is.
+/// Why a `storageUri` cannot be served; the message goes into the Ready condition as is. Every
+/// scheme the CRD admits (pvc, file, s3) is served, so the only failure is a malformed URI.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StorageError {
-    /// A well-formed URI of a kind the operator cannot serve.
-    Unsupported(String),
-    /// A malformed URI.
     Invalid(String),
 }
 
@@ -43,7 +45,6 @@ impl StorageError {
     /// The condition reason.
     pub fn reason(&self) -> &'static str {
         match self {
-            StorageError::Unsupported(_) => "StorageUnsupported",
             StorageError::Invalid(_) => "InvalidStorageUri",
         }
     }
@@ -52,7 +53,7 @@ impl StorageError {
 impl fmt::Display for StorageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StorageError::Unsupported(m) | StorageError::Invalid(m) => f.write_str(m),
+            StorageError::Invalid(m) => f.write_str(m),
         }
     }
 }
@@ -83,14 +84,24 @@ pub fn parse(uri: &str) -> Result<ModelSource, StorageError> {
         Ok(ModelSource::Host {
             path: format!("/{path}"),
         })
-    } else if uri.starts_with("s3://") {
-        Err(StorageError::Unsupported(format!(
-            "storageUri '{uri}': s3:// is not supported yet (wharf-server cannot read from S3); \
-             copy the model repository to a PersistentVolumeClaim and use pvc://<claim>/<path>"
-        )))
+    } else if let Some(rest) = uri.strip_prefix("s3://") {
+        let (bucket, path) = rest.split_once('/').unwrap_or((rest, ""));
+        if !is_bucket_name(bucket) {
+            return Err(StorageError::Invalid(format!(
+                "storageUri '{uri}': '{bucket}' is not an S3 bucket name; write s3://<bucket>/<path>"
+            )));
+        }
+        let path = clean_path(uri, path)?;
+        Ok(ModelSource::S3 {
+            uri: if path.is_empty() {
+                format!("s3://{bucket}")
+            } else {
+                format!("s3://{bucket}/{path}")
+            },
+        })
     } else {
         Err(StorageError::Invalid(format!(
-            "storageUri '{uri}' must start with pvc:// or file://"
+            "storageUri '{uri}' must start with pvc://, file:// or s3://"
         )))
     }
 }
@@ -111,6 +122,16 @@ fn clean_path(uri: &str, path: &str) -> Result<String, StorageError> {
         }
     }
     Ok(parts.join("/"))
+}
+
+/// An S3 bucket name: 3-63 lowercase letters, digits, '.' and '-', starting and ending with a
+/// letter or digit.
+fn is_bucket_name(s: &str) -> bool {
+    (3..=63).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
 
 /// An RFC 1123 subdomain, what object names such as a PersistentVolumeClaim's must be.
@@ -168,12 +189,31 @@ mod tests {
     }
 
     #[test]
-    fn bad_and_unsupported_uris_say_what_to_write() {
+    fn s3_uris_name_the_repository_and_each_model_below_it() {
+        let source = parse("s3://models//repo/").unwrap();
+        assert_eq!(
+            source,
+            ModelSource::S3 {
+                uri: "s3://models/repo".into()
+            }
+        );
+        assert_eq!(source.model_path("fashion"), "s3://models/repo/fashion");
+        assert_eq!(parse("s3://wharf").unwrap().model_path("f"), "s3://wharf/f");
+    }
+
+    #[test]
+    fn bad_uris_say_what_to_write() {
         for (uri, says, reason) in [
             (
-                "s3://bucket/models",
-                "s3:// is not supported yet",
-                "StorageUnsupported",
+                "s3://B/models",
+                "not an S3 bucket name",
+                "InvalidStorageUri",
+            ),
+            ("s3:///models", "not an S3 bucket name", "InvalidStorageUri"),
+            (
+                "s3://models/../x",
+                "'..' is not allowed",
+                "InvalidStorageUri",
             ),
             (
                 "pvc://Models/x",

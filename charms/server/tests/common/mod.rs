@@ -270,7 +270,17 @@ impl Predictor for SlowModel {
     ) -> Result<(), String> {
         self.entered
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.gate.pass();
+        // The server runs a lone request inline on a runtime worker. Held at the gate for as
+        // long as a test likes, that worker would starve the task in its LIFO slot (which no other
+        // worker may steal) and hang the test; block_in_place hands its queue to another thread.
+        // Off a multi-thread runtime worker (the batch thread) it just runs the closure.
+        let on_worker = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if on_worker {
+            tokio::task::block_in_place(|| self.gate.pass());
+        } else {
+            self.gate.pass();
+        }
         self.inner.predict_proba(inputs, batch, out)
     }
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, HostPathVolumeSource, PersistentVolumeClaimVolumeSource,
+    Capabilities, Container, EnvVar, HostPathVolumeSource, PersistentVolumeClaimVolumeSource,
     PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile, SecurityContext, Volume,
     VolumeMount,
 };
@@ -37,6 +37,17 @@ pub struct JobSettings {
     pub dataset_path: String,
     /// Whether `file://` locations outside the image may become hostPath volumes.
     pub allow_host_path: bool,
+    /// For `s3://` locations: the Secret (in the TrainJob's namespace) holding `access-key` and
+    /// `secret-key`, the endpoint and the region the pod is given.
+    pub s3: S3Settings,
+}
+
+/// How training pods reach `s3://` locations (the trainer charm's s3-* options).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Settings {
+    pub secret: String,
+    pub endpoint: String,
+    pub region: String,
 }
 
 /// Why a spec cannot become a Job; shown as the Failed condition's message, reason InvalidSpec.
@@ -53,6 +64,8 @@ enum Resolved {
     Claim { claim: String, sub: String },
     /// `file:///path` on the node.
     Host(String),
+    /// `s3://bucket/prefix`: the trainer reads or writes it itself; nothing to mount.
+    S3(String),
 }
 
 fn resolve(role: &str, uri: &str, settings: &JobSettings) -> Result<Resolved, InvalidSpec> {
@@ -96,13 +109,23 @@ fn resolve(role: &str, uri: &str, settings: &JobSettings) -> Result<Resolved, In
         }
         return Ok(Resolved::Host(path.to_owned()));
     }
-    if uri.starts_with("s3://") {
-        return Err(bad(
-            "s3:// is not supported by this trainer (it writes to files only); use pvc://CLAIM/PATH"
-                .into(),
-        ));
+    if let Some(rest) = uri.strip_prefix("s3://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let bucket_ok = (3..=63).contains(&bucket.len())
+            && bucket
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+        if !bucket_ok {
+            return Err(bad(format!(
+                "{bucket:?} is not an S3 bucket name; write s3://BUCKET/PREFIX"
+            )));
+        }
+        if prefix.split('/').any(|part| part == ".." || part == ".") {
+            return Err(bad("`.` and `..` are not allowed in the prefix".into()));
+        }
+        return Ok(Resolved::S3(uri.trim_end_matches('/').to_owned()));
     }
-    Err(bad("expected pvc://, file:// (or s3://)".into()))
+    Err(bad("expected pvc://, file:// or s3://".into()))
 }
 
 /// Pod-side layout: volumes, mounts and the two paths the trainer is given.
@@ -116,7 +139,7 @@ impl Layout {
     /// Mounts `loc` (once per claim or host path) and returns the path inside the pod.
     fn place(&mut self, loc: &Resolved, read_only: bool) -> String {
         match loc {
-            Resolved::Image(path) => path.clone(),
+            Resolved::Image(path) | Resolved::S3(path) => path.clone(),
             Resolved::Claim { claim, sub } => {
                 let mount_path = format!("{CLAIMS_ROOT}/{claim}");
                 self.mount(&mount_path, read_only, |name| Volume {
@@ -183,7 +206,7 @@ pub fn validate(tj: &TrainJob, settings: &JobSettings) -> Result<(), InvalidSpec
     resolve("dataset", &tj.spec.dataset.uri, settings)?;
     match resolve("output", &tj.spec.output.uri, settings)? {
         Resolved::Image(_) => unreachable!("only datasets resolve into the image"),
-        Resolved::Claim { .. } | Resolved::Host(_) => {}
+        Resolved::Claim { .. } | Resolved::Host(_) | Resolved::S3(_) => {}
     }
     Ok(())
 }
@@ -221,22 +244,48 @@ pub fn build(tj: &TrainJob, settings: &JobSettings) -> Result<Job, InvalidSpec> 
         empty_dir: Some(Default::default()),
         ..Volume::default()
     });
-    let data = layout.place(&resolve("dataset", &spec.dataset.uri, settings)?, true);
-    let out = layout.place(&resolve("output", &spec.output.uri, settings)?, false);
+    let dataset = resolve("dataset", &spec.dataset.uri, settings)?;
+    let output = resolve("output", &spec.output.uri, settings)?;
+    let data = layout.place(&dataset, true);
+    let out = layout.place(&output, false);
+    // Credentials by secretKeyRef: they never appear in the Job, and the operator never reads
+    // them (its RBAC has no access to Secrets).
+    let env = [&dataset, &output]
+        .iter()
+        .any(|r| matches!(r, Resolved::S3(_)))
+        .then(|| {
+            let s3 = &settings.s3;
+            serde_json::from_value::<Vec<EnvVar>>(wharf_model::location::pod_env(
+                &s3.secret,
+                &s3.endpoint,
+                &s3.region,
+            ))
+            .expect("pod_env builds valid EnvVars")
+        });
     let model = match spec.model {
         ModelKind::Mlp => "mlp",
         ModelKind::Cnn => "cnn",
     };
-    let args = [
-        "train".to_owned(),
-        format!("--model={model}"),
-        format!("--epochs={}", spec.epochs),
-        format!("--batch-size={}", spec.batch_size),
-        format!("--lr={}", spec.learning_rate),
-        format!("--seed={}", spec.seed),
-        format!("--data={data}"),
-        format!("--out={out}"),
+    // Unset batch size and learning rate stay unset: the trainer picks its per-model defaults
+    // (the CNN's come with a cosine schedule), so a TrainJob trains like the CLI does.
+    let optional = [
+        spec.batch_size.map(|b| format!("--batch-size={b}")),
+        spec.learning_rate.map(|lr| format!("--lr={lr}")),
     ];
+    let args: Vec<String> = [
+        Some("train".to_owned()),
+        Some(format!("--model={model}")),
+        Some(format!("--epochs={}", spec.epochs)),
+    ]
+    .into_iter()
+    .chain(optional)
+    .chain([
+        Some(format!("--seed={}", spec.seed)),
+        Some(format!("--data={data}")),
+        Some(format!("--out={out}")),
+    ])
+    .flatten()
+    .collect();
     let labels = BTreeMap::from([
         (TRAINJOB_LABEL.to_owned(), name.clone()),
         (
@@ -251,7 +300,8 @@ pub fn build(tj: &TrainJob, settings: &JobSettings) -> Result<Job, InvalidSpec> 
         name: "trainer".into(),
         image: Some(settings.image.clone()),
         image_pull_policy: Some("IfNotPresent".into()),
-        args: Some(args.to_vec()),
+        args: Some(args),
+        env,
         resources: spec.resources.clone(),
         // The trainer writes {"model_uri", "metrics"} (or "error: ...") here; the operator reads
         // it from the pod's terminated state.
@@ -326,6 +376,11 @@ mod tests {
             image: "ghcr.io/wharf-dev/wharf-trainer:0.1.0".into(),
             dataset_path: "/usr/share/datasets/fashion-mnist".into(),
             allow_host_path,
+            s3: S3Settings {
+                secret: "minio-credentials".into(),
+                endpoint: "http://minio.wharf.svc:9000".into(),
+                region: "us-east-1".into(),
+            },
         }
     }
 
@@ -354,6 +409,22 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_size_and_learning_rate_given_in_the_spec_reach_the_trainer() {
+        let mut tj = trainjob("pvc://data/fashion", "pvc://models/fashion");
+        tj.spec.batch_size = Some(128);
+        tj.spec.learning_rate = Some(0.003);
+        let args = args(&build(&tj, &settings(false)).unwrap());
+        let at = |flag: &str| {
+            args.iter()
+                .position(|a| a == flag)
+                .unwrap_or_else(|| panic!("no {flag} in {args:?}"))
+        };
+        assert!(at("--epochs=2") < at("--batch-size=128"));
+        assert!(at("--batch-size=128") < at("--lr=0.003"));
+        assert!(at("--lr=0.003") < at("--seed=7"));
+    }
+
+    #[test]
     fn the_job_runs_the_trainer_with_the_spec_and_is_owned_by_the_trainjob() {
         let tj = trainjob(
             "file:///usr/share/datasets/fashion-mnist",
@@ -366,8 +437,6 @@ mod tests {
                 "train",
                 "--model=cnn",
                 "--epochs=2",
-                "--batch-size=32",
-                "--lr=0.001",
                 "--seed=7",
                 "--data=/usr/share/datasets/fashion-mnist",
                 "--out=/mnt/claims/models/fashion",
@@ -397,6 +466,51 @@ mod tests {
             "models"
         );
         assert_eq!(job.spec.as_ref().unwrap().backoff_limit, Some(0));
+    }
+
+    #[test]
+    fn s3_locations_are_passed_as_is_with_credentials_from_the_secret() {
+        let job = build(
+            &trainjob("s3://wharf/datasets/fashion", "s3://wharf/models/fashion/"),
+            &settings(false),
+        )
+        .unwrap();
+        let args = args(&job);
+        assert!(args.contains(&"--data=s3://wharf/datasets/fashion".to_string()));
+        assert!(args.contains(&"--out=s3://wharf/models/fashion".to_string()));
+        let pod = job.spec.unwrap().template.spec.unwrap();
+        assert_eq!(
+            pod.volumes.unwrap().len(),
+            1,
+            "only /tmp: S3 needs no volume"
+        );
+        let env = pod.containers[0].env.clone().unwrap();
+        let secret_ref = |name: &str| {
+            let var = env.iter().find(|e| e.name == name).unwrap();
+            let r = var.value_from.clone().unwrap().secret_key_ref.unwrap();
+            (r.name, r.key)
+        };
+        assert_eq!(
+            secret_ref("AWS_ACCESS_KEY_ID"),
+            ("minio-credentials".into(), "access-key".into())
+        );
+        assert_eq!(
+            secret_ref("AWS_SECRET_ACCESS_KEY"),
+            ("minio-credentials".into(), "secret-key".into())
+        );
+        let value = |name: &str| env.iter().find(|e| e.name == name).unwrap().value.clone();
+        assert_eq!(
+            value("AWS_ENDPOINT_URL").as_deref(),
+            Some("http://minio.wharf.svc:9000")
+        );
+        assert_eq!(value("AWS_REGION").as_deref(), Some("us-east-1"));
+        assert_eq!(
+            model_uri("s3://wharf/models/fashion", "s3://wharf/models/fashion/3"),
+            "s3://wharf/models/fashion/3"
+        );
+        let local = build(&trainjob("pvc://d", "pvc://m"), &settings(false)).unwrap();
+        let pod = local.spec.unwrap().template.spec.unwrap();
+        assert!(pod.containers[0].env.is_none(), "no S3, no credentials");
     }
 
     #[test]
@@ -447,14 +561,14 @@ mod tests {
     fn invalid_locations_are_refused_with_the_field() {
         let cases = [
             (
-                "s3://bucket/fashion",
+                "s3://Bucket_1/fashion",
                 "pvc://m",
-                "dataset.uri \"s3://bucket/fashion\": s3://",
+                "dataset.uri \"s3://Bucket_1/fashion\": \"Bucket_1\" is not an S3 bucket name",
             ),
             (
                 "pvc://data",
-                "s3://models/x",
-                "output.uri \"s3://models/x\": s3://",
+                "s3://models/../x",
+                "output.uri \"s3://models/../x\": `.` and `..` are not allowed",
             ),
             (
                 "pvc://Bad_Claim/x",

@@ -40,6 +40,16 @@ pub struct OperatorArgs {
     /// Let `file://` locations outside the image become hostPath volumes (single-node clusters).
     #[arg(long)]
     pub allow_host_path: bool,
+    /// For s3:// locations: the Secret in the TrainJob's namespace holding `access-key` and
+    /// `secret-key` (the minio charm's Secret).
+    #[arg(long, default_value = "minio-credentials")]
+    pub s3_secret: String,
+    /// For s3:// locations: the S3 endpoint; empty means http://minio.<POD_NAMESPACE>.svc:9000.
+    #[arg(long, default_value = "")]
+    pub s3_endpoint: String,
+    /// For s3:// locations: the region requests are signed for.
+    #[arg(long, default_value = "us-east-1")]
+    pub s3_region: String,
     /// Address of `/metrics` and `/healthz`.
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub metrics_addr: SocketAddr,
@@ -83,6 +93,15 @@ pub async fn run(args: OperatorArgs) -> Result<()> {
             image: args.trainer_image.clone(),
             dataset_path: args.dataset_path.clone(),
             allow_host_path: args.allow_host_path,
+            s3: job::S3Settings {
+                secret: args.s3_secret.clone(),
+                endpoint: if args.s3_endpoint.is_empty() {
+                    format!("http://minio.{}.svc:9000", args.lease_namespace)
+                } else {
+                    args.s3_endpoint.clone()
+                },
+                region: args.s3_region.clone(),
+            },
         },
         recorder: Recorder::new(
             client.clone(),

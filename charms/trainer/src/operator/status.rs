@@ -404,7 +404,11 @@ mod tests {
     #[test]
     fn a_job_without_a_pod_yet_is_created() {
         assert_eq!(phase(&job(json!({})), &[]), Phase::Created);
-        let s = invalid(None, "output.uri: s3:// is not supported", Some(2));
+        let s = invalid(
+            None,
+            "output.uri \"s3://Bad_Bucket/x\": \"Bad_Bucket\" is not an S3 bucket name",
+            Some(2),
+        );
         assert_eq!(condition(&s, "Failed").reason, "InvalidSpec");
         assert_eq!(condition(&s, "Created").status, "False");
     }
