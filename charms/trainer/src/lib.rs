@@ -5,6 +5,7 @@
 pub mod crd;
 pub mod data;
 pub mod idx;
+pub mod kernels;
 pub mod net;
 pub mod operator;
 pub mod output;

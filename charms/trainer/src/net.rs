@@ -8,7 +8,10 @@ use std::collections::{BTreeMap, HashMap};
 use anyhow::{Context, Result};
 use candle_core::{D, DType, Device, Tensor, Var};
 use rand::{Rng, SeedableRng, rngs::StdRng};
+use wharf_model::ops::ConvGeom;
 use wharf_model::{Activation, LayerSpec};
+
+use crate::kernels;
 
 /// A layer's trainable weight and bias.
 struct Params {
@@ -73,11 +76,33 @@ impl Net {
     }
 
     /// Logits for a batch `x` shaped `[B, C, H, W]` (or `[B, N]` for dense-only nets).
+    ///
+    /// Spatial layers run channels-last (`[B, H, W, C]`) on the kernels in
+    /// [`crate::kernels`]; `Flatten` turns the activations back to C, H, W order first, the
+    /// order wharf-model (and the artifact's dense weights) expect.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut x = x.clone();
-        for (layer, params) in &self.layers {
+        let mut channels_last = false;
+        // A ReLU right before a max pooling runs after it instead, on a quarter of the values:
+        // max(relu(a), relu(b)) = relu(max(a, b)).
+        let mut relu_after_pool = false;
+        for (i, (layer, params)) in self.layers.iter().enumerate() {
+            let spatial = matches!(
+                layer,
+                LayerSpec::Conv2d { .. } | LayerSpec::MaxPool2d { .. }
+            );
+            if spatial && !channels_last {
+                x = x.permute((0, 2, 3, 1))?.contiguous()?;
+                channels_last = true;
+            }
             x = match (layer, params) {
-                (LayerSpec::Flatten, _) => x.flatten_from(1)?,
+                (LayerSpec::Flatten, _) => {
+                    if channels_last {
+                        x = x.permute((0, 3, 1, 2))?.contiguous()?;
+                        channels_last = false;
+                    }
+                    x.flatten_from(1)?
+                }
                 (LayerSpec::Dense { activation, .. }, Some(p)) => {
                     let y = x.matmul(&p.weight.t()?)?.broadcast_add(&p.bias)?;
                     activate(y, *activation)?
@@ -87,17 +112,60 @@ impl Net {
                         padding,
                         activation,
                         out_channels,
+                        kernel_size,
                         ..
                     },
                     Some(p),
                 ) => {
-                    let y = x.conv2d(&p.weight, *padding, 1, 1, 1)?;
-                    let y = y.broadcast_add(&p.bias.reshape((1, *out_channels, 1, 1))?)?;
-                    activate(y, *activation)?
+                    let (batch, height, width, channels) = x.dims4()?;
+                    let shape = kernels::ConvShape {
+                        batch,
+                        geom: ConvGeom {
+                            channels,
+                            height,
+                            width,
+                            kernel: *kernel_size,
+                            padding: *padding,
+                        },
+                    };
+                    let cols = x.apply_op1(kernels::Im2col(shape))?;
+                    let w = Tensor::cat(
+                        &[
+                            p.weight.reshape((*out_channels, shape.geom.patch_len()))?,
+                            p.bias.reshape((*out_channels, 1))?,
+                        ],
+                        1,
+                    )?;
+                    let y = cols.matmul(&w.t()?)?.reshape((
+                        batch,
+                        shape.geom.out_height(),
+                        shape.geom.out_width(),
+                        *out_channels,
+                    ))?;
+                    let next_is_pool = matches!(
+                        self.layers.get(i + 1),
+                        Some((LayerSpec::MaxPool2d { .. }, _))
+                    );
+                    if *activation == Activation::Relu && next_is_pool {
+                        relu_after_pool = true;
+                        y
+                    } else {
+                        activate(y, *activation)?
+                    }
                 }
-                (LayerSpec::MaxPool2d { size }, _) => max_pool(&x, *size)?,
+                (LayerSpec::MaxPool2d { size }, _) => {
+                    let y = x.apply_op1(kernels::MaxPool { size: *size })?;
+                    if std::mem::take(&mut relu_after_pool) {
+                        y.relu()?
+                    } else {
+                        y
+                    }
+                }
                 (other, None) => anyhow::bail!("layer {} has no parameters", other.label()),
             };
+        }
+        if channels_last {
+            x = x.permute((0, 3, 1, 2))?.contiguous()?;
         }
         Ok(x)
     }
@@ -125,20 +193,6 @@ impl Net {
         }
         Ok(())
     }
-}
-
-/// Non-overlapping max pooling as reshape + max, flooring odd sizes like wharf-model does.
-/// Not candle's `max_pool2d`: its backward pass upsamples the pooled gradient back to the input
-/// size, which misroutes gradients when the size is odd (11 -> 5), and the gradient check in
-/// tests/gradcheck.rs caught it. `max`'s backward routes each gradient to the window's maximum.
-fn max_pool(x: &Tensor, size: usize) -> Result<Tensor> {
-    let (b, c, h, w) = x.dims4()?;
-    let (oh, ow) = (h / size, w / size);
-    let x = x
-        .narrow(2, 0, oh * size)?
-        .narrow(3, 0, ow * size)?
-        .contiguous()?;
-    Ok(x.reshape((b, c, oh, size, ow, size))?.max(5)?.max(3)?)
 }
 
 fn activate(y: Tensor, activation: Activation) -> Result<Tensor> {
@@ -284,6 +338,104 @@ mod tests {
             assert_eq!(got.len(), expected.len());
             for (a, b) in got.iter().zip(&expected) {
                 assert!((a - b).abs() < 1e-4, "{arch}: {a} vs {b}");
+            }
+        }
+    }
+
+    /// The previous forward pass, on candle's own NCHW conv2d and a reshape + max pooling
+    /// (whose backward routes each gradient to the window's maximum).
+    fn reference_forward(net: &Net, x: &Tensor) -> Tensor {
+        let mut x = x.clone();
+        for (layer, params) in &net.layers {
+            x = match (layer, params) {
+                (LayerSpec::Flatten, _) => x.flatten_from(1).unwrap(),
+                (LayerSpec::Dense { activation, .. }, Some(p)) => {
+                    let y = x.matmul(&p.weight.t().unwrap()).unwrap();
+                    activate(y.broadcast_add(&p.bias).unwrap(), *activation).unwrap()
+                }
+                (
+                    LayerSpec::Conv2d {
+                        padding,
+                        activation,
+                        out_channels,
+                        ..
+                    },
+                    Some(p),
+                ) => {
+                    let y = x.conv2d(&p.weight, *padding, 1, 1, 1).unwrap();
+                    let bias = p.bias.reshape((1, *out_channels, 1, 1)).unwrap();
+                    activate(y.broadcast_add(&bias).unwrap(), *activation).unwrap()
+                }
+                (LayerSpec::MaxPool2d { size }, _) => {
+                    let (b, c, h, w) = x.dims4().unwrap();
+                    let (oh, ow) = (h / size, w / size);
+                    let x = x.narrow(2, 0, oh * size).unwrap();
+                    let x = x.narrow(3, 0, ow * size).unwrap().contiguous().unwrap();
+                    let x = x.reshape((b, c, oh, *size, ow, *size)).unwrap();
+                    x.max(5).unwrap().max(3).unwrap()
+                }
+                (_, None) => unreachable!(),
+            };
+        }
+        x
+    }
+
+    /// The channels-last kernels (im2col, pooling and their backward passes) compute the same
+    /// logits and the same gradient for every parameter as candle's conv2d and max, including
+    /// a padded convolution and pooling that floors an odd size.
+    #[test]
+    fn fast_kernels_match_candle_conv_and_pooling() {
+        let mut padded = LayerSpec::conv("conv2", 4, 6, 3);
+        if let LayerSpec::Conv2d { padding, .. } = &mut padded {
+            *padding = 1;
+        }
+        let nets = [
+            Architecture::Cnn.layers(),
+            vec![
+                LayerSpec::conv("conv1", 2, 4, 3),
+                LayerSpec::MaxPool2d { size: 2 },
+                padded,
+                LayerSpec::MaxPool2d { size: 3 },
+                LayerSpec::Flatten,
+                // 11x14 -conv3-> 9x12 -pool2-> 4x6 -conv3 pad1-> 4x6 -pool3-> 1x2, 6 channels.
+                LayerSpec::dense("fc1", 12, 5, Activation::None),
+            ],
+        ];
+        let inputs = [(3, 1, 28, 28), (2, 2, 11, 14)];
+        for (layers, dims) in nets.iter().zip(inputs) {
+            let net = Net::init(layers, 7).unwrap();
+            let n = dims.0 * dims.1 * dims.2 * dims.3;
+            let x: Vec<f32> = (0..n)
+                .map(|i| ((i * 53) % 97) as f32 / 97.0 - 0.3)
+                .collect();
+            let x = Tensor::from_vec(x, dims, net.device()).unwrap();
+            let labels =
+                Tensor::from_iter((0..dims.0 as u32).map(|i| i % 5), net.device()).unwrap();
+            let fast = net.forward(&x).unwrap();
+            let slow = reference_forward(&net, &x);
+            let diff = (&fast - &slow).unwrap().abs().unwrap().max_all().unwrap();
+            assert!(
+                diff.to_scalar::<f32>().unwrap() < 1e-4,
+                "logits differ by {diff}"
+            );
+            let g_fast = loss(&fast, &labels).unwrap().backward().unwrap();
+            let g_slow = loss(&slow, &labels).unwrap().backward().unwrap();
+            for (name, var) in net.named_vars() {
+                let a = g_fast.get(var).unwrap();
+                let b = g_slow.get(var).unwrap();
+                let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap();
+                let diff = diff.to_scalar::<f32>().unwrap();
+                let scale = b
+                    .abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
+                assert!(
+                    diff <= 1e-4 * scale.max(1.0),
+                    "{name}: gradients differ by {diff}"
+                );
             }
         }
     }

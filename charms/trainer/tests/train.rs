@@ -4,8 +4,10 @@
 
 use std::path::Path;
 
+use wharf_model::location::Location;
 use wharf_model::{Architecture, Artifact};
 use wharf_trainer::data::{DEFAULT_DATA_DIR, Dataset};
+use wharf_trainer::train::LrSchedule;
 use wharf_trainer::train::evaluate;
 use wharf_trainer::{EpochReport, TrainConfig, train};
 
@@ -26,8 +28,9 @@ fn config(out: &Path, epochs: u32, resume: bool) -> TrainConfig {
         epochs,
         batch_size: 32,
         learning_rate: 0.001,
+        lr_schedule: Default::default(),
         seed: 7,
-        out: out.to_path_buf(),
+        out: Location::Local(out.to_path_buf()),
         resume,
     }
 }
@@ -81,6 +84,36 @@ fn resume_continues_exactly_where_the_checkpoint_stopped() {
     assert_eq!(resumed.tensors, full.tensors);
 }
 
+/// The cosine schedule's rate comes from the step count the checkpoint holds, so a resumed
+/// run still equals a straight one; and the schedule does change the result.
+#[test]
+fn resume_with_a_cosine_schedule_equals_a_straight_run() {
+    let data = dataset(500, 200);
+    let cosine = |dir: &Path, epochs, resume| TrainConfig {
+        lr_schedule: LrSchedule::Cosine,
+        ..config(dir, epochs, resume)
+    };
+    let (straight, split, constant) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let full = train(&cosine(straight.path(), 2, false), &data, |_| {}).unwrap();
+    // Killed during epoch 2: the checkpoint holds epoch 1, made with the 2-epoch schedule.
+    let killed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        train(&cosine(split.path(), 2, false), &data, |r| {
+            assert!(r.epoch < 2, "killed in epoch 2");
+        })
+    }));
+    assert!(killed.is_err());
+    let resumed = train(&cosine(split.path(), 2, true), &data, |_| {}).unwrap();
+    assert_eq!(resumed.tensors, full.tensors);
+    let flat = train(&config(constant.path(), 2, false), &data, |_| {}).unwrap();
+    assert_ne!(flat.tensors, full.tensors);
+    let hp = full.meta.hyperparameters.unwrap();
+    assert_eq!(hp.lr_schedule.as_deref(), Some("cosine"));
+}
+
 #[test]
 fn resume_without_a_checkpoint_says_so() {
     let data = dataset(100, 100);
@@ -97,9 +130,13 @@ fn saved_artifact_predicts_what_the_trainer_evaluated() {
     let data = dataset(300, 300);
     let dir = tempfile::tempdir().unwrap();
     let artifact = train(&config(dir.path(), 1, false), &data, |_| {}).unwrap();
-    let version = wharf_trainer::output::write_artifact(&artifact, dir.path()).unwrap();
-    assert_eq!(version, dir.path().join("1"));
-    let loaded = Artifact::load(&version).unwrap();
+    let out = Location::Local(dir.path().to_path_buf());
+    let version = wharf_trainer::output::write_artifact(&artifact, &out).unwrap();
+    assert_eq!(
+        version.to_string(),
+        dir.path().join("1").display().to_string()
+    );
+    let loaded = Artifact::load(dir.path().join("1")).unwrap();
     assert_eq!(loaded.meta, artifact.meta);
     let inputs: Vec<f32> = data
         .test
