@@ -106,6 +106,11 @@ pub struct BundleArgs {
     /// Set an option: APP.KEY=VALUE (repeatable; wins over the bundle and overlays)
     #[arg(long = "set", value_name = "APP.KEY=VALUE")]
     pub set: Vec<String>,
+    /// The platform's public URL (http://10.64.140.43.nip.io): the login, the gateway and the
+    /// model URLs use it unless an application sets its own public-url. Deploy keeps it in the
+    /// model for later deploys; "" clears it
+    #[arg(long, value_name = "URL", value_parser = crate::store::platform::parse_public_url)]
+    pub public_url: Option<String>,
     /// Directory holding the charms (default: the charms shipped with wharf)
     #[arg(long, env = "WHARF_CHARMS", value_name = "DIR", hide = true)]
     pub charms_dir: Option<PathBuf>,
@@ -223,6 +228,14 @@ pub struct UpArgs {
     /// Stop once MicroK8s and its add-ons are ready, without deploying the bundle
     #[arg(long)]
     pub skip_deploy: bool,
+    /// How long to wait for the gateway's LoadBalancer address (e.g. 90s, 5m)
+    #[arg(long, default_value = "5m", value_name = "DURATION",
+          value_parser = crate::action::deploy::parse_timeout)]
+    pub gateway_timeout: std::time::Duration,
+    /// How long the HTTP checks of the dashboard and of Dex may retry (Dex takes a while to start)
+    #[arg(long, default_value = "60s", value_name = "DURATION",
+          value_parser = crate::action::deploy::parse_timeout)]
+    pub verify_timeout: std::time::Duration,
     /// Read /proc, /sys, /etc and /boot under this directory instead of / (for tests)
     #[arg(long, hide = true, env = "WHARF_HOST_ROOT", default_value = "/")]
     pub host_root: PathBuf,

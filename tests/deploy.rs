@@ -408,6 +408,16 @@ async fn a_release_left_pending_by_a_killed_run_is_finished_by_the_next() {
     assert_eq!(app(&status, "store")["rev"], 2);
 }
 
+/// What a shipped bundle needs to become active: a login and the URL Dex is reached at.
+const LOGIN: [&str; 6] = [
+    "--set",
+    "dex-auth.static-password=correct-horse-battery-staple",
+    "--set",
+    "dex-auth.public-url=http://192.168.1.240.nip.io",
+    "--set",
+    "oidc-gatekeeper.public-url=http://192.168.1.240.nip.io",
+];
+
 /// The shipped `lite` bundle end to end: without a login Dex says so (blocked, with the fix);
 /// with one every application is active, the password is never printed, and a re-run writes
 /// nothing but the lock.
@@ -433,22 +443,17 @@ async fn deploy_lite_makes_every_application_active_and_a_rerun_writes_nothing()
     );
 
     let password = "correct-horse-battery-staple";
-    let login = [
-        "deploy",
-        "lite",
-        "--set",
-        "dex-auth.static-password=correct-horse-battery-staple",
-        "--set",
-        "dex-auth.public-url=http://192.168.1.240.nip.io",
-        "--set",
-        "oidc-gatekeeper.public-url=http://192.168.1.240.nip.io",
-    ];
+    let login = [&["deploy", "lite"][..], &LOGIN].concat();
     let out = env.command_shipped(&login).output().await.unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(!text(&out.stdout).contains(password) && !text(&out.stderr).contains(password));
     let status = env.status_json().await;
     let apps = status["applications"].as_array().unwrap();
-    assert_eq!(apps.len(), 4, "{status}");
+    let names: Vec<&str> = apps
+        .iter()
+        .map(|a| a["app"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(apps.len(), 6, "{names:?} {status}");
     for a in apps {
         assert_eq!(a["status"], "active", "{a}");
     }
@@ -461,6 +466,124 @@ async fn deploy_lite_makes_every_application_active_and_a_rerun_writes_nothing()
         env.sim.writes() - writes,
         2,
         "only the lock Lease is written"
+    );
+    assert!(
+        !text(&out.stderr).contains("differs"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Deploying without the login again: said before anything is applied, secrets only as set.
+    let out = env
+        .command_shipped(&["deploy", "lite", "--dry-run"])
+        .output()
+        .await
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    for needle in [
+        "config of `dex-auth` differs from revision 2:",
+        "static-password: <set> → <unset>",
+        "public-url: \"http://192.168.1.240.nip.io\" → \"\"",
+        "config of `oidc-gatekeeper` differs from revision 2:",
+        "give them again with --set",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+    assert!(!err.contains(password) && !text(&out.stdout).contains(password));
+}
+
+/// The shipped `full` bundle: the same six applications, the login, gateway and trainer operator
+/// with two ready replicas each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_full_runs_two_replicas_of_the_login_gateway_and_trainer() {
+    let env = start(fast()).await;
+    let args = [&["deploy", "full", "--timeout", "120s"][..], &LOGIN].concat();
+    let out = env.command_shipped(&args).output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "deploy full failed: {}",
+        text(&out.stderr)
+    );
+    let status = env.status_json().await;
+    assert_eq!(
+        status["applications"].as_array().unwrap().len(),
+        6,
+        "{status}"
+    );
+    for (name, scale) in [
+        ("dex-auth", 2),
+        ("oidc-gatekeeper", 2),
+        ("gateway", 2),
+        ("trainer", 2),
+        ("minio", 1),
+        ("server", 1),
+    ] {
+        let a = app(&status, name);
+        assert_eq!(a["status"], "active", "{a}");
+        assert_eq!(a["scale"], scale, "{a}");
+    }
+}
+
+/// `--public-url` reaches every charm (Dex's issuer, the login callback, the model server) and is
+/// kept in the model: a later deploy without it changes nothing; `--public-url ""` clears it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_url_is_kept_in_the_model_for_later_deploys() {
+    let env = start(fast()).await;
+    let url = "http://192.168.1.240.nip.io";
+    let password = "dex-auth.static-password=correct-horse-battery-staple";
+    let first = ["deploy", "lite", "--set", password, "--public-url", url];
+    let out = env.command_shipped(&first).output().await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let status = env.status_json().await;
+    for a in status["applications"].as_array().unwrap() {
+        assert_eq!(a["status"], "active", "{a}");
+    }
+    let kept = env
+        .sim
+        .get("v1", "ConfigMap", MODEL, "wharf-platform")
+        .unwrap();
+    assert_eq!(kept["data"]["public-url"], url);
+    let server = env
+        .sim
+        .get("apps/v1", "Deployment", MODEL, "server")
+        .unwrap();
+    assert!(
+        server.to_string().contains(&format!("--public-url={url}")),
+        "the model server's operator gets the URL: {server}"
+    );
+
+    let writes = env.sim.writes();
+    let again = ["deploy", "lite", "--set", password];
+    let out = env.command_shipped(&again).output().await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        env.sim.writes() - writes,
+        2,
+        "only the lock Lease is written"
+    );
+
+    let cleared = ["deploy", "lite", "--set", password, "--public-url", ""];
+    let out = env.command_shipped(&cleared).output().await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let status = env.status_json().await;
+    assert_eq!(app(&status, "dex-auth")["status"], "blocked", "{status}");
+    let kept = env
+        .sim
+        .get("v1", "ConfigMap", MODEL, "wharf-platform")
+        .unwrap();
+    assert_eq!(kept["data"]["public-url"], "");
+
+    let out = env
+        .command_shipped(&["deploy", "lite", "--public-url", "10.0.0.1"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "a bad URL is a usage error");
+    assert!(
+        text(&out.stderr).contains("--public-url `10.0.0.1`"),
+        "{}",
+        text(&out.stderr)
     );
 }
 

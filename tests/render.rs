@@ -110,7 +110,14 @@ fn check_labels_and_namespace(model: Option<&str>) {
     let names: Vec<&str> = apps.iter().map(|a| a["name"].as_str().unwrap()).collect();
     assert_eq!(
         names,
-        ["dex-auth", "gateway", "minio", "oidc-gatekeeper"],
+        [
+            "dex-auth",
+            "gateway",
+            "minio",
+            "oidc-gatekeeper",
+            "server",
+            "trainer"
+        ],
         "applications in name order"
     );
     let mut cluster_scoped = 0;
@@ -319,7 +326,9 @@ fn out_dir_writes_one_file_per_application_that_concatenate_to_the_stream() {
             "dex-auth.yaml",
             "gateway.yaml",
             "minio.yaml",
-            "oidc-gatekeeper.yaml"
+            "oidc-gatekeeper.yaml",
+            "server.yaml",
+            "trainer.yaml"
         ]
     );
     let stderr = String::from_utf8_lossy(&out.stderr);

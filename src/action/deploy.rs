@@ -23,7 +23,8 @@ use crate::kube::progress::Progress;
 use crate::kube::{Catalog, Cluster, ObjectRef, compare, connect, diff, errors, execute, prune};
 use crate::render::{Resolved, Target};
 use crate::store::generated::{self, Slot};
-use crate::store::record::{InventoryEntry, Release, ReleaseStatus, now};
+use crate::store::platform;
+use crate::store::record::{InventoryEntry, Release, ReleaseStatus, config_changes, now};
 use crate::store::{Lock, Releases};
 
 pub fn run(global: &GlobalArgs, args: &DeployArgs) -> Outcome {
@@ -89,7 +90,15 @@ async fn converge(
         generated::save(&cluster.client, model, &cluster.server, &values).await?;
     }
 
-    let rendered = resolved.render(&target(model, cluster), &values)?;
+    // The platform's public URL: given now (and kept), or kept from an earlier deploy.
+    let kept_url = platform::load_public_url(&cluster.client, model, &cluster.server).await?;
+    let public_url = args.bundle.public_url.clone().unwrap_or(kept_url.clone());
+    if public_url != kept_url && !args.dry_run {
+        platform::save_public_url(&cluster.client, model, &cluster.server, &public_url).await?;
+    }
+    let mut target = target(model, cluster);
+    target.public_url = public_url;
+    let rendered = resolved.render(&target, &values)?;
     let apps: Vec<AppSpec> = rendered
         .apps
         .into_iter()
@@ -120,6 +129,7 @@ async fn converge(
             resolved.bundle.name
         );
     }
+    report_config_changes(&apps, &history);
     let applier = Applier {
         client: cluster.client.clone(),
         server: cluster.server.clone(),
@@ -342,6 +352,36 @@ fn finish(record: &mut Release, outcome: Result<(), String>) {
             record.status = ReleaseStatus::Failed;
             record.reason = Some(why);
         }
+    }
+}
+
+/// Options that differ from each application's last record, on stderr before anything is applied:
+/// a deploy applies exactly this bundle and these `--set` values, so an option an earlier deploy
+/// set and this one does not goes back to its default — say so, rather than let a login vanish.
+fn report_config_changes(apps: &[AppSpec], history: &BTreeMap<String, Vec<Release>>) {
+    let mut any = false;
+    for app in apps {
+        let Some(last) = history.get(&app.name).and_then(|h| h.last()) else {
+            continue;
+        };
+        let changes = config_changes(&last.config, &app.config);
+        if changes.is_empty() {
+            continue;
+        }
+        any = true;
+        eprintln!(
+            "config of `{}` differs from revision {}:",
+            app.name, last.revision
+        );
+        for change in changes {
+            eprintln!("  {change}");
+        }
+    }
+    if any {
+        eprintln!(
+            "  (options set by an earlier deploy and not given now go back to their defaults: \
+             give them again with --set or keep them in an --overlay file)"
+        );
     }
 }
 

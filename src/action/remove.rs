@@ -14,7 +14,7 @@ use super::Outcome;
 use crate::cli::{GlobalArgs, RemoveArgs};
 use crate::kube::progress::Progress;
 use crate::kube::{Catalog, ObjectRef, connect, errors, prune};
-use crate::store::{Lock, OWNER, OWNER_LABEL, Releases, generated};
+use crate::store::{Lock, OWNER, OWNER_LABEL, Releases, generated, platform};
 
 pub fn run(global: &GlobalArgs, args: &RemoveArgs) -> Outcome {
     super::deploy::runtime()?.block_on(remove(global, args))
@@ -116,6 +116,7 @@ async fn remove_apps(
         }
     }
     if args.all && !args.keep_data {
+        platform::delete(&cluster.client, model, &cluster.server).await?;
         let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), model);
         match secrets
             .delete(generated::SECRET_NAME, &DeleteParams::default())

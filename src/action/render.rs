@@ -14,6 +14,7 @@ pub fn run(global: &GlobalArgs, args: &RenderArgs) -> Outcome {
     let resolved = resolve(&args.bundle)?;
     let target = Target {
         namespace: global.model.clone(),
+        public_url: args.bundle.public_url.clone().unwrap_or_default(),
         ..Target::default()
     };
     let rendered = resolved.render(&target, &Generated::new())?;

@@ -1,9 +1,10 @@
 //! What wharf keeps in the cluster, so that any machine with the kubeconfig can run day-2:
-//! release records (one Secret per application revision), generated secrets, and the per-model
-//! lock (a Lease).
+//! release records (one Secret per application revision), generated secrets, the platform
+//! settings (the public URL) and the per-model lock (a Lease).
 
 pub mod generated;
 pub mod lock;
+pub mod platform;
 pub mod record;
 pub mod releases;
 

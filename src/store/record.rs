@@ -1,6 +1,6 @@
 //! One release record: what one revision of one application deployed. Kept as a Secret named
 //! `wharf.release.<app>.v<N>` of type `wharf.dev/release.v1`, labelled owner/app/revision/status,
-//! holding gzip'd JSON. Secret config values are stored as sha256 digests, never in clear.
+//! holding gzip'd JSON. Secret config values are never stored: only whether they are set.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -55,7 +55,7 @@ pub struct Release {
     pub reason: Option<String>,
     pub charm: String,
     pub charm_version: String,
-    /// Effective config; secret options hold `sha256:<hex>` instead of their value.
+    /// Effective config; set secret options hold `<secret>` (see `charm::Config::masked`).
     pub config: BTreeMap<String, Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub declared_status: Option<(String, String)>,
@@ -139,9 +139,68 @@ pub fn secret_digest(value: &str) -> Value {
     ))
 }
 
+/// What changed between two recorded configs, one `key: old → new` line per changed option, in
+/// key order. Secret options are recorded masked (`<secret>`, see `charm::Config::masked`), so a
+/// secret shows only as set or unset.
+pub fn config_changes(old: &BTreeMap<String, Value>, new: &BTreeMap<String, Value>) -> Vec<String> {
+    fn is_set_secret(v: Option<&Value>) -> bool {
+        v.and_then(Value::as_str)
+            .is_some_and(|s| s == "<secret>" || s.starts_with("sha256:"))
+    }
+    fn shown(v: Option<&Value>) -> String {
+        match v {
+            None | Some(Value::Null) => "<unset>".into(),
+            v if is_set_secret(v) => "<set>".into(),
+            Some(v) => v.to_string(),
+        }
+    }
+    old.keys()
+        .chain(new.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .filter(|k| old.get(*k) != new.get(*k))
+        .map(|k| {
+            let (mut before, mut after) = (shown(old.get(k)), shown(new.get(k)));
+            // An unset secret is recorded as "": next to a set one, call it what it is.
+            for side in [&mut before, &mut after] {
+                if side == "\"\"" && (is_set_secret(old.get(k)) || is_set_secret(new.get(k))) {
+                    *side = "<unset>".into();
+                }
+            }
+            format!("{k}: {before} → {after}")
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_changes_list_changed_keys_and_hide_secret_digests() {
+        let old: BTreeMap<String, Value> = [
+            ("public-url", json!("http://10.0.0.1.nip.io")),
+            ("static-password", json!("<secret>")),
+            ("port", json!(5556)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let mut new = old.clone();
+        assert!(config_changes(&old, &new).is_empty());
+        new.insert("public-url".into(), json!(""));
+        new.insert("static-password".into(), json!(""));
+        new.insert("connectors".into(), json!("[]"));
+        let changes = config_changes(&old, &new);
+        assert_eq!(
+            changes,
+            [
+                "connectors: <unset> → \"[]\"",
+                "public-url: \"http://10.0.0.1.nip.io\" → \"\"",
+                "static-password: <set> → <unset>",
+            ]
+        );
+    }
 
     fn sample() -> Release {
         Release {
