@@ -1,7 +1,8 @@
 //! `wharf up` end to end against fake `snap`, `microk8s`, `usermod` and `sg` (tests/fixtures/bin,
 //! output copied from real MicroK8s) on a copy of a fixture host tree. Every scenario asserts the
-//! exact commands it ran, in order. The deploy step is skipped (`--skip-deploy`): it is the deploy
-//! engine's, tested against the API simulator in its own tests.
+//! exact commands it ran, in order. Most scenarios skip the deploy (`--skip-deploy`): it is the
+//! deploy engine's, tested against the API simulator in its own tests. Steps 7-8 (deploy, gateway
+//! address, public URL, HTTP checks) run against the simulator and a local fake of the gateway.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -60,11 +61,33 @@ impl Host {
 
     /// `wharf up` with the lite requirements, without a terminal.
     fn up(&self, extra: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_wharf"))
-            .arg("up")
+        self.command()
             .arg("--bundle")
             .arg(fixtures().join("hosts/requirements-lite.yaml"))
             .args(extra)
+            .output()
+            .unwrap()
+    }
+
+    /// `wharf up --bundle lite` that deploys to a simulator: the fake `microk8s config` prints
+    /// the simulator's kubeconfig, which step 6 writes where a real run writes MicroK8s' own.
+    fn up_deploying(&self, sim: &Sim, extra: &[&str]) -> Output {
+        self.command()
+            .args(DEPLOYING)
+            .args(extra)
+            .env("WHARF_FAKE_KUBECONFIG", &sim.kubeconfig)
+            .output()
+            .unwrap()
+    }
+
+    /// The public URL an earlier run chose, as `wharf up` remembers it.
+    fn remembered_url(&self) -> Option<String> {
+        std::fs::read_to_string(self.home.path().join(".config/wharf/wharf.public-url")).ok()
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wharf"));
+        cmd.arg("up")
             .env(
                 "PATH",
                 format!("{}:/usr/bin:/bin", fixtures().join("bin").display()),
@@ -76,9 +99,9 @@ impl Host {
             .env("SUDO_USER", "alice")
             .env_remove("KUBECONFIG")
             .env_remove("XDG_CONFIG_HOME")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
+            .env_remove("WHARF_FAKE_KUBECONFIG")
+            .stdin(Stdio::null());
+        cmd
     }
 }
 
@@ -519,7 +542,7 @@ fn dry_run_shows_the_deploy_command_it_would_hand_to_the_engine() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let bundle = fixtures().join("hosts/requirements-lite.yaml");
     let want = format!(
-        "would run: wharf --kubeconfig {} --model wharf deploy {} --set 'dex-auth.static-username=ops' --set 'dex-auth.public-url=http://192.0.2.240.nip.io' --set 'oidc-gatekeeper.public-url=http://192.0.2.240.nip.io'",
+        "would run: wharf --kubeconfig {} --model wharf deploy {} --set 'dex-auth.static-username=ops' --public-url http://192.0.2.240.nip.io",
         host.kubeconfig().display(),
         bundle.display()
     );
@@ -663,4 +686,375 @@ fn a_user_who_is_not_root_goes_through_sudo_and_sg() {
     want.push(sg("microk8s config"));
     want.push("microk8s config".into());
     assert_eq!(log, want);
+}
+
+// ---- Steps 7-9 against the API simulator: the gateway address, public-url, the HTTP checks ----
+
+/// A kube-sim on its own runtime (the tests here are synchronous), with a kubeconfig for it.
+struct Sim {
+    sim: kube_sim::Simulator,
+    kubeconfig: PathBuf,
+    _dir: tempfile::TempDir,
+    // Last: dropped after the simulator it serves.
+    _rt: tokio::runtime::Runtime,
+}
+
+impl Sim {
+    fn start(config: kube_sim::Config) -> Sim {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let sim = rt.block_on(kube_sim::Simulator::start(config)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        sim.write_kubeconfig(&kubeconfig, None).unwrap();
+        Sim {
+            sim,
+            kubeconfig,
+            _dir: dir,
+            _rt: rt,
+        }
+    }
+
+    fn fast() -> kube_sim::Config {
+        kube_sim::Config {
+            readiness_delay: std::time::Duration::from_millis(100),
+            crd_established_delay: std::time::Duration::from_millis(50),
+            ..kube_sim::Config::default()
+        }
+    }
+
+    /// Dex's configuration as deployed (the `config.yaml` of its Secret).
+    fn dex_config(&self) -> String {
+        use base64::Engine;
+        let secret = self
+            .sim
+            .get("v1", "Secret", "wharf", "dex-auth-config")
+            .expect("dex-auth-config Secret");
+        let data = secret["data"]["config.yaml"].as_str().unwrap();
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(data)
+                .unwrap(),
+        )
+        .unwrap()
+    }
+
+    /// oauth2-proxy's arguments as deployed.
+    fn gatekeeper_args(&self) -> String {
+        let deploy = self
+            .sim
+            .get("apps/v1", "Deployment", "wharf", "oidc-gatekeeper")
+            .expect("oidc-gatekeeper Deployment");
+        deploy["spec"]["template"]["spec"]["containers"][0]["args"].to_string()
+    }
+
+    /// How many release records an application has (one per deploy that changed it).
+    fn revisions(&self, app: &str) -> usize {
+        self.sim
+            .list("v1", "Secret", Some("wharf"))
+            .into_iter()
+            .filter(|s| {
+                s["type"] == "wharf.dev/release.v1" && s["metadata"]["labels"]["app"] == app
+            })
+            .count()
+    }
+}
+
+/// The shipped lite bundle, every answer given, and short HTTP checks: nothing here serves the
+/// simulator's load-balancer addresses, so a check that cannot pass should fail quickly.
+const DEPLOYING: &[&str] = &[
+    "--bundle",
+    "lite",
+    "--metallb",
+    "192.0.2.240-192.0.2.250",
+    "--admin-user",
+    "admin",
+    "--yes",
+    "--verify-timeout",
+    "2s",
+];
+
+/// A stand-in for the gateway on 127.0.0.1: `/` redirects to the login as the real one does,
+/// `/dex/.well-known/openid-configuration` names `issuer(base URL)`. Returns the base URL and
+/// the paths it was asked for.
+fn fake_gateway(
+    issuer: impl Fn(&str) -> String,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let discovery = serde_json::json!({
+        "issuer": issuer(&base),
+        "authorization_endpoint": format!("{base}/dex/auth"),
+    })
+    .to_string();
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = asked.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            if reader.read_line(&mut request).is_err() {
+                continue;
+            }
+            let mut header = String::new();
+            while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
+                header.clear();
+            }
+            let path = request.split(' ').nth(1).unwrap_or("").to_string();
+            log.lock().unwrap().push(path.clone());
+            let response = match path.as_str() {
+                "/" => "HTTP/1.1 302 Found\r\nLocation: /oauth2/start?rd=/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string(),
+                "/dex/.well-known/openid-configuration" => format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{discovery}",
+                    discovery.len()
+                ),
+                _ => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string(),
+            };
+            let _ = stream.write_all(response.as_bytes());
+        }
+    });
+    (base, asked)
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// (a) No --public-url: the address comes from the gateway Service (the simulator's pool starts at
+/// 10.64.140.43), the bundle is deployed again with public-url http://10.64.140.43.nip.io, and
+/// the URL is remembered for the next run. That address serves nothing here, so the HTTP check
+/// fails, honestly, and must say which URL it tried (no test-only switch skips it).
+#[test]
+fn up_takes_the_public_url_from_the_gateway_address_and_keeps_it() {
+    if !root_only() {
+        return;
+    }
+    let host = Host::new("large-host");
+    let sim = Sim::start(Sim::fast());
+    let out = host.up_deploying(&sim, &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for needle in [
+        "[7/9] deploy: bundle deployed",
+        "[8/9] gateway: FAILED",
+        "wharf up stopped at step 8/9 (gateway)",
+        "GET http://10.64.140.43.nip.io/ (the dashboard) did not answer within 2s",
+        "the public URL is kept",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+    let url = "http://10.64.140.43.nip.io";
+    assert!(
+        sim.dex_config().contains(&format!("issuer: \"{url}/dex\"")),
+        "{}",
+        sim.dex_config()
+    );
+    assert!(
+        sim.gatekeeper_args()
+            .contains(&format!("--redirect-url={url}/oauth2/callback")),
+        "{}",
+        sim.gatekeeper_args()
+    );
+    assert_eq!(
+        sim.revisions("dex-auth"),
+        2,
+        "deployed without, then with the URL"
+    );
+    assert_eq!(
+        host.remembered_url().as_deref(),
+        Some("http://10.64.140.43.nip.io\n")
+    );
+    // The generated password was deployed by step 7: this run is the only one that can show it.
+    let shown = stdout(&out);
+    assert!(
+        shown.contains("(generated and deployed; shown only this once)"),
+        "{shown}"
+    );
+    assert!(!err.contains("static-password=") || err.contains("static-password=<redacted>"));
+
+    // A re-run keeps the URL: the deploy carries it from the start, no address is waited for.
+    let again = host.up_deploying(&sim, &["--dry-run"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let plan = stdout(&again);
+    assert!(plan.contains(&format!("--public-url {url}")), "{plan}");
+    assert!(!plan.contains("would wait"), "{plan}");
+    assert!(
+        plan.contains(&format!("would check: GET {url}/ answers")),
+        "{plan}"
+    );
+}
+
+/// (b) With --public-url the HTTP checks run against it: the dashboard answers (a redirect to the
+/// login counts) and Dex's issuer is exactly <url>/dex. A Dex with another issuer fails step 8
+/// with what it said and how to fix it.
+#[test]
+fn up_verifies_the_dashboard_and_the_dex_issuer_over_http() {
+    if !root_only() {
+        return;
+    }
+    let host = Host::new("large-host");
+    let sim = Sim::start(Sim::fast());
+    let (good, asked) = fake_gateway(|base| format!("{base}/dex"));
+    let out = host.up_deploying(&sim, &["--public-url", &format!("{good}/")]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "[8/9] gateway: {good} answers and Dex's issuer is {good}/dex (--public-url)"
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        *asked.lock().unwrap(),
+        vec!["/", "/dex/.well-known/openid-configuration"]
+    );
+    assert!(
+        stdout(&out).contains(&format!("dashboard:  {good}/\n")),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        sim.dex_config()
+            .contains(&format!("issuer: \"{good}/dex\"")),
+        "the trailing slash is not part of the issuer"
+    );
+    assert_eq!(host.remembered_url(), Some(format!("{good}\n")));
+    assert_eq!(
+        sim.revisions("dex-auth"),
+        1,
+        "one deploy: the URL was given"
+    );
+
+    let wrong = "http://10.64.140.43.nip.io/dex";
+    let (bad, _) = fake_gateway(|_| wrong.to_string());
+    let out = host.up_deploying(&sim, &["--public-url", &bad]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for needle in [
+        "wharf up stopped at step 8/9 (gateway)",
+        &format!("{bad}/dex/.well-known/openid-configuration says issuer `{wrong}`"),
+        &format!("so it must be `{bad}/dex`"),
+        "issuer did not match",
+        &format!("`wharf up --public-url {bad}`"),
+        "run `wharf up --public-url http://10.64.140.43.nip.io`",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+}
+
+/// (c) A gateway that never gets an address (the pool's one address is taken): the timeout names
+/// the Service, where to look and how to resume; nothing is remembered.
+#[test]
+fn up_without_a_gateway_address_times_out_naming_the_service() {
+    if !root_only() {
+        return;
+    }
+    let host = Host::new("large-host");
+    let sim = Sim::start(kube_sim::Config {
+        lb_pool: "10.64.140.43".into(),
+        ..Sim::fast()
+    });
+    sim.sim
+        .put(serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "squatter", "namespace": "default"},
+            "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]},
+        }))
+        .unwrap();
+    // The simulator's load-balancer controller assigns the address asynchronously, as MetalLB does.
+    let taken = (0..200).any(|_| {
+        let svc = sim.sim.get("v1", "Service", "default", "squatter").unwrap();
+        let ip = svc["status"]["loadBalancer"]["ingress"][0]["ip"].clone();
+        ip == "10.64.140.43" || {
+            std::thread::sleep(std::time::Duration::from_millis(25));
+            false
+        }
+    });
+    assert!(taken, "the only address is taken by the squatter");
+    let started = std::time::Instant::now();
+    let out = host.up_deploying(&sim, &["--gateway-timeout", "2s"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for needle in [
+        "wharf up stopped at step 8/9 (gateway)",
+        "Service wharf/gateway (type LoadBalancer) got no address within 2s",
+        "microk8s kubectl -n wharf describe service gateway",
+        "run `wharf up` again",
+        "--gateway-timeout",
+        "`wharf up --public-url URL`",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    assert_eq!(host.remembered_url(), None);
+    assert_eq!(sim.revisions("dex-auth"), 1, "no second deploy");
+}
+
+/// (d) A dry run on a fresh host shows step 8's plan, in order after step 7's deploy, and touches
+/// nothing: no cluster (there is none), no kubeconfig, no remembered URL.
+#[test]
+fn dry_run_prints_the_gateway_plan_without_touching_anything() {
+    if !root_only() {
+        return;
+    }
+    let host = Host::new("large-host");
+    let out = host
+        .command()
+        .args(DEPLOYING)
+        .arg("--dry-run")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plan = stdout(&out);
+    let kubeconfig = host.kubeconfig().display().to_string();
+    let deploy = format!(
+        "would run: wharf --kubeconfig {kubeconfig} --model wharf deploy lite --set 'dex-auth.static-username=admin'"
+    );
+    let lines: Vec<&str> = plan.lines().collect();
+    let at = |needle: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with(needle))
+            .unwrap_or_else(|| panic!("no line starting {needle:?} in:\n{plan}"))
+    };
+    let first = format!("{deploy} --no-wait");
+    let step7 = at(&first);
+    assert_eq!(
+        lines[step7], first,
+        "step 7 deploys without a public URL and leaves the waiting to step 8"
+    );
+    let wait = at(
+        "would wait up to 5m for the LoadBalancer address of the gateway Service in namespace wharf",
+    );
+    let redeploy = at(&format!(
+        "{deploy} --public-url 'http://<gateway address>.nip.io'"
+    ));
+    let remember = at(&format!(
+        "would write {}",
+        host.home
+            .path()
+            .join(".config/wharf/wharf.public-url")
+            .display()
+    ));
+    let check = at(
+        "would check: GET http://<gateway address>.nip.io/ answers, and GET http://<gateway address>.nip.io/dex/.well-known/openid-configuration says issuer http://<gateway address>.nip.io/dex",
+    );
+    assert!(
+        step7 < wait && wait < redeploy && redeploy < remember && remember < check,
+        "{plan}"
+    );
+    assert!(
+        stderr(&out).contains("[8/9] gateway: dry run"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(host.log(), vec!["snap list microk8s", "snap list microk8s"]);
+    assert!(!host.kubeconfig().exists());
+    assert_eq!(host.remembered_url(), None);
 }

@@ -22,6 +22,7 @@ use crate::host::microk8s::{ADDONS, Access, MicroK8sCli};
 use crate::host::requirements;
 use crate::host::rpi;
 use crate::host::runner::{Cmd, Runner};
+use crate::store::platform;
 
 const STEPS: usize = 9;
 
@@ -52,6 +53,8 @@ pub fn run(global: &GlobalArgs, args: &UpArgs) -> Outcome {
     let terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     let login_marker = login_marker_path(global)?;
     let inputs = resolve_inputs(args, terminal, &login_marker)?;
+    let url_file = public_url_path(global)?;
+    let public_url = resolve_public_url(args, &url_file)?;
     let runner = Runner::new().dry_run(args.dry_run);
     let root = HostRoot::new(&args.host_root);
     let is_root = nix::unistd::geteuid().is_root();
@@ -91,11 +94,22 @@ pub fn run(global: &GlobalArgs, args: &UpArgs) -> Outcome {
     let kubeconfig = steps.run(6, "kubeconfig", || {
         kubeconfig_step(global, &cli, args, terminal, pretend)
     })?;
+    let site = Site {
+        global,
+        args,
+        inputs: &inputs,
+        kubeconfig: &kubeconfig,
+        url_file: &url_file,
+    };
     steps.run(7, "deploy", || {
-        deploy_step(global, args, &inputs, &kubeconfig, &login_marker)
+        deploy_step(&site, &login_marker, public_url.as_ref())
     })?;
-    steps.run(8, "gateway", || gateway_step(args))?;
-    steps.run(9, "summary", || Ok(summary(args, &inputs, &kubeconfig)))?;
+    let gateway = steps
+        .run(8, "gateway", || gateway_step(&site, public_url))
+        .inspect_err(|_| show_generated_password(&inputs))?;
+    steps.run(9, "summary", || {
+        Ok(summary(args, &inputs, &kubeconfig, gateway.url.as_ref()))
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -573,50 +587,80 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// Step 7: deploy the bundle with the deploy engine (`wharf deploy`), on the new kubeconfig.
-fn deploy_step(
-    global: &GlobalArgs,
-    args: &UpArgs,
-    inputs: &Inputs,
-    kubeconfig: &Path,
-    login_marker: &Path,
-) -> anyhow::Result<String> {
+/// What steps 7 and 8 share: the run's choices and where things are.
+struct Site<'a> {
+    global: &'a GlobalArgs,
+    args: &'a UpArgs,
+    inputs: &'a Inputs,
+    kubeconfig: &'a Path,
+    /// Where the chosen public URL is remembered.
+    url_file: &'a Path,
+}
+
+/// `wharf deploy …` as handed to the engine (`argv`, password included) and as shown (`shown`,
+/// shell-quoted, password redacted).
+struct DeployCmd {
+    argv: Vec<String>,
+    shown: String,
+}
+
+fn deploy_command(site: &Site, public_url: Option<&str>) -> DeployCmd {
     let mut argv: Vec<String> = vec![
         "wharf".into(),
         "--kubeconfig".into(),
-        kubeconfig.display().to_string(),
+        site.kubeconfig.display().to_string(),
         "--model".into(),
-        global.model.clone(),
+        site.global.model.clone(),
         "deploy".into(),
-        inputs.bundle.clone(),
+        site.inputs.bundle.clone(),
         "--set".into(),
-        format!("dex-auth.static-username={}", inputs.admin_user),
+        format!("dex-auth.static-username={}", site.inputs.admin_user),
     ];
-    if let Some(url) = &args.public_url {
-        for app in ["dex-auth", "oidc-gatekeeper"] {
-            argv.extend(["--set".into(), format!("{app}.public-url={url}")]);
-        }
+    match public_url {
+        // The platform's URL, which every charm falls back to (Dex's issuer, the login callback,
+        // the model URLs); the deploy keeps it in the model for later deploys.
+        Some(url) => argv.extend(["--public-url".into(), url.to_string()]),
+        // Without a public URL the gateway's address is what step 8 waits for (with its own
+        // timeout and advice), then it deploys again and waits for every workload; waiting here
+        // would block on that address for the deploy's whole timeout.
+        None => argv.push("--no-wait".into()),
     }
     // What is shown never holds the password; what runs does.
     let mut shown = argv.clone();
-    if let Some(password) = &inputs.password {
+    if let Some(password) = &site.inputs.password {
         argv.extend([
             "--set".into(),
             format!("dex-auth.static-password={}", password.value),
         ]);
         shown.extend(["--set".into(), "dex-auth.static-password=<redacted>".into()]);
     }
-    let shown = shell_words::join(&shown);
-    if args.skip_deploy {
-        return Ok(format!("skipped (--skip-deploy); to deploy: {shown}"));
+    DeployCmd {
+        argv,
+        shown: shell_words::join(&shown),
     }
-    if args.dry_run {
-        println!("would run: {shown}");
+}
+
+/// Step 7: deploy the bundle with the deploy engine (`wharf deploy`), on the new kubeconfig, with
+/// the public URL when it is known (given, or remembered from an earlier run).
+fn deploy_step(
+    site: &Site,
+    login_marker: &Path,
+    public_url: Option<&PublicUrl>,
+) -> anyhow::Result<String> {
+    let cmd = deploy_command(site, public_url.map(|u| u.url.as_str()));
+    if site.args.skip_deploy {
+        return Ok(format!("skipped (--skip-deploy); to deploy: {}", cmd.shown));
+    }
+    if site.args.dry_run {
+        println!("would run: {}", cmd.shown);
         return Ok("dry run".into());
     }
-    let result = deploy_bundle(&argv, &shown)?;
-    if inputs.password.is_some() {
-        write_private(login_marker, &format!("user={}\n", inputs.admin_user))?;
+    let result = deploy_bundle(&cmd.argv, &cmd.shown)?;
+    if site.inputs.password.is_some() {
+        write_private(login_marker, &format!("user={}\n", site.inputs.admin_user))?;
+    }
+    if let Some(url) = public_url {
+        remember_public_url(site.url_file, &url.url)?;
     }
     Ok(result)
 }
@@ -637,22 +681,385 @@ fn deploy_bundle(argv: &[String], shown: &str) -> anyhow::Result<String> {
     Ok(format!("bundle deployed with `{shown}`"))
 }
 
-/// Step 8: wait for the gateway's LoadBalancer address, set `public-url`, verify over HTTP.
-/// NOT BUILT YET: this needs the gateway charm's Service name and an HTTP client; it says so
-/// instead of pretending.
-fn gateway_step(args: &UpArgs) -> anyhow::Result<String> {
-    Ok(match &args.public_url {
-        Some(url) => format!("not verified (not built yet): check that {url} answers"),
-        None => "not built yet: find the address with `kubectl -n <model> get svc` (TYPE LoadBalancer), then `wharf up --public-url http://<address>.nip.io`".into(),
+/// The platform's public URL: where it came from matters to what step 8 does with it.
+#[derive(Debug, Clone)]
+struct PublicUrl {
+    /// `scheme://host[:port]`, without a trailing slash.
+    url: String,
+    /// Given with --public-url (else remembered from an earlier run).
+    given: bool,
+}
+
+/// Where the public URL of a model is remembered: beside the login marker.
+fn public_url_path(global: &GlobalArgs) -> anyhow::Result<PathBuf> {
+    Ok(config_dir()?.join(format!("{}.public-url", global.model)))
+}
+
+/// `--public-url`, else the URL an earlier run chose, so that a re-run deploys the same
+/// `public-url` instead of dropping it (and Dex's issuer with it).
+fn resolve_public_url(args: &UpArgs, url_file: &Path) -> anyhow::Result<Option<PublicUrl>> {
+    if let Some(given) = &args.public_url {
+        return Ok(Some(PublicUrl {
+            url: platform::normalise_public_url(given)?,
+            given: true,
+        }));
+    }
+    let Ok(text) = std::fs::read_to_string(url_file) else {
+        return Ok(None);
+    };
+    let remembered = text.trim();
+    if remembered.is_empty() {
+        return Ok(None);
+    }
+    let url = platform::normalise_public_url(remembered).with_context(|| {
+        format!(
+            "{} holds a public URL wharf cannot use; delete it or pass --public-url URL",
+            url_file.display()
+        )
+    })?;
+    Ok(Some(PublicUrl { url, given: false }))
+}
+
+fn remember_public_url(url_file: &Path, url: &str) -> anyhow::Result<()> {
+    if std::fs::read_to_string(url_file).is_ok_and(|t| t.trim() == url) {
+        return Ok(());
+    }
+    write_private(url_file, &format!("{url}\n"))
+}
+
+/// The gateway charm: its Service (named after the application) is the platform's front door.
+const GATEWAY_SELECTOR: &str = "app.kubernetes.io/managed-by=wharf,app.kubernetes.io/name=gateway";
+
+/// What step 8 found out.
+struct Gateway {
+    /// The public URL, once known.
+    url: Option<String>,
+    detail: String,
+}
+
+impl Describe for Gateway {
+    fn describe(&self) -> String {
+        self.detail.clone()
+    }
+}
+
+/// Step 8: without a public URL, wait for the gateway's LoadBalancer address and deploy again
+/// with `public-url` set to `http://<address>.nip.io`; then check over HTTP that the dashboard
+/// answers and that Dex's issuer is exactly `<public-url>/dex` (else every login fails with
+/// "issuer did not match", long after the install looked fine).
+fn gateway_step(site: &Site, known: Option<PublicUrl>) -> anyhow::Result<Gateway> {
+    let args = site.args;
+    let model = &site.global.model;
+    if args.skip_deploy {
+        return Ok(Gateway {
+            url: known.map(|u| u.url),
+            detail: "skipped (--skip-deploy)".into(),
+        });
+    }
+    if args.dry_run {
+        let url = match known {
+            Some(u) => u.url,
+            None => {
+                let placeholder = "http://<gateway address>.nip.io";
+                println!(
+                    "would wait up to {} for the LoadBalancer address of the gateway Service in namespace {model} ({GATEWAY_SELECTOR})",
+                    humantime::format_duration(args.gateway_timeout)
+                );
+                println!(
+                    "would run: {}",
+                    deploy_command(site, Some(placeholder)).shown
+                );
+                println!("would write {}", site.url_file.display());
+                placeholder.to_string()
+            }
+        };
+        println!(
+            "would check: GET {url}/ answers, and GET {url}/dex/.well-known/openid-configuration says issuer {url}/dex"
+        );
+        return Ok(Gateway {
+            url: Some(url),
+            detail: "dry run".into(),
+        });
+    }
+    let rt = super::deploy::runtime()?;
+    let (url, how) = match known {
+        Some(u) if u.given => (u.url, "--public-url".to_string()),
+        Some(u) => (u.url, format!("kept from {}", site.url_file.display())),
+        None => {
+            let found = rt.block_on(wait_for_address(
+                site.kubeconfig,
+                model,
+                args.gateway_timeout,
+            ))?;
+            let (url, note) = found.public_url();
+            if let Some(note) = &note {
+                eprintln!("note: {note}");
+            }
+            // The deploy engine is the one path that changes the cluster: the same command as
+            // step 7, now with the URL (it runs its own runtime, so not inside `rt`).
+            let cmd = deploy_command(site, Some(&url));
+            deploy_bundle(&cmd.argv, &cmd.shown)?;
+            remember_public_url(site.url_file, &url)?;
+            let how = format!(
+                "Service {model}/{} has address {}; deployed again with `{}`",
+                found.service, found.address, cmd.shown
+            );
+            (url, how)
+        }
+    };
+    rt.block_on(verify(&url, model, args.verify_timeout))?;
+    Ok(Gateway {
+        detail: format!("{url} answers and Dex's issuer is {url}/dex ({how})"),
+        url: Some(url),
     })
 }
 
+/// The gateway Service's LoadBalancer address, and the port it listens on.
+#[derive(Debug)]
+struct Found {
+    service: String,
+    address: String,
+    port: i32,
+}
+
+impl Found {
+    /// `http://<ip>.nip.io` for IPv4 (a name that resolves to the address, so that cookies and
+    /// Dex's issuer have a host name); nip.io does not do IPv6, so `http://[addr]` there; a
+    /// load balancer that gives a host name gets that name. With a note when it is worth one.
+    fn public_url(&self) -> (String, Option<String>) {
+        let port = if self.port == 80 {
+            String::new()
+        } else {
+            format!(":{}", self.port)
+        };
+        match self.address.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(ip)) => (format!("http://{ip}.nip.io{port}"), None),
+            Ok(std::net::IpAddr::V6(ip)) => {
+                let url = format!("http://[{ip}]{port}");
+                let note = format!(
+                    "the gateway address {ip} is IPv6 and nip.io only maps IPv4 addresses, so the public URL is {url}; \
+                     for a host name, give one that resolves to it with `wharf up --public-url URL`"
+                );
+                (url, Some(note))
+            }
+            Err(_) => (format!("http://{}{port}", self.address), None),
+        }
+    }
+}
+
+/// Poll the gateway Service until the load balancer (MetalLB on MicroK8s) gives it an address.
+async fn wait_for_address(
+    kubeconfig: &Path,
+    model: &str,
+    timeout: Duration,
+) -> anyhow::Result<Found> {
+    use k8s_openapi::api::core::v1::Service;
+    use kube::api::{Api, ListParams};
+
+    let cluster = crate::kube::connect(Some(kubeconfig), None).await?;
+    let api: Api<Service> = Api::namespaced(cluster.client.clone(), model);
+    let params = ListParams::default().labels(GATEWAY_SELECTOR);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut seen: Option<String> = None;
+    let mut last_error: Option<String>;
+    loop {
+        match api.list(&params).await {
+            Ok(list) => {
+                last_error = None;
+                if let Some(svc) = list.items.first() {
+                    let name = svc.metadata.name.clone().unwrap_or_default();
+                    let spec = svc.spec.clone().unwrap_or_default();
+                    let kind = spec.type_.clone().unwrap_or_else(|| "ClusterIP".into());
+                    if kind != "LoadBalancer" {
+                        bail!(
+                            "Service {model}/{name} is of type {kind}, which gets no load-balancer address; \
+                             pass the URL it is reached at: `wharf up --public-url URL`"
+                        );
+                    }
+                    let ingress = svc
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.load_balancer.as_ref())
+                        .and_then(|lb| lb.ingress.as_ref())
+                        .and_then(|i| i.first());
+                    let address = ingress.and_then(|i| {
+                        i.ip.clone()
+                            .filter(|s| !s.is_empty())
+                            .or_else(|| i.hostname.clone().filter(|s| !s.is_empty()))
+                    });
+                    if let Some(address) = address {
+                        let ports = spec.ports.unwrap_or_default();
+                        let port = ports
+                            .iter()
+                            .find(|p| p.name.as_deref() == Some("http"))
+                            .or(ports.first())
+                            .map_or(80, |p| p.port);
+                        return Ok(Found {
+                            service: name,
+                            address,
+                            port,
+                        });
+                    }
+                    seen = Some(name);
+                }
+            }
+            // A transient API error is retried until the deadline; the last one is reported.
+            Err(e) => {
+                last_error = Some(crate::kube::errors::describe(
+                    &e,
+                    "list Services",
+                    &cluster.server,
+                ))
+            }
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            break;
+        }
+        tokio::time::sleep((deadline - now).min(Duration::from_secs(1))).await;
+    }
+    let waited = humantime::format_duration(timeout);
+    let resume = "then run `wharf up` again (it waits again; --gateway-timeout 15m waits longer), \
+                  or name the URL yourself with `wharf up --public-url URL`";
+    Err(match (seen, last_error) {
+        (Some(name), _) => anyhow::anyhow!(
+            "Service {model}/{name} (type LoadBalancer) got no address within {waited}: the load balancer \
+             gives it one (on MicroK8s, MetalLB: is it enabled with a free address in its range? \
+             `microk8s kubectl -n {model} describe service {name}` shows the events); {resume}"
+        ),
+        (None, Some(err)) => anyhow::anyhow!("{err}; {resume}"),
+        (None, None) => anyhow::anyhow!(
+            "no gateway Service ({GATEWAY_SELECTOR}) in namespace {model} after {waited}: does the bundle \
+             deploy the gateway charm? {resume}"
+        ),
+    })
+}
+
+/// How long one HTTP request may take, and the pause between attempts.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
+const HTTP_RETRY: Duration = Duration::from_secs(1);
+/// An issuer that differs this many times in a row is wrong, not a Dex pod still rolling over.
+const MISMATCHES: usize = 3;
+
+/// Step 8's HTTP checks, retried within `window` (Dex and the gateway may still be starting):
+/// the dashboard answers (200, or a redirect to the login: both mean the gateway serves it), and
+/// Dex's discovery document names exactly `<url>/dex` as issuer.
+async fn verify(url: &str, model: &str, window: Duration) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(HTTP_TIMEOUT)
+        .build()
+        .context("cannot build an HTTP client")?;
+    let deadline = tokio::time::Instant::now() + window;
+    let waited = humantime::format_duration(window);
+    let resume = "the public URL is kept: `wharf up` again checks again (--verify-timeout 5m waits longer); \
+                  `wharf up --public-url URL` uses another URL";
+
+    let dashboard = format!("{url}/");
+    let mut last;
+    loop {
+        last = match client.get(&dashboard).send().await {
+            Ok(r) if r.status().is_success() || r.status().is_redirection() => break,
+            Ok(r) => format!("it answered {}", r.status()),
+            Err(e) => http_error(&e),
+        };
+        if !pause(deadline).await {
+            bail!(
+                "GET {dashboard} (the dashboard) did not answer within {waited}: {last}. Is {url} reachable \
+                 from this machine (firewall, a load-balancer range outside this network)? {resume}"
+            );
+        }
+    }
+
+    let discovery = format!("{url}/dex/.well-known/openid-configuration");
+    let expected = format!("{url}/dex");
+    let mut mismatched = 0;
+    loop {
+        let got = match client.get(&discovery).send().await {
+            Ok(r) if r.status().is_success() => match r.json::<serde_json::Value>().await {
+                Ok(doc) => match doc.get("issuer").and_then(|i| i.as_str()) {
+                    Some(issuer) => Ok(issuer.to_string()),
+                    None => Err("the answer has no `issuer`".to_string()),
+                },
+                Err(e) => Err(format!("the answer is not JSON ({})", http_error(&e))),
+            },
+            Ok(r) => Err(format!("it answered {}", r.status())),
+            Err(e) => Err(http_error(&e)),
+        };
+        match got {
+            Ok(issuer) if issuer == expected => return Ok(()),
+            Ok(issuer) => {
+                mismatched += 1;
+                if mismatched >= MISMATCHES || !pause(deadline).await {
+                    return Err(issuer_mismatch(url, &discovery, &issuer, &expected));
+                }
+            }
+            Err(why) => {
+                mismatched = 0;
+                if !pause(deadline).await {
+                    bail!(
+                        "GET {discovery} (Dex's OpenID discovery) did not answer within {waited}: {why}; \
+                         `microk8s kubectl -n {model} logs deploy/dex-auth` shows why Dex is not serving. {resume}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The classic "issuer did not match": said at install time, with the fix.
+fn issuer_mismatch(url: &str, discovery: &str, issuer: &str, expected: &str) -> anyhow::Error {
+    let theirs = issuer.strip_suffix("/dex").unwrap_or(issuer);
+    anyhow::anyhow!(
+        "Dex's issuer does not match the public URL: {discovery} says issuer `{issuer}`, but the platform \
+         is reached at {url}, so it must be `{expected}`; logins would fail with \"issuer did not match\". \
+         Fix: if {url} is right, deploy it to Dex with `wharf up --public-url {url}` (or \
+         `wharf deploy BUNDLE --public-url {url}`; an `issuer-url` option on dex-auth overrides it: unset it); \
+         if the platform is reached at {theirs}, run `wharf up --public-url {theirs}`"
+    )
+}
+
+/// Sleep before the next attempt; false when the window is over.
+async fn pause(deadline: tokio::time::Instant) -> bool {
+    let now = tokio::time::Instant::now();
+    if now >= deadline {
+        return false;
+    }
+    tokio::time::sleep((deadline - now).min(HTTP_RETRY)).await;
+    true
+}
+
+/// One line for an HTTP failure: what happened, with the root cause (reqwest's own message only
+/// says "error sending request").
+fn http_error(e: &reqwest::Error) -> String {
+    let cause = crate::kube::errors::root_cause(e);
+    if e.is_timeout() {
+        format!("no answer within {}s ({cause})", HTTP_TIMEOUT.as_secs())
+    } else if e.is_connect() {
+        format!("cannot connect ({cause})")
+    } else {
+        cause
+    }
+}
+
+/// A password wharf generated is deployed by step 7 and the login marker stops later runs from
+/// making another: if a later step fails, this run is the only one that can show it.
+fn show_generated_password(inputs: &Inputs) {
+    if let Some(p) = inputs.password.as_ref().filter(|p| p.generated) {
+        println!(
+            "\n  login:      {}\n  password:   {}   (generated and deployed; shown only this once)\n",
+            inputs.admin_user, p.value
+        );
+    }
+}
+
 /// Step 9: where the platform is and how to log in. A generated password is shown here, once.
-fn summary(args: &UpArgs, inputs: &Inputs, kubeconfig: &Path) -> String {
-    let url = args
-        .public_url
-        .clone()
-        .unwrap_or_else(|| "(unknown until step 8 is built)".into());
+fn summary(args: &UpArgs, inputs: &Inputs, kubeconfig: &Path, url: Option<&String>) -> String {
+    let url = match url {
+        Some(url) => format!("{url}/"),
+        None => "(not known yet: the gateway's address is found after the deploy)".into(),
+    };
     let password = match &inputs.password {
         Some(p) if p.generated => format!("{}   (generated; shown only this once)", p.value),
         Some(_) => "the one you typed".into(),

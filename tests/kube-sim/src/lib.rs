@@ -68,6 +68,9 @@ pub struct Config {
     pub rbac: bool,
     /// The bearer token of the cluster admin.
     pub admin_token: String,
+    /// A request without credentials is the cluster admin. kubectl (client-go) sends no bearer
+    /// token over plain HTTP, so this is how kubectl reaches the simulator, e.g. as a benchmark peer.
+    pub anonymous_admin: bool,
 }
 
 impl Default for Config {
@@ -81,6 +84,7 @@ impl Default for Config {
             kube_version: "1.33.5".into(),
             rbac: true,
             admin_token: "admin-token".into(),
+            anonymous_admin: false,
         }
     }
 }

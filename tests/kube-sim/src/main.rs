@@ -36,6 +36,10 @@ struct Args {
     /// Do not check service-account tokens against RBAC.
     #[arg(long)]
     no_rbac: bool,
+    /// Treat requests without credentials as the cluster admin (kubectl sends no token over
+    /// plain HTTP).
+    #[arg(long)]
+    anonymous_admin: bool,
 }
 
 #[tokio::main]
@@ -54,6 +58,7 @@ async fn main() -> anyhow::Result<()> {
         kube_version: a.kube_version,
         rbac: !a.no_rbac,
         admin_token: a.token.clone(),
+        anonymous_admin: a.anonymous_admin,
     })
     .await?;
     if let Some(path) = &a.kubeconfig {

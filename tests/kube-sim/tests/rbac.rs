@@ -59,6 +59,31 @@ async fn unknown_token_is_401() {
     sim.shutdown().await;
 }
 
+/// A client that sends no credentials at all (as kubectl does over plain HTTP): 401, unless the
+/// simulator was started with `anonymous_admin`.
+#[tokio::test]
+async fn no_token_is_401_unless_anonymous_admin() {
+    for anonymous_admin in [false, true] {
+        let sim = kube_sim::Simulator::start(kube_sim::Config {
+            anonymous_admin,
+            ..common::fast_config()
+        })
+        .await
+        .unwrap();
+        let config = kube::Config::new(sim.url().parse().unwrap());
+        let client = kube::Client::try_from(config).unwrap();
+        let listed = Api::<ConfigMap>::namespaced(client, "default")
+            .list(&ListParams::default())
+            .await;
+        if anonymous_admin {
+            assert!(listed.is_ok(), "{listed:?}");
+        } else {
+            assert_eq!(common::api_err(listed).code, 401);
+        }
+        sim.shutdown().await;
+    }
+}
+
 #[tokio::test]
 async fn service_account_gets_exactly_what_its_bindings_grant() {
     let sim = common::start().await;
