@@ -52,4 +52,40 @@ hyperfine --warmup 1 --runs 10 --export-markdown "$work/deploy.md" \
 "$wharf" deploy "$bundle" "${charms[@]}" "${common[@]}" >/dev/null 2>&1
 hyperfine --warmup 2 --export-markdown "$work/rerun.md" \
   -n "deploy (no change)" "$wharf deploy $bundle ${charms[*]} ${common[*]} 2>/dev/null"
-cat "$work/render.md" "$work/deploy.md" "$work/rerun.md"
+
+# The peer: `kubectl apply --server-side` of the same manifests on a second simulator. It applies in
+# one pass and waits for nothing, keeps no release record and takes no lock, so it is the floor
+# that wharf's extra guarantees are measured against, not an equal.
+peer=()
+if command -v kubectl >/dev/null; then
+  # A fresh simulator before each fresh run: kubectl deletes in protobuf, which kube-sim does not
+  # speak (its server-side applies are YAML). `--anonymous-admin`: kubectl sends no token over HTTP.
+  restart="$work/peer-restart.sh"
+  {
+    echo '#!/usr/bin/env bash'
+    echo "[[ -s $work/peer.pid ]] && kill \$(cat $work/peer.pid) 2>/dev/null"
+    echo "rm -f $work/peer-url"
+    echo "$sim --kubeconfig $work/peer-kubeconfig --anonymous-admin --readiness-delay-ms 0 --crd-delay-ms 0 >$work/peer-url 2>$work/peer-sim.log &"
+    echo "echo \$! >$work/peer.pid"
+    echo "for _ in \$(seq 100); do [[ -s $work/peer-url ]] && exit 0; sleep 0.05; done"
+    echo 'echo "kube-sim (peer) did not start" >&2; exit 1'
+  } >"$restart"
+  chmod +x "$restart"
+  trap 'kill "$sim_pid" $(cat "$work/peer.pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$work"' EXIT
+  "$restart"
+  {
+    printf 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: bench\n---\n'
+    "$wharf" render "$bundle" "${charms[@]}" -m bench --show-secrets
+  } >"$work/manifests.yaml"
+  # --validate=false: kube-sim serves no /openapi documents for kubectl's client-side validation.
+  apply="kubectl --kubeconfig $work/peer-kubeconfig apply --server-side --force-conflicts --validate=false --field-manager peer -f $work/manifests.yaml"
+  hyperfine --warmup 1 --runs 10 --export-markdown "$work/peer-fresh.md" --prepare "$restart" \
+    -n "kubectl apply --server-side (fresh)" "$apply >/dev/null"
+  $apply >/dev/null
+  hyperfine --warmup 2 --export-markdown "$work/peer-rerun.md" \
+    -n "kubectl apply --server-side (no change)" "$apply >/dev/null"
+  peer=("$work/peer-fresh.md" "$work/peer-rerun.md")
+else
+  echo "kubectl not found: no peer numbers (apt-get install kubernetes-client)" >&2
+fi
+cat "$work/render.md" "$work/deploy.md" "$work/rerun.md" "${peer[@]}"

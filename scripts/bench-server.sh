@@ -108,7 +108,9 @@ JSON
 WHARF_MODEL_FROM=""
 if [[ "$ARTIFACT_SOURCE" != sklearn ]]; then
   log "trying the trainer: wharf-trainer train --model mlp --epochs 2"
-  if cargo run --release -q -p wharf-trainer -- train --model mlp --epochs 2 --out "$WORK/repo/fashion/1" >&2 \
+  # The trainer writes the next numbered version under --out: version 1 of an empty repository.
+  rm -rf "$WORK/repo/fashion" && mkdir -p "$WORK/repo/fashion"
+  if cargo run --release -q -p wharf-trainer -- train --model mlp --epochs 2 --out "$WORK/repo/fashion" >&2 \
       && [[ -f "$WORK/repo/fashion/1/model.json" ]]; then
     WHARF_MODEL_FROM="wharf-trainer (mlp, 2 epochs)"
   elif [[ "$ARTIFACT_SOURCE" == trainer ]]; then
