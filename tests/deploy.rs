@@ -496,7 +496,7 @@ async fn deploy_lite_makes_every_application_active_and_a_rerun_writes_nothing()
 /// The shipped `full` bundle: the same six applications, the login, gateway and trainer operator
 /// with two ready replicas each.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deploy_full_runs_two_replicas_of_the_login_gateway_and_trainer() {
+async fn deploy_full_runs_two_replicas_of_the_login_gateway_and_operators() {
     let env = start(fast()).await;
     let args = [&["deploy", "full", "--timeout", "120s"][..], &LOGIN].concat();
     let out = env.command_shipped(&args).output().await.unwrap();
@@ -517,7 +517,7 @@ async fn deploy_full_runs_two_replicas_of_the_login_gateway_and_trainer() {
         ("gateway", 2),
         ("trainer", 2),
         ("minio", 1),
-        ("server", 1),
+        ("server", 2),
     ] {
         let a = app(&status, name);
         assert_eq!(a["status"], "active", "{a}");

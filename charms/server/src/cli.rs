@@ -59,6 +59,12 @@ pub struct OperatorArgs {
     /// This pod's name, in Events.
     #[arg(long, env = "POD_NAME")]
     pub pod_name: Option<String>,
+    /// Reconcile only while holding the Lease LEASE_NAME in the namespace (for more than one
+    /// operator replica; the charm sets it when scale > 1).
+    #[arg(long)]
+    pub leader_elect: bool,
+    #[arg(long, default_value = "wharf-server-operator")]
+    pub lease_name: String,
     /// For s3:// storageUris: the Secret in the namespace holding `access-key` and `secret-key`.
     #[arg(long, default_value = "minio-credentials")]
     pub s3_secret: String,
@@ -92,6 +98,7 @@ impl OperatorArgs {
             config.s3_endpoint = self.s3_endpoint.clone();
         }
         config.s3_region = self.s3_region.clone();
+        config.lease_name = self.leader_elect.then(|| self.lease_name.clone());
         config
     }
 }

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use clap::Parser;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Service;
@@ -11,6 +12,7 @@ use kube::api::{Api, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube_sim::{Config, Simulator};
 use serde_json::{Value, json};
+use wharf_server::cli::{Cli, Command};
 use wharf_server::crd::InferenceService;
 use wharf_server::operator::{Operator, OperatorConfig};
 
@@ -36,21 +38,58 @@ async fn client(sim: &Simulator, token: Option<&str>) -> kube::Client {
     kube::Client::try_from(cfg).unwrap()
 }
 
-/// The charm's RBAC template for app `server` in `kubeflow` (it uses only these two variables).
-fn charm_rbac() -> Vec<Value> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/templates/00-rbac.yaml");
-    let text = std::fs::read_to_string(path)
-        .unwrap()
-        .replace("{{ app.name }}", APP)
-        .replace("{{ app.namespace }}", NS);
-    assert!(
-        !text.contains("{{") && !text.contains("{%"),
-        "{path} uses template features this test does not render"
-    );
-    serde_saphyr::from_multiple(&text).unwrap()
+/// The server charm rendered by wharf as a one-application bundle (app `server` in `kubeflow`).
+fn render_charm(scale: u32) -> Vec<Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("bundle.yaml");
+    std::fs::write(
+        &bundle,
+        format!(
+            "bundle: kubernetes\nname: server-test\napplications:\n  {APP}:\n    charm: server\n    \
+             scale: {scale}\n    trust: true\n"
+        ),
+    )
+    .unwrap();
+    let charms = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let bundle = wharf::bundle::Bundle::load(bundle.to_str().unwrap(), &[], &[]).unwrap();
+    let resolved =
+        wharf::render::Resolved::new(bundle, &wharf::charm::Source::new(Some(&charms))).unwrap();
+    let target = wharf::render::Target {
+        namespace: NS.into(),
+        ..wharf::render::Target::default()
+    };
+    let rendered = resolved
+        .render(&target, &wharf::render::Generated::new())
+        .unwrap();
+    rendered.apps.into_iter().flat_map(|a| a.objects).collect()
 }
 
-async fn start(never_ready_image: Option<&str>) -> Env {
+/// The operator's settings exactly as the charm's Deployment passes them, through the CLI.
+fn charm_operator_config(objects: &[Value]) -> OperatorConfig {
+    let deployment = objects
+        .iter()
+        .find(|o| o["kind"] == "Deployment")
+        .expect("the charm renders the operator Deployment");
+    let args: Vec<String> = serde_json::from_value(
+        deployment["spec"]["template"]["spec"]["containers"][0]["args"].clone(),
+    )
+    .unwrap();
+    let cli = Cli::try_parse_from(std::iter::once("wharf-server".to_string()).chain(args))
+        .unwrap_or_else(|e| panic!("the charm's operator args do not parse: {e}"));
+    let Command::Operator(args) = cli.command else {
+        panic!("the charm runs something other than `wharf-server operator`")
+    };
+    let mut config = args.config();
+    config.metrics_addr = "127.0.0.1:0".parse().unwrap();
+    config
+}
+
+/// The simulator with the CRD, the namespace, the charm's RBAC at `scale` and a model claim;
+/// returns it with an admin client and the rendered charm.
+async fn simulator(
+    never_ready_image: Option<&str>,
+    scale: u32,
+) -> (Simulator, kube::Client, Vec<Value>) {
     let sim = Simulator::start(Config {
         readiness_delay: Duration::from_millis(100),
         crd_established_delay: Duration::from_millis(20),
@@ -63,10 +102,10 @@ async fn start(never_ready_image: Option<&str>) -> Env {
     sim.put(crd).unwrap();
     sim.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}))
         .unwrap();
-    for mut obj in charm_rbac() {
-        if obj["kind"] != "ServiceAccount" {
-            obj["metadata"]["namespace"] = json!(NS);
-            sim.put(obj).unwrap();
+    let objects = render_charm(scale);
+    for obj in &objects {
+        if ["Role", "RoleBinding"].contains(&obj["kind"].as_str().unwrap()) {
+            sim.put(obj.clone()).unwrap();
         }
     }
     sim.put(json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
@@ -74,6 +113,11 @@ async fn start(never_ready_image: Option<&str>) -> Env {
         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}))
         .unwrap();
     let admin = client(&sim, None).await;
+    (sim, admin, objects)
+}
+
+async fn start(never_ready_image: Option<&str>) -> Env {
+    let (sim, admin, _) = simulator(never_ready_image, 1).await;
     let token = sim.token_for_service_account(NS, APP);
     let operator_client = client(&sim, Some(&token)).await;
     let mut config = OperatorConfig::new(NS, IMAGE);
@@ -440,4 +484,94 @@ async fn unusable_storage_is_refused_with_a_condition_that_says_what_to_do() {
         "{text}"
     );
     stop(env).await;
+}
+
+#[tokio::test]
+async fn two_operators_elect_one_leader_and_a_standby_takes_over_an_expired_lease() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+    use k8s_openapi::jiff::{SignedDuration, Timestamp};
+
+    let (sim, admin, objects) = simulator(None, 2).await;
+    let token = sim.token_for_service_account(NS, APP);
+    let mut replicas = Vec::new();
+    for name in ["server-0", "server-1"] {
+        let mut config = charm_operator_config(&objects);
+        assert_eq!(config.lease_name.as_deref(), Some("server-operator"));
+        config.instance = Some(name.into());
+        let operator = Operator::start(client(&sim, Some(&token)).await, config)
+            .await
+            .unwrap();
+        let metrics = format!("http://{}/metrics", operator.metrics_addr());
+        let task = tokio::spawn(operator.run_until(std::future::pending()));
+        replicas.push((name, metrics, task));
+    }
+    let leases: Api<Lease> = Api::namespaced(admin.clone(), NS);
+    let holder = eventually("the Lease", || async {
+        leases
+            .get_opt("server-operator")
+            .await
+            .unwrap()?
+            .spec?
+            .holder_identity
+    })
+    .await;
+    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NS);
+    let isvcs: Api<InferenceService> = Api::namespaced(admin.clone(), NS);
+    isvcs
+        .create(
+            &PostParams::default(),
+            &isvc("first", "pvc://models/repo", 1, 1),
+        )
+        .await
+        .unwrap();
+    eventually("the leader's Deployment", || async {
+        deployments.get_opt("first").await.unwrap()
+    })
+    .await;
+    // Exactly one replica reconciles, and /metrics answers on both (the standby's probes pass).
+    let mut leading = Vec::new();
+    for (name, metrics, _) in &replicas {
+        let text = reqwest::get(metrics).await.unwrap().text().await.unwrap();
+        if text.lines().any(|l| l == "wharf_server_operator_leader 1") {
+            leading.push(*name);
+        }
+    }
+    assert_eq!(leading, [holder.as_str()], "one leader, the Lease's holder");
+
+    // The leader dies without a word; once its Lease has expired, the standby takes over.
+    let (_, _, task) = replicas.iter().find(|(name, ..)| *name == holder).unwrap();
+    task.abort();
+    let mut lease = leases.get("server-operator").await.unwrap();
+    lease.spec.as_mut().unwrap().renew_time =
+        Some(MicroTime(Timestamp::now() - SignedDuration::from_secs(20)));
+    leases
+        .replace("server-operator", &PostParams::default(), &lease)
+        .await
+        .unwrap();
+    let standby = replicas
+        .iter()
+        .find(|(name, ..)| *name != holder)
+        .unwrap()
+        .0;
+    eventually("the standby to take the Lease", || async {
+        let spec = leases.get("server-operator").await.unwrap().spec?;
+        (spec.holder_identity.as_deref() == Some(standby)).then_some(spec.lease_transitions)
+    })
+    .await;
+    isvcs
+        .create(
+            &PostParams::default(),
+            &isvc("second", "pvc://models/repo", 1, 1),
+        )
+        .await
+        .unwrap();
+    eventually("the new leader's Deployment", || async {
+        deployments.get_opt("second").await.unwrap()
+    })
+    .await;
+    for (_, _, task) in replicas {
+        task.abort();
+    }
+    sim.shutdown().await;
 }

@@ -555,7 +555,7 @@ async fn two_replicas_elect_one_leader_through_the_lease() {
 
 #[tokio::test]
 async fn a_standby_takes_over_an_expired_lease_and_the_old_holder_steps_down() {
-    use wharf_trainer::operator::leader::Elector;
+    use wharf_leader::Elector;
     let mut h = Harness::start(2).await;
     for child in h.operators.iter_mut() {
         child.kill().await.unwrap();

@@ -34,6 +34,9 @@ pub struct OperatorConfig {
     pub s3_endpoint: String,
     /// For `s3://` storage: the region requests are signed for.
     pub s3_region: String,
+    /// Leader election (for more than one operator replica): the name of the Lease in
+    /// `namespace` that a replica must hold to reconcile. None: this replica always reconciles.
+    pub lease_name: Option<String>,
 }
 
 impl OperatorConfig {
@@ -53,7 +56,15 @@ impl OperatorConfig {
             reporter: "wharf-server-operator".into(),
             instance: None,
             retry_after: Duration::from_secs(30),
+            lease_name: None,
         }
+    }
+
+    /// Who this replica is in the Lease: its pod name, or a name unique to the process.
+    pub fn identity(&self) -> String {
+        self.instance
+            .clone()
+            .unwrap_or_else(|| format!("{}-{}", self.reporter, std::process::id()))
     }
 
     /// The base URL of one model's APIs: behind the gateway when the public URL is known.

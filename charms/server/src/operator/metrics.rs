@@ -8,7 +8,9 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use prometheus::{Encoder, Histogram, HistogramOpts, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
 
 #[derive(Clone)]
 pub struct OperatorMetrics {
@@ -17,6 +19,8 @@ pub struct OperatorMetrics {
     pub failures: IntCounterVec,
     pub refusals: IntCounterVec,
     pub duration: Histogram,
+    /// 1 while this replica reconciles (it holds the Lease, or there is no leader election).
+    pub leader: IntGauge,
 }
 
 impl Default for OperatorMetrics {
@@ -70,12 +74,21 @@ impl OperatorMetrics {
         registry
             .register(Box::new(duration.clone()))
             .expect("unique metric");
+        let leader = IntGauge::new(
+            "wharf_server_operator_leader",
+            "1 while this replica reconciles (holds the leader Lease, or runs alone)",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(leader.clone()))
+            .expect("unique metric");
         OperatorMetrics {
             registry,
             reconciliations,
             failures,
             refusals,
             duration,
+            leader,
         }
     }
 

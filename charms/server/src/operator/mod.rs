@@ -10,6 +10,8 @@
 //! - [`status`]: conditions from what was observed;
 //! - [`reconcile`]: one reconcile, the error policy and the shared context;
 //! - [`metrics`]: the operator's Prometheus metrics and their HTTP listener.
+//!
+//! With more than one replica, only the one holding the Lease reconciles (`wharf_leader`).
 
 pub mod config;
 pub mod error;
@@ -22,7 +24,7 @@ pub mod storage;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Service;
@@ -34,6 +36,8 @@ use kube::{Api, Client};
 pub use config::OperatorConfig;
 use metrics::OperatorMetrics;
 use reconcile::Context;
+
+use wharf_leader::Elector;
 
 use crate::crd::InferenceService;
 
@@ -81,48 +85,89 @@ impl Operator {
         self.metrics_addr
     }
 
-    /// Reconcile until `shutdown` resolves (in-flight reconciles finish first).
+    /// Reconcile until `shutdown` resolves (in-flight reconciles finish first). With leader
+    /// election, wait as a standby until this replica holds the Lease, and return an error if
+    /// it loses the Lease (the kubelet restarts it as a standby). `/metrics` and `/healthz`
+    /// answer throughout, so that the probes pass while a replica waits.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + Sync + 'static,
     ) -> anyhow::Result<()> {
-        let ns = self.ctx.config.namespace.clone();
-        let client = self.ctx.client.clone();
-        tracing::info!(namespace = %ns, metrics = %self.metrics_addr, "InferenceService operator started");
-        // Only the operator's own objects are watched: fewer events, and nothing else's labels.
-        let owned = watcher::Config::default().labels(&resources::managed_selector());
-        let controller = Controller::new(
-            Api::<InferenceService>::namespaced(client.clone(), &ns),
-            watcher::Config::default(),
-        )
-        .owns(
-            Api::<Deployment>::namespaced(client.clone(), &ns),
-            owned.clone(),
-        )
-        .owns(
-            Api::<Service>::namespaced(client.clone(), &ns),
-            owned.clone(),
-        )
-        .owns(
-            Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), &ns),
-            owned,
-        )
-        .graceful_shutdown_on(shutdown)
-        .run(
-            reconcile::reconcile,
-            reconcile::error_policy,
-            self.ctx.clone(),
-        )
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, "controller");
-            }
+        let shutdown = shutdown.shared();
+        let Operator {
+            ctx,
+            metrics_addr,
+            metrics_server,
+        } = self;
+        let elector = ctx.config.lease_name.as_ref().map(|lease| {
+            Elector::new(
+                ctx.client.clone(),
+                &ctx.config.namespace,
+                lease,
+                &ctx.config.identity(),
+            )
         });
+        let work = async {
+            if let Some(elector) = &elector {
+                tokio::select! {
+                    () = elector.acquire() => {}
+                    () = shutdown.clone() => return Ok(()),
+                }
+            }
+            ctx.metrics.leader.set(1);
+            tracing::info!(namespace = %ctx.config.namespace, metrics = %metrics_addr, "InferenceService operator started");
+            let controller = controller(ctx.clone(), shutdown.clone());
+            let led = match &elector {
+                Some(elector) => elector.while_leading(controller).await,
+                None => {
+                    controller.await;
+                    Ok(())
+                }
+            };
+            led.map_err(|lost| {
+                ctx.metrics.leader.set(0);
+                anyhow::Error::from(lost)
+            })
+        };
         tokio::select! {
-            _ = controller => Ok(()),
-            result = self.metrics_server => {
+            result = work => result,
+            result = metrics_server => {
                 result.map_err(|e| anyhow::anyhow!("the metrics server stopped: {e}"))
             }
         }
     }
+}
+
+/// The InferenceService controller, until `shutdown` resolves.
+fn controller(
+    ctx: Arc<Context>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> impl Future<Output = ()> {
+    let ns = ctx.config.namespace.clone();
+    let client = ctx.client.clone();
+    // Only the operator's own objects are watched: fewer events, and nothing else's labels.
+    let owned = watcher::Config::default().labels(&resources::managed_selector());
+    Controller::new(
+        Api::<InferenceService>::namespaced(client.clone(), &ns),
+        watcher::Config::default(),
+    )
+    .owns(
+        Api::<Deployment>::namespaced(client.clone(), &ns),
+        owned.clone(),
+    )
+    .owns(
+        Api::<Service>::namespaced(client.clone(), &ns),
+        owned.clone(),
+    )
+    .owns(
+        Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), &ns),
+        owned,
+    )
+    .graceful_shutdown_on(shutdown)
+    .run(reconcile::reconcile, reconcile::error_policy, ctx)
+    .for_each(|result| async move {
+        if let Err(error) = result {
+            tracing::debug!(%error, "controller");
+        }
+    })
 }

@@ -4,10 +4,9 @@
 //! `--metrics-addr`; with `--leader-elect` only the replica holding the Lease reconciles.
 //!
 //! Modules, one job each: [`job`] (spec → Job), [`status`] (Job and pod → status),
-//! [`reconcile`] (the loop body), [`metrics`] (HTTP side), [`leader`] (the Lease).
+//! [`reconcile`] (the loop body), [`metrics`] (HTTP side); the Lease is the shared `wharf_leader` crate.
 
 pub mod job;
-pub mod leader;
 pub mod metrics;
 pub mod reconcile;
 pub mod status;
@@ -22,6 +21,8 @@ use kube::api::Api;
 use kube::runtime::controller::Controller;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
+
+use wharf_leader::Elector;
 
 use crate::crd::TrainJob;
 use job::JobSettings;
@@ -75,7 +76,7 @@ pub async fn run(args: OperatorArgs) -> Result<()> {
     let server = tokio::spawn(metrics::serve(args.metrics_addr, metrics.clone()));
 
     let elector = args.leader_elect.then(|| {
-        leader::Elector::new(
+        Elector::new(
             client.clone(),
             &args.lease_namespace,
             &args.lease_name,
@@ -126,17 +127,20 @@ pub async fn run(args: OperatorArgs) -> Result<()> {
             }
         });
     tracing::info!(image = %args.trainer_image, "reconciling TrainJobs");
-    tokio::select! {
-        () = controller => Ok(()),
-        () = async {
-            match &elector {
-                Some(e) => e.hold().await,
-                None => std::future::pending().await,
+    let led = async {
+        match &elector {
+            Some(elector) => elector.while_leading(controller).await,
+            None => {
+                controller.await;
+                Ok(())
             }
-        } => {
-            metrics.leader.set(0);
-            anyhow::bail!("lost the leader Lease {}; exiting so that a standby takes over", args.lease_name)
         }
+    };
+    tokio::select! {
+        led = led => led.map_err(|lost| {
+            metrics.leader.set(0);
+            lost.into()
+        }),
         served = server => match served {
             Ok(Ok(())) => anyhow::bail!("the metrics server stopped"),
             Ok(Err(e)) => Err(e),

@@ -2,6 +2,9 @@
 //! replica waits until the Lease is free or expired, takes it, and renews it; if it cannot renew
 //! before the Lease expires it stops, so that two replicas never reconcile at once (the kubelet
 //! restarts it as a standby).
+//!
+//! Shared by the trainer's and the server's operators: both run as Deployments whose replicas
+//! must not reconcile the same objects at once.
 
 use std::time::Duration;
 
@@ -9,6 +12,22 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, PostParams};
+
+/// Leadership was lost: another replica holds the Lease, or renewing failed for longer than it lasts.
+#[derive(Debug)]
+pub struct LostLease(pub String);
+
+impl std::fmt::Display for LostLease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "lost the leader Lease {}; exiting so that a standby takes over",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for LostLease {}
 
 /// How long a Lease holds without renewal.
 pub const LEASE_SECONDS: i32 = 15;
@@ -125,6 +144,15 @@ impl Elector {
                     }
                 }
             }
+        }
+    }
+
+    /// Runs `work` while this replica holds the Lease (call [`Elector::acquire`] first). If the
+    /// Lease is lost before `work` ends, `work` is dropped, so that two replicas never act at once.
+    pub async fn while_leading<T>(&self, work: impl Future<Output = T>) -> Result<T, LostLease> {
+        tokio::select! {
+            output = work => Ok(output),
+            () = self.hold() => Err(LostLease(self.name.clone())),
         }
     }
 }
