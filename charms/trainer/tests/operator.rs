@@ -112,9 +112,15 @@ where
 impl Harness {
     /// The simulator with the charm deployed at `scale` and `scale` operator processes running.
     async fn start(scale: u32) -> Harness {
+        Harness::start_with(scale, None).await
+    }
+
+    /// ... where pods of images matching `never_ready_image` never start (ImagePullBackOff).
+    async fn start_with(scale: u32, never_ready_image: Option<&str>) -> Harness {
         let sim = Simulator::start(kube_sim::Config {
             readiness_delay: Duration::from_millis(300),
             crd_established_delay: Duration::from_millis(50),
+            never_ready_image: never_ready_image.map(|r| regex::Regex::new(r).unwrap()),
             ..kube_sim::Config::default()
         })
         .await
@@ -526,6 +532,34 @@ async fn an_s3_trainjob_runs_with_the_uris_and_the_minio_secret_and_reports_the_
         tj.status.unwrap().model_uri.as_deref(),
         Some("s3://wharf/models/fashion/4")
     );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_pod_that_cannot_start_leaves_the_trainjob_created_with_the_kubelets_reason() {
+    let h = Harness::start_with(1, Some("wharf-trainer")).await;
+    h.create("stuck", spec(BAKED, "pvc://models/stuck"))
+        .await
+        .unwrap();
+    let tj = eventually("the kubelet's reason in the Running condition", || async {
+        let tj = h.trainjobs().get("stuck").await.ok()?;
+        (tj.status.as_ref()?.conditions.iter())
+            .any(|c| c.type_ == "Running" && c.reason == "ImagePullBackOff")
+            .then_some(tj)
+    })
+    .await;
+    // The Job counts its pod as active, but nothing runs: not "Running".
+    assert_eq!(
+        tj.status.as_ref().unwrap().state.as_deref(),
+        Some("Created")
+    );
+    let running = condition(&tj, "Running");
+    assert_eq!(running.status, "False");
+    assert_eq!(
+        running.message,
+        format!("the training pod is waiting: Back-off pulling image \"{IMAGE}\"")
+    );
+    h.wait_events("stuck", &["PodNotStarting"]).await;
     h.stop().await;
 }
 

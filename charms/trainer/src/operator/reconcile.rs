@@ -16,7 +16,7 @@ use serde_json::json;
 use super::job::{self, JobSettings};
 use super::metrics::Metrics;
 use super::status::{self, Phase};
-use crate::crd::{CONDITION_CREATED, TrainJob, TrainJobStatus};
+use crate::crd::{CONDITION_CREATED, CONDITION_RUNNING, TrainJob, TrainJobStatus};
 
 /// Everything a reconciliation needs, shared by all of them.
 pub struct Context {
@@ -38,6 +38,9 @@ pub enum Error {
 
 /// How often an unfinished TrainJob is looked at even without a watch event.
 const RESYNC: Duration = Duration::from_secs(300);
+/// ... and one whose pod has not started: a pod that cannot start changes nothing in the Job
+/// (which is all the operator watches), so its reason is looked for again this often.
+const RESYNC_NOT_STARTED: Duration = Duration::from_secs(15);
 
 pub async fn reconcile(tj: Arc<TrainJob>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
@@ -191,7 +194,7 @@ async fn reconcile_inner(tj: &TrainJob, ctx: &Context) -> Result<Action, Error> 
     }
     if wrote && changed_state {
         match &phase {
-            Phase::Created => {}
+            Phase::Created { .. } => {}
             Phase::Running => {
                 event(
                     ctx,
@@ -227,10 +230,36 @@ async fn reconcile_inner(tj: &TrainJob, ctx: &Context) -> Result<Action, Error> 
             }
         }
     }
-    Ok(if phase.is_finished() {
-        Action::await_change()
-    } else {
-        Action::requeue(RESYNC)
+    if let Phase::Created {
+        waiting: Some(waiting),
+    } = &phase
+    {
+        let running_reason = |s: &TrainJobStatus| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == CONDITION_RUNNING)
+                .map(|c| c.reason.clone())
+        };
+        if wrote
+            && !waiting.is_normal()
+            && previous.and_then(running_reason) != running_reason(&next)
+        {
+            let message = format!("{}: {}", waiting.reason, waiting.message);
+            event(
+                ctx,
+                tj,
+                EventType::Warning,
+                "PodNotStarting",
+                "Train",
+                &message,
+            )
+            .await;
+        }
+    }
+    Ok(match phase {
+        _ if phase.is_finished() => Action::await_change(),
+        Phase::Created { .. } => Action::requeue(RESYNC_NOT_STARTED),
+        _ => Action::requeue(RESYNC),
     })
 }
 

@@ -17,8 +17,10 @@ use crate::crd::{
 /// Where a TrainJob is.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Phase {
-    /// The Job exists, no pod has started yet.
-    Created,
+    /// The Job exists, no pod has started yet; `waiting` says why, when the kubelet said.
+    Created {
+        waiting: Option<Waiting>,
+    },
     Running,
     Succeeded {
         metrics: Option<TrainMetrics>,
@@ -31,10 +33,29 @@ pub enum Phase {
     },
 }
 
+/// Why the training container has not started: the kubelet's reason and message, for example
+/// `CreateContainerConfigError: secret "minio-credentials" not found` or `ImagePullBackOff`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Waiting {
+    pub reason: String,
+    pub message: String,
+}
+
+impl Waiting {
+    /// True for the reasons a pod passes through on its way to running; anything else (a missing
+    /// Secret, an image that cannot be pulled) needs someone to act.
+    pub fn is_normal(&self) -> bool {
+        matches!(
+            self.reason.as_str(),
+            "ContainerCreating" | "PodInitializing"
+        )
+    }
+}
+
 impl Phase {
     pub fn name(&self) -> &'static str {
         match self {
-            Phase::Created => CONDITION_CREATED,
+            Phase::Created { .. } => CONDITION_CREATED,
             Phase::Running => CONDITION_RUNNING,
             Phase::Succeeded { .. } => CONDITION_SUCCEEDED,
             Phase::Failed { .. } => CONDITION_FAILED,
@@ -63,6 +84,31 @@ impl From<wharf_model::Metrics> for TrainMetrics {
             epochs: m.epochs,
         }
     }
+}
+
+/// The trainer container's waiting state in the newest pod, if it is waiting.
+fn waiting(pods: &[Pod]) -> Option<Waiting> {
+    let newest = pods
+        .iter()
+        .max_by_key(|pod| pod.metadata.creation_timestamp.clone())?;
+    let statuses = newest.status.as_ref()?.container_statuses.as_ref()?;
+    let status = statuses.iter().find(|s| s.name == "trainer")?;
+    let waiting = status.state.as_ref()?.waiting.as_ref()?;
+    Some(Waiting {
+        reason: waiting.reason.clone().unwrap_or_default(),
+        message: waiting.message.clone().unwrap_or_default(),
+    })
+}
+
+/// A condition reason must be CamelCase-like (the API rejects others); kubelet reasons are, but
+/// a status write must never fail on one that is not.
+fn condition_reason(reason: &str) -> &str {
+    let valid = reason.starts_with(|c: char| c.is_ascii_alphabetic())
+        && reason
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ',' | ':'))
+        && !reason.ends_with([',', ':']);
+    if valid { reason } else { "PodWaiting" }
 }
 
 /// The trainer container's terminated state, from the newest pod that has one.
@@ -119,12 +165,19 @@ pub fn phase(job: &Job, pods: &[Pod]) -> Phase {
             message,
         };
     }
+    // A pod that cannot start (a missing Secret, an image that cannot be pulled) still counts
+    // as active in the Job: the container's own state tells.
+    if let Some(waiting) = waiting(pods) {
+        return Phase::Created {
+            waiting: Some(waiting),
+        };
+    }
     let status = job.status.as_ref();
     let active = status.and_then(|s| s.active).unwrap_or(0) > 0;
     if active || status.and_then(|s| s.start_time.as_ref()).is_some() {
         Phase::Running
     } else {
-        Phase::Created
+        Phase::Created { waiting: None }
     }
 }
 
@@ -183,20 +236,30 @@ pub fn status(
         &now,
     );
     let running = *phase == Phase::Running;
+    let (reason, message) = match phase {
+        Phase::Created {
+            waiting: Some(waiting),
+        } => (
+            condition_reason(&waiting.reason),
+            format!(
+                "the training pod is waiting: {}",
+                if waiting.message.is_empty() {
+                    &waiting.reason
+                } else {
+                    &waiting.message
+                }
+            ),
+        ),
+        Phase::Created { waiting: None } => ("Pending", String::new()),
+        Phase::Running => ("PodRunning", "the training pod is running".into()),
+        Phase::Succeeded { .. } | Phase::Failed { .. } => ("Finished", String::new()),
+    };
     set_condition(
         conditions,
         CONDITION_RUNNING,
         running,
-        match phase {
-            Phase::Created => "Pending",
-            Phase::Running => "PodRunning",
-            Phase::Succeeded { .. } | Phase::Failed { .. } => "Finished",
-        },
-        if running {
-            "the training pod is running"
-        } else {
-            ""
-        },
+        reason,
+        &message,
         generation,
         &now,
     );
@@ -403,7 +466,10 @@ mod tests {
 
     #[test]
     fn a_job_without_a_pod_yet_is_created() {
-        assert_eq!(phase(&job(json!({})), &[]), Phase::Created);
+        assert_eq!(
+            phase(&job(json!({})), &[]),
+            Phase::Created { waiting: None }
+        );
         let s = invalid(
             None,
             "output.uri \"s3://Bad_Bucket/x\": \"Bad_Bucket\" is not an S3 bucket name",
@@ -411,5 +477,46 @@ mod tests {
         );
         assert_eq!(condition(&s, "Failed").reason, "InvalidSpec");
         assert_eq!(condition(&s, "Created").status, "False");
+    }
+
+    #[test]
+    fn a_pod_that_cannot_start_is_not_running_and_says_why() {
+        // The Job counts the pod as active; the kubelet cannot start its container.
+        let job = job(json!({"active": 1, "startTime": "2026-01-01T00:00:01Z"}));
+        let stuck: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "fashion-abc", "creationTimestamp": "2026-01-01T00:00:02Z"},
+            "status": {"containerStatuses": [{"name": "trainer", "image": "i", "imageID": "",
+                "ready": false, "restartCount": 0,
+                "state": {"waiting": {"reason": "CreateContainerConfigError",
+                    "message": "secret \"minio-credentials\" not found"}}}]}
+        }))
+        .unwrap();
+        let phase = phase(&job, &[stuck]);
+        let Phase::Created {
+            waiting: Some(waiting),
+        } = &phase
+        else {
+            panic!("expected Created with a reason, got {phase:?}")
+        };
+        assert!(!waiting.is_normal());
+        let s = status(None, &phase, None, None, Some(1));
+        assert_eq!(s.state.as_deref(), Some("Created"));
+        let running = condition(&s, "Running");
+        assert_eq!(
+            (running.status.as_str(), running.reason.as_str()),
+            ("False", "CreateContainerConfigError")
+        );
+        assert_eq!(
+            running.message,
+            "the training pod is waiting: secret \"minio-credentials\" not found"
+        );
+    }
+
+    #[test]
+    fn a_waiting_reason_the_api_would_refuse_is_replaced() {
+        assert_eq!(condition_reason("ImagePullBackOff"), "ImagePullBackOff");
+        assert_eq!(condition_reason("not camel case"), "PodWaiting");
+        assert_eq!(condition_reason(""), "PodWaiting");
+        assert_eq!(condition_reason("Bad:"), "PodWaiting");
     }
 }
