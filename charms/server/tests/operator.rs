@@ -326,8 +326,23 @@ async fn a_pod_that_never_gets_ready_keeps_the_service_not_ready() {
             .filter(|c| c.1 == "ReplicasNotReady")
     })
     .await;
-    assert!(message.contains("0/1 replicas ready"), "{message}");
     assert_eq!(reason, "ReplicasNotReady");
+    // The kubelet's reason, read from the pods with the charm's own Role.
+    let message = if message.contains("ImagePullBackOff") {
+        message
+    } else {
+        eventually("the kubelet's reason in Ready", || async {
+            condition(&api, "slow", "Ready")
+                .await
+                .map(|c| c.2)
+                .filter(|m| m.contains("ImagePullBackOff"))
+        })
+        .await
+    };
+    assert_eq!(
+        message,
+        format!("0/1 replicas ready: ImagePullBackOff: Back-off pulling image \"{IMAGE}\"")
+    );
     let (status, reason, _) = condition(&api, "slow", "IngressReady").await.unwrap();
     assert_eq!(
         (status.as_str(), reason.as_str()),

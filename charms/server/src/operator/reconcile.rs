@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Client, Resource, ResourceExt};
@@ -101,10 +101,19 @@ async fn reconcile_inner(isvc: &InferenceService, ctx: &Context) -> Result<Actio
                     Err(e) => return Err(e.into()),
                 },
             }
+            let waiting = match deployment.status.as_ref().and_then(|s| s.ready_replicas) {
+                Some(ready) if ready > 0 => None,
+                // Best effort: without it the status still says no replica is ready.
+                _ => pod_waiting(ctx, &ns, &name).await.unwrap_or_else(|error| {
+                    tracing::debug!(%error, "cannot list the model pods");
+                    None
+                }),
+            };
             let observed = Observed {
                 deployment: Some(deployment),
                 service: true,
                 route: format!("{name}:{}", ctx.config.model_port),
+                waiting,
             };
             (None, observed)
         }
@@ -136,8 +145,38 @@ async fn reconcile_inner(isvc: &InferenceService, ctx: &Context) -> Result<Actio
     Ok(match &refusal {
         // Nothing watched would change a missing claim: look again later.
         Some(r) if r.reason == "ClaimNotFound" => Action::requeue(ctx.config.retry_after),
+        // Nor a pod's waiting reason (pods are not watched): look again soon while none is ready.
+        None if observed.waiting.is_some() => Action::requeue(Duration::from_secs(15)),
         _ => Action::requeue(Duration::from_secs(300)),
     })
+}
+
+/// The first reason a model pod's container cannot start (`REASON: message`), leaving out the
+/// states every pod passes through on its way to running.
+async fn pod_waiting(ctx: &Context, ns: &str, name: &str) -> Result<Option<String>, Error> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let pods = pods
+        .list(&ListParams::default().labels(&format!("{}={name}", resources::ISVC_LABEL)))
+        .await?;
+    let waiting = pods
+        .items
+        .iter()
+        .filter_map(|pod| pod.status.as_ref()?.container_statuses.as_ref())
+        .flatten()
+        .filter_map(|c| c.state.as_ref()?.waiting.as_ref())
+        .find(|w| {
+            !matches!(
+                w.reason.as_deref(),
+                None | Some("ContainerCreating" | "PodInitializing")
+            )
+        });
+    Ok(waiting.map(|w| {
+        let reason = w.reason.as_deref().unwrap_or_default();
+        match w.message.as_deref() {
+            Some(message) if !message.is_empty() => format!("{reason}: {message}"),
+            _ => reason.to_owned(),
+        }
+    }))
 }
 
 /// The spec's own rules (the CRD's CEL rules catch these at the API, but a CRD applied without

@@ -27,6 +27,9 @@ pub struct Observed {
     pub service: bool,
     /// The Service's name and port, for messages.
     pub route: String,
+    /// Why a model pod cannot start, as the kubelet says (`ImagePullBackOff: Back-off pulling
+    /// image …`); looked up only while no replica is ready.
+    pub waiting: Option<String>,
 }
 
 /// One condition's value before timestamps.
@@ -79,13 +82,17 @@ pub fn predictor(observed: &Observed, name: &str) -> Verdict {
             format!("{ready}/{wanted} replicas ready"),
         );
     }
+    let why = match &observed.waiting {
+        Some(waiting) => format!(": {waiting}"),
+        None => format!(
+            " (pulling the image or loading the model: \
+             kubectl describe pods -l wharf.dev/inferenceservice={name})"
+        ),
+    };
     verdict(
         false,
         "ReplicasNotReady",
-        format!(
-            "0/{wanted} replicas ready (pulling the image or loading the model: \
-             kubectl describe pods -l wharf.dev/inferenceservice={name})"
-        ),
+        format!("0/{wanted} replicas ready{why}"),
     )
 }
 
@@ -219,6 +226,7 @@ mod tests {
             deployment: d,
             service,
             route: "fashion:8080".into(),
+            waiting: None,
         }
     }
 
@@ -367,5 +375,19 @@ mod tests {
             ready_of(Some(&changed)),
             Some(("False".into(), "ReplicasNotReady".into()))
         );
+    }
+
+    #[test]
+    fn a_pod_that_cannot_start_gives_the_kubelets_reason() {
+        let mut o = observed(Some(deployment(1, 1, 1, 0)), true);
+        o.waiting = Some("ImagePullBackOff: Back-off pulling image \"x:1\"".into());
+        let s = run(&o, None);
+        let ready = cond(&s, CONDITION_READY);
+        assert_eq!(ready.reason, "ReplicasNotReady");
+        assert_eq!(
+            ready.message,
+            "0/1 replicas ready: ImagePullBackOff: Back-off pulling image \"x:1\""
+        );
+        assert_eq!(s.model_state, Some(ModelState::Loading));
     }
 }
