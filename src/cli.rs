@@ -6,8 +6,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// wharf installs MicroK8s, deploys an ML platform bundle on it and keeps it running.
 ///
-/// Start with `wharf check` to see whether this host can carry a bundle, then `wharf render lite`
-/// to see what would be deployed.
+/// On a fresh Ubuntu host or Raspberry Pi, `wharf up` does it all (`wharf up --dry-run` shows each
+/// command first). `wharf check` tells whether this host can carry a bundle, `wharf render lite`
+/// what would be deployed, and `wharf status` how the platform is doing.
 #[derive(Debug, Parser)]
 #[command(
     name = "wharf",
