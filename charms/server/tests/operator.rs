@@ -508,29 +508,9 @@ async fn two_operators_elect_one_leader_and_a_standby_takes_over_an_expired_leas
     use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
     let (sim, admin, objects) = simulator(None, 2).await;
-    let token = sim.token_for_service_account(NS, APP);
-    let mut replicas = Vec::new();
-    for name in ["server-0", "server-1"] {
-        let mut config = charm_operator_config(&objects);
-        assert_eq!(config.lease_name.as_deref(), Some("server-operator"));
-        config.instance = Some(name.into());
-        let operator = Operator::start(client(&sim, Some(&token)).await, config)
-            .await
-            .unwrap();
-        let metrics = format!("http://{}/metrics", operator.metrics_addr());
-        let task = tokio::spawn(operator.run_until(std::future::pending()));
-        replicas.push((name, metrics, task));
-    }
+    let replicas = start_replicas(&sim, &objects).await;
     let leases: Api<Lease> = Api::namespaced(admin.clone(), NS);
-    let holder = eventually("the Lease", || async {
-        leases
-            .get_opt("server-operator")
-            .await
-            .unwrap()?
-            .spec?
-            .holder_identity
-    })
-    .await;
+    let holder = lease_holder(&leases).await;
     let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NS);
     let isvcs: Api<InferenceService> = Api::namespaced(admin.clone(), NS);
     isvcs
@@ -546,17 +526,16 @@ async fn two_operators_elect_one_leader_and_a_standby_takes_over_an_expired_leas
     .await;
     // Exactly one replica reconciles, and /metrics answers on both (the standby's probes pass).
     let mut leading = Vec::new();
-    for (name, metrics, _) in &replicas {
-        let text = reqwest::get(metrics).await.unwrap().text().await.unwrap();
-        if text.lines().any(|l| l == "wharf_server_operator_leader 1") {
-            leading.push(*name);
+    for replica in &replicas {
+        if replica.leads().await {
+            leading.push(replica.name);
         }
     }
     assert_eq!(leading, [holder.as_str()], "one leader, the Lease's holder");
 
     // The leader dies without a word; once its Lease has expired, the standby takes over.
-    let (_, _, task) = replicas.iter().find(|(name, ..)| *name == holder).unwrap();
-    task.abort();
+    let leader = replicas.iter().find(|r| r.name == holder).unwrap();
+    leader.task.abort();
     let mut lease = leases.get("server-operator").await.unwrap();
     lease.spec.as_mut().unwrap().renew_time =
         Some(MicroTime(Timestamp::now() - SignedDuration::from_secs(20)));
@@ -564,11 +543,7 @@ async fn two_operators_elect_one_leader_and_a_standby_takes_over_an_expired_leas
         .replace("server-operator", &PostParams::default(), &lease)
         .await
         .unwrap();
-    let standby = replicas
-        .iter()
-        .find(|(name, ..)| *name != holder)
-        .unwrap()
-        .0;
+    let standby = replicas.iter().find(|r| r.name != holder).unwrap().name;
     eventually("the standby to take the Lease", || async {
         let spec = leases.get("server-operator").await.unwrap().spec?;
         (spec.holder_identity.as_deref() == Some(standby)).then_some(spec.lease_transitions)
@@ -585,8 +560,108 @@ async fn two_operators_elect_one_leader_and_a_standby_takes_over_an_expired_leas
         deployments.get_opt("second").await.unwrap()
     })
     .await;
-    for (_, _, task) in replicas {
-        task.abort();
+    for replica in replicas {
+        replica.task.abort();
     }
     sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_leader_that_shuts_down_cleanly_hands_the_lease_over_at_once() {
+    use k8s_openapi::api::coordination::v1::Lease;
+
+    let (sim, admin, objects) = simulator(None, 2).await;
+    let mut replicas = start_replicas(&sim, &objects).await;
+    let leases: Api<Lease> = Api::namespaced(admin.clone(), NS);
+    let holder = lease_holder(&leases).await;
+    let leader = replicas.iter_mut().find(|r| r.name == holder).unwrap();
+    leader.shutdown.take().unwrap().send(()).unwrap();
+    (&mut leader.task)
+        .await
+        .unwrap()
+        .expect("a clean shutdown is not an error");
+    // Released, not left to expire (15 s): the standby takes it at its next try (5 s).
+    let standby = replicas.iter().find(|r| r.name != holder).unwrap();
+    eventually("the standby to hold the Lease", || async {
+        let spec = leases.get("server-operator").await.unwrap().spec?;
+        (spec.holder_identity.as_deref() == Some(standby.name)).then_some(())
+    })
+    .await;
+    assert!(standby.leads().await);
+    let isvcs: Api<InferenceService> = Api::namespaced(admin.clone(), NS);
+    isvcs
+        .create(
+            &PostParams::default(),
+            &isvc("after", "pvc://models/repo", 1, 1),
+        )
+        .await
+        .unwrap();
+    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), NS);
+    eventually("the new leader's Deployment", || async {
+        deployments.get_opt("after").await.unwrap()
+    })
+    .await;
+    for replica in replicas {
+        replica.task.abort();
+    }
+    sim.shutdown().await;
+}
+
+/// One operator replica running in this process, as the charm's ServiceAccount.
+struct Replica {
+    name: &'static str,
+    metrics: String,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Replica {
+    /// Whether its /metrics says it reconciles (and so that /metrics answers).
+    async fn leads(&self) -> bool {
+        let text = reqwest::get(&self.metrics)
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines().any(|l| l == "wharf_server_operator_leader 1")
+    }
+}
+
+/// Two replicas started with the flags the charm renders at scale 2.
+async fn start_replicas(sim: &Simulator, objects: &[Value]) -> Vec<Replica> {
+    let token = sim.token_for_service_account(NS, APP);
+    let mut replicas = Vec::new();
+    for name in ["server-0", "server-1"] {
+        let mut config = charm_operator_config(objects);
+        assert_eq!(config.lease_name.as_deref(), Some("server-operator"));
+        config.instance = Some(name.into());
+        let operator = Operator::start(client(sim, Some(&token)).await, config)
+            .await
+            .unwrap();
+        let metrics = format!("http://{}/metrics", operator.metrics_addr());
+        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(operator.run_until(async {
+            let _ = stopped.await;
+        }));
+        replicas.push(Replica {
+            name,
+            metrics,
+            shutdown: Some(shutdown),
+            task,
+        });
+    }
+    replicas
+}
+
+async fn lease_holder(leases: &Api<k8s_openapi::api::coordination::v1::Lease>) -> String {
+    eventually("the Lease", || async {
+        leases
+            .get_opt("server-operator")
+            .await
+            .unwrap()?
+            .spec?
+            .holder_identity
+    })
+    .await
 }
