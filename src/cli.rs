@@ -2,7 +2,13 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
+
+pub use crate::action::OutputFormat;
+use crate::action::{Global, parse_duration};
+use crate::engine::{Prune, RunOptions};
+
+use crate::store::inputs::{BundleSource, Changes};
 
 /// wharf installs MicroK8s, deploys an ML platform bundle on it and keeps it running.
 ///
@@ -48,11 +54,15 @@ pub struct GlobalArgs {
     pub verbose: u8,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    Text,
-    Json,
-    Yaml,
+impl GlobalArgs {
+    pub fn global(&self) -> Global {
+        Global {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            model: self.model.clone(),
+            output: self.output,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -65,7 +75,15 @@ pub enum Command {
     Deploy(DeployArgs),
     /// Show the model's applications and units, like `juju status`
     Status(StatusArgs),
-    /// Remove one application, or everything wharf deployed in the model
+    /// Show an application's options (value, source, description), or change some of them
+    Config(ConfigArgs),
+    /// List an application's revisions, like `helm history`
+    History(HistoryArgs),
+    /// Plan, check and apply a newer wharf's charms (or a newer Kubernetes); roll back on failure
+    Upgrade(UpgradeArgs),
+    /// Re-apply an earlier revision of an application as a new revision
+    Rollback(RollbackArgs),
+    /// Remove one application, or everything wharf deployed in the model (data kept unless asked)
     Remove(RemoveArgs),
     /// Take this host from bare Ubuntu to MicroK8s, its add-ons and the platform (resumable)
     Up(UpArgs),
@@ -117,6 +135,51 @@ pub struct BundleArgs {
     pub charms_dir: Option<PathBuf>,
 }
 
+impl BundleArgs {
+    pub fn source(&self) -> BundleSource {
+        BundleSource {
+            spec: self.bundle.clone(),
+            overlays: self.overlay.clone(),
+            charms_dir: self.charms_dir.clone(),
+        }
+    }
+}
+
+/// How a verb that changes the cluster waits, locks and keeps history.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Wait until every application is ready (the default)
+    #[arg(long, overrides_with = "no_wait")]
+    pub wait: bool,
+    /// Apply and return without waiting for readiness
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Give up waiting after this long (e.g. 90s, 20m, 1h); the revision is recorded as failed
+    #[arg(long, default_value = "20m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Take over fields another field manager owns (server-side apply conflicts)
+    #[arg(long)]
+    pub force_conflicts: bool,
+    /// Take the model lock even if another run holds it (only when that run is gone)
+    #[arg(long)]
+    pub force_unlock: bool,
+    /// Release records kept per application (the last deployed one is always kept)
+    #[arg(long, default_value_t = crate::store::releases::DEFAULT_HISTORY, value_name = "N")]
+    pub history: usize,
+}
+
+impl RunArgs {
+    pub fn options(&self) -> RunOptions {
+        RunOptions {
+            wait: !self.no_wait,
+            timeout: self.timeout,
+            force_conflicts: self.force_conflicts,
+            force_unlock: self.force_unlock,
+            history: self.history,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct RenderArgs {
     #[command(flatten)]
@@ -133,6 +196,13 @@ pub struct RenderArgs {
 pub struct DeployArgs {
     #[command(flatten)]
     pub bundle: BundleArgs,
+    /// Forget an option set earlier (with --set or `wharf config`): APP.KEY goes back to the
+    /// bundle's or the charm's default (repeatable)
+    #[arg(long, value_name = "APP.KEY")]
+    pub reset: Vec<String>,
+    /// Forget every option set earlier for APP (repeatable)
+    #[arg(long, value_name = "APP")]
+    pub reset_config: Vec<String>,
     /// Print the plan (stages, applications, each object's create/update/unchanged/prune) and stop
     #[arg(long)]
     pub dry_run: bool,
@@ -140,30 +210,156 @@ pub struct DeployArgs {
     /// with --dry-run, only the diff
     #[arg(long)]
     pub diff: bool,
-    /// Wait until every application is ready (the default)
-    #[arg(long, overrides_with = "no_wait")]
-    pub wait: bool,
-    /// Apply and return without waiting for readiness
-    #[arg(long)]
-    pub no_wait: bool,
-    /// Give up waiting after this long (e.g. 90s, 20m, 1h); the release is recorded as failed
-    #[arg(long, default_value = "20m", value_parser = crate::action::deploy::parse_timeout)]
-    pub timeout: std::time::Duration,
-    /// Take over fields another field manager owns (server-side apply conflicts)
-    #[arg(long)]
-    pub force_conflicts: bool,
-    /// Take the model lock even if another run holds it (only when that run is gone)
-    #[arg(long)]
-    pub force_unlock: bool,
     /// Also prune CustomResourceDefinitions the bundle dropped (deletes their custom resources)
     #[arg(long)]
     pub prune_crds: bool,
     /// Also prune PersistentVolumeClaims the bundle dropped (deletes their data)
     #[arg(long)]
     pub prune_data: bool,
-    /// Release records kept per application
-    #[arg(long, default_value_t = 10, value_name = "N")]
-    pub history: usize,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+impl DeployArgs {
+    pub fn options(&self) -> crate::action::deploy::Options {
+        crate::action::deploy::Options {
+            source: self.bundle.source(),
+            changes: Changes {
+                set: self.bundle.set.clone(),
+                reset: self.reset.clone(),
+                reset_apps: self.reset_config.clone(),
+                public_url: self.bundle.public_url.clone(),
+            },
+            dry_run: self.dry_run,
+            diff: self.diff,
+            prune: Prune {
+                crds: self.prune_crds,
+                data: self.prune_data,
+            },
+            run: self.run.options(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
+    /// The application
+    pub app: String,
+    /// Options to set, KEY=VALUE; a secret option given as KEY=- is asked for on the terminal
+    #[arg(value_name = "KEY=VALUE")]
+    pub settings: Vec<String>,
+    /// A secret (or any) option read from a file: KEY=FILE, so the value is in no process list
+    /// or shell history (repeatable)
+    #[arg(long, value_name = "KEY=FILE")]
+    pub from_file: Vec<String>,
+    /// Forget a value set earlier: the option goes back to the bundle's or the charm's default
+    /// (repeatable)
+    #[arg(long, value_name = "KEY")]
+    pub reset: Vec<String>,
+    /// Print what would change and stop
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Directory holding the charms (default: the charms shipped with wharf)
+    #[arg(long, env = "WHARF_CHARMS", value_name = "DIR", hide = true)]
+    pub charms_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+impl ConfigArgs {
+    pub fn options(&self) -> crate::action::config::Options {
+        crate::action::config::Options {
+            app: self.app.clone(),
+            settings: self.settings.clone(),
+            from_file: self.from_file.clone(),
+            reset: self.reset.clone(),
+            dry_run: self.dry_run,
+            charms_dir: self.charms_dir.clone(),
+            run: self.run.options(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HistoryArgs {
+    /// Only this application (default: every application of the model)
+    pub app: Option<String>,
+    /// Show at most the N latest revisions of each application
+    #[arg(long, value_name = "N")]
+    pub max: Option<usize>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RollbackArgs {
+    /// The application to roll back
+    pub app: String,
+    /// The revision to go back to (default: the deployed revision before the current one)
+    pub revision: Option<u32>,
+    /// Print what would change and stop
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+impl RollbackArgs {
+    pub fn options(&self) -> crate::action::rollback::Options {
+        crate::action::rollback::Options {
+            app: self.app.clone(),
+            revision: self.revision,
+            dry_run: self.dry_run,
+            run: self.run.options(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UpgradeArgs {
+    /// The bundle to upgrade to: lite, full or a path (default: the one the model was deployed
+    /// with, with this wharf's charms)
+    pub bundle: Option<String>,
+    /// An overlay file merged on top of the bundle (repeatable, applied in order)
+    #[arg(long, value_name = "FILE")]
+    pub overlay: Vec<PathBuf>,
+    /// Set an option: APP.KEY=VALUE (repeatable; kept for later deploys)
+    #[arg(long = "set", value_name = "APP.KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Print the plan and the gates' verdicts, and stop
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Leave a failed upgrade as it is instead of rolling every changed application back
+    #[arg(long)]
+    pub no_rollback_on_failure: bool,
+    /// Allow a charm's major version to change (read its release notes first)
+    #[arg(long)]
+    pub allow_major: bool,
+    /// Upgrade MicroK8s to this Kubernetes version (e.g. 1.34), one minor at a time, instead of
+    /// the platform
+    #[arg(long, value_name = "MAJOR.MINOR")]
+    pub kubernetes: Option<String>,
+    /// Answer yes to the questions (needed without a terminal for --kubernetes)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Directory holding the charms (default: the charms shipped with wharf)
+    #[arg(long, env = "WHARF_CHARMS", value_name = "DIR", hide = true)]
+    pub charms_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+impl UpgradeArgs {
+    pub fn options(&self) -> crate::action::upgrade::Options {
+        crate::action::upgrade::Options {
+            bundle: self.bundle.clone(),
+            overlays: self.overlay.clone(),
+            charms_dir: self.charms_dir.clone(),
+            set: self.set.clone(),
+            dry_run: self.dry_run,
+            rollback_on_failure: !self.no_rollback_on_failure,
+            allow_major: self.allow_major,
+            run: self.run.options(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -181,19 +377,37 @@ pub struct RemoveArgs {
     /// The application to remove
     #[arg(required_unless_present = "all", conflicts_with = "all")]
     pub app: Option<String>,
-    /// Remove every application of the model, the generated secrets, the lock and the namespace
-    /// wharf created
+    /// Remove every application of the model, and the model's settings, lock and namespace once
+    /// nothing of it is left (never anything in another namespace)
     #[arg(long)]
     pub all: bool,
-    /// Keep PersistentVolumeClaims (and the generated secrets their data was written with)
+    /// Also delete the PersistentVolumeClaims (the data) and the secrets the data was written
+    /// with; asks first on a terminal
     #[arg(long)]
-    pub keep_data: bool,
-    /// Also delete CustomResourceDefinitions, and with them every custom resource of their kinds
+    pub destroy_data: bool,
+    /// Also delete CustomResourceDefinitions, and with them every custom resource of their kinds;
+    /// asks first on a terminal
     #[arg(long)]
     pub destroy_crds: bool,
+    /// Answer yes to the question a destructive removal asks (needed without a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
     /// Take the model lock even if another run holds it
     #[arg(long)]
     pub force_unlock: bool,
+}
+
+impl RemoveArgs {
+    pub fn options(&self) -> crate::action::remove::Options {
+        crate::action::remove::Options {
+            app: self.app.clone(),
+            all: self.all,
+            destroy_data: self.destroy_data,
+            destroy_crds: self.destroy_crds,
+            yes: self.yes,
+            force_unlock: self.force_unlock,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -231,11 +445,11 @@ pub struct UpArgs {
     pub skip_deploy: bool,
     /// How long to wait for the gateway's LoadBalancer address (e.g. 90s, 5m)
     #[arg(long, default_value = "5m", value_name = "DURATION",
-          value_parser = crate::action::deploy::parse_timeout)]
+          value_parser = parse_duration)]
     pub gateway_timeout: std::time::Duration,
     /// How long the HTTP checks of the dashboard and of Dex may retry (Dex takes a while to start)
     #[arg(long, default_value = "60s", value_name = "DURATION",
-          value_parser = crate::action::deploy::parse_timeout)]
+          value_parser = parse_duration)]
     pub verify_timeout: std::time::Duration,
     /// Read /proc, /sys, /etc and /boot under this directory instead of / (for tests)
     #[arg(long, hide = true, env = "WHARF_HOST_ROOT", default_value = "/")]

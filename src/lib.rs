@@ -4,6 +4,7 @@ pub mod action;
 pub mod bundle;
 pub mod charm;
 pub mod cli;
+pub mod engine;
 pub mod host;
 pub mod kube;
 pub mod logging;

@@ -1,20 +1,35 @@
 //! `wharf`: parse the command line and hand it to the action that does the work.
 
 use clap::Parser;
+use wharf::action;
 use wharf::cli::{Cli, Command};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     wharf::logging::init(cli.global.verbose);
+    let global = cli.global.global();
     let result = match cli.command {
-        Command::Check(args) => wharf::action::check::run(&cli.global, &args),
-        Command::Render(args) => wharf::action::render::run(&cli.global, &args),
-        Command::Deploy(args) => wharf::action::deploy::run(&cli.global, &args),
-        Command::Status(args) => wharf::action::status::run(&cli.global, &args),
-        Command::Remove(args) => wharf::action::remove::run(&cli.global, &args),
-        Command::Up(args) => wharf::action::up::run(&cli.global, &args),
-        Command::Cluster(command) => wharf::action::cluster::run(&cli.global, &command),
-        Command::Completions { shell } => wharf::action::completions::run(shell),
+        Command::Check(args) => action::check::run(&global, &args),
+        Command::Render(args) => action::render::run(&global, &args),
+        Command::Deploy(args) => action::deploy::run(&global, &args.options()),
+        Command::Config(args) => action::config::run(&global, &args.options()),
+        Command::History(args) => action::history::run(
+            &global,
+            &action::history::Options {
+                app: args.app,
+                max: args.max,
+            },
+        ),
+        Command::Upgrade(args) => match &args.kubernetes {
+            Some(target) => action::kubernetes::run(&global, target, args.yes, args.dry_run),
+            None => action::upgrade::run(&global, &args.options()),
+        },
+        Command::Rollback(args) => action::rollback::run(&global, &args.options()),
+        Command::Status(args) => action::status::run(&global, &args),
+        Command::Remove(args) => action::remove::run(&global, &args.options()),
+        Command::Up(args) => action::up::run(&global, &args),
+        Command::Cluster(command) => action::cluster::run(&global, &command),
+        Command::Completions { shell } => action::completions::run(shell),
     };
-    wharf::action::exit(result)
+    action::exit(result)
 }

@@ -393,9 +393,10 @@ async fn a_release_left_pending_by_a_killed_run_is_finished_by_the_next() {
         .get("v1", "Secret", MODEL, "wharf.release.store.v1")
         .unwrap();
     let mut record = Release::from_secret(&secret).unwrap();
-    record.status = ReleaseStatus::Pending;
-    env.sim.put(record.to_secret(MODEL).unwrap()).unwrap();
-    assert_eq!(env.records("store"), [(1, "pending".to_string())]);
+    let values = Release::values_from_secret(&secret).unwrap();
+    record.status = ReleaseStatus::PendingUpgrade;
+    env.sim.put(record.to_secret(MODEL, &values).unwrap()).unwrap();
+    assert_eq!(env.records("store"), [(1, "pending-upgrade".to_string())]);
 
     let out = env.deploy(&[]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));

@@ -10,7 +10,8 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::Outcome;
-use crate::cli::{CheckArgs, GlobalArgs, OutputFormat};
+use super::{Global, OutputFormat};
+use crate::cli::CheckArgs;
 use crate::host::checks::{self, Check, Status};
 use crate::host::facts::{HostFacts, HostRoot};
 use crate::host::requirements::{self, Requirements};
@@ -25,7 +26,7 @@ pub struct Report {
     pub checks: Vec<Check>,
 }
 
-pub fn run(global: &GlobalArgs, args: &CheckArgs) -> Outcome {
+pub fn run(global: &Global, args: &CheckArgs) -> Outcome {
     let req = load_requirements(&args.bundle)?;
     let root = HostRoot::new(&args.host_root);
     let runner = Runner::new().default_timeout(Duration::from_secs(30));

@@ -8,11 +8,12 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::Outcome;
-use crate::cli::{ClusterCommand, GlobalArgs, OutputFormat};
+use super::{Global, OutputFormat};
+use crate::cli::ClusterCommand;
 use crate::host::microk8s::{Access, AddNode, MicroK8sCli};
 use crate::host::runner::{Cmd, Runner};
 
-pub fn run(global: &GlobalArgs, command: &ClusterCommand) -> Outcome {
+pub fn run(global: &Global, command: &ClusterCommand) -> Outcome {
     let runner = Runner::new();
     let access = if nix::unistd::geteuid().is_root() {
         Access::Direct
@@ -31,7 +32,7 @@ pub fn run(global: &GlobalArgs, command: &ClusterCommand) -> Outcome {
 }
 
 /// `microk8s add-node --format json`, printed as the exact commands to run on the new machine.
-fn add_node(global: &GlobalArgs, cli: &MicroK8sCli) -> Outcome {
+fn add_node(global: &Global, cli: &MicroK8sCli) -> Outcome {
     let out = cli
         .runner
         .run(&cli.cmd(&["add-node", "--format", "json"]))?;
@@ -107,7 +108,7 @@ struct ClusterStatus {
     nodes: Vec<NodeRow>,
 }
 
-fn status(global: &GlobalArgs, cli: &MicroK8sCli) -> Outcome {
+fn status(global: &Global, cli: &MicroK8sCli) -> Outcome {
     let st = cli.status()?;
     let out = cli.runner.run(
         &cli.cmd(&["kubectl", "get", "nodes", "-o", "json"])

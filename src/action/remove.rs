@@ -10,17 +10,27 @@ use anyhow::{anyhow, bail};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, DeleteParams};
 
-use super::Outcome;
-use crate::cli::{GlobalArgs, RemoveArgs};
+use super::{Global, Outcome};
 use crate::kube::progress::Progress;
 use crate::kube::{Catalog, ObjectRef, connect, errors, prune};
 use crate::store::{Lock, OWNER, OWNER_LABEL, Releases, generated, platform};
 
-pub fn run(global: &GlobalArgs, args: &RemoveArgs) -> Outcome {
-    super::deploy::runtime()?.block_on(remove(global, args))
+/// What to remove, and what destruction the user asked for.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub app: Option<String>,
+    pub all: bool,
+    pub destroy_data: bool,
+    pub destroy_crds: bool,
+    pub yes: bool,
+    pub force_unlock: bool,
 }
 
-async fn remove(global: &GlobalArgs, args: &RemoveArgs) -> Outcome {
+pub fn run(global: &Global, args: &Options) -> Outcome {
+    super::runtime()?.block_on(remove(global, args))
+}
+
+async fn remove(global: &Global, args: &Options) -> Outcome {
     let model = global.model.as_str();
     let cluster = connect(global.kubeconfig.as_deref(), global.context.as_deref()).await?;
     let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
@@ -43,7 +53,7 @@ async fn remove(global: &GlobalArgs, args: &RemoveArgs) -> Outcome {
     lock.release().await;
     result?;
 
-    if args.all && !args.keep_data {
+    if args.all && args.destroy_data {
         // wharf made the namespace (it carries owner=wharf) and it now holds nothing of ours.
         let ours = namespace
             .metadata
@@ -63,13 +73,13 @@ async fn remove(global: &GlobalArgs, args: &RemoveArgs) -> Outcome {
 }
 
 async fn remove_apps(
-    args: &RemoveArgs,
+    args: &Options,
     model: &str,
     cluster: &crate::kube::Cluster,
     catalog: &Catalog,
 ) -> anyhow::Result<()> {
     let releases = Releases::new(&cluster.client, model, &cluster.server);
-    let history = releases.list().await?;
+    let history = releases.list().await?.apps;
     let apps: Vec<String> = match (&args.app, args.all) {
         (_, true) => history.keys().cloned().collect(),
         (Some(app), false) => {
@@ -91,7 +101,7 @@ async fn remove_apps(
 
     let allow = prune::Allow {
         crds: args.destroy_crds,
-        data: !args.keep_data,
+        data: args.destroy_data,
     };
     let progress = Progress::new();
     let mut refs: BTreeSet<ObjectRef> = BTreeSet::new();
@@ -115,7 +125,7 @@ async fn remove_apps(
             releases.delete(app, record.revision).await?;
         }
     }
-    if args.all && !args.keep_data {
+    if args.all && args.destroy_data {
         platform::delete(&cluster.client, model, &cluster.server).await?;
         let secrets: Api<Secret> = Api::namespaced(cluster.client.clone(), model);
         match secrets

@@ -7,10 +7,11 @@ use std::process::ExitCode;
 use super::Outcome;
 use crate::bundle::Bundle;
 use crate::charm::Source;
-use crate::cli::{GlobalArgs, OutputFormat, RenderArgs};
+use super::{Global, OutputFormat};
+use crate::cli::RenderArgs;
 use crate::render::{Generated, Resolved, Target, output};
 
-pub fn run(global: &GlobalArgs, args: &RenderArgs) -> Outcome {
+pub fn run(global: &Global, args: &RenderArgs) -> Outcome {
     let resolved = resolve(&args.bundle)?;
     let target = Target {
         namespace: global.model.clone(),

@@ -17,7 +17,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::Outcome;
-use crate::cli::{GlobalArgs, OutputFormat, StatusArgs};
+use super::{Global, OutputFormat};
+use crate::cli::StatusArgs;
 use crate::kube::readiness::{Readiness, assess, pod_problem};
 use crate::kube::{Cluster, INSTANCE_LABEL, MANAGED_BY_SELECTOR, connect, errors};
 use crate::store::{Release, ReleaseStatus, Releases};
@@ -52,8 +53,8 @@ pub struct UnitRow {
     pub message: String,
 }
 
-pub fn run(global: &GlobalArgs, args: &StatusArgs) -> Outcome {
-    super::deploy::runtime()?.block_on(async {
+pub fn run(global: &Global, args: &StatusArgs) -> Outcome {
+    super::runtime()?.block_on(async {
         let cluster = connect(global.kubeconfig.as_deref(), global.context.as_deref()).await?;
         loop {
             let report = collect(&cluster, &global.model).await?;
@@ -120,7 +121,8 @@ async fn list_kind(
 pub async fn collect(cluster: &Cluster, model: &str) -> anyhow::Result<Report> {
     let releases = Releases::new(&cluster.client, model, &cluster.server)
         .list()
-        .await?;
+        .await?
+        .apps;
     let mut objects = ByApp::new();
     for ar in [
         ApiResource::erase::<Deployment>(&()),
@@ -224,7 +226,7 @@ pub fn app_row(app: &str, objs: &[(String, Value)], latest: Option<&Release>) ->
             "error".to_owned(),
             r.reason.clone().unwrap_or_else(|| "deploy failed".into()),
         )
-    } else if let Some(r) = latest.filter(|r| r.status == ReleaseStatus::Pending) {
+    } else if let Some(r) = latest.filter(|r| r.status.is_pending()) {
         (
             "maintenance".to_owned(),
             format!("deploying revision {}", r.revision),
@@ -374,20 +376,11 @@ mod tests {
     }
 
     fn record(status: ReleaseStatus, declared: Option<(&str, &str)>) -> Release {
-        Release {
-            app: "a".into(),
-            revision: 2,
-            status,
-            reason: Some("timed out waiting for Deployment m/d".into()),
-            charm: "c".into(),
-            charm_version: "1.2.3".into(),
-            config: BTreeMap::new(),
-            declared_status: declared.map(|(s, m)| (s.into(), m.into())),
-            inventory: vec![],
-            started: String::new(),
-            finished: None,
-            wharf_version: String::new(),
-        }
+        let mut r = Release::fixture("a", 2).with_status(status);
+        r.reason = Some("timed out waiting for Deployment m/d".into());
+        r.charm_version = "1.2.3".into();
+        r.declared_status = declared.map(|(s, m)| (s.into(), m.into()));
+        r
     }
 
     #[test]
@@ -402,7 +395,7 @@ mod tests {
             ),
             (
                 deployment(false),
-                Some(record(ReleaseStatus::Pending, None)),
+                Some(record(ReleaseStatus::PendingUpgrade, None)),
                 "maintenance",
             ),
             (

@@ -14,7 +14,8 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Outcome;
-use crate::cli::{GlobalArgs, UpArgs};
+use super::Global;
+use crate::cli::UpArgs;
 use crate::host::checks::{self, Status};
 use crate::host::facts::{HostFacts, HostRoot, MicroK8s};
 use crate::host::metallb;
@@ -49,7 +50,7 @@ impl std::fmt::Debug for Password {
     }
 }
 
-pub fn run(global: &GlobalArgs, args: &UpArgs) -> Outcome {
+pub fn run(global: &Global, args: &UpArgs) -> Outcome {
     let terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     let login_marker = login_marker_path(global)?;
     let inputs = resolve_inputs(args, terminal, &login_marker)?;
@@ -189,7 +190,7 @@ impl Describe for PathBuf {
 
 /// Written after the first successful deploy (the login, never the password), so that later runs
 /// neither ask for nor generate another password.
-fn login_marker_path(global: &GlobalArgs) -> anyhow::Result<PathBuf> {
+fn login_marker_path(global: &Global) -> anyhow::Result<PathBuf> {
     Ok(config_dir()?.join(format!("{}.admin-login", global.model)))
 }
 
@@ -525,7 +526,7 @@ fn config_dir() -> anyhow::Result<PathBuf> {
 }
 
 /// Where the kubeconfig goes: `--kubeconfig`/`$KUBECONFIG`, else wharf's own file.
-fn kubeconfig_path(global: &GlobalArgs) -> anyhow::Result<PathBuf> {
+fn kubeconfig_path(global: &Global) -> anyhow::Result<PathBuf> {
     if let Some(path) = &global.kubeconfig {
         return Ok(path.clone());
     }
@@ -535,7 +536,7 @@ fn kubeconfig_path(global: &GlobalArgs) -> anyhow::Result<PathBuf> {
 /// Step 6: `microk8s config` into the kubeconfig file; an existing different file is replaced
 /// only with consent (it may be someone's `~/.kube/config`).
 fn kubeconfig_step(
-    global: &GlobalArgs,
+    global: &Global,
     cli: &MicroK8sCli,
     args: &UpArgs,
     terminal: bool,
@@ -589,7 +590,7 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 
 /// What steps 7 and 8 share: the run's choices and where things are.
 struct Site<'a> {
-    global: &'a GlobalArgs,
+    global: &'a Global,
     args: &'a UpArgs,
     inputs: &'a Inputs,
     kubeconfig: &'a Path,
@@ -597,15 +598,21 @@ struct Site<'a> {
     url_file: &'a Path,
 }
 
-/// `wharf deploy …` as handed to the engine (`argv`, password included) and as shown (`shown`,
-/// shell-quoted, password redacted).
+/// The deploy step 7 and 8 run: the engine's options (password included) and the equivalent
+/// command line as shown to the user (password redacted).
 struct DeployCmd {
-    argv: Vec<String>,
+    global: Global,
+    options: super::deploy::Options,
     shown: String,
 }
 
 fn deploy_command(site: &Site, public_url: Option<&str>) -> DeployCmd {
-    let mut argv: Vec<String> = vec![
+    let global = Global {
+        kubeconfig: Some(site.kubeconfig.to_path_buf()),
+        ..site.global.clone()
+    };
+    let mut set = vec![format!("dex-auth.static-username={}", site.inputs.admin_user)];
+    let mut shown: Vec<String> = vec![
         "wharf".into(),
         "--kubeconfig".into(),
         site.kubeconfig.display().to_string(),
@@ -614,28 +621,46 @@ fn deploy_command(site: &Site, public_url: Option<&str>) -> DeployCmd {
         "deploy".into(),
         site.inputs.bundle.clone(),
         "--set".into(),
-        format!("dex-auth.static-username={}", site.inputs.admin_user),
+        set[0].clone(),
     ];
+    let mut run = crate::engine::RunOptions::default();
     match public_url {
         // The platform's URL, which every charm falls back to (Dex's issuer, the login callback,
         // the model URLs); the deploy keeps it in the model for later deploys.
-        Some(url) => argv.extend(["--public-url".into(), url.to_string()]),
+        Some(url) => shown.extend(["--public-url".into(), url.to_string()]),
         // Without a public URL the gateway's address is what step 8 waits for (with its own
         // timeout and advice), then it deploys again and waits for every workload; waiting here
         // would block on that address for the deploy's whole timeout.
-        None => argv.push("--no-wait".into()),
+        None => {
+            run.wait = false;
+            shown.push("--no-wait".into());
+        }
     }
-    // What is shown never holds the password; what runs does.
-    let mut shown = argv.clone();
+    // What is shown never holds the password; what runs does. A re-run without a new password
+    // sets none: the model keeps the one of the first run.
     if let Some(password) = &site.inputs.password {
-        argv.extend([
-            "--set".into(),
-            format!("dex-auth.static-password={}", password.value),
-        ]);
+        set.push(format!("dex-auth.static-password={}", password.value));
         shown.extend(["--set".into(), "dex-auth.static-password=<redacted>".into()]);
     }
+    let options = super::deploy::Options {
+        source: crate::store::inputs::BundleSource {
+            spec: site.inputs.bundle.clone(),
+            overlays: Vec::new(),
+            charms_dir: std::env::var_os("WHARF_CHARMS").map(PathBuf::from),
+        },
+        changes: crate::store::inputs::Changes {
+            set,
+            public_url: public_url.map(str::to_owned),
+            ..Default::default()
+        },
+        dry_run: false,
+        diff: false,
+        prune: crate::engine::Prune::default(),
+        run,
+    };
     DeployCmd {
-        argv,
+        global,
+        options,
         shown: shell_words::join(&shown),
     }
 }
@@ -655,7 +680,7 @@ fn deploy_step(
         println!("would run: {}", cmd.shown);
         return Ok("dry run".into());
     }
-    let result = deploy_bundle(&cmd.argv, &cmd.shown)?;
+    let result = deploy_bundle(&cmd)?;
     if site.inputs.password.is_some() {
         write_private(login_marker, &format!("user={}\n", site.inputs.admin_user))?;
     }
@@ -665,16 +690,11 @@ fn deploy_step(
     Ok(result)
 }
 
-/// The seam to the deploy engine: `wharf deploy` exactly as a user would type it.
-fn deploy_bundle(argv: &[String], shown: &str) -> anyhow::Result<String> {
-    use clap::Parser;
-    let cli =
-        crate::cli::Cli::try_parse_from(argv).map_err(|e| anyhow::anyhow!("`{shown}`: {e}"))?;
-    let crate::cli::Command::Deploy(deploy) = &cli.command else {
-        unreachable!("argv names the deploy verb");
-    };
-    let code =
-        super::deploy::run(&cli.global, deploy).with_context(|| format!("`{shown}` failed"))?;
+/// The seam to the deploy engine: the same options `wharf deploy` builds from its flags.
+fn deploy_bundle(cmd: &DeployCmd) -> anyhow::Result<String> {
+    let shown = &cmd.shown;
+    let code = super::deploy::run(&cmd.global, &cmd.options)
+        .with_context(|| format!("`{shown}` failed"))?;
     if code != ExitCode::SUCCESS {
         bail!("`{shown}` did not succeed; run it alone to see why");
     }
@@ -691,7 +711,7 @@ struct PublicUrl {
 }
 
 /// Where the public URL of a model is remembered: beside the login marker.
-fn public_url_path(global: &GlobalArgs) -> anyhow::Result<PathBuf> {
+fn public_url_path(global: &Global) -> anyhow::Result<PathBuf> {
     Ok(config_dir()?.join(format!("{}.public-url", global.model)))
 }
 
@@ -781,7 +801,7 @@ fn gateway_step(site: &Site, known: Option<PublicUrl>) -> anyhow::Result<Gateway
             detail: "dry run".into(),
         });
     }
-    let rt = super::deploy::runtime()?;
+    let rt = super::runtime()?;
     let (url, how) = match known {
         Some(u) if u.given => (u.url, "--public-url".to_string()),
         Some(u) => (u.url, format!("kept from {}", site.url_file.display())),
@@ -798,7 +818,7 @@ fn gateway_step(site: &Site, known: Option<PublicUrl>) -> anyhow::Result<Gateway
             // The deploy engine is the one path that changes the cluster: the same command as
             // step 7, now with the URL (it runs its own runtime, so not inside `rt`).
             let cmd = deploy_command(site, Some(&url));
-            deploy_bundle(&cmd.argv, &cmd.shown)?;
+            deploy_bundle(&cmd)?;
             remember_public_url(site.url_file, &url)?;
             let how = format!(
                 "Service {model}/{} has address {}; deployed again with `{}`",

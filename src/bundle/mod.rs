@@ -7,7 +7,7 @@
 
 mod overlay;
 mod raw;
-mod set;
+pub mod set;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -62,30 +62,40 @@ impl std::fmt::Display for Endpoint {
 impl Bundle {
     /// Loads `lite`, `full` or a path, then applies overlay files and `--set` expressions in order.
     pub fn load(spec: &str, overlays: &[PathBuf], sets: &[String]) -> Result<Bundle> {
-        let (file, text) = read_bundle(spec)?;
-        let mut documents = raw::parse_documents(&file, &text)?.into_iter();
+        let texts = Texts::read(spec, overlays)?;
+        let mut bundle = Bundle::parse(&texts)?;
+        set::apply(&mut bundle, sets)?;
+        Ok(bundle)
+    }
+
+    /// A bundle from its text and its overlays' texts (read now, or kept in the model).
+    pub fn parse(texts: &Texts) -> Result<Bundle> {
+        let file = &texts.file;
+        let mut documents = raw::parse_documents(file, &texts.text)?.into_iter();
         let base = documents
             .next()
             .ok_or_else(|| anyhow!("{file}: the file is empty; a bundle needs `applications`"))?;
-        let mut bundle = overlay::from_base(&file, base)?;
+        let mut bundle = overlay::from_base(file, base)?;
         for (index, document) in documents.enumerate() {
-            overlay::apply(
-                &mut bundle,
-                &raw::document_label(&file, index + 1),
-                document,
-            )?;
+            overlay::apply(&mut bundle, &raw::document_label(file, index + 1), document)?;
         }
-        for path in overlays {
-            let shown = path.display().to_string();
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("{shown}: cannot read the overlay"))?;
-            for (index, document) in raw::parse_documents(&shown, &text)?.into_iter().enumerate() {
-                overlay::apply(&mut bundle, &raw::document_label(&shown, index), document)?;
+        for (shown, text) in &texts.overlays {
+            for (index, document) in raw::parse_documents(shown, text)?.into_iter().enumerate() {
+                overlay::apply(&mut bundle, &raw::document_label(shown, index), document)?;
             }
         }
-        set::apply(&mut bundle, sets)?;
         bundle.check_relation_apps()?;
         Ok(bundle)
+    }
+
+    /// Adds a layer of option values on top of the others (it wins over them); `origin` is what
+    /// an error about one of its values names.
+    pub fn add_layer(&mut self, app: &str, origin: String, values: BTreeMap<String, Value>) {
+        if let Some(application) = self.applications.get_mut(app)
+            && !values.is_empty()
+        {
+            application.options.push((origin, values));
+        }
     }
 
     /// Every relation names applications the bundle has.
@@ -113,6 +123,41 @@ impl Bundle {
             .get(pair)
             .cloned()
             .unwrap_or_else(|| format!("{}: relations", self.file))
+    }
+}
+
+/// The text of a bundle and of its overlays, before parsing: what the model keeps so that a later
+/// `config` or `upgrade` re-reads exactly what the user deployed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Texts {
+    /// As shown in messages: `bundles/lite.yaml` or the path given.
+    pub file: String,
+    pub text: String,
+    /// (path as given, text), in order.
+    pub overlays: Vec<(String, String)>,
+    /// A bundle shipped with wharf (`lite`, `full`): an upgrade takes the newer wharf's copy.
+    pub shipped: bool,
+}
+
+impl Texts {
+    pub fn read(spec: &str, overlays: &[PathBuf]) -> Result<Texts> {
+        let shipped = source::shipped_bundle(spec).is_some();
+        let (file, text) = read_bundle(spec)?;
+        let overlays = overlays
+            .iter()
+            .map(|path| {
+                let shown = path.display().to_string();
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("{shown}: cannot read the overlay"))?;
+                Ok((shown, text))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Texts {
+            file,
+            text,
+            overlays,
+            shipped,
+        })
     }
 }
 

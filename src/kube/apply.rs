@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::plan::Item;
 use super::{Catalog, FIELD_MANAGER, ObjectRef, compare, errors};
+use crate::store::lock::Guard;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -38,6 +39,8 @@ pub struct Applier {
     pub client: Client,
     pub server: String,
     pub force_conflicts: bool,
+    /// The model lock: every write checks it first, so a run that lost it stops.
+    pub guard: Guard,
 }
 
 impl Applier {
@@ -137,6 +140,7 @@ impl Applier {
 
     /// Server-side apply of one object; returns the object as the server stored it.
     pub async fn apply(&self, catalog: &Catalog, item: &Item) -> anyhow::Result<Value> {
+        self.guard.check()?;
         let api = catalog.api_for(&self.client, &item.id)?;
         let mut params = PatchParams::apply(FIELD_MANAGER);
         if self.force_conflicts {

@@ -8,8 +8,10 @@ use kube::{Client, core::GroupVersionKind};
 
 use super::{ObjectRef, errors};
 
+/// What the cluster serves (cheap to clone: the discovery is shared).
+#[derive(Clone)]
 pub struct Catalog {
-    discovery: Discovery,
+    discovery: std::sync::Arc<Discovery>,
 }
 
 impl Catalog {
@@ -18,7 +20,9 @@ impl Catalog {
             .run()
             .await
             .map_err(|e| anyhow!(errors::describe(&e, "discover the cluster's APIs", server)))?;
-        Ok(Self { discovery })
+        Ok(Self {
+            discovery: std::sync::Arc::new(discovery),
+        })
     }
 
     /// The resource for an object and whether it is namespaced, or None when the cluster does not

@@ -165,6 +165,7 @@ async fn deploy_app(
         }
         for r in &prune_list {
             bar.set(&format!("pruning {r}"));
+            applier.guard.check()?;
             if prune::delete(&applier.client, &applier.server, &catalog, r).await? {
                 outcome.pruned += 1;
             }

@@ -68,6 +68,11 @@ pub struct RenderedApp {
     /// Template each object came from, parallel to `objects`.
     #[serde(skip)]
     pub sources: Vec<String>,
+    /// What the application received on each required endpoint.
+    pub relations: BTreeMap<String, Value>,
+    /// Secret options that are set (by the user or generated): key → value. Never serialised.
+    #[serde(skip)]
+    pub secret_values: BTreeMap<String, String>,
 }
 
 /// A secret option that `deploy` must generate because nobody set it.
@@ -113,6 +118,22 @@ impl Resolved {
         })
     }
 
+    /// Each charm whose `kube-version` does not accept `version`, as a line naming the file.
+    pub fn kube_version_mismatches(&self, version: &semver::Version) -> Vec<String> {
+        let mut charms: Vec<&Charm> = self.charms.values().collect();
+        charms.sort_by(|a, b| a.meta.name.cmp(&b.meta.name));
+        charms
+            .into_iter()
+            .filter(|charm| !charm.meta.kube_version.matches(version))
+            .map(|charm| {
+                format!(
+                    "charms/{}/metadata.yaml: kube-version: the charm needs Kubernetes {} but the target is {}",
+                    charm.meta.name, charm.meta.kube_version, version
+                )
+            })
+            .collect()
+    }
+
     /// Secret options with `generate` that no layer set: deploy generates and keeps them.
     pub fn generated_slots(&self) -> Result<Vec<GeneratedSlot>> {
         let mut slots = Vec::new();
@@ -133,18 +154,13 @@ impl Resolved {
     /// Renders every application. Generated secrets missing from `generated` become placeholders.
     pub fn render(&self, target: &Target, generated: &Generated) -> Result<Rendered> {
         names::check_dns_label(&target.namespace).map_err(|why| anyhow!("--model: {why}"))?;
+        if let Some(mismatch) = self.kube_version_mismatches(&target.kube_version).first() {
+            bail!("{mismatch}");
+        }
         let mut contexts = BTreeMap::new();
         let mut configs = BTreeMap::new();
         for (app, application) in &self.bundle.applications {
             let charm = &self.charms[&application.charm];
-            if !charm.meta.kube_version.matches(&target.kube_version) {
-                bail!(
-                    "charms/{}/metadata.yaml: kube-version: the charm needs Kubernetes {} but the target is {}",
-                    charm.meta.name,
-                    charm.meta.kube_version,
-                    target.kube_version
-                );
-            }
             let mut config = effective_config(app, application, charm)?;
             let unset: Vec<String> = generated_unset(charm, &config)
                 .map(|(key, _)| key.clone())
@@ -179,7 +195,16 @@ impl Resolved {
                 app, charm, &context, target, config,
             )
             .with_context(|| format!("rendering application {app} (charm {})", charm.meta.name))?;
+            let relations = related
+                .iter()
+                .map(|(endpoint, data)| ((*endpoint).clone(), (*data).clone()))
+                .collect();
             apps.push(RenderedApp {
+                relations,
+                secret_values: config
+                    .secret_values()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect(),
                 name: app.clone(),
                 charm: charm.meta.name.clone(),
                 charm_version: charm.meta.version.clone(),

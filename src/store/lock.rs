@@ -2,8 +2,13 @@
 //! and renewed in the background while a command runs. A second run is refused with the holder's
 //! name and the expiry; a run killed with SIGKILL stops renewing, so the next run takes the lock
 //! over once it expires; `--force-unlock` takes it at once.
+//!
+//! The lock is not advisory: a run that loses it (another run took it over, or renewals failed
+//! until it expired) learns so from its [`Guard`], which every write checks first, and stops
+//! before its next write.
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -23,6 +28,65 @@ pub struct Lock {
     api: Api<Lease>,
     holder: String,
     renewer: JoinHandle<()>,
+    guard: Guard,
+}
+
+/// What a run knows about its hold on the lock; cheap to clone and to check before each write.
+#[derive(Clone, Debug)]
+pub struct Guard {
+    model: String,
+    state: Arc<Mutex<Hold>>,
+}
+
+#[derive(Debug)]
+struct Hold {
+    /// Until when the last successful renewal holds the lock.
+    valid_until: Instant,
+    /// Why the lock is no longer ours, once the renewer found out.
+    lost: Option<String>,
+}
+
+impl Guard {
+    fn new(model: &str, seconds: i32) -> Guard {
+        Guard {
+            model: model.to_owned(),
+            state: Arc::new(Mutex::new(Hold {
+                valid_until: Instant::now() + Duration::from_secs(seconds as u64),
+                lost: None,
+            })),
+        }
+    }
+
+    /// A guard that always holds: for commands that run without the lock (dry runs).
+    pub fn unlocked() -> Guard {
+        Guard::new("", i32::MAX / 4)
+    }
+
+    /// Ok while the lock is ours; otherwise why not, and what to do.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let hold = self.state.lock().expect("lock state");
+        let why = match &hold.lost {
+            Some(why) => why.clone(),
+            None if Instant::now() > hold.valid_until => {
+                "it expired: renewing it failed for longer than its duration".to_string()
+            }
+            None => return Ok(()),
+        };
+        Err(anyhow!(
+            "lost the lock of model `{}` ({why}); stopped before the next write. Another run may \
+             be changing the model: check `wharf status`, then run the command again",
+            self.model
+        ))
+    }
+
+    fn renewed(&self, seconds: i32) {
+        let mut hold = self.state.lock().expect("lock state");
+        hold.valid_until = Instant::now() + Duration::from_secs(seconds as u64);
+    }
+
+    fn lose(&self, why: String) {
+        self.state.lock().expect("lock state").lost.get_or_insert(why);
+    }
 }
 
 /// Who holds the lock: `user@host pid N`.
@@ -134,12 +198,19 @@ impl Lock {
                 }
             }
         }
-        let renewer = tokio::spawn(renew(api.clone(), holder.clone(), seconds));
+        let guard = Guard::new(model, seconds);
+        let renewer = tokio::spawn(renew(api.clone(), holder.clone(), seconds, guard.clone()));
         Ok(Lock {
             api,
             holder,
             renewer,
+            guard,
         })
+    }
+
+    /// What the run's writes check first.
+    pub fn guard(&self) -> Guard {
+        self.guard.clone()
     }
 
     /// Stop renewing and delete the lease if it is still ours.
@@ -168,26 +239,38 @@ fn refusal(model: &str, lease: &Lease) -> anyhow::Error {
     )
 }
 
-/// Renew the lease every third of its duration while the command runs.
-async fn renew(api: Api<Lease>, holder: String, seconds: i32) {
+/// Renew the lease every third of its duration while the command runs; tell the guard when the
+/// lease was taken over (then stop renewing).
+async fn renew(api: Api<Lease>, holder: String, seconds: i32, guard: Guard) {
     let period = Duration::from_millis((seconds as u64 * 1000 / 3).max(200));
     loop {
         tokio::time::sleep(period).await;
-        let Ok(mut lease) = api.get(LEASE_NAME).await else {
-            continue;
+        let mut lease = match api.get(LEASE_NAME).await {
+            Ok(lease) => lease,
+            Err(e) if errors::is_not_found(&e) => {
+                guard.lose("its Lease was deleted".into());
+                return;
+            }
+            Err(e) => {
+                tracing::warn!("reading the model lock failed: {e}");
+                continue;
+            }
         };
         if holder_of(&lease).as_deref() != Some(holder.as_str()) {
-            tracing::warn!("the model lock was taken over by {:?}", holder_of(&lease));
+            let other = holder_of(&lease).unwrap_or_else(|| "nobody".into());
+            tracing::warn!("the model lock was taken over by {other}");
+            guard.lose(format!("taken over by {other}"));
             return;
         }
         if let Some(spec) = lease.spec.as_mut() {
             spec.renew_time = Some(MicroTime(jiff::Timestamp::now()));
         }
-        if let Err(e) = api
+        match api
             .replace(LEASE_NAME, &PostParams::default(), &lease)
             .await
         {
-            tracing::warn!("renewing the model lock failed: {e}");
+            Ok(_) => guard.renewed(seconds),
+            Err(e) => tracing::warn!("renewing the model lock failed: {e}"),
         }
     }
 }
@@ -217,6 +300,19 @@ mod tests {
             msg.contains("locked by a@b pid 1") && msg.contains("--force-unlock"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn a_guard_fails_once_lost_or_expired() {
+        let guard = Guard::new("m", 60);
+        assert!(guard.check().is_ok());
+        guard.lose("taken over by x@y pid 2".into());
+        let e = guard.check().unwrap_err().to_string();
+        assert!(e.contains("taken over by x@y") && e.contains("stopped before the next write"), "{e}");
+        let expired = Guard::new("m", 0);
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(expired.check().unwrap_err().to_string().contains("expired"));
+        assert!(Guard::unlocked().check().is_ok());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! settings (the public URL) and the per-model lock (a Lease).
 
 pub mod generated;
+pub mod inputs;
 pub mod lock;
 pub mod platform;
 pub mod record;
