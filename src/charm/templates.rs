@@ -26,14 +26,24 @@ pub fn engine() -> Tera {
     tera
 }
 
-/// Hashes a password for configs such as dex's `staticPasswords`. The salt is derived from the
-/// password and the `salt` argument (the template passes the application's identity), so that the
-/// same input renders the same output: an unchanged deploy must write nothing.
+/// Hashes a password for configs such as dex's `staticPasswords`. `salt` is required: a random
+/// value made once per install and kept with the model's generated secrets (dex-auth's
+/// `password-salt`), so two installs never share a hash, while a re-deploy of the same password
+/// with the same salt renders the same hash and writes nothing. bcrypt's 16-byte salt is derived
+/// from it and the password.
 fn bcrypt_filter(password: &str, kwargs: Kwargs, _: &State) -> tera::TeraResult<String> {
     let context: Option<&str> = kwargs.get("salt")?;
+    let context = context.unwrap_or_default();
+    if context.is_empty() {
+        return Err(tera::Error::message(
+            "bcrypt needs a non-empty `salt` argument, random per install: pass a generated \
+             secret option, e.g. `bcrypt(salt=config['password-salt'])` with `password-salt` \
+             declared `type: secret` and `generate: 16` in the charm's config.yaml",
+        ));
+    }
     let digest = Sha256::new()
         .chain_update(b"wharf-bcrypt-salt\0")
-        .chain_update(context.unwrap_or_default())
+        .chain_update(context)
         .chain_update(b"\0")
         .chain_update(password)
         .finalize();
@@ -62,17 +72,37 @@ mod tests {
     }
 
     #[test]
-    fn bcrypt_is_deterministic_and_verifies() {
-        let one = render("{{ 'correct horse' | bcrypt(salt='wharf/dex-auth') }}");
+    fn bcrypt_hashes_per_salt_and_verifies() {
+        let hash = |salt: &str| {
+            render(&format!(
+                "{{{{ 'correct horse' | bcrypt(salt='{salt}') }}}}"
+            ))
+        };
+        let one = hash("x2Jf8Qk1bZ0pLm3N");
         assert_eq!(
             one,
-            render("{{ 'correct horse' | bcrypt(salt='wharf/dex-auth') }}")
+            hash("x2Jf8Qk1bZ0pLm3N"),
+            "same salt: same hash (no churn)"
         );
-        assert!(one.starts_with("$2y$10$"));
-        assert!(bcrypt::verify("correct horse", &one).unwrap());
         assert_ne!(
             one,
-            render("{{ 'correct horse' | bcrypt(salt='other/dex-auth') }}")
+            hash("Tq7Rz9Wc4Vn2Yh6K"),
+            "another install's salt: another hash"
         );
+        assert!(one.starts_with("$2y$10$"), "{one}");
+        assert!(bcrypt::verify("correct horse", &one).unwrap());
+        assert!(bcrypt::verify("correct horse", &hash("Tq7Rz9Wc4Vn2Yh6K")).unwrap());
+        assert!(!bcrypt::verify("wrong horse", &one).unwrap());
+    }
+
+    #[test]
+    fn bcrypt_refuses_a_missing_or_empty_salt() {
+        for template in ["{{ 'pw' | bcrypt }}", "{{ 'pw' | bcrypt(salt='') }}"] {
+            let mut tera = engine();
+            tera.add_raw_template("t", template).unwrap();
+            let err = tera.render("t", &tera::Context::new()).unwrap_err();
+            let chain = format!("{err:?}");
+            assert!(chain.contains("non-empty `salt`"), "{template}: {chain}");
+        }
     }
 }
