@@ -1,13 +1,11 @@
 //! `wharf render`: bundle → manifests, offline. Secrets that deploy would generate show as marked
 //! placeholders; Secret data is redacted unless `--show-secrets`.
 
-use std::io::Write;
 use std::process::ExitCode;
 
-use super::Outcome;
+use super::{Global, Outcome, OutputFormat};
 use crate::bundle::Bundle;
 use crate::charm::Source;
-use super::{Global, OutputFormat};
 use crate::cli::RenderArgs;
 use crate::render::{Generated, Resolved, Target, output};
 
@@ -39,7 +37,7 @@ pub fn run(global: &Global, args: &RenderArgs) -> Outcome {
             serde_json::to_string_pretty(&rendered)? + "\n"
         }
     };
-    std::io::stdout().write_all(text.as_bytes())?;
+    super::print_stdout(&text)?;
     Ok(ExitCode::SUCCESS)
 }
 
