@@ -276,8 +276,18 @@ pub fn progress(output: OutputFormat) -> Progress {
 #[derive(Debug, Serialize)]
 pub struct PlanReport {
     pub model: String,
+    /// Stage 1 (CRDs) and stage 2 (cluster-wide objects), before any application.
+    pub stages: Vec<StageReport>,
+    /// Stage 3: each application's own objects, in the order they run.
     pub applications: Vec<AppPlanReport>,
     pub summary: BTreeMap<&'static str, usize>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StageReport {
+    pub stage: u8,
+    pub title: &'static str,
+    pub objects: Vec<ObjectChange>,
 }
 
 #[derive(Debug, Serialize)]
@@ -298,28 +308,43 @@ pub struct ObjectChange {
 }
 
 pub fn plan_report(model: &str, prepared: &Prepared) -> PlanReport {
+    let change = |id: &crate::kube::ObjectRef| ObjectChange {
+        change: prepared
+            .changes
+            .get(id)
+            .copied()
+            .unwrap_or(Change::Create)
+            .verb(),
+        object: id.to_string(),
+        note: None,
+    };
+    let mut stages = Vec::new();
+    for (stage, items) in [(1, &prepared.plan.crds), (2, &prepared.plan.cluster)] {
+        if !items.is_empty() {
+            stages.push(StageReport {
+                stage,
+                title: if stage == 1 {
+                    "custom resource definitions"
+                } else {
+                    "cluster-wide objects"
+                },
+                objects: items.iter().map(|i| change(&i.id)).collect(),
+            });
+        }
+    }
     let mut apps: BTreeMap<&str, AppPlanReport> = BTreeMap::new();
     let mut order: Vec<&str> = Vec::new();
-    for item in prepared.plan.items() {
-        let entry = apps.entry(item.app.as_str()).or_insert_with(|| {
-            order.push(item.app.as_str());
+    for app in &prepared.plan.apps {
+        order.push(app.name.as_str());
+        apps.insert(
+            app.name.as_str(),
             AppPlanReport {
-                app: item.app.clone(),
-                needs: prepared.desired[&item.app].spec.needs.clone(),
-                revision: prepared.revisions.contains(&item.app),
-                objects: Vec::new(),
-            }
-        });
-        entry.objects.push(ObjectChange {
-            change: prepared
-                .changes
-                .get(&item.id)
-                .copied()
-                .unwrap_or(Change::Create)
-                .verb(),
-            object: item.id.to_string(),
-            note: None,
-        });
+                app: app.name.clone(),
+                needs: app.needs.clone(),
+                revision: prepared.revisions.contains(&app.name),
+                objects: app.items.iter().map(|i| change(&i.id)).collect(),
+            },
+        );
     }
     for (app, refs) in &prepared.prunes {
         if let Some(entry) = apps.get_mut(app.as_str()) {
@@ -348,6 +373,7 @@ pub fn plan_report(model: &str, prepared: &Prepared) -> PlanReport {
     }
     PlanReport {
         model: model.to_owned(),
+        stages,
         applications,
         summary: prepared.counts(),
     }
@@ -356,6 +382,13 @@ pub fn plan_report(model: &str, prepared: &Prepared) -> PlanReport {
 /// The text form of the plan.
 pub fn plan_text(report: &PlanReport) -> String {
     let mut out = format!("plan for model `{}`\n", report.model);
+    for stage in &report.stages {
+        out.push_str(&format!("stage {}: {}\n", stage.stage, stage.title));
+        for o in &stage.objects {
+            out.push_str(&format!("    {:<9} {}\n", o.change, o.object));
+        }
+    }
+    out.push_str("stage 3: applications\n");
     for app in &report.applications {
         let needs = if app.needs.is_empty() {
             String::new()

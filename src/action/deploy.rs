@@ -13,7 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, PostParams};
 use tokio::time::Instant;
 
-use super::converge::{self, Resolution};
+use super::converge;
 use super::{Global, Outcome, Session};
 use crate::bundle::Texts;
 use crate::engine::{Prune, RunOptions};
@@ -46,9 +46,25 @@ pub async fn deploy(global: &Global, options: &Options) -> Outcome {
         &options.changes,
     )
     .await?;
-    report_notes(&session.model, &resolution);
+    for note in &resolution.notes {
+        eprintln!("note: {note}");
+    }
     let rendered = converge::render(&session, &resolution).await?;
     let prepared = converge::prepare_and_gate(&session, rendered.desired.clone(), options.prune).await?;
+    // An application the model has but the bundle no longer names is left alone: removing a
+    // running service because it vanished from a file is too easy to do by accident. Say so.
+    for app in prepared
+        .history
+        .apps
+        .keys()
+        .filter(|app| !prepared.desired.contains_key(*app))
+    {
+        eprintln!(
+            "note: application `{app}` is deployed in model `{}` but not in bundle `{}`; it is \
+             left as it is (`wharf remove {app}` removes it)",
+            session.model, resolution.resolved.bundle.name
+        );
+    }
     let changes = converge::option_changes(&prepared);
     if global.output.is_text() {
         for (app, lines) in &changes {
@@ -88,15 +104,6 @@ pub async fn deploy(global: &Global, options: &Options) -> Outcome {
         .output
         .document(&converge::run_report(&session.model, &performed, &changes))?;
     converge::conclude(&session.model, &performed, &progress)
-}
-
-/// Notes on stderr before anything is applied: applications the model has and the bundle does
-/// not (left alone), resets of nothing, stored options a charm no longer has.
-fn report_notes(model: &str, resolution: &Resolution) {
-    for note in &resolution.notes {
-        eprintln!("note: {note}");
-    }
-    let _ = model;
 }
 
 /// Create the model namespace if it does not exist (labelled, so `remove --all` knows wharf
