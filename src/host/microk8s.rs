@@ -101,13 +101,33 @@ impl<'a> MicroK8sCli<'a> {
 
     /// `microk8s status --wait-ready --timeout N`; MicroK8s waits forever without a timeout.
     pub fn wait_ready(&self, timeout: Duration) -> anyhow::Result<Output> {
+        Ok(self.runner.run(&self.wait_ready_cmd(timeout))?)
+    }
+
+    /// The command `wait_ready` runs.
+    pub fn wait_ready_cmd(&self, timeout: Duration) -> Cmd {
         let secs = timeout.as_secs().to_string();
-        let cmd = self
-            .cmd(&["status", "--wait-ready", "--timeout", &secs])
+        self.cmd(&["status", "--wait-ready", "--timeout", &secs])
             .read_only()
             // Our own limit is a little longer than the one MicroK8s is given.
-            .timeout(timeout + Duration::from_secs(30));
-        Ok(self.runner.run(&cmd)?)
+            .timeout(timeout + Duration::from_secs(30))
+    }
+
+    /// `snap refresh microk8s --channel=CHANNEL`: moves MicroK8s to another channel (and with a
+    /// new track, another Kubernetes minor), restarting every service. A hold set with
+    /// `snap refresh --hold` does not stop it: holds only apply to general and automatic refreshes.
+    pub fn refresh_cmd(channel: &str) -> Cmd {
+        Cmd::new("snap")
+            .args(["refresh", "microk8s"])
+            .arg(format!("--channel={channel}"))
+            .timeout(Duration::from_secs(900))
+    }
+
+    /// `microk8s addons repo update NAME`: the add-ons repository (`core`, `community`) is a git
+    /// clone that a refresh does not update by itself.
+    pub fn addons_repo_update_cmd(&self, repository: &str) -> Cmd {
+        self.cmd(&["addons", "repo", "update", repository])
+            .timeout(Duration::from_secs(300))
     }
 
     /// `microk8s status --format yaml`, parsed.
