@@ -93,6 +93,8 @@ impl Default for Config {
 pub(crate) struct Shared {
     pub state: Mutex<State>,
     pub config: Config,
+    /// What `/version` reports: `config.kube_version` until a test upgrades the "cluster".
+    pub kube_version: Mutex<String>,
     pub writes: AtomicU64,
     pub shutdown: wch::Receiver<bool>,
     pub addr: SocketAddr,
@@ -149,6 +151,7 @@ impl Simulator {
         let (shutdown_tx, shutdown_rx) = wch::channel(false);
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
+            kube_version: Mutex::new(config.kube_version.clone()),
             config,
             writes: AtomicU64::new(0),
             shutdown: shutdown_rx.clone(),
@@ -206,6 +209,16 @@ impl Simulator {
         let token = format!("sa.{namespace}.{name}.{}", ops::rand_suffix(16));
         st.tokens.insert(token.clone(), user);
         token
+    }
+
+    /// Report another version on `/version` from now on (`1.34.1`), as a cluster does after an
+    /// upgrade.
+    pub fn set_kube_version(&self, version: &str) {
+        *self
+            .shared
+            .kube_version
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = version.to_string();
     }
 
     /// Write requests (POST/PUT/PATCH/DELETE) received since start or the last `reset_writes`.

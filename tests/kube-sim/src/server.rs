@@ -181,7 +181,14 @@ async fn serve(
     }
     match r {
         Route::Health => unreachable!("answered above"),
-        Route::Version => ok(discovery::version(&shared.config.kube_version)),
+        Route::Version => {
+            let version = shared
+                .kube_version
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            ok(discovery::version(&version))
+        }
         Route::Api => ok(discovery::api_versions(&shared.addr.to_string())),
         Route::ApiGroups => ok(discovery::api_group_list(&shared.lock().catalog)),
         Route::ApiGroup(g) => discovery::api_group(&shared.lock().catalog, &g)
