@@ -337,9 +337,15 @@ pub struct UpgradeArgs {
     /// the platform
     #[arg(long, value_name = "MAJOR.MINOR")]
     pub kubernetes: Option<String>,
-    /// Answer yes to the questions (needed without a terminal for --kubernetes)
+    /// Agree to the Kubernetes refreshes without a terminal (each restarts the API server)
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// With --kubernetes: how long to wait for MicroK8s to become ready after each refresh
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub wait_ready_timeout: u64,
+    /// Read /proc, /sys, /etc and /boot under this directory instead of / (for tests)
+    #[arg(long, hide = true, env = "WHARF_HOST_ROOT", default_value = "/")]
+    pub host_root: PathBuf,
     /// Directory holding the charms (default: the charms shipped with wharf)
     #[arg(long, env = "WHARF_CHARMS", value_name = "DIR", hide = true)]
     pub charms_dir: Option<PathBuf>,
@@ -348,6 +354,20 @@ pub struct UpgradeArgs {
 }
 
 impl UpgradeArgs {
+    /// `--kubernetes`: the cluster upgrade's options.
+    pub fn kubernetes_options(&self, global: &GlobalArgs, target: &str) -> crate::action::kubernetes::Options {
+        crate::action::kubernetes::Options {
+            kubeconfig: global.kubeconfig.clone(),
+            context: global.context.clone(),
+            model: global.model.clone(),
+            target: target.to_owned(),
+            yes: self.yes,
+            dry_run: self.dry_run,
+            host_root: self.host_root.clone(),
+            wait_ready_timeout: std::time::Duration::from_secs(self.wait_ready_timeout),
+        }
+    }
+
     pub fn options(&self) -> crate::action::upgrade::Options {
         crate::action::upgrade::Options {
             bundle: self.bundle.clone(),

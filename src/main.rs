@@ -21,7 +21,7 @@ fn main() -> std::process::ExitCode {
             },
         ),
         Command::Upgrade(args) => match &args.kubernetes {
-            Some(target) => action::kubernetes::run(&global, target, args.yes, args.dry_run),
+            Some(target) => action::kubernetes::run(&args.kubernetes_options(&cli.global, target)),
             None => action::upgrade::run(&global, &args.options()),
         },
         Command::Rollback(args) => action::rollback::run(&global, &args.options()),

@@ -517,7 +517,7 @@ fn runner_pretend(cli: &MicroK8sCli, args: &[&str]) {
 }
 
 /// wharf's own directory: `$XDG_CONFIG_HOME/wharf`, else `~/.config/wharf`.
-fn config_dir() -> anyhow::Result<PathBuf> {
+pub(crate) fn config_dir() -> anyhow::Result<PathBuf> {
     let base = std::env::var_os("XDG_CONFIG_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
