@@ -355,7 +355,11 @@ pub struct UpgradeArgs {
 
 impl UpgradeArgs {
     /// `--kubernetes`: the cluster upgrade's options.
-    pub fn kubernetes_options(&self, global: &GlobalArgs, target: &str) -> crate::action::kubernetes::Options {
+    pub fn kubernetes_options(
+        &self,
+        global: &GlobalArgs,
+        target: &str,
+    ) -> crate::action::kubernetes::Options {
         crate::action::kubernetes::Options {
             kubeconfig: global.kubeconfig.clone(),
             context: global.context.clone(),

@@ -22,7 +22,9 @@ fn bump(env: &Env, app: &str, version: &str, image: Option<&str>) {
     for line in text.lines() {
         if line.starts_with("version:") {
             out.push_str(&format!("version: {version}\n"));
-        } else if let (Some(image), true) = (image, line.trim_start().starts_with("upstream-source:")) {
+        } else if let (Some(image), true) =
+            (image, line.trim_start().starts_with("upstream-source:"))
+        {
             out.push_str(&format!("    upstream-source: {image}\n"));
         } else {
             out.push_str(line);
@@ -81,7 +83,10 @@ fn secret_text(env: &Env, name: &str, key: &str) -> String {
 fn no_pending(env: &Env) {
     for app in ["store", "web"] {
         for (rev, status) in env.records(app) {
-            assert!(!status.starts_with("pending"), "{app} revision {rev} is {status}");
+            assert!(
+                !status.starts_with("pending"),
+                "{app} revision {rev} is {status}"
+            );
         }
     }
 }
@@ -90,7 +95,12 @@ fn no_pending(env: &Env) {
 async fn deploy_without_set_keeps_stored_login() {
     let env = start(fast()).await;
     let out = env
-        .deploy(&["--set", &format!("store.password={FIRST}"), "--set", "web.greeting=bonjour"])
+        .deploy(&[
+            "--set",
+            &format!("store.password={FIRST}"),
+            "--set",
+            "web.greeting=bonjour",
+        ])
         .await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(secret_text(&env, "store-auth", "password"), FIRST);
@@ -99,7 +109,11 @@ async fn deploy_without_set_keeps_stored_login() {
     let writes = env.sim.writes();
     let out = env.deploy(&[]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(secret_text(&env, "store-auth", "password"), FIRST, "the login is kept");
+    assert_eq!(
+        secret_text(&env, "store-auth", "password"),
+        FIRST,
+        "the login is kept"
+    );
     let cm = env.sim.get("v1", "ConfigMap", MODEL, "web-config").unwrap();
     assert_eq!(cm["data"]["greeting"], "bonjour");
     assert_eq!(changed(&before, &env.versions()), Vec::<String>::new());
@@ -138,7 +152,10 @@ async fn config_bad_value_changes_nothing() {
     let writes = env.sim.writes();
     for (args, needle) in [
         (vec!["config", "store", "port=eighty"], "not a valid int"),
-        (vec!["config", "web", "greting=hi"], "did you mean `greeting`"),
+        (
+            vec!["config", "web", "greting=hi"],
+            "did you mean `greeting`",
+        ),
         (vec!["config", "web", "greeting"], "expected KEY=VALUE"),
         (vec!["config", "nosuch", "x=1"], "no application `nosuch`"),
     ] {
@@ -153,19 +170,33 @@ async fn config_bad_value_changes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_changes_one_option_and_its_related_application() {
     let env = start(fast()).await;
-    assert!(env.deploy(&["--set", "web.greeting=hello"]).await.status.success());
+    assert!(
+        env.deploy(&["--set", "web.greeting=hello"])
+            .await
+            .status
+            .success()
+    );
     let out = env.wharf(&["config", "store", "port=6380"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let said = text(&out.stdout);
-    assert!(said.contains("store: revision 2") && said.contains("port: 6379 → 6380"), "{said}");
+    assert!(
+        said.contains("store: revision 2") && said.contains("port: 6379 → 6380"),
+        "{said}"
+    );
     // web receives the store's URL through the relation: it changes too.
     assert!(said.contains("web: revision 2"), "{said}");
     let cm = env.sim.get("v1", "ConfigMap", MODEL, "web-config").unwrap();
-    assert_eq!(cm["data"]["store-url"], format!("http://store.{MODEL}.svc:6380"));
+    assert_eq!(
+        cm["data"]["store-url"],
+        format!("http://store.{MODEL}.svc:6380")
+    );
     assert_eq!(cm["data"]["greeting"], "hello", "the earlier --set is kept");
     let h = history(&env, "store").await;
     assert_eq!(h.last().unwrap().2, "config: port");
-    assert_eq!(history(&env, "web").await.last().unwrap().2, "config of store: port");
+    assert_eq!(
+        history(&env, "web").await.last().unwrap().2,
+        "config of store: port"
+    );
     // The same value again changes nothing.
     let writes = env.sim.writes();
     let out = env.wharf(&["config", "store", "port=6380"]).await;
@@ -195,10 +226,17 @@ async fn config_public_url_reaches_gatekeeper_gateway_and_dex_issuer() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let said = text(&out.stdout);
     for app in ["dex-auth", "oidc-gatekeeper", "gateway"] {
-        assert!(said.contains(&format!("{app}: revision")), "{app} not changed:\n{said}");
+        assert!(
+            said.contains(&format!("{app}: revision")),
+            "{app} not changed:\n{said}"
+        );
         // The new URL is somewhere in what the application runs with.
         let found = ["Secret", "ConfigMap", "Deployment"].iter().any(|kind| {
-            let api = if *kind == "Deployment" { "apps/v1" } else { "v1" };
+            let api = if *kind == "Deployment" {
+                "apps/v1"
+            } else {
+                "v1"
+            };
             env.sim.list(api, kind, Some(MODEL)).iter().any(|o| {
                 o["metadata"]["labels"]["app.kubernetes.io/instance"] == app
                     && object_text(o).contains(url)
@@ -217,12 +255,23 @@ async fn config_public_url_reaches_gatekeeper_gateway_and_dex_issuer() {
         })
         .expect("Dex's configuration");
     let config = object_text(&dex);
-    assert!(config.contains(&format!("issuer: \"{url}/dex\"")), "{config}");
-    // The login's callback moved with it: Dex redirects to the gatekeeper under the new URL.
-    assert!(config.contains(&format!("- \"{url}/oauth2/callback\"")), "{config}");
-    let proxy = env.sim.get("apps/v1", "Deployment", MODEL, "oidc-gatekeeper").unwrap();
     assert!(
-        proxy.to_string().contains(&format!("--redirect-url={url}/oauth2/callback")),
+        config.contains(&format!("issuer: \"{url}/dex\"")),
+        "{config}"
+    );
+    // The login's callback moved with it: Dex redirects to the gatekeeper under the new URL.
+    assert!(
+        config.contains(&format!("- \"{url}/oauth2/callback\"")),
+        "{config}"
+    );
+    let proxy = env
+        .sim
+        .get("apps/v1", "Deployment", MODEL, "oidc-gatekeeper")
+        .unwrap();
+    assert!(
+        proxy
+            .to_string()
+            .contains(&format!("--redirect-url={url}/oauth2/callback")),
         "{proxy}"
     );
     let status = env.status_json().await;
@@ -246,20 +295,38 @@ fn object_text(o: &Value) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upgrade_success_supersedes_previous() {
     let env = start(fast()).await;
-    assert!(env.deploy(&["--set", "web.greeting=hello"]).await.status.success());
+    assert!(
+        env.deploy(&["--set", "web.greeting=hello"])
+            .await
+            .status
+            .success()
+    );
     bump(&env, "web", "2.1.0", Some("example.org/web:2.1"));
     let out = env.wharf(&["upgrade", "--timeout", "60s"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let plan = text(&out.stdout);
     assert!(plan.contains("web: 2.0.0 → 2.1.0"), "{plan}");
-    assert!(plan.contains("image   example.org/web:2.0 → example.org/web:2.1"), "{plan}");
+    assert!(
+        plan.contains("image   example.org/web:2.0 → example.org/web:2.1"),
+        "{plan}"
+    );
     assert_eq!(image_of(&env, "web"), "example.org/web:2.1");
     let h = history(&env, "web").await;
     assert_eq!(h[0].1, "superseded");
-    assert_eq!((h[1].1.as_str(), h[1].2.as_str()), ("deployed", "upgrade 2.0.0 → 2.1.0"));
-    assert_eq!(env.records("store"), [(1, "deployed".to_string())], "store did not change");
+    assert_eq!(
+        (h[1].1.as_str(), h[1].2.as_str()),
+        ("deployed", "upgrade 2.0.0 → 2.1.0")
+    );
+    assert_eq!(
+        env.records("store"),
+        [(1, "deployed".to_string())],
+        "store did not change"
+    );
     let cm = env.sim.get("v1", "ConfigMap", MODEL, "web-config").unwrap();
-    assert_eq!(cm["data"]["greeting"], "hello", "stored options survive the upgrade");
+    assert_eq!(
+        cm["data"]["greeting"], "hello",
+        "stored options survive the upgrade"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -270,19 +337,29 @@ async fn upgrade_wait_failure_rolls_back_config_and_data_intact() {
     })
     .await;
     assert!(
-        env.deploy(&["--set", "web.greeting=hello", "--set", &format!("store.password={FIRST}")])
-            .await
-            .status
-            .success()
+        env.deploy(&[
+            "--set",
+            "web.greeting=hello",
+            "--set",
+            &format!("store.password={FIRST}")
+        ])
+        .await
+        .status
+        .success()
     );
-    let data_uid = env.sim.get("v1", "PersistentVolumeClaim", MODEL, "store-data").unwrap()
-        ["metadata"]["uid"]
+    let data_uid = env
+        .sim
+        .get("v1", "PersistentVolumeClaim", MODEL, "store-data")
+        .unwrap()["metadata"]["uid"]
         .clone();
     bump(&env, "web", "2.1.0", Some("example.org/web:2.1"));
     let out = env.wharf(&["upgrade", "--timeout", "3s"]).await;
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("rolled back automatically") && err.contains("web to revision 1"), "{err}");
+    assert!(
+        err.contains("rolled back automatically") && err.contains("web to revision 1"),
+        "{err}"
+    );
     assert_eq!(image_of(&env, "web"), "example.org/web:2.0");
     let h = history(&env, "web").await;
     let statuses: Vec<&str> = h.iter().map(|r| r.1.as_str()).collect();
@@ -293,7 +370,10 @@ async fn upgrade_wait_failure_rolls_back_config_and_data_intact() {
     let cm = env.sim.get("v1", "ConfigMap", MODEL, "web-config").unwrap();
     assert_eq!(cm["data"]["greeting"], "hello");
     assert_eq!(secret_text(&env, "store-auth", "password"), FIRST);
-    let pvc = env.sim.get("v1", "PersistentVolumeClaim", MODEL, "store-data").unwrap();
+    let pvc = env
+        .sim
+        .get("v1", "PersistentVolumeClaim", MODEL, "store-data")
+        .unwrap();
     assert_eq!(pvc["metadata"]["uid"], data_uid, "the same volume");
     let status = env.status_json().await;
     assert_eq!(app(&status, "web")["status"], "active", "{status}");
@@ -320,7 +400,11 @@ async fn upgrade_failure_with_failing_rollback_reports_both() {
     );
     assert!(err.contains("wharf rollback"), "says what to do: {err}");
     no_pending(&env);
-    let statuses: Vec<String> = history(&env, "web").await.into_iter().map(|r| r.1).collect();
+    let statuses: Vec<String> = history(&env, "web")
+        .await
+        .into_iter()
+        .map(|r| r.1)
+        .collect();
     assert_eq!(statuses.last().unwrap(), "failed", "{statuses:?}");
 }
 
@@ -340,7 +424,9 @@ async fn sigterm_during_upgrade_leaves_no_pending_record() {
         .unwrap();
     let pid = bundle_less.id().unwrap();
     until(20, "the upgrade's pending record", || {
-        env.records("web").iter().any(|(_, s)| s.starts_with("pending"))
+        env.records("web")
+            .iter()
+            .any(|(_, s)| s.starts_with("pending"))
     })
     .await;
     nix::sys::signal::kill(
@@ -351,14 +437,21 @@ async fn sigterm_during_upgrade_leaves_no_pending_record() {
     let out = bundle_less.wait_with_output().await.unwrap();
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("interrupted by SIGTERM") && err.contains("rolled back"), "{err}");
+    assert!(
+        err.contains("interrupted by SIGTERM") && err.contains("rolled back"),
+        "{err}"
+    );
     no_pending(&env);
     let h = history(&env, "web").await;
     let statuses: Vec<&str> = h.iter().map(|r| r.1.as_str()).collect();
     assert_eq!(statuses, ["superseded", "failed", "deployed"], "{h:?}");
     assert_eq!(image_of(&env, "web"), "example.org/web:2.0");
     // The lock was released: the next command runs at once.
-    assert!(env.sim.get("coordination.k8s.io/v1", "Lease", MODEL, "wharf-lock").is_none());
+    assert!(
+        env.sim
+            .get("coordination.k8s.io/v1", "Lease", MODEL, "wharf-lock")
+            .is_none()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -370,9 +463,14 @@ async fn upgrade_dry_run_writes_nothing() {
     let out = env.wharf(&["upgrade", "--dry-run"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let plan = text(&out.stdout);
-    assert!(plan.contains("web: 2.0.0 → 2.1.0") && plan.contains("gates: passed"), "{plan}");
+    assert!(
+        plan.contains("web: 2.0.0 → 2.1.0") && plan.contains("gates: passed"),
+        "{plan}"
+    );
     assert!(plan.contains("update    Deployment tiny/web"), "{plan}");
-    let out = env.wharf(&["upgrade", "--dry-run", "--output", "json"]).await;
+    let out = env
+        .wharf(&["upgrade", "--dry-run", "--output", "json"])
+        .await;
     let doc: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
     assert_eq!(doc["applications"][0]["to"], "2.1.0");
     assert_eq!(env.sim.writes(), writes);
@@ -384,7 +482,12 @@ async fn upgrade_refused_by_kube_version_gate_writes_nothing() {
     let env = start(fast()).await;
     assert!(env.deploy(&[]).await.status.success());
     bump(&env, "web", "2.1.0", None);
-    edit(&env, "web/metadata.yaml", "kube-version: \">=1.29.0\"", "kube-version: \">=1.35.0\"");
+    edit(
+        &env,
+        "web/metadata.yaml",
+        "kube-version: \">=1.29.0\"",
+        "kube-version: \">=1.35.0\"",
+    );
     let writes = env.sim.writes();
     let out = env.wharf(&["upgrade"]).await;
     assert!(!out.status.success());
@@ -403,7 +506,12 @@ async fn upgrade_refused_pvc_growth_without_expansion_writes_nothing() {
     let env = start(fast()).await;
     assert!(env.deploy(&[]).await.status.success());
     bump(&env, "store", "1.1.0", None);
-    edit(&env, "store/templates/10-store.yaml", "storage: 1Gi", "storage: 3Gi");
+    edit(
+        &env,
+        "store/templates/10-store.yaml",
+        "storage: 1Gi",
+        "storage: 3Gi",
+    );
     let writes = env.sim.writes();
     let out = env.wharf(&["upgrade"]).await;
     assert!(!out.status.success());
@@ -417,9 +525,18 @@ async fn upgrade_refused_pvc_growth_without_expansion_writes_nothing() {
     );
     assert_eq!(env.sim.writes(), writes);
     // A shrink is refused too, on any class.
-    edit(&env, "store/templates/10-store.yaml", "storage: 3Gi", "storage: 512Mi");
+    edit(
+        &env,
+        "store/templates/10-store.yaml",
+        "storage: 3Gi",
+        "storage: 512Mi",
+    );
     let out = env.wharf(&["upgrade"]).await;
-    assert!(text(&out.stderr).contains("cannot shrink"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("cannot shrink"),
+        "{}",
+        text(&out.stderr)
+    );
     assert_eq!(env.sim.writes(), writes);
 }
 
@@ -432,41 +549,72 @@ async fn major_bump_needs_allow_major() {
     let out = env.wharf(&["upgrade"]).await;
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("1.0.0 → 2.0.0 is a major version change") && err.contains("--allow-major"), "{err}");
+    assert!(
+        err.contains("1.0.0 → 2.0.0 is a major version change") && err.contains("--allow-major"),
+        "{err}"
+    );
     assert_eq!(env.sim.writes(), writes);
     let out = env.wharf(&["upgrade", "--allow-major"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(history(&env, "store").await.last().unwrap().2, "upgrade 1.0.0 → 2.0.0");
+    assert_eq!(
+        history(&env, "store").await.last().unwrap().2,
+        "upgrade 1.0.0 → 2.0.0"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_writes_new_revision_and_restores_secret_values() {
     let env = start(fast()).await;
-    assert!(env.deploy(&["--set", &format!("store.password={FIRST}")]).await.status.success());
+    assert!(
+        env.deploy(&["--set", &format!("store.password={FIRST}")])
+            .await
+            .status
+            .success()
+    );
     let file = env.dir.path().join("password");
     std::fs::write(&file, format!("{SECOND}\n")).unwrap();
     let out = env
-        .wharf(&["config", "store", "--from-file", &format!("password={}", file.display())])
+        .wharf(&[
+            "config",
+            "store",
+            "--from-file",
+            &format!("password={}", file.display()),
+        ])
         .await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(secret_text(&env, "store-auth", "password"), SECOND);
 
     let out = env.wharf(&["rollback", "store"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("store: revision 3 re-applies revision 1"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("store: revision 3 re-applies revision 1"),
+        "{}",
+        text(&out.stdout)
+    );
     assert_eq!(secret_text(&env, "store-auth", "password"), FIRST);
     let h = history(&env, "store").await;
-    let got: Vec<(u64, &str, &str)> = h.iter().map(|(r, s, d)| (*r, s.as_str(), d.as_str())).collect();
+    let got: Vec<(u64, &str, &str)> = h
+        .iter()
+        .map(|(r, s, d)| (*r, s.as_str(), d.as_str()))
+        .collect();
     assert_eq!(
         got,
-        [(1, "superseded", "install"), (2, "superseded", "config: password"), (3, "deployed", "rollback to 1")]
+        [
+            (1, "superseded", "install"),
+            (2, "superseded", "config: password"),
+            (3, "deployed", "rollback to 1")
+        ]
     );
     // The next deploy keeps the rolled-back value: the stored option went back too.
     assert!(env.deploy(&[]).await.status.success());
     assert_eq!(secret_text(&env, "store-auth", "password"), FIRST);
     // Rolling back to a revision that does not exist says which do.
     let out = env.wharf(&["rollback", "store", "9"]).await;
-    assert!(text(&out.stderr).contains("no revision 9; the kept ones are 1, 2, 3"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no revision 9; the kept ones are 1, 2, 3"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -478,16 +626,32 @@ async fn history_trim_never_deletes_last_deployed() {
     .await;
     assert!(env.deploy(&[]).await.status.success());
     for minor in 1..=3 {
-        bump(&env, "web", &format!("2.{minor}.0"), Some(&format!("example.org/web:9.{minor}")));
+        bump(
+            &env,
+            "web",
+            &format!("2.{minor}.0"),
+            Some(&format!("example.org/web:9.{minor}")),
+        );
         let out = env
-            .wharf(&["upgrade", "--no-rollback-on-failure", "--timeout", "1s", "--history", "2"])
+            .wharf(&[
+                "upgrade",
+                "--no-rollback-on-failure",
+                "--timeout",
+                "1s",
+                "--history",
+                "2",
+            ])
             .await;
         assert!(!out.status.success());
     }
     let kept = env.records("web");
     assert_eq!(
         kept,
-        [(1, "deployed".to_string()), (3, "failed".to_string()), (4, "failed".to_string())],
+        [
+            (1, "deployed".to_string()),
+            (3, "failed".to_string()),
+            (4, "failed".to_string())
+        ],
         "the newest two and the deployed one"
     );
     // What runs is what a rollback returns to.
@@ -501,19 +665,28 @@ async fn corrupt_record_does_not_block_history_or_deploy() {
     let env = start(fast()).await;
     assert!(env.deploy(&[]).await.status.success());
     env.sim
-        .put(serde_json::json!({"apiVersion": "v1", "kind": "Secret", "type": "wharf.dev/release.v2",
+        .put(
+            serde_json::json!({"apiVersion": "v1", "kind": "Secret", "type": "wharf.dev/release.v2",
             "metadata": {"name": "wharf.release.web.v5", "namespace": MODEL,
                 "labels": {"owner": "wharf", "app": "web", "revision": "5", "status": "deployed"}},
-            "data": {"release": "bm90IGd6aXA="}}))
+            "data": {"release": "bm90IGd6aXA="}}),
+        )
         .unwrap();
     let out = env.wharf(&["history", "web"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let table = text(&out.stdout);
-    assert!(table.contains("unreadable") && table.contains("wharf.release.web.v5"), "{table}");
+    assert!(
+        table.contains("unreadable") && table.contains("wharf.release.web.v5"),
+        "{table}"
+    );
     let out = env.deploy(&["--set", "web.greeting=again"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let h = history(&env, "web").await;
-    assert_eq!(h.last().unwrap().0, 6, "numbering continues after the unreadable record: {h:?}");
+    assert_eq!(
+        h.last().unwrap().0,
+        6,
+        "numbering continues after the unreadable record: {h:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -532,7 +705,9 @@ async fn lost_lock_stops_before_next_write() {
         .unwrap();
     // While store is waiting to be ready, another run takes the lock over.
     until(20, "store's objects", || {
-        env.sim.get("apps/v1", "Deployment", MODEL, "store").is_some()
+        env.sim
+            .get("apps/v1", "Deployment", MODEL, "store")
+            .is_some()
     })
     .await;
     let mut lease = env
@@ -540,7 +715,10 @@ async fn lost_lock_stops_before_next_write() {
         .get("coordination.k8s.io/v1", "Lease", MODEL, "wharf-lock")
         .unwrap();
     lease["spec"]["holderIdentity"] = Value::from("mallory@elsewhere pid 7");
-    lease["metadata"].as_object_mut().unwrap().remove("resourceVersion");
+    lease["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("resourceVersion");
     env.sim.put(lease).unwrap();
     let out = run.wait_with_output().await.unwrap();
     assert!(!out.status.success());
@@ -553,6 +731,12 @@ async fn lost_lock_stops_before_next_write() {
         env.sim.get("apps/v1", "Deployment", MODEL, "web").is_none(),
         "nothing was written after the lock was lost"
     );
-    let lease = env.sim.get("coordination.k8s.io/v1", "Lease", MODEL, "wharf-lock").unwrap();
-    assert_eq!(lease["spec"]["holderIdentity"], "mallory@elsewhere pid 7", "not deleted by the loser");
+    let lease = env
+        .sim
+        .get("coordination.k8s.io/v1", "Lease", MODEL, "wharf-lock")
+        .unwrap();
+    assert_eq!(
+        lease["spec"]["holderIdentity"], "mallory@elsewhere pid 7",
+        "not deleted by the loser"
+    );
 }

@@ -71,7 +71,11 @@ async fn changing_one_option_writes_only_the_objects_it_affects() {
     // The option is kept in the model's inputs for later deploys.
     assert_eq!(
         touched,
-        ["ConfigMap/web-config", "Greeting/web", "Secret/wharf-inputs"]
+        [
+            "ConfigMap/web-config",
+            "Greeting/web",
+            "Secret/wharf-inputs"
+        ]
     );
     let cm = env.sim.get("v1", "ConfigMap", MODEL, "web-config").unwrap();
     assert_eq!(cm["data"]["greeting"], "bonjour");
@@ -179,7 +183,9 @@ async fn a_killed_deploy_leaves_a_lock_the_next_run_takes_over_after_expiry() {
     let pid = victim.id().unwrap();
     // Kill it in the middle: after it recorded store as pending and started applying.
     until(20, "a pending release", || {
-        env.records("store").iter().any(|(_, s)| s.starts_with("pending"))
+        env.records("store")
+            .iter()
+            .any(|(_, s)| s.starts_with("pending"))
     })
     .await;
     nix::sys::signal::kill(
@@ -399,7 +405,9 @@ async fn a_release_left_pending_by_a_killed_run_is_finished_by_the_next() {
     let mut record = Release::from_secret(&secret).unwrap();
     let values = Release::values_from_secret(&secret).unwrap();
     record.status = ReleaseStatus::PendingUpgrade;
-    env.sim.put(record.to_secret(MODEL, &values).unwrap()).unwrap();
+    env.sim
+        .put(record.to_secret(MODEL, &values).unwrap())
+        .unwrap();
     assert_eq!(env.records("store"), [(1, "pending-upgrade".to_string())]);
 
     let out = env.deploy(&[]).await;

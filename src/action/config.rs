@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::converge;
-use super::{Global, OutputFormat, Outcome, Session};
+use super::{Global, Outcome, OutputFormat, Session};
 use crate::charm::config::OptionType;
 use crate::engine::{Prune, RunOptions};
 use crate::store::inputs::{Changes, Inputs};
@@ -42,7 +42,8 @@ async fn config(global: &Global, options: &Options) -> Outcome {
     let stored = Inputs::load(session.client(), &session.model, session.server()).await?;
     let texts = stored.texts(&session.model)?;
     let spec = stored.bundle.clone().unwrap_or_default();
-    let showing = options.settings.is_empty() && options.from_file.is_empty() && options.reset.is_empty();
+    let showing =
+        options.settings.is_empty() && options.from_file.is_empty() && options.reset.is_empty();
     if showing {
         let resolution = converge::resolve(
             &session,
@@ -64,10 +65,25 @@ async fn config(global: &Global, options: &Options) -> Outcome {
             .collect(),
         ..Changes::default()
     };
-    let resolution =
-        converge::resolve(&session, &spec, texts, options.charms_dir.as_deref(), &changes).await?;
-    if !resolution.resolved.bundle.applications.contains_key(&options.app) {
-        bail!("model `{}` has no application `{}`", session.model, options.app);
+    let resolution = converge::resolve(
+        &session,
+        &spec,
+        texts,
+        options.charms_dir.as_deref(),
+        &changes,
+    )
+    .await?;
+    if !resolution
+        .resolved
+        .bundle
+        .applications
+        .contains_key(&options.app)
+    {
+        bail!(
+            "model `{}` has no application `{}`",
+            session.model,
+            options.app
+        );
     }
     for note in &resolution.notes {
         eprintln!("note: {note}");
@@ -91,7 +107,10 @@ async fn config(global: &Global, options: &Options) -> Outcome {
         converge::prepare_and_gate(&session, rendered.desired.clone(), Prune::default()).await?;
     let changes = converge::option_changes(&prepared);
     if prepared.is_noop() && resolution.inputs == resolution.stored {
-        eprintln!("nothing to change: `{}` already has these values", options.app);
+        eprintln!(
+            "nothing to change: `{}` already has these values",
+            options.app
+        );
         global
             .output
             .document(&serde_json::json!({"model": session.model, "applications": []}))?;
@@ -145,7 +164,9 @@ fn settings(app: &str, settings: &[String], files: &[String]) -> anyhow::Result<
     let mut out = Vec::new();
     for setting in settings {
         let (key, value) = setting.split_once('=').ok_or_else(|| {
-            anyhow!("`{setting}`: expected KEY=VALUE, for example public-url=http://10.64.140.43.nip.io")
+            anyhow!(
+                "`{setting}`: expected KEY=VALUE, for example public-url=http://10.64.140.43.nip.io"
+            )
         })?;
         let value = if value == "-" {
             prompt(app, key)?
@@ -202,7 +223,12 @@ fn show(
             "model `{}` has no application `{app}`{}; it has: {}",
             session.model,
             crate::bundle::did_you_mean(app, bundle.applications.keys()),
-            bundle.applications.keys().cloned().collect::<Vec<_>>().join(", ")
+            bundle
+                .applications
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
         )
     })?;
     let charm = &resolution.resolved.charms[&application.charm];
@@ -242,7 +268,10 @@ fn show(
                 .max()
                 .unwrap_or(5)
                 .max(5);
-            let mut text = format!("{:<width$}  {:<vwidth$}  {:<7}  DESCRIPTION\n", "KEY", "VALUE", "SOURCE");
+            let mut text = format!(
+                "{:<width$}  {:<vwidth$}  {:<7}  DESCRIPTION\n",
+                "KEY", "VALUE", "SOURCE"
+            );
             for r in &rows {
                 let mut desc = r.description.clone();
                 if desc.chars().count() > 70 {

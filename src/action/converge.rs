@@ -66,7 +66,9 @@ pub async fn resolve(
     }
     older.layer_onto(&mut resolved.bundle);
     for (app, values) in sets {
-        resolved.bundle.add_layer(&app, format!("--set {app}"), values);
+        resolved
+            .bundle
+            .add_layer(&app, format!("--set {app}"), values);
     }
     resolved.generated_slots()?; // every layer type-checked, before anything is written
     let public_url = changes
@@ -173,7 +175,13 @@ pub async fn prepare_and_gate(
     let live = applier.live_all(&session.catalog, plan.items()).await?;
     let history = session.releases.list().await?;
     let prepared = prepare::prepare(desired, plan, live, history, allow);
-    let facts = Facts::read(session.client(), session.server(), &session.catalog, &prepared).await?;
+    let facts = Facts::read(
+        session.client(),
+        session.server(),
+        &session.catalog,
+        &prepared,
+    )
+    .await?;
     refuse(&gates::check(&prepared, &facts))?;
     Ok(prepared)
 }
@@ -362,7 +370,11 @@ pub fn plan_report(model: &str, prepared: &Prepared) -> PlanReport {
                 object: r.to_string(),
                 note: Some(format!(
                     "dropped by the render; {} deletes it",
-                    if r.is_crd() { "--prune-crds" } else { "--prune-data" }
+                    if r.is_crd() {
+                        "--prune-crds"
+                    } else {
+                        "--prune-data"
+                    }
                 )),
             }));
         }
@@ -397,7 +409,11 @@ pub fn plan_text(report: &PlanReport) -> String {
         };
         out.push_str(&format!("  {}{needs}\n", app.app));
         for o in &app.objects {
-            let note = o.note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
+            let note = o
+                .note
+                .as_deref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default();
             out.push_str(&format!("    {:<9} {}{note}\n", o.change, o.object));
         }
     }
@@ -421,9 +437,11 @@ pub fn plan_text(report: &PlanReport) -> String {
 pub fn print_diff(prepared: &Prepared) -> anyhow::Result<()> {
     let mut text = String::new();
     for item in prepared.plan.items() {
-        if let Some(d) =
-            crate::kube::diff::object_diff(&item.id.to_string(), prepared.live.get(&item.id), &item.object)
-        {
+        if let Some(d) = crate::kube::diff::object_diff(
+            &item.id.to_string(),
+            prepared.live.get(&item.id),
+            &item.object,
+        ) {
             text.push_str(&d);
             text.push('\n');
         }
@@ -432,7 +450,11 @@ pub fn print_diff(prepared: &Prepared) -> anyhow::Result<()> {
 }
 
 /// The end of a run: success, or an error naming each failed application.
-pub fn conclude(model: &str, performed: &Performed, progress: &Progress) -> anyhow::Result<ExitCode> {
+pub fn conclude(
+    model: &str,
+    performed: &Performed,
+    progress: &Progress,
+) -> anyhow::Result<ExitCode> {
     if let Some(signal) = performed.interrupted {
         bail!(
             "interrupted by {signal}; every revision this run started is recorded as failed. Run \

@@ -50,7 +50,8 @@ pub async fn deploy(global: &Global, options: &Options) -> Outcome {
         eprintln!("note: {note}");
     }
     let rendered = converge::render(&session, &resolution).await?;
-    let prepared = converge::prepare_and_gate(&session, rendered.desired.clone(), options.prune).await?;
+    let prepared =
+        converge::prepare_and_gate(&session, rendered.desired.clone(), options.prune).await?;
     // An application the model has but the bundle no longer names is left alone: removing a
     // running service because it vanished from a file is too easy to do by accident. Say so.
     for app in prepared

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::bail;
 use serde::Serialize;
 
-use super::{Global, OutputFormat, Outcome, Session};
+use super::{Global, Outcome, OutputFormat, Session};
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -73,7 +73,11 @@ async fn history(global: &Global, options: &Options) -> Outcome {
                 if known.is_empty() {
                     "none (nothing deployed yet)".to_string()
                 } else {
-                    known.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                    known
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 }
             );
         }
@@ -104,7 +108,16 @@ fn table(rows: &[Row], with_app: bool) -> String {
     if with_app {
         header.push("APP".to_string());
     }
-    header.extend(["REVISION", "UPDATED", "STATUS", "CHARM VERSION", "DESCRIPTION"].map(String::from));
+    header.extend(
+        [
+            "REVISION",
+            "UPDATED",
+            "STATUS",
+            "CHARM VERSION",
+            "DESCRIPTION",
+        ]
+        .map(String::from),
+    );
     lines.push(header);
     for r in rows {
         let mut line = vec![];
@@ -130,7 +143,13 @@ fn table(rows: &[Row], with_app: bool) -> String {
     }
     let columns = lines[0].len();
     let widths: Vec<usize> = (0..columns)
-        .map(|c| lines.iter().map(|l| l[c].chars().count()).max().unwrap_or(0))
+        .map(|c| {
+            lines
+                .iter()
+                .map(|l| l[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for line in lines {

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail};
 
 use super::converge;
-use super::{Global, OutputFormat, Outcome, Session};
+use super::{Global, Outcome, OutputFormat, Session};
 use crate::engine::{Desired, Prune, RunOptions};
 use crate::store::ReleaseStatus;
 use crate::store::inputs::Inputs;
@@ -43,7 +43,12 @@ pub fn default_target(history: &History, app: &str) -> anyhow::Result<u32> {
         .iter()
         .rev()
         .filter(|r| r.revision < last.revision)
-        .find(|r| matches!(r.status, ReleaseStatus::Superseded | ReleaseStatus::Deployed))
+        .find(|r| {
+            matches!(
+                r.status,
+                ReleaseStatus::Superseded | ReleaseStatus::Deployed
+            )
+        })
         .map(|r| r.revision)
         .ok_or_else(|| {
             anyhow!(
@@ -73,7 +78,11 @@ async fn rollback(global: &Global, options: &Options) -> Outcome {
         .iter()
         .find(|r| r.revision == revision)
         .ok_or_else(|| {
-            let kept: Vec<String> = history.of(app).iter().map(|r| r.revision.to_string()).collect();
+            let kept: Vec<String> = history
+                .of(app)
+                .iter()
+                .map(|r| r.revision.to_string())
+                .collect();
             anyhow!(
                 "`{app}` has no revision {revision}; the kept ones are {} (`wharf history {app}`)",
                 kept.join(", ")
@@ -179,7 +188,10 @@ mod tests {
 
     #[test]
     fn default_target_is_the_previous_deployed_revision() {
-        assert_eq!(default_target(&history(&[Superseded, Deployed]), "a").unwrap(), 1);
+        assert_eq!(
+            default_target(&history(&[Superseded, Deployed]), "a").unwrap(),
+            1
+        );
         assert_eq!(
             default_target(&history(&[Superseded, Failed, Deployed]), "a").unwrap(),
             1

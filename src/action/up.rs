@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::Outcome;
 use super::Global;
+use super::Outcome;
 use crate::cli::UpArgs;
 use crate::host::checks::{self, Status};
 use crate::host::facts::{HostFacts, HostRoot, MicroK8s};
@@ -611,7 +611,10 @@ fn deploy_command(site: &Site, public_url: Option<&str>) -> DeployCmd {
         kubeconfig: Some(site.kubeconfig.to_path_buf()),
         ..site.global.clone()
     };
-    let mut set = vec![format!("dex-auth.static-username={}", site.inputs.admin_user)];
+    let mut set = vec![format!(
+        "dex-auth.static-username={}",
+        site.inputs.admin_user
+    )];
     let mut shown: Vec<String> = vec![
         "wharf".into(),
         "--kubeconfig".into(),

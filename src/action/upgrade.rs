@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::converge::{self, PlanReport};
-use super::{Global, OutputFormat, Outcome, Session};
+use super::{Global, Outcome, OutputFormat, Session};
 use crate::bundle::Texts;
 use crate::engine::gates::Refusal;
 use crate::engine::{Desired, Performed, Prune, RunOptions, perform};
@@ -81,8 +81,14 @@ async fn upgrade(global: &Global, options: &Options) -> Outcome {
         set: options.set.clone(),
         ..Changes::default()
     };
-    let resolution =
-        converge::resolve(&session, &spec, texts, options.charms_dir.as_deref(), &changes).await?;
+    let resolution = converge::resolve(
+        &session,
+        &spec,
+        texts,
+        options.charms_dir.as_deref(),
+        &changes,
+    )
+    .await?;
     let rendered = converge::render(&session, &resolution).await?;
     let mut prepared =
         converge::prepare_and_gate(&session, rendered.desired.clone(), Prune::default()).await?;
@@ -92,7 +98,8 @@ async fn upgrade(global: &Global, options: &Options) -> Outcome {
     let mut refusals = Vec::new();
     for a in &plan {
         if let Some(from) = &a.from
-            && let (Ok(old), Ok(new)) = (semver::Version::parse(from), semver::Version::parse(&a.to))
+            && let (Ok(old), Ok(new)) =
+                (semver::Version::parse(from), semver::Version::parse(&a.to))
         {
             if new.major != old.major && !options.allow_major {
                 refusals.push(Refusal {
@@ -163,7 +170,16 @@ async fn upgrade(global: &Global, options: &Options) -> Outcome {
         }
         let why = failure(&performed);
         progress.line(&format!("upgrade failed ({why}); rolling back"));
-        let back = roll_back(&session, &prepared.history, &performed, &resolution.stored, options, &guard, &progress).await;
+        let back = roll_back(
+            &session,
+            &prepared.history,
+            &performed,
+            &resolution.stored,
+            options,
+            &guard,
+            &progress,
+        )
+        .await;
         Ok((performed, Some((why, back))))
     }
     .await;
@@ -171,7 +187,11 @@ async fn upgrade(global: &Global, options: &Options) -> Outcome {
     let (performed, rolled_back) = result?;
     match rolled_back {
         None => {
-            global.output.document(&converge::run_report(&session.model, &performed, &Default::default()))?;
+            global.output.document(&converge::run_report(
+                &session.model,
+                &performed,
+                &Default::default(),
+            ))?;
             converge::conclude(&session.model, &performed, &progress)
         }
         Some((why, Ok(done))) => Err(anyhow!(
@@ -213,7 +233,9 @@ async fn roll_back(
     let mut done = Vec::new();
     for app in performed.revisions.keys() {
         let Some(previous) = before.deployed(app) else {
-            done.push(format!("{app} (new in this upgrade) left installed: `wharf remove {app}`"));
+            done.push(format!(
+                "{app} (new in this upgrade) left installed: `wharf remove {app}`"
+            ));
             continue;
         };
         let values = session.releases.values(app, previous.revision).await?;
@@ -255,7 +277,9 @@ fn plan(
                         .map(|new| (old.clone(), new.clone()))
                 })
                 .collect();
-            let old_keys: BTreeSet<&String> = current.map(|r| r.config.keys().collect()).unwrap_or_default();
+            let old_keys: BTreeSet<&String> = current
+                .map(|r| r.config.keys().collect())
+                .unwrap_or_default();
             let new_keys: BTreeSet<&String> = d.spec.config.keys().collect();
             AppUpgrade {
                 app: d.name().to_owned(),
@@ -263,11 +287,17 @@ fn plan(
                 to: d.spec.charm_version.clone(),
                 images: changed_images,
                 options_added: if current.is_some() {
-                    new_keys.difference(&old_keys).map(|k| k.to_string()).collect()
+                    new_keys
+                        .difference(&old_keys)
+                        .map(|k| k.to_string())
+                        .collect()
                 } else {
                     Vec::new()
                 },
-                options_removed: old_keys.difference(&new_keys).map(|k| k.to_string()).collect(),
+                options_removed: old_keys
+                    .difference(&new_keys)
+                    .map(|k| k.to_string())
+                    .collect(),
             }
         })
         .collect()
@@ -304,7 +334,9 @@ fn images(objects: &[Value]) -> BTreeMap<String, String> {
         let name = format!(
             "{}/{}",
             obj.get("kind").and_then(Value::as_str).unwrap_or("?"),
-            obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("?")
+            obj.pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("?")
         );
         walk(obj, &name, &mut out);
     }

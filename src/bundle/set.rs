@@ -16,7 +16,10 @@ pub fn apply(bundle: &mut Bundle, sets: &[String]) -> Result<()> {
 }
 
 /// `APP.KEY=VALUE` expressions by application, each naming an application of `bundle`.
-pub fn parse(bundle: &Bundle, sets: &[String]) -> Result<BTreeMap<String, BTreeMap<String, Value>>> {
+pub fn parse(
+    bundle: &Bundle,
+    sets: &[String],
+) -> Result<BTreeMap<String, BTreeMap<String, Value>>> {
     let mut layers: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
     for expression in sets {
         let (target, value) = expression

@@ -82,11 +82,7 @@ impl Facts {
                 }
                 Err(e) if errors::status_code(&e) == Some(403) => {}
                 Err(e) => {
-                    return Err(anyhow!(errors::describe(
-                        &e,
-                        "list StorageClasses",
-                        server
-                    )));
+                    return Err(anyhow!(errors::describe(&e, "list StorageClasses", server)));
                 }
             }
         }
@@ -108,10 +104,19 @@ pub fn check(prepared: &Prepared, facts: &Facts) -> Vec<Refusal> {
     let mut from_crds: BTreeSet<(String, String)> = BTreeSet::new();
     for item in &prepared.plan.crds {
         let group = item.object.pointer("/spec/group").and_then(Value::as_str);
-        let kind = item.object.pointer("/spec/names/kind").and_then(Value::as_str);
-        let versions = item.object.pointer("/spec/versions").and_then(Value::as_array);
+        let kind = item
+            .object
+            .pointer("/spec/names/kind")
+            .and_then(Value::as_str);
+        let versions = item
+            .object
+            .pointer("/spec/versions")
+            .and_then(Value::as_array);
         if let (Some(group), Some(kind), Some(versions)) = (group, kind, versions) {
-            for v in versions.iter().filter_map(|v| v.get("name").and_then(Value::as_str)) {
+            for v in versions
+                .iter()
+                .filter_map(|v| v.get("name").and_then(Value::as_str))
+            {
                 from_crds.insert((format!("{group}/{v}"), kind.to_owned()));
             }
         }
@@ -256,11 +261,12 @@ fn pvc(id: &ObjectRef, live: &Value, desired: &Value, facts: &Facts) -> Vec<Refu
     };
     let mut out = Vec::new();
     let size = |v: &Value| {
-        v.pointer("/spec/resources/requests/storage").and_then(|q| match q {
-            Value::String(s) => compare::quantity(s).map(|n| (n, s.clone())),
-            Value::Number(n) => n.as_f64().map(|f| (f, n.to_string())),
-            _ => None,
-        })
+        v.pointer("/spec/resources/requests/storage")
+            .and_then(|q| match q {
+                Value::String(s) => compare::quantity(s).map(|n| (n, s.clone())),
+                Value::Number(n) => n.as_f64().map(|f| (f, n.to_string())),
+                _ => None,
+            })
     };
     if let (Some((want, want_text)), Some((have, have_text))) = (size(desired), size(live)) {
         if want < have {
@@ -294,7 +300,12 @@ fn pvc(id: &ObjectRef, live: &Value, desired: &Value, facts: &Facts) -> Vec<Refu
             }
         }
     }
-    for field in ["accessModes", "storageClassName", "volumeMode", "volumeName"] {
+    for field in [
+        "accessModes",
+        "storageClassName",
+        "volumeMode",
+        "volumeName",
+    ] {
         let path = format!("/spec/{field}");
         if let (Some(d), Some(l)) = (desired.pointer(&path), live.pointer(&path))
             && !compare::contains(l, d)
@@ -349,29 +360,123 @@ mod tests {
         let sts = id("apps/v1", "StatefulSet");
         let live_pvc = pvc_obj("10Gi", Some("microk8s-hostpath"));
         let cases: Vec<(&str, &ObjectRef, Value, Value, bool, usize, &str)> = vec![
-            ("pvc grows, class not expandable", &pvc, live_pvc.clone(), pvc_obj("30Gi", None), false, 1, "allowVolumeExpansion"),
-            ("pvc grows, class expandable", &pvc, live_pvc.clone(), pvc_obj("30Gi", None), true, 0, ""),
-            ("pvc same size in other units", &pvc, live_pvc.clone(), pvc_obj("10240Mi", None), false, 0, ""),
-            ("pvc shrinks", &pvc, live_pvc.clone(), pvc_obj("5Gi", None), true, 1, "cannot shrink"),
-            ("pvc class changes", &pvc, live_pvc.clone(), pvc_obj("10Gi", Some("fast")), true, 1, "storageClassName"),
-            ("job template", &job,
+            (
+                "pvc grows, class not expandable",
+                &pvc,
+                live_pvc.clone(),
+                pvc_obj("30Gi", None),
+                false,
+                1,
+                "allowVolumeExpansion",
+            ),
+            (
+                "pvc grows, class expandable",
+                &pvc,
+                live_pvc.clone(),
+                pvc_obj("30Gi", None),
+                true,
+                0,
+                "",
+            ),
+            (
+                "pvc same size in other units",
+                &pvc,
+                live_pvc.clone(),
+                pvc_obj("10240Mi", None),
+                false,
+                0,
+                "",
+            ),
+            (
+                "pvc shrinks",
+                &pvc,
+                live_pvc.clone(),
+                pvc_obj("5Gi", None),
+                true,
+                1,
+                "cannot shrink",
+            ),
+            (
+                "pvc class changes",
+                &pvc,
+                live_pvc.clone(),
+                pvc_obj("10Gi", Some("fast")),
+                true,
+                1,
+                "storageClassName",
+            ),
+            (
+                "job template",
+                &job,
                 json!({"spec": {"template": {"spec": {"containers": [{"image": "a"}]}}}}),
-                json!({"spec": {"template": {"spec": {"containers": [{"image": "b"}]}}}}), false, 1, "template"),
-            ("job same template", &job,
+                json!({"spec": {"template": {"spec": {"containers": [{"image": "b"}]}}}}),
+                false,
+                1,
+                "template",
+            ),
+            (
+                "job same template",
+                &job,
                 json!({"spec": {"template": {"spec": {"containers": [{"image": "a", "x": 1}]}}}}),
-                json!({"spec": {"template": {"spec": {"containers": [{"image": "a"}]}}}}), false, 0, ""),
-            ("roleRef", &rb, json!({"roleRef": {"name": "a"}}), json!({"roleRef": {"name": "b"}}), false, 1, "roleRef"),
-            ("clusterIP", &svc, json!({"spec": {"clusterIP": "10.0.0.1"}}), json!({"spec": {"clusterIP": "10.0.0.2"}}), false, 1, "clusterIP"),
-            ("clusterIP unset in charm", &svc, json!({"spec": {"clusterIP": "10.0.0.1"}}), json!({"spec": {"ports": []}}), false, 0, ""),
-            ("crd drops stored version", &crd,
+                json!({"spec": {"template": {"spec": {"containers": [{"image": "a"}]}}}}),
+                false,
+                0,
+                "",
+            ),
+            (
+                "roleRef",
+                &rb,
+                json!({"roleRef": {"name": "a"}}),
+                json!({"roleRef": {"name": "b"}}),
+                false,
+                1,
+                "roleRef",
+            ),
+            (
+                "clusterIP",
+                &svc,
+                json!({"spec": {"clusterIP": "10.0.0.1"}}),
+                json!({"spec": {"clusterIP": "10.0.0.2"}}),
+                false,
+                1,
+                "clusterIP",
+            ),
+            (
+                "clusterIP unset in charm",
+                &svc,
+                json!({"spec": {"clusterIP": "10.0.0.1"}}),
+                json!({"spec": {"ports": []}}),
+                false,
+                0,
+                "",
+            ),
+            (
+                "crd drops stored version",
+                &crd,
                 json!({"status": {"storedVersions": ["v1alpha1"]}}),
-                json!({"spec": {"versions": [{"name": "v1"}]}}), false, 1, "storedVersions"),
-            ("crd keeps stored version", &crd,
+                json!({"spec": {"versions": [{"name": "v1"}]}}),
+                false,
+                1,
+                "storedVersions",
+            ),
+            (
+                "crd keeps stored version",
+                &crd,
                 json!({"status": {"storedVersions": ["v1alpha1"]}}),
-                json!({"spec": {"versions": [{"name": "v1alpha1"}, {"name": "v1"}]}}), false, 0, ""),
-            ("statefulset claims", &sts,
+                json!({"spec": {"versions": [{"name": "v1alpha1"}, {"name": "v1"}]}}),
+                false,
+                0,
+                "",
+            ),
+            (
+                "statefulset claims",
+                &sts,
                 json!({"spec": {"volumeClaimTemplates": [{"metadata": {"name": "a"}}]}}),
-                json!({"spec": {"volumeClaimTemplates": [{"metadata": {"name": "b"}}]}}), false, 1, "volumeClaimTemplates"),
+                json!({"spec": {"volumeClaimTemplates": [{"metadata": {"name": "b"}}]}}),
+                false,
+                1,
+                "volumeClaimTemplates",
+            ),
         ];
         for (name, id, live, desired, expandable, n, needle) in cases {
             let got = immutable(id, &live, &desired, &facts(expandable));

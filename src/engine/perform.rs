@@ -75,10 +75,12 @@ pub async fn perform(
         // While pending, the record also lists what is about to be pruned: a run killed now
         // leaves a record from which the next run still knows to prune them.
         let applied = record.inventory.clone();
-        record.inventory.extend(prepared.prunes[app].iter().map(|r| InventoryEntry {
-            id: r.clone(),
-            digest: String::new(),
-        }));
+        record
+            .inventory
+            .extend(prepared.prunes[app].iter().map(|r| InventoryEntry {
+                id: r.clone(),
+                digest: String::new(),
+            }));
         releases.save(&record, &values).await?;
         record.inventory = applied;
         pending.insert(app.clone(), (record, values));

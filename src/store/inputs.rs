@@ -80,7 +80,11 @@ impl Inputs {
         let secret = match api.get_opt(SECRET_NAME).await {
             Ok(s) => s,
             Err(e) if errors::is_not_found(&e) => None,
-            Err(e) => bail!(errors::describe(&e, "read the model's stored inputs", server)),
+            Err(e) => bail!(errors::describe(
+                &e,
+                "read the model's stored inputs",
+                server
+            )),
         };
         let Some(bytes) = secret
             .and_then(|s| s.data)
@@ -156,14 +160,20 @@ impl Inputs {
 
     /// Apply `--set`, `--reset` and `--reset-config` to the stored options. Errors (an unknown
     /// application, a malformed expression) change nothing. Returns notes for the user.
-    pub fn apply_changes(&mut self, bundle: &Bundle, changes: &Changes) -> anyhow::Result<Vec<String>> {
+    pub fn apply_changes(
+        &mut self,
+        bundle: &Bundle,
+        changes: &Changes,
+    ) -> anyhow::Result<Vec<String>> {
         let sets = set::parse(bundle, &changes.set)?;
         let mut notes = Vec::new();
         let mut config = self.config.clone();
         for app in &changes.reset_apps {
             set::check_app(bundle, app).map_err(|why| anyhow!("--reset-config {app}: {why}"))?;
             if config.remove(app).is_none() {
-                notes.push(format!("--reset-config {app}: no option of {app} was set; nothing to forget"));
+                notes.push(format!(
+                    "--reset-config {app}: no option of {app} was set; nothing to forget"
+                ));
             }
         }
         for target in &changes.reset {
@@ -172,7 +182,9 @@ impl Inputs {
             set::check_app(bundle, app).map_err(|why| anyhow!("--reset {target}: {why}"))?;
             let removed = config.get_mut(app).and_then(|keys| keys.remove(key));
             if removed.is_none() {
-                notes.push(format!("--reset {target}: it was not set; nothing to forget"));
+                notes.push(format!(
+                    "--reset {target}: it was not set; nothing to forget"
+                ));
             }
         }
         for (app, values) in sets {
@@ -185,7 +197,11 @@ impl Inputs {
 
     /// Stored options whose charm no longer has them (a newer charm dropped or renamed them): they
     /// are forgotten, and each gets a line saying so and why.
-    pub fn drop_unknown(&mut self, bundle: &Bundle, charms: &BTreeMap<String, Charm>) -> Vec<String> {
+    pub fn drop_unknown(
+        &mut self,
+        bundle: &Bundle,
+        charms: &BTreeMap<String, Charm>,
+    ) -> Vec<String> {
         let mut dropped = Vec::new();
         for (app, keys) in &mut self.config {
             let Some(charm) = bundle
@@ -248,7 +264,10 @@ mod tests {
         let bundle = lite();
         let mut inputs = Inputs::default();
         let changes = Changes {
-            set: vec!["dex-auth.static-password=s3cret".into(), "dex-auth.port=5557".into()],
+            set: vec![
+                "dex-auth.static-password=s3cret".into(),
+                "dex-auth.port=5557".into(),
+            ],
             ..Changes::default()
         };
         assert!(inputs.apply_changes(&bundle, &changes).unwrap().is_empty());
@@ -263,7 +282,10 @@ mod tests {
             ..Changes::default()
         };
         let err = inputs.apply_changes(&bundle, &bad).unwrap_err().to_string();
-        assert!(err.contains("--reset nosuch.port") && err.contains("no application"), "{err}");
+        assert!(
+            err.contains("--reset nosuch.port") && err.contains("no application"),
+            "{err}"
+        );
         assert_eq!(inputs, before, "a refused change changes nothing");
         let reset = Changes {
             reset: vec!["dex-auth.port".into(), "dex-auth.log-level".into()],
@@ -292,7 +314,10 @@ mod tests {
         ]);
         let dropped = inputs.drop_unknown(&bundle, &resolved.charms);
         assert_eq!(dropped.len(), 1);
-        assert!(dropped[0].starts_with("dex-auth.theme: dropped: charm dex-auth"), "{dropped:?}");
+        assert!(
+            dropped[0].starts_with("dex-auth.theme: dropped: charm dex-auth"),
+            "{dropped:?}"
+        );
         assert!(inputs.config["dex-auth"].contains_key("port"));
     }
 

@@ -85,7 +85,11 @@ impl Guard {
     }
 
     fn lose(&self, why: String) {
-        self.state.lock().expect("lock state").lost.get_or_insert(why);
+        self.state
+            .lock()
+            .expect("lock state")
+            .lost
+            .get_or_insert(why);
     }
 }
 
@@ -308,7 +312,10 @@ mod tests {
         assert!(guard.check().is_ok());
         guard.lose("taken over by x@y pid 2".into());
         let e = guard.check().unwrap_err().to_string();
-        assert!(e.contains("taken over by x@y") && e.contains("stopped before the next write"), "{e}");
+        assert!(
+            e.contains("taken over by x@y") && e.contains("stopped before the next write"),
+            "{e}"
+        );
         let expired = Guard::new("m", 0);
         std::thread::sleep(Duration::from_millis(5));
         assert!(expired.check().unwrap_err().to_string().contains("expired"));

@@ -449,7 +449,11 @@ mod tests {
         assert_eq!(back, v);
         let mut manifests = r.manifests.clone();
         back.put_into(&mut manifests).unwrap();
-        assert_eq!(manifests, sample().manifests, "the Secret's data comes back");
+        assert_eq!(
+            manifests,
+            sample().manifests,
+            "the Secret's data comes back"
+        );
     }
 
     #[test]
@@ -467,7 +471,10 @@ mod tests {
         assert_eq!(r.format, Format::V1);
         assert!(!r.replayable());
         let again = r.to_secret("m", &SecretValues::default()).unwrap();
-        assert_eq!(again["type"], SECRET_TYPE_V1, "a Secret's type cannot change");
+        assert_eq!(
+            again["type"], SECRET_TYPE_V1,
+            "a Secret's type cannot change"
+        );
         assert!(again["data"].get("values").is_none());
     }
 

@@ -13,7 +13,9 @@ use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch
 use serde_json::Value;
 
 use super::lock::Guard;
-use super::record::{Release, ReleaseStatus, SECRET_TYPE, SECRET_TYPE_V1, SecretValues, secret_name};
+use super::record::{
+    Release, ReleaseStatus, SECRET_TYPE, SECRET_TYPE_V1, SecretValues, secret_name,
+};
 use crate::kube::{FIELD_MANAGER, errors};
 
 /// How many revisions of an application are kept unless told otherwise.
@@ -190,7 +192,12 @@ impl Releases {
     }
 
     /// After `new` was finished: move the older records on, then trim to `keep`.
-    pub async fn settle(&self, older: &[Release], new: &Release, keep: usize) -> anyhow::Result<()> {
+    pub async fn settle(
+        &self,
+        older: &[Release],
+        new: &Release,
+        keep: usize,
+    ) -> anyhow::Result<()> {
         for old in successors(older, new.status) {
             self.update(&old).await?;
         }

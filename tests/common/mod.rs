@@ -114,7 +114,10 @@ impl Env {
             .list("v1", "Secret", Some(MODEL))
             .into_iter()
             .filter(|s| {
-                s["type"].as_str().is_some_and(|t| t.starts_with("wharf.dev/release.")) && s["metadata"]["labels"]["app"] == app
+                s["type"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("wharf.dev/release."))
+                    && s["metadata"]["labels"]["app"] == app
             })
             .map(|s| {
                 let labels = &s["metadata"]["labels"];
