@@ -181,7 +181,9 @@ impl ApiServer {
             "finished": "2026-01-01T00:01:00Z", "wharfVersion": "0.1.0",
         }))
         .unwrap();
-        self.sim.put(release.to_secret(MODEL).unwrap()).unwrap();
+        self.sim
+            .put(release.to_secret(MODEL, &Default::default()).unwrap())
+            .unwrap();
     }
 }
 
