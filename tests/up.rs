@@ -757,7 +757,10 @@ impl Sim {
             .list("v1", "Secret", Some("wharf"))
             .into_iter()
             .filter(|s| {
-                s["type"] == "wharf.dev/release.v1" && s["metadata"]["labels"]["app"] == app
+                s["type"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("wharf.dev/release."))
+                    && s["metadata"]["labels"]["app"] == app
             })
             .count()
     }
@@ -945,6 +948,39 @@ fn up_verifies_the_dashboard_and_the_dex_issuer_over_http() {
     ] {
         assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
     }
+}
+
+/// A re-run of `wharf up` asks for no password (the first run's login marker) and deploys
+/// without one: the model keeps the login it was given, so Dex keeps its static user, the hash
+/// does not change, and nothing gets a new revision.
+#[test]
+fn up_rerun_keeps_login() {
+    if !root_only() {
+        return;
+    }
+    let host = Host::new("large-host");
+    let sim = Sim::start(Sim::fast());
+    let (good, _) = fake_gateway(|base| format!("{base}/dex"));
+    let out = host.up_deploying(&sim, &["--public-url", &good]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let first = sim.dex_config();
+    let hash = first
+        .lines()
+        .find(|l| l.trim_start().starts_with("hash:"))
+        .unwrap_or_else(|| panic!("no static password in:\n{first}"))
+        .to_owned();
+    let revisions = sim.revisions("dex-auth");
+
+    let again = host.up_deploying(&sim, &["--public-url", &good]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let second = sim.dex_config();
+    assert!(second.contains(&hash), "the login is kept:\n{second}");
+    assert_eq!(sim.revisions("dex-auth"), revisions, "nothing changed");
+    assert!(
+        stdout(&again).contains("the one set at the first `wharf up`"),
+        "{}",
+        stdout(&again)
+    );
 }
 
 /// (c) A gateway that never gets an address (the pool's one address is taken): the timeout names
