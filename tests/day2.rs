@@ -740,3 +740,181 @@ async fn lost_lock_stops_before_next_write() {
         "not deleted by the loser"
     );
 }
+
+/// Every byte wharf printed (stdout, stderr, at the most verbose log level), diffed, planned or
+/// stored outside a Secret's data, across the day-2 verbs, is free of the secret values used —
+/// and so is the printable part of every release record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_value_leaves_secrets() {
+    let env = start(fast()).await;
+    let file = env.dir.path().join("password");
+    std::fs::write(&file, SECOND).unwrap();
+    let from_file = format!("password={}", file.display());
+    let bundle = env.bundle();
+    let set_first = format!("store.password={FIRST}");
+    let runs: Vec<Vec<&str>> = vec![
+        vec!["deploy", &bundle, "--set", &set_first, "-vvv"],
+        vec![
+            "deploy",
+            &bundle,
+            "--diff",
+            "--set",
+            "web.greeting=x",
+            "-vvv",
+        ],
+        vec!["deploy", &bundle, "--dry-run", "--output", "json"],
+        vec!["config", "store", "-vvv"],
+        vec!["config", "store", "--output", "json"],
+        vec!["config", "store", "--from-file", &from_file, "-vvv"],
+        vec![
+            "config",
+            "store",
+            "--output",
+            "yaml",
+            "--from-file",
+            &from_file,
+        ],
+        vec!["history", "--output", "json"],
+        vec!["history"],
+        vec!["status", "--output", "json"],
+        vec!["rollback", "store", "--dry-run", "-vvv"],
+        vec!["rollback", "store", "-vvv"],
+        vec!["upgrade", "--dry-run", "--output", "json"],
+        vec!["render", &bundle, "--set", &set_first, "--output", "json"],
+        vec!["render", &bundle, "--set", &set_first],
+    ];
+    let mut printed = String::new();
+    for args in &runs {
+        let out = env.wharf(args).await;
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        printed.push_str(&text(&out.stdout));
+        printed.push_str(&text(&out.stderr));
+    }
+    // The secret did take effect (the test would prove nothing otherwise).
+    assert_eq!(
+        secret_text(&env, "store-auth", "password"),
+        FIRST,
+        "rolled back to the first"
+    );
+    for secret in [FIRST, SECOND] {
+        assert!(!printed.contains(secret), "{secret} was printed");
+    }
+    // The grep can find one: asked for explicitly, render shows it.
+    let shown = env
+        .wharf(&["render", &bundle, "--set", &set_first, "--show-secrets"])
+        .await;
+    assert!(
+        text(&shown.stdout).contains(FIRST),
+        "the control failed: the grep proves nothing"
+    );
+    // Stored outside Secrets: every object of every kind the platform uses.
+    let kinds: &[(&str, &str, bool)] = &[
+        ("v1", "ConfigMap", true),
+        ("v1", "Service", true),
+        ("v1", "PersistentVolumeClaim", true),
+        ("v1", "Event", true),
+        ("v1", "Namespace", false),
+        ("apps/v1", "Deployment", true),
+        ("apps/v1", "ReplicaSet", true),
+        ("v1", "Pod", true),
+        ("coordination.k8s.io/v1", "Lease", true),
+        ("apiextensions.k8s.io/v1", "CustomResourceDefinition", false),
+        ("tiny.wharf.dev/v1alpha1", "Greeting", true),
+    ];
+    for (api, kind, namespaced) in kinds {
+        for obj in env.sim.list(api, kind, namespaced.then_some(MODEL)) {
+            let t = obj.to_string();
+            for secret in [FIRST, SECOND] {
+                assert!(
+                    !t.contains(secret),
+                    "{kind} {} holds a secret",
+                    obj["metadata"]["name"]
+                );
+            }
+        }
+    }
+    // The printable part of each release record (what `history` reads) holds none either.
+    for s in env.sim.list("v1", "Secret", Some(MODEL)) {
+        if s["type"] != "wharf.dev/release.v2" {
+            continue;
+        }
+        let record = wharf::store::Release::from_secret(&s).unwrap();
+        let t = serde_json::to_string(&record).unwrap();
+        for secret in [FIRST, SECOND] {
+            assert!(
+                !t.contains(secret),
+                "record {} holds a secret",
+                s["metadata"]["name"]
+            );
+        }
+        // Secret values do live in the record's `values`, so a rollback can restore them.
+        let values = wharf::store::Release::values_from_secret(&s).unwrap();
+        assert!(!values.config.is_empty() || record.app != "store");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_refused_when_the_cluster_no_longer_serves_an_api() {
+    let env = start(fast()).await;
+    assert!(env.deploy(&[]).await.status.success());
+    bump(&env, "web", "2.1.0", None);
+    let hpa = "---\napiVersion: autoscaling/v2beta2\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: web\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}\n  minReplicas: 1\n  maxReplicas: 2\n";
+    let path = env.charms.join("web/templates/20-web.yaml");
+    let mut t = std::fs::read_to_string(&path).unwrap();
+    t.push_str(hpa);
+    std::fs::write(&path, t).unwrap();
+    let writes = env.sim.writes();
+    let out = env.wharf(&["upgrade"]).await;
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("HorizontalPodAutoscaler tiny/web")
+            && err.contains("does not serve autoscaling/v2beta2 HorizontalPodAutoscaler"),
+        "{err}"
+    );
+    assert_eq!(env.sim.writes(), writes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_refused_when_a_crd_version_it_needs_is_no_longer_served() {
+    let env = start(fast()).await;
+    assert!(
+        env.deploy(&["--set", "web.greeting=one"])
+            .await
+            .status
+            .success()
+    );
+    assert!(
+        env.wharf(&["config", "web", "greeting=two"])
+            .await
+            .status
+            .success()
+    );
+    // Since then the Greeting CRD moved on: it serves only v1beta1.
+    let mut crd = env
+        .sim
+        .get(
+            "apiextensions.k8s.io/v1",
+            "CustomResourceDefinition",
+            "",
+            "greetings.tiny.wharf.dev",
+        )
+        .unwrap();
+    crd["spec"]["versions"][0]["name"] = Value::from("v1beta1");
+    crd["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("resourceVersion");
+    env.sim.put(crd).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let writes = env.sim.writes();
+    let out = env.wharf(&["rollback", "web", "1"]).await;
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("cannot roll `web` back to revision 1")
+            && err.contains("does not serve tiny.wharf.dev/v1alpha1 Greeting"),
+        "{err}"
+    );
+    assert_eq!(env.sim.writes(), writes);
+}
