@@ -1,14 +1,171 @@
-//! `wharf remove` against kube-sim: one application, everything, with and without --keep-data.
+//! `wharf remove` against kube-sim: what one application's removal deletes and keeps, what
+//! `--destroy-data` needs (`--yes` without a terminal) and deletes, `--all`, which never leaves
+//! the model, and `--output json`.
 
 mod common;
 
+use std::io::{Read, Write};
+
+use base64::Engine;
 use common::*;
+use serde_json::{Value, json};
+
+/// Keys of `wharf-generated` (each `<app>.<key>`).
+fn generated_keys(env: &Env) -> Vec<String> {
+    env.sim
+        .get("v1", "Secret", MODEL, "wharf-generated")
+        .and_then(|s| s["data"].as_object().map(|d| d.keys().cloned().collect()))
+        .unwrap_or_default()
+}
+
+fn store_volume(env: &Env) -> Option<Value> {
+    env.sim
+        .get("v1", "PersistentVolumeClaim", MODEL, "store-data")
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn remove_all_leaves_nothing_of_wharf_behind() {
+async fn remove_app_keeps_volume_by_default() {
     let env = start(fast()).await;
     assert!(env.deploy(&[]).await.status.success());
-    let out = env.wharf(&["remove", "--all", "--destroy-crds"]).await;
+    let out = env.wharf(&["remove", "store"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        env.sim
+            .get("apps/v1", "Deployment", MODEL, "store")
+            .is_none()
+    );
+    assert!(env.sim.get("v1", "Secret", MODEL, "store-auth").is_none());
+    assert!(env.records("store").is_empty());
+    // The data and the password it was written with stay, for the next deploy of store.
+    assert!(store_volume(&env).is_some(), "the volume was deleted");
+    assert_eq!(generated_keys(&env), ["store.password"]);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("PersistentVolumeClaim tiny/store-data")
+            && stdout.contains("store.password")
+            && stdout.contains("`wharf remove store --destroy-data`"),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with('\n'), "{stdout:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroy_data_without_a_terminal_needs_yes_and_deletes_nothing() {
+    let env = start(fast()).await;
+    assert!(env.deploy(&[]).await.status.success());
+    let before = env.versions();
+    let out = env.wharf(&["remove", "store", "--destroy-data"]).await;
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("--destroy-data would delete")
+            && stderr.contains("PersistentVolumeClaim tiny/store-data")
+            && stderr.contains("pass --yes"),
+        "{stderr}"
+    );
+    assert_eq!(changed(&before, &env.versions()), Vec::<String>::new());
+    assert_eq!(env.records("store"), [(1, "deployed".to_string())]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroy_data_with_yes_deletes_the_volume_and_its_secrets() {
+    let env = start(fast()).await;
+    assert!(env.deploy(&[]).await.status.success());
+    let out = env
+        .wharf(&["remove", "store", "--destroy-data", "--yes"])
+        .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(store_volume(&env).is_none());
+    assert_eq!(generated_keys(&env), Vec::<String>::new());
+    // Not a CRD without --destroy-crds, and nothing of web.
+    assert!(
+        env.sim
+            .get(
+                "apiextensions.k8s.io/v1",
+                "CustomResourceDefinition",
+                "",
+                "greetings.tiny.wharf.dev"
+            )
+            .is_some()
+    );
+    assert!(env.sim.get("apps/v1", "Deployment", MODEL, "web").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_volume_is_found_by_a_later_destroy_data() {
+    let env = start(fast()).await;
+    assert!(env.deploy(&[]).await.status.success());
+    assert!(env.wharf(&["remove", "store"]).await.status.success());
+    assert!(store_volume(&env).is_some());
+    // No record of store is left: its volume is found by its labels.
+    let out = env
+        .wharf(&["remove", "store", "--destroy-data", "--yes"])
+        .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        store_volume(&env).is_none(),
+        "the kept volume was not found"
+    );
+    assert_eq!(generated_keys(&env), Vec::<String>::new());
+    // Once nothing of it is left, store is unknown.
+    let out = env.wharf(&["remove", "store"]).await;
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("has no application `store`; it has: web"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remove_all_keeps_volumes_and_namespace_by_default() {
+    let env = start(fast()).await;
+    assert!(env.deploy(&[]).await.status.success());
+    let out = env.wharf(&["remove", "--all"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        env.leftovers(),
+        [
+            "CustomResourceDefinition/greetings.tiny.wharf.dev",
+            "PersistentVolumeClaim/store-data",
+            "Secret/wharf-generated",
+            "Secret/wharf-inputs",
+            "Namespace/tiny",
+        ]
+    );
+    assert!(
+        text(&out.stdout).contains("`wharf remove --all --destroy-data`"),
+        "{}",
+        text(&out.stdout)
+    );
+    // Deploying again reuses the kept data's credentials.
+    let before = env
+        .sim
+        .get("v1", "Secret", MODEL, "wharf-generated")
+        .unwrap()["data"]
+        .clone();
+    assert!(env.deploy(&[]).await.status.success());
+    assert_eq!(
+        env.sim
+            .get("v1", "Secret", MODEL, "wharf-generated")
+            .unwrap()["data"],
+        before
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remove_all_destroying_everything_leaves_nothing_of_wharf_behind() {
+    let env = start(fast()).await;
+    assert!(env.deploy(&[]).await.status.success());
+    let out = env
+        .wharf(&[
+            "remove",
+            "--all",
+            "--destroy-data",
+            "--destroy-crds",
+            "--yes",
+        ])
+        .await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(env.leftovers(), Vec::<String>::new());
     assert!(
@@ -23,33 +180,100 @@ async fn remove_all_leaves_nothing_of_wharf_behind() {
     );
 }
 
+/// Add `id` to the inventory of web's first release record, as someone editing it would.
+fn tamper_with_web_record(env: &Env, id: Value) {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut secret = env
+        .sim
+        .get("v1", "Secret", MODEL, "wharf.release.web.v1")
+        .expect("web's record");
+    let packed = b64
+        .decode(secret["data"]["release"].as_str().unwrap())
+        .unwrap();
+    let mut json = Vec::new();
+    flate2::read::GzDecoder::new(&packed[..])
+        .read_to_end(&mut json)
+        .unwrap();
+    let mut record: Value = serde_json::from_slice(&json).unwrap();
+    let mut entry = id;
+    entry["digest"] = json!("");
+    record["inventory"].as_array_mut().unwrap().push(entry);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&serde_json::to_vec(&record).unwrap()).unwrap();
+    secret["data"]["release"] = json!(b64.encode(gz.finish().unwrap()));
+    env.sim.put(secret).unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn remove_all_keep_data_leaves_only_the_volumes_and_their_secrets() {
+async fn remove_all_never_touches_another_namespace() {
     let env = start(fast()).await;
     assert!(env.deploy(&[]).await.status.success());
-    let out = env.wharf(&["remove", "--all", "--keep-data"]).await;
+    env.sim
+        .put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "other"}}))
+        .unwrap();
+    env.sim
+        .put(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "precious", "namespace": "other"}, "data": {"k": "v"}}))
+        .unwrap();
+    for id in [
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "namespace": "other", "name": "precious"}),
+        json!({"apiVersion": "v1", "kind": "Namespace", "name": "other"}),
+    ] {
+        tamper_with_web_record(&env, id);
+    }
+    let out = env
+        .wharf(&[
+            "remove",
+            "--all",
+            "--destroy-data",
+            "--destroy-crds",
+            "--yes",
+        ])
+        .await;
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(
-        env.leftovers(),
-        [
-            "CustomResourceDefinition/greetings.tiny.wharf.dev",
-            "PersistentVolumeClaim/store-data",
-            "Secret/wharf-generated",
-            "Namespace/tiny",
-        ]
-    );
-    // Deploying again reuses the kept data's credentials.
-    let before = env
-        .sim
-        .get("v1", "Secret", MODEL, "wharf-generated")
-        .unwrap()["data"]
-        .clone();
-    assert!(env.deploy(&[]).await.status.success());
-    assert_eq!(
+    assert!(
         env.sim
-            .get("v1", "Secret", MODEL, "wharf-generated")
-            .unwrap()["data"],
-        before
+            .get("v1", "ConfigMap", "other", "precious")
+            .is_some()
+    );
+    assert!(env.sim.get("v1", "Namespace", "", "other").is_some());
+    assert!(env.sim.get("apps/v1", "Deployment", MODEL, "web").is_none());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("not deleting ConfigMap other/precious")
+            && stderr.contains("outside model `tiny`"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remove_output_json_is_one_document() {
+    let env = start(fast()).await;
+    assert!(env.deploy(&[]).await.status.success());
+    let out = env.wharf(&["remove", "store", "--output", "json"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(report["model"], MODEL);
+    assert_eq!(report["apps"], json!(["store"]));
+    let removed = report["removed"].as_array().unwrap();
+    assert!(
+        removed
+            .iter()
+            .any(|r| r["kind"] == "Deployment" && r["name"] == "store"),
+        "{report}"
+    );
+    let kept = report["kept"].as_array().unwrap();
+    assert!(
+        kept.iter().any(|k| k["kind"] == "PersistentVolumeClaim"
+            && k["name"] == "store-data"
+            && k["why"] == "data"
+            && k["deleteWith"] == "wharf remove store --destroy-data"),
+        "{report}"
+    );
+    assert!(
+        kept.iter()
+            .any(|k| k["name"] == "wharf-generated" && k["keys"] == json!(["store.password"])),
+        "{report}"
     );
 }
 
