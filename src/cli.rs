@@ -401,8 +401,8 @@ pub struct RemoveArgs {
     /// The application to remove
     #[arg(required_unless_present = "all", conflicts_with = "all")]
     pub app: Option<String>,
-    /// Remove every application of the model, and the model's settings, lock and namespace once
-    /// nothing of it is left (never anything in another namespace)
+    /// Remove every application of the model; with --destroy-data also its settings, generated
+    /// secrets and the namespace wharf created. Never anything in another namespace
     #[arg(long)]
     pub all: bool,
     /// Also delete the PersistentVolumeClaims (the data) and the secrets the data was written

@@ -23,9 +23,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, Secret};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams};
 use serde::Serialize;
-use serde_json::json;
 
 use super::{Global, Outcome, OutputFormat, Session};
 use crate::kube::progress::Progress;
@@ -660,20 +659,7 @@ async fn perform(
     let secrets: Api<Secret> = Api::namespaced(client.clone(), model);
     for keys in plan.forget_generated.values() {
         guard.check()?;
-        // A merge patch with null values deletes exactly these keys, whoever applied the others.
-        let data: serde_json::Map<_, _> = keys.iter().map(|k| (k.clone(), json!(null))).collect();
-        match secrets
-            .patch(
-                generated::SECRET_NAME,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"data": data})),
-            )
-            .await
-        {
-            Ok(_) => {}
-            Err(e) if errors::is_not_found(&e) => {}
-            Err(e) => return Err(session.describe("delete generated secrets")(e)),
-        }
+        generated::forget(client, model, server, keys).await?;
         progress.line(&format!(
             "deleted {} from Secret {model}/{}",
             keys.join(", "),
@@ -832,7 +818,7 @@ mod tests {
                 .config
                 .entry("minio".into())
                 .or_default()
-                .insert("bucket".into(), json!("b"));
+                .insert("bucket".into(), serde_json::json!("b"));
         }
         facts
     }

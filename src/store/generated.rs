@@ -110,6 +110,37 @@ pub async fn save(
     Ok(())
 }
 
+/// Delete exactly these keys (`<app>.<key>`) from the stored values, leaving the others: a merge
+/// patch with null values. A missing Secret is not an error.
+pub async fn forget(
+    client: &Client,
+    model: &str,
+    server: &str,
+    keys: &[String],
+) -> anyhow::Result<()> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), model);
+    let data: serde_json::Map<String, serde_json::Value> = keys
+        .iter()
+        .map(|k| (k.clone(), serde_json::Value::Null))
+        .collect();
+    match api
+        .patch(
+            SECRET_NAME,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({ "data": data })),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if errors::is_not_found(&e) => Ok(()),
+        Err(e) => Err(anyhow!(errors::describe(
+            &e,
+            "delete generated secrets",
+            server
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
