@@ -127,14 +127,16 @@ async fn config(global: &Global, options: &Options) -> Outcome {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let lock = converge::lock(&session, &prepared, options.run.force_unlock).await?;
-    if let Err(e) = converge::keep_inputs(&session, &lock.guard(), &resolution, &rendered).await {
-        lock.release().await;
-        return Err(e);
-    }
     let progress = converge::progress(global.output);
-    let performed =
-        converge::perform_locked(&session, &prepared, &options.run, lock, &progress).await?;
+    let performed = converge::commit(
+        &session,
+        &prepared,
+        &resolution,
+        &rendered,
+        &options.run,
+        &progress,
+    )
+    .await?;
     match global.output {
         OutputFormat::Text => {
             for (app, revision) in &performed.revisions {

@@ -258,6 +258,24 @@ pub async fn lock(session: &Session, prepared: &Prepared, force: bool) -> anyhow
     Ok(lock)
 }
 
+/// Steps 4 and 5 of deploy and config: under the model lock, keep the inputs and perform; the lock
+/// is released however it ends.
+pub async fn commit(
+    session: &Session,
+    prepared: &Prepared,
+    resolution: &Resolution,
+    rendered: &Rendered,
+    run: &RunOptions,
+    progress: &Progress,
+) -> anyhow::Result<Performed> {
+    let lock = lock(session, prepared, run.force_unlock).await?;
+    if let Err(e) = keep_inputs(session, &lock.guard(), resolution, rendered).await {
+        lock.release().await;
+        return Err(e);
+    }
+    perform_locked(session, prepared, run, lock, progress).await
+}
+
 /// Perform under the lock, always releasing it.
 pub async fn perform_locked(
     session: &Session,

@@ -93,14 +93,16 @@ pub async fn deploy(global: &Global, options: &Options) -> Outcome {
 
     let deadline = Instant::now() + options.run.timeout;
     ensure_namespace(&session, deadline).await?;
-    let lock = converge::lock(&session, &prepared, options.run.force_unlock).await?;
-    if let Err(e) = converge::keep_inputs(&session, &lock.guard(), &resolution, &rendered).await {
-        lock.release().await;
-        return Err(e);
-    }
     let progress = converge::progress(global.output);
-    let performed =
-        converge::perform_locked(&session, &prepared, &options.run, lock, &progress).await?;
+    let performed = converge::commit(
+        &session,
+        &prepared,
+        &resolution,
+        &rendered,
+        &options.run,
+        &progress,
+    )
+    .await?;
     global
         .output
         .document(&converge::run_report(&session.model, &performed, &changes))?;
