@@ -192,6 +192,52 @@ pub struct RenderArgs {
     pub show_secrets: bool,
 }
 
+impl CheckArgs {
+    pub fn options(&self) -> crate::action::check::Options {
+        crate::action::check::Options {
+            bundle: self.bundle.clone(),
+            fix: self.fix,
+            yes: self.yes,
+            host_root: self.host_root.clone(),
+        }
+    }
+}
+
+impl RenderArgs {
+    pub fn options(&self) -> crate::action::render::Options {
+        crate::action::render::Options {
+            source: self.bundle.source(),
+            set: self.bundle.set.clone(),
+            public_url: self.bundle.public_url.clone(),
+            out_dir: self.out_dir.clone(),
+            show_secrets: self.show_secrets,
+        }
+    }
+}
+
+impl StatusArgs {
+    pub fn options(&self) -> crate::action::status::Options {
+        crate::action::status::Options {
+            watch: self.watch,
+            interval: self.interval,
+        }
+    }
+}
+
+impl ClusterCommand {
+    pub fn options(&self) -> crate::action::cluster::Command {
+        use crate::action::cluster::Command;
+        match self {
+            ClusterCommand::AddNode => Command::AddNode,
+            ClusterCommand::Join { connection, worker } => Command::Join {
+                connection: connection.clone(),
+                worker: *worker,
+            },
+            ClusterCommand::Status => Command::Status,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct DeployArgs {
     #[command(flatten)]

@@ -9,8 +9,8 @@ fn main() -> std::process::ExitCode {
     wharf::logging::init(cli.global.verbose);
     let global = cli.global.global();
     let result = match cli.command {
-        Command::Check(args) => action::check::run(&global, &args),
-        Command::Render(args) => action::render::run(&global, &args),
+        Command::Check(args) => action::check::run(&global, &args.options()),
+        Command::Render(args) => action::render::run(&global, &args.options()),
         Command::Deploy(args) => action::deploy::run(&global, &args.options()),
         Command::Config(args) => action::config::run(&global, &args.options()),
         Command::History(args) => action::history::run(
@@ -25,11 +25,13 @@ fn main() -> std::process::ExitCode {
             None => action::upgrade::run(&global, &args.options()),
         },
         Command::Rollback(args) => action::rollback::run(&global, &args.options()),
-        Command::Status(args) => action::status::run(&global, &args),
+        Command::Status(args) => action::status::run(&global, &args.options()),
         Command::Remove(args) => action::remove::run(&global, &args.options()),
         Command::Up(args) => action::up::run(&global, &args),
-        Command::Cluster(command) => action::cluster::run(&global, &command),
-        Command::Completions { shell } => action::completions::run(shell),
+        Command::Cluster(command) => action::cluster::run(&global, &command.options()),
+        Command::Completions { shell } => {
+            action::completions::run(shell, <Cli as clap::CommandFactory>::command())
+        }
     };
     action::exit(result)
 }

@@ -11,7 +11,6 @@ use serde::Serialize;
 
 use super::Outcome;
 use super::{Global, OutputFormat};
-use crate::cli::CheckArgs;
 use crate::host::checks::{self, Check, Status};
 use crate::host::facts::{HostFacts, HostRoot};
 use crate::host::requirements::{self, Requirements};
@@ -26,7 +25,16 @@ pub struct Report {
     pub checks: Vec<Check>,
 }
 
-pub fn run(global: &Global, args: &CheckArgs) -> Outcome {
+/// Which bundle's requirements, whether to fix, and where the host's files are.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub bundle: String,
+    pub fix: bool,
+    pub yes: bool,
+    pub host_root: std::path::PathBuf,
+}
+
+pub fn run(global: &Global, args: &Options) -> Outcome {
     let req = load_requirements(&args.bundle)?;
     let root = HostRoot::new(&args.host_root);
     let runner = Runner::new().default_timeout(Duration::from_secs(30));

@@ -9,11 +9,18 @@ use serde::Serialize;
 
 use super::Outcome;
 use super::{Global, OutputFormat};
-use crate::cli::ClusterCommand;
 use crate::host::microk8s::{Access, AddNode, MicroK8sCli};
 use crate::host::runner::{Cmd, Runner};
 
-pub fn run(global: &Global, command: &ClusterCommand) -> Outcome {
+/// What `wharf cluster` does.
+#[derive(Debug, Clone)]
+pub enum Command {
+    AddNode,
+    Join { connection: String, worker: bool },
+    Status,
+}
+
+pub fn run(global: &Global, command: &Command) -> Outcome {
     let runner = Runner::new();
     let access = if nix::unistd::geteuid().is_root() {
         Access::Direct
@@ -25,9 +32,9 @@ pub fn run(global: &Global, command: &ClusterCommand) -> Outcome {
         access,
     };
     match command {
-        ClusterCommand::AddNode => add_node(global, &cli),
-        ClusterCommand::Join { connection, worker } => join(&cli, connection, *worker),
-        ClusterCommand::Status => status(global, &cli),
+        Command::AddNode => add_node(global, &cli),
+        Command::Join { connection, worker } => join(&cli, connection, *worker),
+        Command::Status => status(global, &cli),
     }
 }
 

@@ -6,14 +6,24 @@ use std::process::ExitCode;
 use super::{Global, Outcome, OutputFormat};
 use crate::bundle::Bundle;
 use crate::charm::Source;
-use crate::cli::RenderArgs;
 use crate::render::{Generated, Resolved, Target, output};
+use crate::store::inputs::BundleSource;
 
-pub fn run(global: &Global, args: &RenderArgs) -> Outcome {
-    let resolved = resolve(&args.bundle)?;
+/// The bundle, its adjustments, and where and how to write the manifests.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub source: BundleSource,
+    pub set: Vec<String>,
+    pub public_url: Option<String>,
+    pub out_dir: Option<std::path::PathBuf>,
+    pub show_secrets: bool,
+}
+
+pub fn run(global: &Global, args: &Options) -> Outcome {
+    let resolved = resolve(&args.source, &args.set)?;
     let target = Target {
         namespace: global.model.clone(),
-        public_url: args.bundle.public_url.clone().unwrap_or_default(),
+        public_url: args.public_url.clone().unwrap_or_default(),
         ..Target::default()
     };
     let rendered = resolved.render(&target, &Generated::new())?;
@@ -43,7 +53,7 @@ pub fn run(global: &Global, args: &RenderArgs) -> Outcome {
 
 /// Bundle + overlays + `--set`, with charms loaded and relations resolved: where every verb that
 /// renders starts.
-pub fn resolve(args: &crate::cli::BundleArgs) -> anyhow::Result<Resolved> {
-    let bundle = Bundle::load(&args.bundle, &args.overlay, &args.set)?;
-    Resolved::new(bundle, &Source::new(args.charms_dir.as_deref()))
+pub fn resolve(source: &BundleSource, set: &[String]) -> anyhow::Result<Resolved> {
+    let bundle = Bundle::load(&source.spec, &source.overlays, set)?;
+    Resolved::new(bundle, &Source::new(source.charms_dir.as_deref()))
 }

@@ -18,7 +18,6 @@ use serde_json::Value;
 
 use super::Outcome;
 use super::{Global, OutputFormat};
-use crate::cli::StatusArgs;
 use crate::kube::readiness::{Readiness, assess, pod_problem};
 use crate::kube::{Cluster, INSTANCE_LABEL, MANAGED_BY_SELECTOR, connect, errors};
 use crate::store::{Release, ReleaseStatus, Releases};
@@ -53,7 +52,14 @@ pub struct UnitRow {
     pub message: String,
 }
 
-pub fn run(global: &Global, args: &StatusArgs) -> Outcome {
+/// `--watch` and its interval.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub watch: bool,
+    pub interval: u64,
+}
+
+pub fn run(global: &Global, args: &Options) -> Outcome {
     super::runtime()?.block_on(async {
         let cluster = connect(global.kubeconfig.as_deref(), global.context.as_deref()).await?;
         loop {
