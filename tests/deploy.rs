@@ -667,3 +667,44 @@ async fn an_application_dropped_from_the_bundle_is_reported_and_left_running() {
     let status = env.status_json().await;
     assert_eq!(app(&status, "web")["status"], "active", "{status}");
 }
+
+/// `--output json` answers with one document a script can parse, for the plan as for the run;
+/// progress goes to stderr.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_json_is_one_document_for_the_plan_and_the_run() {
+    let env = start(fast()).await;
+    let out = env.deploy(&["--dry-run", "--output", "json"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(plan["model"], MODEL);
+    assert_eq!(plan["stages"][0]["title"], "custom resource definitions");
+    let web = plan["applications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["app"] == "web")
+        .unwrap();
+    assert_eq!(web["needs"][0], "store");
+    assert!(
+        web["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["change"] == "create")
+    );
+
+    let out = env.deploy(&["--output", "yaml"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let run: serde_json::Value =
+        serde_saphyr::from_str(&text(&out.stdout)).expect("one YAML document");
+    let apps = run["applications"].as_array().unwrap();
+    assert!(
+        apps.iter()
+            .all(|a| a["status"] == "deployed" && a["revision"] == 1),
+        "{run}"
+    );
+    assert!(
+        text(&out.stderr).contains("stage 3"),
+        "progress is on stderr"
+    );
+}
