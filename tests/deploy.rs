@@ -667,3 +667,27 @@ async fn an_application_dropped_from_the_bundle_is_reported_and_left_running() {
     let status = env.status_json().await;
     assert_eq!(app(&status, "web")["status"], "active", "{status}");
 }
+
+/// A real cluster often lists an aggregated API that answers 503 (metrics.k8s.io while
+/// metrics-server starts): deploy, status and remove carry on with a warning naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_succeeds_with_unavailable_metrics_api() {
+    let env = start(Config {
+        unavailable_apis: vec!["metrics.k8s.io/v1beta1".into()],
+        ..fast()
+    })
+    .await;
+    let out = env.deploy(&["--timeout", "60s"]).await;
+    assert!(out.status.success(), "deploy failed: {}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("warning: discover metrics.k8s.io/v1beta1"),
+        "{stderr}"
+    );
+    let status = env.status_json().await;
+    for name in ["store", "web"] {
+        assert_eq!(app(&status, name)["status"], "active", "{status}");
+    }
+    let out = env.wharf(&["remove", "--all"]).await;
+    assert!(out.status.success(), "remove failed: {}", text(&out.stderr));
+}

@@ -71,6 +71,10 @@ pub struct Config {
     /// A request without credentials is the cluster admin. kubectl (client-go) sends no bearer
     /// token over plain HTTP, so this is how kubectl reaches the simulator, e.g. as a benchmark peer.
     pub anonymous_admin: bool,
+    /// Aggregated API group versions (`metrics.k8s.io/v1beta1`) registered by an APIService whose
+    /// backend does not answer: listed in `/apis`, but their discovery document and resources
+    /// answer 503 `service unavailable`, as the kube-aggregator does while metrics-server starts.
+    pub unavailable_apis: Vec<String>,
 }
 
 impl Default for Config {
@@ -85,6 +89,7 @@ impl Default for Config {
             rbac: true,
             admin_token: "admin-token".into(),
             anonymous_admin: false,
+            unavailable_apis: Vec::new(),
         }
     }
 }

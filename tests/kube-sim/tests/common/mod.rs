@@ -34,6 +34,21 @@ pub async fn client(sim: &Simulator, token: Option<&str>) -> kube::Client {
     kube::Client::try_from(cfg).expect("client builds")
 }
 
+/// Like `client`, without kube-rs's default retry of 429/503/504 (15 tries, exponential backoff):
+/// for tests of answers a client should see at once, as wharf's own client does.
+pub async fn client_without_retry(sim: &Simulator) -> kube::Client {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&path, None)
+        .expect("kubeconfig written");
+    let kc = Kubeconfig::read_from(&path).expect("kubeconfig parses");
+    let mut cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .expect("kubeconfig is usable");
+    cfg.default_retry = false;
+    kube::Client::try_from(cfg).expect("client builds")
+}
+
 /// The API error's Status, or a panic naming what happened instead.
 pub fn api_err<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> kube::core::Status {
     match r {
