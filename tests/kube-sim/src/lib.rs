@@ -22,6 +22,7 @@ pub mod rbac;
 pub mod schema;
 pub mod selector;
 pub(crate) mod server;
+pub mod storage;
 pub mod store;
 pub mod validate;
 mod watch;

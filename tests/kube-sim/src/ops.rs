@@ -109,6 +109,10 @@ fn strip_meta_status(v: &Value) -> Value {
     c
 }
 
+fn is_claim(rt: &ResourceType) -> bool {
+    rt.group.is_empty() && rt.kind == "PersistentVolumeClaim"
+}
+
 fn name_of(v: &Value) -> &str {
     v["metadata"]["name"].as_str().unwrap_or_default()
 }
@@ -365,6 +369,9 @@ impl State {
             m.remove("status");
         }
         apply_defaults(rt, &mut body, None, &mut self.alloc);
+        if is_claim(rt) {
+            self.admit_new_claim(&mut body);
+        }
         if !managed_done {
             managed::record_update(
                 None,
@@ -474,6 +481,9 @@ impl State {
             m.remove("managedFields");
         }
         apply_defaults(rt, &mut obj, Some(old), &mut self.alloc);
+        if is_claim(rt) && scope != Scope::Status {
+            self.check_claim_update(old, &obj)?;
+        }
         if let Some(manager) = record_as {
             managed::record_update(Some(old), &mut obj, manager, scope, &now());
         }
