@@ -103,6 +103,19 @@ pub async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Arc<Event>
                     });
                 }
             }
+            ("", "namespaces")
+                if deleting
+                    && ev
+                        .old
+                        .as_ref()
+                        .is_some_and(|o| o["metadata"]["deletionTimestamp"].is_null()) =>
+            {
+                let (shared, name) = (shared.clone(), ev.key.name.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(shared.config.namespace_termination_delay).await;
+                    shared.lock().purge_namespace(&name);
+                });
+            }
             ("", "persistentvolumeclaims") if deleting => {
                 release_claim(&mut shared.lock(), &ev.key);
             }

@@ -64,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
         admin_token: a.token.clone(),
         anonymous_admin: a.anonymous_admin,
         unavailable_apis: a.unavailable_api,
+        ..kube_sim::Config::default()
     })
     .await?;
     if let Some(path) = &a.kubeconfig {

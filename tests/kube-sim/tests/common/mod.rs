@@ -11,6 +11,7 @@ pub fn fast_config() -> Config {
     Config {
         readiness_delay: Duration::from_millis(50),
         crd_established_delay: Duration::from_millis(50),
+        namespace_termination_delay: Duration::from_millis(100),
         ..Config::default()
     }
 }
