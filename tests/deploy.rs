@@ -478,7 +478,8 @@ async fn deploy_lite_makes_every_application_active_and_a_rerun_writes_nothing()
     assert_eq!(
         env.sim.writes() - writes,
         2,
-        "only the lock Lease is written"
+        "only the lock Lease is written: {}",
+        text(&out.stderr)
     );
     assert!(
         !text(&out.stderr).contains("differs"),
