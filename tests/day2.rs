@@ -918,3 +918,51 @@ async fn rollback_refused_when_a_crd_version_it_needs_is_no_longer_served() {
     );
     assert_eq!(env.sim.writes(), writes);
 }
+
+/// A Job's pod template is immutable on a real cluster. MinIO's bucket Job carries the standard
+/// labels, `app.kubernetes.io/version` among them, so its name must change with them: upgrading
+/// MinIO makes a new bucket Job (the old one is pruned) instead of being refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bucket_job_survives_minio_upgrade() {
+    let env = start(fast()).await;
+    // The shipped charms, as files the test can bump.
+    std::fs::remove_dir_all(&env.charms).unwrap();
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("charms");
+    for entry in std::fs::read_dir(&shipped).unwrap() {
+        let name = entry.unwrap().file_name();
+        let (from, to) = (shipped.join(&name), env.charms.join(&name));
+        copy_dir(&from.join("templates"), &to.join("templates"));
+        for file in ["metadata.yaml", "config.yaml"] {
+            std::fs::copy(from.join(file), to.join(file)).unwrap();
+        }
+    }
+    let login = [
+        "--set",
+        "dex-auth.static-password=correct-horse-battery-staple",
+    ];
+    let deploy = [&["deploy", "lite", "--timeout", "120s"][..], &login].concat();
+    let out = env.wharf(&deploy).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let jobs = |env: &Env| -> Vec<String> {
+        env.sim
+            .list("batch/v1", "Job", Some(MODEL))
+            .iter()
+            .map(|j| j["metadata"]["name"].as_str().unwrap().to_owned())
+            .filter(|n| n.starts_with("minio-bucket-"))
+            .collect()
+    };
+    let before = jobs(&env);
+    assert_eq!(before.len(), 1, "{before:?}");
+
+    bump(&env, "minio", "2024.12.19", None);
+    let out = env.wharf(&["upgrade", "--timeout", "60s"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let after = jobs(&env);
+    assert_eq!(after.len(), 1, "the old Job is pruned: {after:?}");
+    assert_ne!(after, before, "a new template makes a new Job");
+    let job = env.sim.get("batch/v1", "Job", MODEL, &after[0]).unwrap();
+    assert_eq!(
+        job["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/version"],
+        "2024.12.19"
+    );
+}

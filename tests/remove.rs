@@ -304,3 +304,51 @@ async fn remove_one_application_keeps_the_others_and_crds() {
         text(&out.stderr)
     );
 }
+
+/// A real namespace takes a while to go (the namespace controller deletes its contents first):
+/// `remove --all --destroy-data` waits for it, saying so, so that the namespace is gone when it
+/// returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remove_all_waits_for_namespace_termination() {
+    let env = start(Config {
+        namespace_termination_delay: std::time::Duration::from_millis(1500),
+        ..fast()
+    })
+    .await;
+    assert!(env.deploy(&[]).await.status.success());
+    let out = env
+        .wharf(&["remove", "--all", "--destroy-data", "--yes"])
+        .await;
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("namespace tiny is terminating"), "{err}");
+    assert!(env.sim.get("v1", "Namespace", "", MODEL).is_none());
+}
+
+/// Deploying into a namespace that is terminating says what holds it and waits; past the timeout
+/// it fails naming it, and succeeds once the namespace is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_into_a_terminating_namespace_says_what_holds_it() {
+    let env = start(fast()).await;
+    assert!(env.deploy(&[]).await.status.success());
+    let held = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "held", "namespace": MODEL, "finalizers": ["example.com/keep"]}});
+    env.sim.put(held).unwrap();
+    assert!(env.sim.delete("v1", "Namespace", "", MODEL));
+    let out = env.deploy(&["--timeout", "3s"]).await;
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("namespace tiny is terminating")
+            && err.contains("example.com/keep in 1 resource instances")
+            && err.contains("deploy again once it is gone"),
+        "{err}"
+    );
+    // The finalizer's owner lets go: the namespace goes and a deploy recreates it.
+    let mut cm = env.sim.get("v1", "ConfigMap", MODEL, "held").unwrap();
+    cm["metadata"]["finalizers"] = serde_json::json!([]);
+    let _ = env.sim.put(cm);
+    let out = env.deploy(&["--timeout", "60s"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(env.sim.get("v1", "Namespace", "", MODEL).is_some());
+}

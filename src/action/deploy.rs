@@ -5,7 +5,6 @@
 //! never drops the login.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::anyhow;
 use k8s_openapi::api::core::v1::Namespace;
@@ -17,7 +16,7 @@ use super::converge;
 use super::{Global, Outcome, Session};
 use crate::bundle::Texts;
 use crate::engine::{Prune, RunOptions};
-use crate::kube::errors;
+use crate::kube::{errors, wait};
 use crate::store::inputs::{BundleSource, Changes};
 
 #[derive(Debug, Clone)]
@@ -115,18 +114,18 @@ async fn ensure_namespace(session: &Session, deadline: Instant) -> anyhow::Resul
     let model = session.model.as_str();
     let api: Api<Namespace> = Api::all(session.client().clone());
     let describe = session.describe(&format!("create namespace {model}"));
-    // A namespace being deleted (a `remove --all` just before) refuses new objects: wait it out.
-    loop {
-        match api.get_opt(model).await.map_err(&describe)? {
-            None => break,
-            Some(ns) if ns.metadata.deletion_timestamp.is_none() => return Ok(()),
-            Some(_) if Instant::now() >= deadline => {
-                return Err(anyhow!(
-                    "namespace {model} is still being deleted; wait for it to go \
-                     (`kubectl get namespace {model}`) and deploy again"
-                ));
-            }
-            Some(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+    // A namespace being deleted (a `remove --all` just before) refuses new objects: say so, and
+    // wait it out until the deadline.
+    match api.get_opt(model).await.map_err(&describe)? {
+        None => {}
+        Some(ns) if ns.metadata.deletion_timestamp.is_none() => return Ok(()),
+        Some(_) => {
+            let left = deadline.saturating_duration_since(Instant::now());
+            wait::until_namespace_gone(session.client(), session.server(), model, left, |line| {
+                eprintln!("{line}; waiting for it to go before deploying into it")
+            })
+            .await
+            .map_err(|e| anyhow!("{e}; deploy again once it is gone"))?;
         }
     }
     let ns = Namespace {

@@ -28,12 +28,15 @@ use serde::Serialize;
 
 use super::{Global, Outcome, OutputFormat, Session};
 use crate::kube::progress::Progress;
-use crate::kube::{INSTANCE_LABEL, MANAGED_BY_SELECTOR, ObjectRef, errors, prune};
+use crate::kube::{INSTANCE_LABEL, MANAGED_BY_SELECTOR, ObjectRef, errors, prune, wait};
 use crate::store::generated::{self, Generated};
 use crate::store::inputs::{self, Inputs};
 use crate::store::lock::Guard;
 use crate::store::releases::History;
 use crate::store::{Lock, OWNER, OWNER_LABEL, platform};
+
+/// How long `remove --all --destroy-data` waits for the model namespace to finish terminating.
+const NAMESPACE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// What to remove, and what destruction the user asked for.
 #[derive(Debug, Clone, Default)]
@@ -219,6 +222,16 @@ async fn remove(global: &Global, options: &Options) -> Outcome {
             Err(e) if errors::is_not_found(&e) => {}
             Err(e) => return Err(session.describe("delete the model namespace")(e)),
         }
+        // The namespace controller deletes what is left in it, then the namespace: wait, so
+        // that a deploy right after does not meet a namespace that is going.
+        wait::until_namespace_gone(
+            session.client(),
+            session.server(),
+            &model,
+            NAMESPACE_TIMEOUT,
+            |line| eprintln!("{line}"),
+        )
+        .await?;
     }
     match session.output {
         OutputFormat::Text => super::print_stdout(&text_report(&report, &plan))?,

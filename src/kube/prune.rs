@@ -61,9 +61,13 @@ pub async fn delete(
     catalog: &Catalog,
     r: &ObjectRef,
 ) -> anyhow::Result<bool> {
-    let Some(_) = catalog.resolve(r) else {
+    if catalog.resolve(r).is_none() {
+        // Not served, so nothing of it exists; unless the API is only unavailable for now.
+        if catalog.unavailable(r).is_some() {
+            catalog.require(r)?;
+        }
         return Ok(false);
-    };
+    }
     let api = catalog.api_for(client, r)?;
     match api.delete(&r.name, &DeleteParams::background()).await {
         Ok(_) => Ok(true),

@@ -97,3 +97,72 @@ pub async fn pod_problems(client: &Client, namespace: &str, app: &str) -> String
         })
         .collect()
 }
+
+/// What keeps a terminating namespace, from the namespace controller's conditions
+/// (`Some content in the namespace has finalizers remaining: …`), or what it is doing.
+pub fn namespace_holdup(ns: &k8s_openapi::api::core::v1::Namespace) -> String {
+    let conditions = ns
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten();
+    let mut held: Vec<String> = Vec::new();
+    for c in conditions {
+        let reports = matches!(
+            c.type_.as_str(),
+            "NamespaceFinalizersRemaining"
+                | "NamespaceContentRemaining"
+                | "NamespaceDeletionContentFailure"
+                | "NamespaceDeletionDiscoveryFailure"
+        );
+        if reports && c.status == "True" {
+            held.push(errors::one_line(c.message.as_deref().unwrap_or(&c.type_)));
+        }
+    }
+    if held.is_empty() {
+        "its contents are being deleted".into()
+    } else {
+        held.join("; ")
+    }
+}
+
+/// Wait until namespace `name` is gone (the namespace controller deletes its contents first, which
+/// takes a while on a real cluster), saying every few seconds what holds it.
+pub async fn until_namespace_gone(
+    client: &Client,
+    server: &str,
+    name: &str,
+    timeout: Duration,
+    mut say: impl FnMut(&str),
+) -> anyhow::Result<()> {
+    use k8s_openapi::api::core::v1::Namespace;
+    let api: Api<Namespace> = Api::all(client.clone());
+    let started = Instant::now();
+    let mut said: Option<Instant> = None;
+    let mut poll = FIRST_POLL;
+    loop {
+        let ns = api.get_opt(name).await.map_err(|e| {
+            anyhow!(errors::describe(
+                &e,
+                &format!("read namespace {name}"),
+                server
+            ))
+        })?;
+        let Some(ns) = ns else { return Ok(()) };
+        let why = namespace_holdup(&ns);
+        if started.elapsed() >= timeout {
+            return Err(anyhow!(
+                "namespace {name} is still terminating after {}s: {why}; see \
+                 `kubectl get namespace {name} -o yaml` and what is left in it",
+                timeout.as_secs()
+            ));
+        }
+        if said.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
+            say(&format!("namespace {name} is terminating: {why}"));
+            said = Some(Instant::now());
+        }
+        tokio::time::sleep(poll).await;
+        poll = (poll * 2).min(MAX_POLL);
+    }
+}

@@ -32,6 +32,9 @@ pub async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Arc<Event>
         if *shared.shutdown.borrow() {
             return;
         }
+        if ev.key.plural == "pods" && ev.key.group.is_empty() {
+            pod_claims_changed(&shared, &ev);
+        }
         if ev.etype == "DELETED" {
             // A workload's pod deleted from outside: the workload controller replaces it.
             if let Some(owner) = workload_owner(&ev) {
@@ -100,12 +103,48 @@ pub async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Arc<Event>
                     });
                 }
             }
-            ("", "persistentvolumeclaims") if ev.etype == "ADDED" => {
-                let (shared, key) = (shared.clone(), ev.key.clone());
+            ("", "namespaces")
+                if deleting
+                    && ev
+                        .old
+                        .as_ref()
+                        .is_some_and(|o| o["metadata"]["deletionTimestamp"].is_null()) =>
+            {
+                let (shared, name) = (shared.clone(), ev.key.name.clone());
                 tokio::spawn(async move {
-                    tokio::time::sleep(shared.config.readiness_delay).await;
-                    bind_pvc(&mut shared.lock(), &key);
+                    tokio::time::sleep(shared.config.namespace_termination_delay).await;
+                    shared.lock().purge_namespace(&name);
                 });
+            }
+            ("", "persistentvolumeclaims") if deleting => {
+                release_claim(&mut shared.lock(), &ev.key);
+            }
+            ("", "persistentvolumeclaims") if ev.etype == "ADDED" => {
+                // WaitForFirstConsumer: the claim stays Pending until a pod uses it.
+                let waits = {
+                    let st = shared.lock();
+                    st.class_of(obj)
+                        .is_some_and(|c| c["volumeBindingMode"] == "WaitForFirstConsumer")
+                        && !st.claim_in_use(&ev.key.namespace, &ev.key.name)
+                };
+                if !waits {
+                    let (shared, key) = (shared.clone(), ev.key.clone());
+                    tokio::spawn(async move {
+                        tokio::time::sleep(shared.config.readiness_delay).await;
+                        bind_pvc(&mut shared.lock(), &key);
+                    });
+                }
+            }
+            ("", "persistentvolumeclaims") if obj["status"]["phase"] == "Bound" => {
+                // The resizer: a grown request becomes the capacity.
+                let request = &obj["spec"]["resources"]["requests"]["storage"];
+                if *request != obj["status"]["capacity"]["storage"] {
+                    let (shared, key) = (shared.clone(), ev.key.clone());
+                    tokio::spawn(async move {
+                        tokio::time::sleep(shared.config.readiness_delay).await;
+                        resize_pvc(&mut shared.lock(), &key);
+                    });
+                }
             }
             ("", "services") => {
                 let is_lb = obj["spec"]["type"] == "LoadBalancer";
@@ -371,6 +410,21 @@ fn reconcile_workload(st: &mut State, shared: &Shared, key: &ObjKey, generation:
         }
         let mut spec = template["spec"].clone();
         spec["nodeName"] = json!("sim-node");
+        if kind == "StatefulSet" {
+            // The StatefulSet controller mounts each pod's claims from volumeClaimTemplates.
+            for t in obj["spec"]["volumeClaimTemplates"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                let tmpl = t["metadata"]["name"].as_str().unwrap_or("data");
+                let volume = json!({"name": tmpl, "persistentVolumeClaim": {"claimName": format!("{tmpl}-{name}-{i}")}});
+                match spec["volumes"].as_array_mut() {
+                    Some(v) => v.push(volume),
+                    None => spec["volumes"] = json!([volume]),
+                }
+            }
+        }
         let pod = json!({"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": pod_name, "labels": labels, "ownerReferences": owner_ref(&obj)}, "spec": spec});
         if let Some(k) = create_pod(
@@ -604,6 +658,75 @@ fn bind_pvc(st: &mut State, key: &ObjKey) {
         key,
         json!({"phase": "Bound", "accessModes": pvc["spec"]["accessModes"], "capacity": {"storage": pvc["spec"]["resources"]["requests"]["storage"]}}),
     );
+}
+
+/// A pod came, finished or went: bind the WaitForFirstConsumer claims it mounts, and let a
+/// terminating claim no pod uses any more go (the pvc-protection controller).
+fn pod_claims_changed(shared: &Arc<Shared>, ev: &Event) {
+    let claims = crate::storage::claims_of(&ev.object);
+    if claims.is_empty() {
+        return;
+    }
+    let ns = ev.key.namespace.clone();
+    let gone = ev.etype == "DELETED"
+        || matches!(
+            ev.object["status"]["phase"].as_str(),
+            Some("Succeeded" | "Failed")
+        );
+    if gone {
+        let mut st = shared.lock();
+        for c in &claims {
+            release_claim(&mut st, &crate::storage::claim_key(&ns, c));
+        }
+    } else if ev.etype == "ADDED" {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(shared.config.readiness_delay).await;
+            let mut st = shared.lock();
+            for c in &claims {
+                bind_pvc(&mut st, &crate::storage::claim_key(&ns, c));
+            }
+        });
+    }
+}
+
+/// Remove the protection finalizer of a terminating claim that no pod uses.
+fn release_claim(st: &mut State, key: &ObjKey) {
+    let Some(pvc) = st.get(key).cloned() else {
+        return;
+    };
+    let protected = pvc["metadata"]["finalizers"]
+        .as_array()
+        .is_some_and(|f| f.iter().any(|f| f == crate::storage::PROTECTION));
+    if pvc["metadata"]["deletionTimestamp"].is_null()
+        || !protected
+        || st.claim_in_use(&key.namespace, &key.name)
+    {
+        return;
+    }
+    let Some(rt) = st.catalog.find("", "v1", "persistentvolumeclaims") else {
+        return;
+    };
+    let mut new = pvc.clone();
+    if let Some(f) = new["metadata"]["finalizers"].as_array_mut() {
+        f.retain(|f| f != crate::storage::PROTECTION);
+    }
+    let main = Scope::Main {
+        status_separate: true,
+    };
+    if let Err(e) = st.finish_write(&rt, &pvc, new, main, Some(MANAGER), &ctx()) {
+        tracing::warn!(?key, message = %e.message, "could not release a claim");
+    }
+}
+
+/// The volume grew: report the new capacity.
+fn resize_pvc(st: &mut State, key: &ObjKey) {
+    let Some(pvc) = st.get(key).cloned() else {
+        return;
+    };
+    let mut status = pvc["status"].clone();
+    status["capacity"]["storage"] = pvc["spec"]["resources"]["requests"]["storage"].clone();
+    write_status(st, key, status);
 }
 
 fn establish_crd(st: &mut State, key: &ObjKey) {

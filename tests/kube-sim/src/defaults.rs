@@ -113,6 +113,8 @@ pub fn apply_defaults(
             obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = name;
             if old.is_none() {
                 obj["status"] = json!({"phase": "Active"});
+                // The namespace controller's own finalizer, removed when the contents are gone.
+                obj["spec"]["finalizers"] = json!(["kubernetes"]);
             }
         }
         ("", "Secret") => {

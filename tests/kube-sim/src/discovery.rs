@@ -41,17 +41,45 @@ fn group_entry(group: &str, versions: &[String]) -> Value {
     json!({"name": group, "versions": vs, "preferredVersion": vs.first().cloned().unwrap_or(Value::Null)})
 }
 
-pub fn api_group_list(c: &Catalog) -> Value {
-    let groups: Vec<Value> = c
-        .groups()
+/// The groups of aggregated API versions (`group/version`) whose APIService does not answer.
+fn unavailable_groups(unavailable: &[String]) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for gv in unavailable {
+        let Some((g, v)) = gv.split_once('/') else {
+            continue;
+        };
+        match out.iter_mut().find(|(name, _)| name == g) {
+            Some((_, vs)) => vs.push(v.to_string()),
+            None => out.push((g.to_string(), vec![v.to_string()])),
+        }
+    }
+    out
+}
+
+/// Every group: the catalog's, then the registered but unavailable aggregated ones (the
+/// aggregator lists an APIService's group whether or not its backend answers).
+fn all_groups(c: &Catalog, unavailable: &[String]) -> Vec<(String, Vec<String>)> {
+    let mut groups = c.groups();
+    for (g, vs) in unavailable_groups(unavailable) {
+        if !groups.iter().any(|(name, _)| *name == g) {
+            groups.push((g, vs));
+        }
+    }
+    groups
+}
+
+pub fn api_group_list(c: &Catalog, unavailable: &[String]) -> Value {
+    let groups: Vec<Value> = all_groups(c, unavailable)
         .iter()
         .map(|(g, vs)| group_entry(g, vs))
         .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
-pub fn api_group(c: &Catalog, group: &str) -> Option<Value> {
-    let (_, vs) = c.groups().into_iter().find(|(g, _)| g == group)?;
+pub fn api_group(c: &Catalog, unavailable: &[String], group: &str) -> Option<Value> {
+    let (_, vs) = all_groups(c, unavailable)
+        .into_iter()
+        .find(|(g, _)| g == group)?;
     let mut g = group_entry(group, &vs);
     g["kind"] = json!("APIGroup");
     g["apiVersion"] = json!("v1");
@@ -95,12 +123,13 @@ pub fn resource_list(c: &Catalog, group: &str, version: &str) -> Option<Value> {
 pub const AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 
 /// Aggregated discovery v2 (`/api` or `/apis` with the aggregated `Accept`): every group, version
-/// and resource in one document.
-pub fn aggregated(c: &Catalog, core: bool) -> Value {
+/// and resource in one document. An unavailable aggregated version is listed `Stale`, without
+/// resources (the aggregator never got them).
+pub fn aggregated(c: &Catalog, core: bool, unavailable: &[String]) -> Value {
     let groups: Vec<(String, Vec<String>)> = if core {
         vec![(String::new(), vec!["v1".to_string()])]
     } else {
-        c.groups()
+        all_groups(c, unavailable)
     };
     let items: Vec<Value> = groups
         .iter()
@@ -125,7 +154,9 @@ pub fn aggregated(c: &Catalog, core: bool) -> Value {
                             })
                         })
                         .collect();
-                    json!({"version": v, "resources": resources, "freshness": "Current"})
+                    let gv = format!("{group}/{v}");
+                    let freshness = if unavailable.contains(&gv) { "Stale" } else { "Current" };
+                    json!({"version": v, "resources": resources, "freshness": freshness})
                 })
                 .collect();
             json!({"metadata": {"name": group}, "versions": versions})

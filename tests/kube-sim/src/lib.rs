@@ -22,6 +22,7 @@ pub mod rbac;
 pub mod schema;
 pub mod selector;
 pub(crate) mod server;
+pub mod storage;
 pub mod store;
 pub mod validate;
 mod watch;
@@ -71,6 +72,13 @@ pub struct Config {
     /// A request without credentials is the cluster admin. kubectl (client-go) sends no bearer
     /// token over plain HTTP, so this is how kubectl reaches the simulator, e.g. as a benchmark peer.
     pub anonymous_admin: bool,
+    /// Aggregated API group versions (`metrics.k8s.io/v1beta1`) registered by an APIService whose
+    /// backend does not answer: listed in `/apis`, but their discovery document and resources
+    /// answer 503 `service unavailable`, as the kube-aggregator does while metrics-server starts.
+    pub unavailable_apis: Vec<String>,
+    /// How long the namespace controller takes to start deleting a terminating namespace's
+    /// contents; the namespace goes once they are gone (a real one takes seconds).
+    pub namespace_termination_delay: Duration,
 }
 
 impl Default for Config {
@@ -85,6 +93,8 @@ impl Default for Config {
             rbac: true,
             admin_token: "admin-token".into(),
             anonymous_admin: false,
+            unavailable_apis: Vec::new(),
+            namespace_termination_delay: Duration::from_millis(600),
         }
     }
 }
@@ -288,6 +298,24 @@ impl Simulator {
             st.op_create(&rt, &ns, obj, &ctx, false)
         };
         res.map_err(|e| anyhow::anyhow!("{} ({})", e.message, e.reason))
+    }
+
+    /// Delete an object without HTTP, as the admin (finalizers and namespace termination apply);
+    /// for test setup. False when there was nothing to delete.
+    pub fn delete(&self, api_version: &str, kind: &str, namespace: &str, name: &str) -> bool {
+        let mut st = self.shared.lock();
+        let Some(rt) = st.catalog.find_kind(api_version, kind) else {
+            return false;
+        };
+        st.op_delete(
+            &rt,
+            namespace,
+            name,
+            ops::Propagation::Background,
+            &Value::Null,
+            &WriteCtx::internal("kube-sim-test"),
+        )
+        .is_ok()
     }
 
     /// How Job pods whose Job name matches `job_name_or_pattern` (exact, or a glob with `*`) in

@@ -40,6 +40,10 @@ struct Args {
     /// plain HTTP).
     #[arg(long)]
     anonymous_admin: bool,
+    /// An aggregated API group version whose APIService does not answer (503), e.g.
+    /// `metrics.k8s.io/v1beta1`; repeatable.
+    #[arg(long)]
+    unavailable_api: Vec<String>,
 }
 
 #[tokio::main]
@@ -59,6 +63,8 @@ async fn main() -> anyhow::Result<()> {
         rbac: !a.no_rbac,
         admin_token: a.token.clone(),
         anonymous_admin: a.anonymous_admin,
+        unavailable_apis: a.unavailable_api,
+        ..kube_sim::Config::default()
     })
     .await?;
     if let Some(path) = &a.kubeconfig {

@@ -2,6 +2,7 @@
 //! JSON patch, server-side apply), delete with finalizers and garbage collection of dependents and
 //! namespace contents. HTTP-free: the server and the simulated controllers both call these.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -109,12 +110,21 @@ fn strip_meta_status(v: &Value) -> Value {
     c
 }
 
+fn is_claim(rt: &ResourceType) -> bool {
+    rt.group.is_empty() && rt.kind == "PersistentVolumeClaim"
+}
+
 fn name_of(v: &Value) -> &str {
     v["metadata"]["name"].as_str().unwrap_or_default()
 }
 
 fn uid_of(v: &Value) -> &str {
     v["metadata"]["uid"].as_str().unwrap_or_default()
+}
+
+/// `persistentvolumeclaims.` / `deployments.apps`, as the namespace controller names kinds.
+fn qualified_kind(k: &ObjKey) -> String {
+    format!("{}.{}", k.plural, k.group)
 }
 
 fn namespace_key(ns: &str) -> ObjKey {
@@ -365,6 +375,9 @@ impl State {
             m.remove("status");
         }
         apply_defaults(rt, &mut body, None, &mut self.alloc);
+        if is_claim(rt) {
+            self.admit_new_claim(&mut body);
+        }
         if !managed_done {
             managed::record_update(
                 None,
@@ -474,6 +487,9 @@ impl State {
             m.remove("managedFields");
         }
         apply_defaults(rt, &mut obj, Some(old), &mut self.alloc);
+        if is_claim(rt) && scope != Scope::Status {
+            self.check_claim_update(old, &obj)?;
+        }
         if let Some(manager) = record_as {
             managed::record_update(Some(old), &mut obj, manager, scope, &now());
         }
@@ -742,21 +758,119 @@ impl State {
             }
             marked = self.commit(key.clone(), marked, Some(obj));
         }
-        if is_ns {
-            let contents: Vec<ObjKey> = self
-                .objects
-                .keys()
-                .filter(|k| k.namespace == key.name)
-                .cloned()
-                .collect();
-            for k in contents {
-                self.delete_object(&k);
+        // A namespace's contents are deleted later, by the namespace controller
+        // (`purge_namespace`), as on a real cluster: it stays Terminating meanwhile.
+        Some(marked)
+    }
+
+    /// The namespace controller's pass over a terminating namespace: delete what is in it (objects
+    /// with finalizers are only marked), then remove the namespace if it is empty, else report
+    /// what remains in its conditions as the real controller does.
+    pub fn purge_namespace(&mut self, ns: &str) {
+        let key = namespace_key(ns);
+        if self
+            .get(&key)
+            .is_none_or(|n| n["metadata"]["deletionTimestamp"].is_null())
+        {
+            return;
+        }
+        let contents: Vec<ObjKey> = self
+            .objects
+            .keys()
+            .filter(|k| k.namespace == ns)
+            .cloned()
+            .collect();
+        for k in contents {
+            self.delete_object(&k);
+        }
+        let remaining: Vec<(ObjKey, Value)> = self
+            .objects
+            .iter()
+            .filter(|(k, _)| k.namespace == ns)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let Some(old) = self.get(&key).cloned() else {
+            return; // emptied by the last deletion
+        };
+        let has_finalizers = old["metadata"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty());
+        if remaining.is_empty() {
+            if !has_finalizers {
+                self.delete_now(&key);
             }
-            if !has_finalizers && !self.objects.keys().any(|k| k.namespace == key.name) {
-                return self.delete_now(key).map(|_| marked);
+            return;
+        }
+        let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+        let mut finalizers: BTreeMap<String, usize> = BTreeMap::new();
+        for (k, v) in &remaining {
+            *kinds.entry(qualified_kind(k)).or_default() += 1;
+            for f in v["metadata"]["finalizers"].as_array().into_iter().flatten() {
+                *finalizers
+                    .entry(f.as_str().unwrap_or_default().to_string())
+                    .or_default() += 1;
             }
         }
-        Some(marked)
+        let list = |m: &BTreeMap<String, usize>| {
+            m.iter()
+                .map(|(k, n)| format!("{k} in {n} resource instances"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let t = now();
+        let cond = |type_: &str, status: bool, reason: &str, message: String| json!({"type": type_, "status": if status { "True" } else { "False" }, "reason": reason, "message": message, "lastTransitionTime": t});
+        let kinds_text = kinds
+            .iter()
+            .map(|(k, n)| format!("{k} has {n} resource instances"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut new = old.clone();
+        new["status"]["conditions"] = json!([
+            cond(
+                "NamespaceDeletionDiscoveryFailure",
+                false,
+                "ResourcesDiscovered",
+                "All resources successfully discovered".into()
+            ),
+            cond(
+                "NamespaceDeletionGroupVersionParsingFailure",
+                false,
+                "ParsedGroupVersions",
+                "All legacy kube types successfully parsed".into()
+            ),
+            cond(
+                "NamespaceDeletionContentFailure",
+                false,
+                "ContentDeleted",
+                "All content successfully deleted, may be waiting on finalization".into()
+            ),
+            cond(
+                "NamespaceContentRemaining",
+                true,
+                "SomeResourcesRemain",
+                format!("Some resources are remaining: {kinds_text}")
+            ),
+            cond(
+                "NamespaceFinalizersRemaining",
+                !finalizers.is_empty(),
+                if finalizers.is_empty() {
+                    "ContentHasNoFinalizers"
+                } else {
+                    "SomeFinalizersRemain"
+                },
+                if finalizers.is_empty() {
+                    "All content-preserving finalizers finished".into()
+                } else {
+                    format!(
+                        "Some content in the namespace has finalizers remaining: {}",
+                        list(&finalizers)
+                    )
+                }
+            ),
+        ]);
+        if new != old {
+            self.commit(key, new, Some(old));
+        }
     }
 
     /// Remove now, then collect: dependents (by owner uid), a CRD's custom resources, and a

@@ -170,8 +170,26 @@ async fn serve(
         .get("accept")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("as=APIGroupDiscoveryList"));
+    let unavailable = &shared.config.unavailable_apis;
+    let gv_unavailable = |g: &str, v: &str| unavailable.iter().any(|u| *u == format!("{g}/{v}"));
+    let down = match &r {
+        Route::ResourceList(g, v) => gv_unavailable(g, v),
+        Route::Resource(rp) => gv_unavailable(&rp.group, &rp.version),
+        _ => false,
+    };
+    if down {
+        // The kube-aggregator's proxy answers for an APIService whose backend is not available
+        // with `http.Error(w, "service unavailable", 503)`: plain text, not a Status.
+        return Ok((
+            StatusCode::SERVICE_UNAVAILABLE,
+            [("content-type", "text/plain; charset=utf-8")],
+            "service unavailable\n",
+        )
+            .into_response());
+    }
     if wants_aggregated && matches!(r, Route::Api | Route::ApiGroups) {
-        let doc = discovery::aggregated(&shared.lock().catalog, matches!(r, Route::Api));
+        let doc =
+            discovery::aggregated(&shared.lock().catalog, matches!(r, Route::Api), unavailable);
         return Ok((
             StatusCode::OK,
             [("content-type", discovery::AGGREGATED)],
@@ -190,8 +208,11 @@ async fn serve(
             ok(discovery::version(&version))
         }
         Route::Api => ok(discovery::api_versions(&shared.addr.to_string())),
-        Route::ApiGroups => ok(discovery::api_group_list(&shared.lock().catalog)),
-        Route::ApiGroup(g) => discovery::api_group(&shared.lock().catalog, &g)
+        Route::ApiGroups => ok(discovery::api_group_list(
+            &shared.lock().catalog,
+            unavailable,
+        )),
+        Route::ApiGroup(g) => discovery::api_group(&shared.lock().catalog, unavailable, &g)
             .map_or_else(|| Err(ApiError::no_route(path)), ok),
         Route::ResourceList(g, v) => discovery::resource_list(&shared.lock().catalog, &g, &v)
             .map_or_else(|| Err(ApiError::no_route(path)), ok),

@@ -41,7 +41,7 @@ pub fn name(rt: &ResourceType, name: &str) -> Vec<(String, String)> {
 /// Fields that may not change once set, per kind.
 fn immutable_fields(rt: &ResourceType) -> &'static [&'static str] {
     match (rt.group.as_str(), rt.kind.as_str()) {
-        ("apps", "Deployment" | "StatefulSet" | "DaemonSet") => &["/spec/selector"],
+        ("apps", "Deployment" | "DaemonSet") => &["/spec/selector"],
         ("batch", "Job") => &["/spec/selector", "/spec/template"],
         ("", "Service") => &["/spec/clusterIP"],
         _ => &[],
@@ -58,6 +58,47 @@ pub fn immutable(rt: &ResourceType, old: &Value, new: &Value) -> Vec<(String, St
             let shown = after.map(Value::to_string).unwrap_or_else(|| "null".into());
             causes.push((field, format!("Invalid value: {shown}: field is immutable")));
         }
+    }
+    match (rt.group.as_str(), rt.kind.as_str()) {
+        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding")
+            if old["roleRef"] != new["roleRef"] =>
+        {
+            causes.push((
+                "roleRef".into(),
+                format!("Invalid value: {}: cannot change roleRef", new["roleRef"]),
+            ));
+        }
+        ("apps", "StatefulSet") => {
+            // Only these may change; the rest of the spec is fixed at creation.
+            const MUTABLE: &[&str] = &[
+                "replicas",
+                "ordinals",
+                "template",
+                "updateStrategy",
+                "persistentVolumeClaimRetentionPolicy",
+                "minReadySeconds",
+            ];
+            let fixed = |v: &Value| {
+                let mut spec = v["spec"].clone();
+                if let Some(m) = spec.as_object_mut() {
+                    m.retain(|k, _| !MUTABLE.contains(&k.as_str()));
+                }
+                spec
+            };
+            if fixed(old) != fixed(new) {
+                causes.push((
+                    "spec".into(),
+                    "Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden".into(),
+                ));
+            }
+        }
+        ("", "Secret") if old["type"] != new["type"] => {
+            causes.push((
+                "type".into(),
+                format!("Invalid value: {}: field is immutable", new["type"]),
+            ));
+        }
+        _ => {}
     }
     // ConfigMaps and Secrets marked `immutable: true` keep their data.
     if rt.group.is_empty()
@@ -172,6 +213,47 @@ mod tests {
         assert_eq!(causes[0].0, "spec.selector");
         assert!(causes[0].1.ends_with("field is immutable"));
         assert!(immutable(&rt, &old, &old).is_empty());
+    }
+
+    #[test]
+    fn immutable_fields_table() {
+        let c = Catalog::default();
+        let find = |g: &str, p: &str| c.find(g, "v1", p).unwrap();
+        let cases = [
+            (
+                find("rbac.authorization.k8s.io", "rolebindings"),
+                json!({"roleRef": {"kind": "Role", "name": "a"}}),
+                json!({"roleRef": {"kind": "Role", "name": "b"}}),
+                Some("roleRef"),
+            ),
+            (
+                find("apps", "statefulsets"),
+                json!({"spec": {"serviceName": "a", "replicas": 1}}),
+                json!({"spec": {"serviceName": "b", "replicas": 1}}),
+                Some("spec"),
+            ),
+            (
+                find("apps", "statefulsets"),
+                json!({"spec": {"serviceName": "a", "replicas": 1}}),
+                json!({"spec": {"serviceName": "a", "replicas": 3}}),
+                None,
+            ),
+            (
+                find("", "secrets"),
+                json!({"type": "Opaque"}),
+                json!({"type": "kubernetes.io/tls"}),
+                Some("type"),
+            ),
+        ];
+        for (rt, old, new, field) in cases {
+            let causes = immutable(&rt, &old, &new);
+            assert_eq!(
+                causes.first().map(|c| c.0.as_str()),
+                field,
+                "{} {new}",
+                rt.kind
+            );
+        }
     }
 
     #[test]

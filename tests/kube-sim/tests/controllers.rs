@@ -263,7 +263,7 @@ async fn jobs_succeed_or_fail_with_the_termination_message_the_test_set() {
 }
 
 #[tokio::test]
-async fn load_balancer_gets_a_pool_address_and_pvc_binds() {
+async fn load_balancer_gets_a_pool_address_and_a_used_pvc_binds() {
     let sim = common::start().await;
     let client = common::client(&sim, None).await;
     let svcs: Api<Service> = Api::namespaced(client.clone(), "default");
@@ -291,10 +291,18 @@ async fn load_balancer_gets_a_pool_address_and_pvc_binds() {
         "LoadBalancer services get node ports"
     );
 
-    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client, "default");
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
     let pvc = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}});
     pvcs.patch("data", &PatchParams::apply("wharf"), &Patch::Apply(&pvc))
+        .await
+        .unwrap();
+    // The default class binds on first consumer (storage.rs pins the waiting).
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "user"}, "spec": {
+        "containers": [{"name": "c", "image": "busybox"}],
+        "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]}});
+    pods.patch("user", &PatchParams::apply("test"), &Patch::Apply(&pod))
         .await
         .unwrap();
     common::eventually("PVC bound", || async {

@@ -186,3 +186,60 @@ async fn crd_appears_in_discovery_gets_established_and_validates_its_resources()
     assert_eq!(common::api_err(api.get("t").await).code, 404);
     sim.shutdown().await;
 }
+
+/// A real cluster lists an aggregated APIService's group whether or not its backend answers; its
+/// discovery document and resources answer 503 until it does (metrics.k8s.io while
+/// metrics-server starts). kube-rs's unfiltered `Discovery::run` then fails as a whole.
+#[tokio::test]
+async fn an_unavailable_aggregated_api_is_listed_and_answers_503() {
+    let sim = kube_sim::Simulator::start(kube_sim::Config {
+        unavailable_apis: vec!["metrics.k8s.io/v1beta1".into()],
+        ..common::fast_config()
+    })
+    .await
+    .unwrap();
+    let client = common::client_without_retry(&sim).await;
+    let groups = client.list_api_groups().await.unwrap();
+    assert!(
+        groups.groups.iter().any(|g| g.name == "metrics.k8s.io"),
+        "listed in /apis"
+    );
+    let err = common::api_err(
+        client
+            .list_api_group_resources("metrics.k8s.io/v1beta1")
+            .await,
+    );
+    assert_eq!(err.code, 503);
+    let pods: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &ApiResource::from_gvk(&GroupVersionKind::gvk(
+            "metrics.k8s.io",
+            "v1beta1",
+            "PodMetrics",
+        )),
+    );
+    assert_eq!(
+        common::api_err(pods.list(&Default::default()).await).code,
+        503
+    );
+    assert!(
+        Discovery::new(client.clone()).run().await.is_err(),
+        "an unfiltered discovery fails on it"
+    );
+    // Excluding the group is how a client carries on.
+    let d = Discovery::new(client.clone())
+        .exclude(&["metrics.k8s.io"])
+        .run()
+        .await
+        .unwrap();
+    assert!(d.has_group("apps"));
+    // Aggregated discovery lists the version as Stale, without resources.
+    let agg = client.list_api_groups_aggregated().await.unwrap();
+    let metrics = agg
+        .items
+        .iter()
+        .find(|g| g.metadata.as_ref().and_then(|m| m.name.as_deref()) == Some("metrics.k8s.io"))
+        .expect("metrics.k8s.io in aggregated discovery");
+    assert_eq!(metrics.versions[0].freshness.as_deref(), Some("Stale"));
+    sim.shutdown().await;
+}

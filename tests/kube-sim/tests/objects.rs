@@ -289,7 +289,22 @@ async fn deleting_a_namespace_deletes_its_contents() {
     nss.delete("kubeflow", &DeleteParams::default())
         .await
         .unwrap();
-    assert_eq!(common::api_err(nss.get("kubeflow").await).code, 404);
+    // Not at once: the namespace controller deletes the contents, then the namespace.
+    let ns = nss.get("kubeflow").await.unwrap();
+    assert_eq!(ns.status.unwrap().phase.as_deref(), Some("Terminating"));
+    assert_eq!(
+        ns.spec.unwrap().finalizers,
+        Some(vec!["kubernetes".to_string()])
+    );
+    assert_eq!(sim.list("v1", "ConfigMap", Some("kubeflow")).len(), 1);
+    common::eventually("namespace gone", || async {
+        nss.get_opt("kubeflow")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
     assert!(sim.list("v1", "ConfigMap", Some("kubeflow")).is_empty());
     assert!(sim.list("v1", "Secret", Some("kubeflow")).is_empty());
     sim.shutdown().await;
@@ -346,6 +361,20 @@ async fn a_namespace_waits_for_finalized_contents_and_refuses_new_ones() {
         err.message.contains("because it is being terminated"),
         "{}",
         err.message
+    );
+    // The controller reports what holds the namespace, as the real one does.
+    let why = common::eventually("finalizers reported", || async {
+        let ns = nss.get("kf").await.unwrap();
+        ns.status?
+            .conditions?
+            .into_iter()
+            .find(|c| c.type_ == "NamespaceFinalizersRemaining" && c.status == "True")
+            .and_then(|c| c.message)
+    })
+    .await;
+    assert_eq!(
+        why,
+        "Some content in the namespace has finalizers remaining: wharf.dev/keep in 1 resource instances"
     );
     cms.patch(
         "held",

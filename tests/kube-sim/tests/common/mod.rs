@@ -11,6 +11,7 @@ pub fn fast_config() -> Config {
     Config {
         readiness_delay: Duration::from_millis(50),
         crd_established_delay: Duration::from_millis(50),
+        namespace_termination_delay: Duration::from_millis(100),
         ..Config::default()
     }
 }
@@ -31,6 +32,21 @@ pub async fn client(sim: &Simulator, token: Option<&str>) -> kube::Client {
     let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
         .await
         .expect("kubeconfig is usable");
+    kube::Client::try_from(cfg).expect("client builds")
+}
+
+/// Like `client`, without kube-rs's default retry of 429/503/504 (15 tries, exponential backoff):
+/// for tests of answers a client should see at once, as wharf's own client does.
+pub async fn client_without_retry(sim: &Simulator) -> kube::Client {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&path, None)
+        .expect("kubeconfig written");
+    let kc = Kubeconfig::read_from(&path).expect("kubeconfig parses");
+    let mut cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .expect("kubeconfig is usable");
+    cfg.default_retry = false;
     kube::Client::try_from(cfg).expect("client builds")
 }
 
