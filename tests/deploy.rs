@@ -713,6 +713,8 @@ async fn output_json_is_one_document_for_the_plan_and_the_run() {
     assert!(
         text(&out.stderr).contains("stage 3"),
         "progress is on stderr"
+    );
+}
 
 /// A real cluster often lists an aggregated API that answers 503 (metrics.k8s.io while
 /// metrics-server starts): deploy, status and remove carry on with a warning naming it.
