@@ -169,9 +169,9 @@ fn fresh_host_installs_everything_in_order() {
     );
     let err = stderr(&out);
     for step in [
-        "[1/9] host check",
-        "[5/9] add-ons: enabled dns, hostpath-storage",
-        "[7/9] deploy: skipped",
+        "[1/10] host check",
+        "[5/10] add-ons: enabled dns, hostpath-storage",
+        "[8/10] deploy: skipped",
     ] {
         assert!(err.contains(step), "{err}");
     }
@@ -239,7 +239,7 @@ fn a_failing_addon_stops_with_a_clear_message_and_a_rerun_resumes() {
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     for needle in [
-        "[5/9] add-ons: FAILED",
+        "[5/10] add-ons: FAILED",
         "wharf up stopped at step 5/9 (add-ons)",
         "run `wharf up` again",
         "add-on ingress could not be enabled",
@@ -843,9 +843,9 @@ fn up_takes_the_public_url_from_the_gateway_address_and_keeps_it() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     for needle in [
-        "[7/9] deploy: bundle deployed",
-        "[8/9] gateway: FAILED",
-        "wharf up stopped at step 8/9 (gateway)",
+        "[8/10] deploy: bundle deployed",
+        "[9/10] gateway: FAILED",
+        "wharf up stopped at step 9/10 (gateway)",
         "GET http://10.64.140.43.nip.io/ (the dashboard) did not answer within 2s",
         "the public URL is kept",
     ] {
@@ -872,7 +872,7 @@ fn up_takes_the_public_url_from_the_gateway_address_and_keeps_it() {
         host.remembered_url().as_deref(),
         Some("http://10.64.140.43.nip.io\n")
     );
-    // The generated password was deployed by step 7: this run is the only one that can show it.
+    // The generated password was deployed by step 8: this run is the only one that can show it.
     let shown = stdout(&out);
     assert!(
         shown.contains("(generated and deployed; shown only this once)"),
@@ -893,7 +893,7 @@ fn up_takes_the_public_url_from_the_gateway_address_and_keeps_it() {
 }
 
 /// (b) With --public-url the HTTP checks run against it: the dashboard answers (a redirect to the
-/// login counts) and Dex's issuer is exactly <url>/dex. A Dex with another issuer fails step 8
+/// login counts) and Dex's issuer is exactly <url>/dex. A Dex with another issuer fails step 9
 /// with what it said and how to fix it.
 #[test]
 fn up_verifies_the_dashboard_and_the_dex_issuer_over_http() {
@@ -908,7 +908,7 @@ fn up_verifies_the_dashboard_and_the_dex_issuer_over_http() {
     assert!(out.status.success(), "{err}");
     assert!(
         err.contains(&format!(
-            "[8/9] gateway: {good} answers and Dex's issuer is {good}/dex (--public-url)"
+            "[9/10] gateway: {good} answers and Dex's issuer is {good}/dex (--public-url)"
         )),
         "{err}"
     );
@@ -939,7 +939,7 @@ fn up_verifies_the_dashboard_and_the_dex_issuer_over_http() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     for needle in [
-        "wharf up stopped at step 8/9 (gateway)",
+        "wharf up stopped at step 9/10 (gateway)",
         &format!("{bad}/dex/.well-known/openid-configuration says issuer `{wrong}`"),
         &format!("so it must be `{bad}/dex`"),
         "issuer did not match",
@@ -1018,7 +1018,7 @@ fn up_without_a_gateway_address_times_out_naming_the_service() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     for needle in [
-        "wharf up stopped at step 8/9 (gateway)",
+        "wharf up stopped at step 9/10 (gateway)",
         "Service wharf/gateway (type LoadBalancer) got no address within 2s",
         "microk8s kubectl -n wharf describe service gateway",
         "run `wharf up` again",
@@ -1032,7 +1032,7 @@ fn up_without_a_gateway_address_times_out_naming_the_service() {
     assert_eq!(sim.revisions("dex-auth"), 1, "no second deploy");
 }
 
-/// (d) A dry run on a fresh host shows step 8's plan, in order after step 7's deploy, and touches
+/// (d) A dry run on a fresh host shows step 9's plan, in order after step 8's deploy, and touches
 /// nothing: no cluster (there is none), no kubeconfig, no remembered URL.
 #[test]
 fn dry_run_prints_the_gateway_plan_without_touching_anything() {
@@ -1063,7 +1063,7 @@ fn dry_run_prints_the_gateway_plan_without_touching_anything() {
     let step7 = at(&first);
     assert_eq!(
         lines[step7], first,
-        "step 7 deploys without a public URL and leaves the waiting to step 8"
+        "step 8 deploys without a public URL and leaves the waiting to step 9"
     );
     let wait = at(
         "would wait up to 5m for the LoadBalancer address of the gateway Service in namespace wharf",
@@ -1086,7 +1086,7 @@ fn dry_run_prints_the_gateway_plan_without_touching_anything() {
         "{plan}"
     );
     assert!(
-        stderr(&out).contains("[8/9] gateway: dry run"),
+        stderr(&out).contains("[9/10] gateway: dry run"),
         "{}",
         stderr(&out)
     );
