@@ -510,8 +510,8 @@ pub enum ImagesCommand {
 #[derive(Debug, Clone, Args)]
 pub struct ImagesBuildArgs {
     /// The archive to write
-    #[arg(short = 'o', long, value_name = "FILE")]
-    pub output: PathBuf,
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub out: PathBuf,
     /// The architectures to build for (comma-separated)
     #[arg(
         long,
@@ -588,8 +588,8 @@ pub struct ImagesExportArgs {
     #[arg(long, default_value = "lite")]
     pub bundle: String,
     /// The archive to write
-    #[arg(short = 'o', long, value_name = "FILE")]
-    pub output: PathBuf,
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub out: PathBuf,
     /// wharf's images, as `wharf images build` wrote them
     #[arg(long, value_name = "FILE")]
     pub archive: PathBuf,

@@ -63,10 +63,8 @@ fn build_images(global: &Global, args: &ImagesBuildArgs) -> Outcome {
         epoch: args.source_date_epoch,
     };
     let built = build::build(&inputs)?;
-    built.layout.write_file(&args.output)?;
-    let size = std::fs::metadata(&args.output)
-        .map(|m| m.len())
-        .unwrap_or(0);
+    built.layout.write_file(&args.out)?;
+    let size = std::fs::metadata(&args.out).map(|m| m.len()).unwrap_or(0);
     if global.output.is_text() {
         let mut text = String::new();
         for image in &built.images {
@@ -83,7 +81,7 @@ fn build_images(global: &Global, args: &ImagesBuildArgs) -> Outcome {
         }
         text += &format!(
             "wrote {} ({}) in {:.1}s\n",
-            args.output.display(),
+            args.out.display(),
             mib(size),
             started.elapsed().as_secs_f64()
         );
@@ -332,9 +330,9 @@ fn export(global: &Global, args: &ImagesExportArgs) -> Outcome {
                 .is_some_and(|r| Workload::ALL.iter().any(|w| w.reference() == r))
         });
     }
-    layout.write_file(&args.output)?;
+    layout.write_file(&args.out)?;
     if global.output.is_text() {
-        let mut text = format!("wrote {} with wharf's images", args.output.display());
+        let mut text = format!("wrote {} with wharf's images", args.out.display());
         if args.upstream {
             text += " and the bundle's upstream images\n";
         } else {

@@ -37,6 +37,9 @@ pub fn check_static(bytes: &[u8], arch: Arch) -> anyhow::Result<()> {
     let phoff = u64_at(bytes, 32)? as usize;
     let phentsize = u16_at(bytes, 54)? as usize;
     let phnum = u16_at(bytes, 56)? as usize;
+    if bytes.len() < phoff + phnum * phentsize {
+        bail!("truncated ELF file (a partial copy?); {fix}");
+    }
     for i in 0..phnum {
         let ph = phoff + i * phentsize;
         match u32_at(bytes, ph)? {

@@ -59,7 +59,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lite_runs_four_upstream_images_and_wharf_builds_the_rest() {
+    fn lite_runs_five_upstream_images_and_wharf_builds_the_rest() {
         let list = images("lite", &Source::new(None)).unwrap();
         let refs: Vec<&str> = list.iter().map(|u| u.reference.as_str()).collect();
         assert_eq!(
@@ -67,6 +67,7 @@ mod tests {
             vec![
                 "docker.io/nginxinc/nginx-unprivileged:1.27.3-alpine",
                 "ghcr.io/dexidp/dex:v2.41.1",
+                "quay.io/minio/mc:RELEASE.2024-11-21T17-21-54Z",
                 "quay.io/minio/minio:RELEASE.2024-12-18T13-15-44Z",
                 "quay.io/oauth2-proxy/oauth2-proxy:v7.7.1",
             ]
