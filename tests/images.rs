@@ -671,7 +671,10 @@ fn push_to_a_real_registry_and_pull_back_the_same_digest() {
         .filter(|r| r["source"] == "upstream")
         .map(|r| r["reference"].as_str().unwrap())
         .collect();
-    assert!(upstream.len() >= 4, "dex, oauth2-proxy, minio, nginx: {upstream:?}");
+    assert!(
+        upstream.len() >= 4,
+        "dex, oauth2-proxy, minio, nginx: {upstream:?}"
+    );
     for reference in &upstream {
         let path = reference.split_once('/').unwrap().1;
         run(Command::new(&skopeo)
