@@ -41,7 +41,8 @@ else
 fi
 
 # Train and serve: a TrainJob writes the MLP to the PVC `models`, an InferenceService serves it.
-# Needs the ghcr.io/wharf-dev/wharf-{trainer,server} images (charms/*/Containerfile) to be pullable.
+# Needs wharf.local/wharf-{trainer,server} in MicroK8s' containerd: `wharf up --images FILE` imports them
+# (scripts/build-release.sh writes dist/wharf-images-<version>.tar).
 ns="${WHARF_MODEL:-wharf}"
 k() { microk8s kubectl --kubeconfig "$KUBECONFIG" -n "$ns" "$@"; }
 k apply -f - >/dev/null <<'YAML'

@@ -10,6 +10,10 @@
 #
 # The S3 tests run against moto_server (PyPI `moto[server]`, a local S3-compatible server), which
 # this script installs into target/moto-venv and passes to them as WHARF_MOTO_SERVER.
+#
+# The image tests (tests/images.rs) need the musl targets, gcc-aarch64-linux-gnu, containerd, runc,
+# skopeo, umoci, qemu-user-static, docker-registry and curl (.ci/run installs them), and root for
+# containerd.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -36,7 +40,24 @@ fi
 export WHARF_MOTO_SERVER="$MOTO_VENV/bin/moto_server"
 "$WHARF_MOTO_SERVER" --help >/dev/null
 
+section "musl binaries for the image tests (tests/images.rs)"
+# wharf's images hold static musl binaries: the image tests build, import, run and push real
+# ones. The dev profile (dependencies at opt-level 2) for amd64, and the server and trainer for
+# arm64 too (the arm64 image, and the server under qemu-aarch64-static); scripts/build-release.sh
+# builds the release set. ring's C parts: gcc for x86_64, gcc-aarch64-linux-gnu for aarch64.
+start=$SECONDS
+CC_x86_64_unknown_linux_musl=gcc \
+  cargo build --locked --target x86_64-unknown-linux-musl -p wharf-server -p wharf-trainer
+CC_aarch64_unknown_linux_musl=aarch64-linux-gnu-gcc CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld \
+  cargo build --locked --target aarch64-unknown-linux-musl -p wharf-server -p wharf-trainer
+echo "musl binaries built in $((SECONDS - start))s"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+export WHARF_IMAGE_BINARIES_AMD64="$TARGET_DIR/x86_64-unknown-linux-musl/debug"
+export WHARF_IMAGE_BINARIES_ARM64="$TARGET_DIR/aarch64-unknown-linux-musl/debug"
+
 section "tests (cargo test)"
+# tests/images.rs runs containerd as root; WHARF_SKIP_CONTAINERD=1 skips that one test loudly
+# (CI must not set it).
 cargo test --workspace --locked
 
 section "manifests (kubernetes-validate --strict, every bundle, Kubernetes 1.29-1.33)"

@@ -90,6 +90,10 @@ pub enum Command {
     /// Grow an edge cluster: print a join command, join this machine, list the nodes
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// wharf's own images (trainer, server): build them, list them, load them into MicroK8s,
+    /// push them to a registry, export them for an air-gapped site
+    #[command(subcommand)]
+    Images(ImagesCommand),
     /// Print a shell completion script
     Completions {
         /// The shell to complete for
@@ -229,9 +233,14 @@ impl ClusterCommand {
         use crate::action::cluster::Command;
         match self {
             ClusterCommand::AddNode => Command::AddNode,
-            ClusterCommand::Join { connection, worker } => Command::Join {
+            ClusterCommand::Join {
+                connection,
+                worker,
+                images,
+            } => Command::Join {
                 connection: connection.clone(),
                 worker: *worker,
+                images: images.clone(),
             },
             ClusterCommand::Status => Command::Status,
         }
@@ -521,9 +530,131 @@ pub struct UpArgs {
     #[arg(long, default_value = "60s", value_name = "DURATION",
           value_parser = parse_duration)]
     pub verify_timeout: std::time::Duration,
+    /// wharf's images (an archive from `wharf images build`), imported into MicroK8s' containerd
+    /// before the deploy (default: wharf-images.tar next to the wharf executable)
+    #[arg(long, env = "WHARF_IMAGES", value_name = "FILE")]
+    pub images: Option<PathBuf>,
+    /// Do not import wharf's images (they are in containerd already, or a registry serves
+    /// wharf.local)
+    #[arg(long)]
+    pub skip_images: bool,
     /// Read /proc, /sys, /etc and /boot under this directory instead of / (for tests)
     #[arg(long, hide = true, env = "WHARF_HOST_ROOT", default_value = "/")]
     pub host_root: PathBuf,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ImagesCommand {
+    /// Build the OCI images of wharf-trainer and wharf-server from their static binaries into
+    /// one OCI archive (an image index per image, one manifest per architecture); no Docker
+    Build(ImagesBuildArgs),
+    /// List wharf's images (with their digests in an archive) and the upstream images a bundle runs
+    List(ImagesListArgs),
+    /// Import an image archive into MicroK8s' containerd (images already there are skipped)
+    Import(ImagesImportArgs),
+    /// Push wharf's images to a registry over the OCI distribution API (e.g. localhost:32000)
+    Push(ImagesPushArgs),
+    /// Write the images a bundle needs into one archive, for an air-gapped site
+    Export(ImagesExportArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ImagesBuildArgs {
+    /// The archive to write
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub out: PathBuf,
+    /// The architectures to build for (comma-separated)
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "amd64,arm64",
+        value_name = "ARCH"
+    )]
+    pub arch: Vec<String>,
+    /// Where an architecture's binaries are: ARCH=DIR (repeatable; default dist/ARCH, which
+    /// scripts/build-release.sh fills)
+    #[arg(long, value_name = "ARCH=DIR")]
+    pub binaries: Vec<String>,
+    /// Fashion-MNIST's IDX files, for the trainer's image
+    #[arg(
+        long,
+        default_value = "/usr/share/datasets/fashion-mnist",
+        value_name = "DIR"
+    )]
+    pub dataset: PathBuf,
+    /// The CA bundle the images carry (for S3 over https)
+    #[arg(
+        long,
+        default_value = "/etc/ssl/certs/ca-certificates.crt",
+        value_name = "FILE"
+    )]
+    pub ca_bundle: PathBuf,
+    /// Build images without a CA bundle
+    #[arg(long)]
+    pub no_ca_bundle: bool,
+    /// The images' creation time, in seconds since 1970 (reproducible builds)
+    #[arg(
+        long,
+        env = "SOURCE_DATE_EPOCH",
+        default_value_t = 0,
+        value_name = "SECONDS"
+    )]
+    pub source_date_epoch: i64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ImagesListArgs {
+    /// An image archive whose images to list with their digests
+    #[arg(long, value_name = "FILE")]
+    pub archive: Option<PathBuf>,
+    /// The bundle whose upstream images to list
+    #[arg(long, default_value = "lite")]
+    pub bundle: String,
+    /// Directory holding the charms (default: the charms shipped with wharf)
+    #[arg(long, env = "WHARF_CHARMS", value_name = "DIR", hide = true)]
+    pub charms_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ImagesImportArgs {
+    /// The image archive (`wharf images build` or `wharf images export`)
+    pub archive: PathBuf,
+    /// Print the commands and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ImagesPushArgs {
+    /// The registry: localhost:32000 (MicroK8s' registry add-on), HOST:PORT or http(s)://HOST:PORT
+    pub registry: String,
+    /// The image archive to push from
+    #[arg(long, value_name = "FILE")]
+    pub archive: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ImagesExportArgs {
+    /// The bundle whose images to export
+    #[arg(long, default_value = "lite")]
+    pub bundle: String,
+    /// The archive to write
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub out: PathBuf,
+    /// wharf's images, as `wharf images build` wrote them
+    #[arg(long, value_name = "FILE")]
+    pub archive: PathBuf,
+    /// Also pull the bundle's upstream images (Dex, oauth2-proxy, MinIO, nginx) from their
+    /// registries (needs internet access) into the archive
+    #[arg(long)]
+    pub upstream: bool,
+    /// With --upstream: pull them from this registry instead (same repository paths, as a
+    /// containerd mirror serves them)
+    #[arg(long, value_name = "REGISTRY", requires = "upstream")]
+    pub mirror: Option<String>,
+    /// Directory holding the charms (default: the charms shipped with wharf)
+    #[arg(long, env = "WHARF_CHARMS", value_name = "DIR", hide = true)]
+    pub charms_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -537,6 +668,10 @@ pub enum ClusterCommand {
         /// Join as a worker only (no control plane, no datastore)
         #[arg(long)]
         worker: bool,
+        /// wharf's images, imported into this node's containerd after it joins (default:
+        /// wharf-images.tar next to the wharf executable, when there)
+        #[arg(long, env = "WHARF_IMAGES", value_name = "FILE")]
+        images: Option<PathBuf>,
     },
     /// List the nodes with their roles, and whether the cluster is highly available
     Status,

@@ -6,6 +6,7 @@ pub mod charm;
 pub mod cli;
 pub mod engine;
 pub mod host;
+pub mod images;
 pub mod kube;
 pub mod logging;
 pub mod render;

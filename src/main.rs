@@ -29,6 +29,7 @@ fn main() -> std::process::ExitCode {
         Command::Remove(args) => action::remove::run(&global, &args.options()),
         Command::Up(args) => action::up::run(&global, &args),
         Command::Cluster(command) => action::cluster::run(&global, &command.options()),
+        Command::Images(command) => action::images::run(&global, &command),
         Command::Completions { shell } => {
             action::completions::run(shell, <Cli as clap::CommandFactory>::command())
         }

@@ -32,11 +32,24 @@ impl Host {
             .unwrap()
             .success();
         assert!(ok);
-        Host {
+        let host = Host {
             root,
             state: tempfile::tempdir().unwrap(),
             home: tempfile::tempdir().unwrap(),
-        }
+        };
+        write_images_archive(&host.images(), "1");
+        host
+    }
+
+    /// The image archive `wharf up` imports (`WHARF_IMAGES`): wharf's two image names, with
+    /// stand-in content (the fake `microk8s ctr` reads only the names and digests).
+    fn images(&self) -> PathBuf {
+        self.state.path().join("wharf-images.tar")
+    }
+
+    /// What the fake containerd holds, as `REF DIGEST` lines.
+    fn containerd_images(&self) -> String {
+        std::fs::read_to_string(self.state.path().join("images")).unwrap_or_default()
     }
 
     fn state(&self, file: &str, text: &str) {
@@ -96,6 +109,7 @@ impl Host {
             .env("WHARF_FAKE_STATE", self.state.path())
             .env("WHARF_FAKE_LOG", self.state.path().join("commands.log"))
             .env("HOME", self.home.path())
+            .env("WHARF_IMAGES", self.images())
             .env("SUDO_USER", "alice")
             .env_remove("KUBECONFIG")
             .env_remove("XDG_CONFIG_HOME")
@@ -103,6 +117,36 @@ impl Host {
             .stdin(Stdio::null());
         cmd
     }
+}
+
+/// An OCI archive naming wharf's images, with a blob that depends on `content` (so a test can
+/// make "a new build" with other digests). Returns the digests by reference.
+fn write_images_archive(path: &Path, content: &str) -> Vec<(String, String)> {
+    use wharf::images::oci::{Blob, Layout, MEDIA_CONFIG, MEDIA_MANIFEST, Manifest};
+    let mut layout = Layout::default();
+    let mut named = Vec::new();
+    for workload in wharf::images::Workload::ALL {
+        let config = Blob::new(
+            MEDIA_CONFIG,
+            format!("{{\"x\":\"{content}\"}}").into_bytes(),
+        );
+        let manifest = Blob::json(
+            MEDIA_MANIFEST,
+            &Manifest {
+                schema_version: 2,
+                media_type: Some(MEDIA_MANIFEST.into()),
+                config: config.descriptor.clone(),
+                layers: Vec::new(),
+                annotations: [("title".to_string(), workload.name().to_string())].into(),
+            },
+        );
+        layout.add_blob(&config);
+        layout.add_blob(&manifest);
+        layout.name(&workload.reference(), &manifest.descriptor);
+        named.push((workload.reference(), manifest.descriptor.digest.clone()));
+    }
+    layout.write_file(path).unwrap();
+    named
 }
 
 const FULL: &[&str] = &[
@@ -169,9 +213,9 @@ fn fresh_host_installs_everything_in_order() {
     );
     let err = stderr(&out);
     for step in [
-        "[1/9] host check",
-        "[5/9] add-ons: enabled dns, hostpath-storage",
-        "[7/9] deploy: skipped",
+        "[1/10] host check",
+        "[5/10] add-ons: enabled dns, hostpath-storage",
+        "[8/10] deploy: skipped",
     ] {
         assert!(err.contains(step), "{err}");
     }
@@ -239,8 +283,8 @@ fn a_failing_addon_stops_with_a_clear_message_and_a_rerun_resumes() {
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     for needle in [
-        "[5/9] add-ons: FAILED",
-        "wharf up stopped at step 5/9 (add-ons)",
+        "[5/10] add-ons: FAILED",
+        "wharf up stopped at step 5/10 (add-ons)",
         "run `wharf up` again",
         "add-on ingress could not be enabled",
         "`microk8s enable ingress` failed (exit code 1)",
@@ -284,7 +328,7 @@ fn wait_ready_that_times_out_names_the_step_and_command() {
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     for needle in [
-        "wharf up stopped at step 4/9 (wait ready)",
+        "wharf up stopped at step 4/10 (wait ready)",
         "MicroK8s is not ready after 5s",
         "`microk8s status --wait-ready --timeout 5` failed (exit code 1)",
         "microk8s is not running. Use microk8s inspect",
@@ -493,6 +537,36 @@ fn cluster_join_runs_microk8s_join_and_keeps_the_token_out_of_errors() {
     assert!(!err.contains("92b2db23"), "{err}");
 }
 
+/// The joining node gets wharf's images in its own containerd (pods may be scheduled there), once.
+#[test]
+fn cluster_join_imports_the_images_on_the_joining_node() {
+    if !root_only() {
+        return;
+    }
+    let host = Host::new("large-host");
+    host.state("microk8s.channel", "1.32/stable\n");
+    let conn = "10.0.2.15:25000/92b2db237428470dc4fcfc4ebbd9dc81/2c0cb3284b05";
+    let images = host.images().display().to_string();
+    let out = cluster(&host, &["join", conn, "--images", &images]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        host.log(),
+        vec![
+            format!("microk8s join {conn}"),
+            IMPORT_LS.to_string(),
+            format!("microk8s ctr --namespace k8s.io images import {images}"),
+            IMPORT_LS.to_string(),
+        ]
+    );
+    let missing = cluster(&host, &["join", conn, "--images", "/nonexistent.tar"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        stderr(&missing).contains("--images /nonexistent.tar: no such file"),
+        "{}",
+        stderr(&missing)
+    );
+}
+
 #[test]
 fn cluster_status_lists_nodes_roles_and_high_availability() {
     if !root_only() {
@@ -598,7 +672,7 @@ fn an_existing_different_kubeconfig_is_replaced_only_with_consent() {
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
-        err.contains("wharf up stopped at step 6/9 (kubeconfig)"),
+        err.contains("wharf up stopped at step 6/10 (kubeconfig)"),
         "{err}"
     );
     assert!(
@@ -843,9 +917,9 @@ fn up_takes_the_public_url_from_the_gateway_address_and_keeps_it() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     for needle in [
-        "[7/9] deploy: bundle deployed",
-        "[8/9] gateway: FAILED",
-        "wharf up stopped at step 8/9 (gateway)",
+        "[8/10] deploy: bundle deployed",
+        "[9/10] gateway: FAILED",
+        "wharf up stopped at step 9/10 (gateway)",
         "GET http://10.64.140.43.nip.io/ (the dashboard) did not answer within 2s",
         "the public URL is kept",
     ] {
@@ -872,7 +946,7 @@ fn up_takes_the_public_url_from_the_gateway_address_and_keeps_it() {
         host.remembered_url().as_deref(),
         Some("http://10.64.140.43.nip.io\n")
     );
-    // The generated password was deployed by step 7: this run is the only one that can show it.
+    // The generated password was deployed by step 8: this run is the only one that can show it.
     let shown = stdout(&out);
     assert!(
         shown.contains("(generated and deployed; shown only this once)"),
@@ -893,7 +967,7 @@ fn up_takes_the_public_url_from_the_gateway_address_and_keeps_it() {
 }
 
 /// (b) With --public-url the HTTP checks run against it: the dashboard answers (a redirect to the
-/// login counts) and Dex's issuer is exactly <url>/dex. A Dex with another issuer fails step 8
+/// login counts) and Dex's issuer is exactly <url>/dex. A Dex with another issuer fails step 9
 /// with what it said and how to fix it.
 #[test]
 fn up_verifies_the_dashboard_and_the_dex_issuer_over_http() {
@@ -908,7 +982,7 @@ fn up_verifies_the_dashboard_and_the_dex_issuer_over_http() {
     assert!(out.status.success(), "{err}");
     assert!(
         err.contains(&format!(
-            "[8/9] gateway: {good} answers and Dex's issuer is {good}/dex (--public-url)"
+            "[9/10] gateway: {good} answers and Dex's issuer is {good}/dex (--public-url)"
         )),
         "{err}"
     );
@@ -939,7 +1013,7 @@ fn up_verifies_the_dashboard_and_the_dex_issuer_over_http() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     for needle in [
-        "wharf up stopped at step 8/9 (gateway)",
+        "wharf up stopped at step 9/10 (gateway)",
         &format!("{bad}/dex/.well-known/openid-configuration says issuer `{wrong}`"),
         &format!("so it must be `{bad}/dex`"),
         "issuer did not match",
@@ -1018,7 +1092,7 @@ fn up_without_a_gateway_address_times_out_naming_the_service() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     for needle in [
-        "wharf up stopped at step 8/9 (gateway)",
+        "wharf up stopped at step 9/10 (gateway)",
         "Service wharf/gateway (type LoadBalancer) got no address within 2s",
         "microk8s kubectl -n wharf describe service gateway",
         "run `wharf up` again",
@@ -1032,7 +1106,7 @@ fn up_without_a_gateway_address_times_out_naming_the_service() {
     assert_eq!(sim.revisions("dex-auth"), 1, "no second deploy");
 }
 
-/// (d) A dry run on a fresh host shows step 8's plan, in order after step 7's deploy, and touches
+/// (d) A dry run on a fresh host shows step 9's plan, in order after step 8's deploy, and touches
 /// nothing: no cluster (there is none), no kubeconfig, no remembered URL.
 #[test]
 fn dry_run_prints_the_gateway_plan_without_touching_anything() {
@@ -1063,7 +1137,7 @@ fn dry_run_prints_the_gateway_plan_without_touching_anything() {
     let step7 = at(&first);
     assert_eq!(
         lines[step7], first,
-        "step 7 deploys without a public URL and leaves the waiting to step 8"
+        "step 8 deploys without a public URL and leaves the waiting to step 9"
     );
     let wait = at(
         "would wait up to 5m for the LoadBalancer address of the gateway Service in namespace wharf",
@@ -1086,11 +1160,136 @@ fn dry_run_prints_the_gateway_plan_without_touching_anything() {
         "{plan}"
     );
     assert!(
-        stderr(&out).contains("[8/9] gateway: dry run"),
+        stderr(&out).contains("[9/10] gateway: dry run"),
         "{}",
         stderr(&out)
     );
     assert_eq!(host.log(), vec!["snap list microk8s", "snap list microk8s"]);
     assert!(!host.kubeconfig().exists());
     assert_eq!(host.remembered_url(), None);
+}
+
+const IMPORT_LS: &str = "microk8s ctr --namespace k8s.io images ls";
+
+/// wharf's images go into MicroK8s' containerd before the deploy (step 7 of 10), and the cluster
+/// then has them at the archive's digests; a second run finds them and imports nothing; a new
+/// build (other digests) is imported again.
+#[test]
+fn up_imports_the_images_before_the_deploy_and_a_rerun_skips_them() {
+    if !root_only() {
+        return;
+    }
+    let host = Host::new("large-host");
+    let sim = Sim::start(Sim::fast());
+    let (good, _) = fake_gateway(|base| format!("{base}/dex"));
+    let out = host.up_deploying(&sim, &["--public-url", &good]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let import = format!(
+        "microk8s ctr --namespace k8s.io images import {}",
+        host.images().display()
+    );
+    let log = host.log();
+    let at = |line: &str| log.iter().position(|l| l == line);
+    assert!(
+        at(IMPORT_LS).unwrap() < at(&import).unwrap(),
+        "looked before importing: {log:#?}"
+    );
+    let imported = err.find(
+        "[7/10] images: imported wharf.local/wharf-server:0.1.0, wharf.local/wharf-trainer:0.1.0",
+    );
+    let deployed = err.find("[8/10] deploy: bundle deployed");
+    assert!(imported.is_some() && imported < deployed, "{err}");
+    let want = write_images_archive(&host.state.path().join("same.tar"), "1");
+    for (reference, digest) in &want {
+        assert!(
+            host.containerd_images()
+                .contains(&format!("{reference} {digest}")),
+            "{}",
+            host.containerd_images()
+        );
+    }
+
+    host.clear_log();
+    let again = host.up_deploying(&sim, &["--public-url", &good]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(host.log().contains(&IMPORT_LS.to_string()));
+    assert!(!host.log().contains(&import), "{:#?}", host.log());
+    assert!(
+        stderr(&again).contains("[7/10] images: 2 images present already"),
+        "{}",
+        stderr(&again)
+    );
+
+    write_images_archive(&host.images(), "2");
+    host.clear_log();
+    let rebuilt = host.up_deploying(&sim, &["--public-url", &good]);
+    assert!(rebuilt.status.success(), "{}", stderr(&rebuilt));
+    assert!(
+        host.log().contains(&import),
+        "a new build is imported: {:#?}",
+        host.log()
+    );
+}
+
+/// A failed import stops `wharf up` at step 7 with the command and what it printed; nothing is
+/// deployed, and the re-run resumes.
+#[test]
+fn a_failed_import_stops_up_before_the_deploy_with_the_command_and_its_output() {
+    if !root_only() {
+        return;
+    }
+    let host = Host::new("large-host");
+    host.state("fail-import", "");
+    let sim = Sim::start(Sim::fast());
+    let out = host.up_deploying(&sim, &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for needle in [
+        "[7/10] images: FAILED",
+        "wharf up stopped at step 7/10 (images)",
+        &format!(
+            "microk8s ctr --namespace k8s.io images import {}",
+            host.images().display()
+        ),
+        "no space left on device",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+    assert!(!err.contains("[8/10] deploy"), "{err}");
+    assert_eq!(sim.revisions("dex-auth"), 0, "nothing deployed");
+}
+
+/// Without an archive, `wharf up` refuses before it changes anything, and says where images come
+/// from; --skip-images goes on without them.
+#[test]
+fn up_without_images_refuses_before_touching_the_host() {
+    if !root_only() {
+        return;
+    }
+    let host = Host::new("large-host");
+    let out = host
+        .command()
+        .env_remove("WHARF_IMAGES")
+        .args(DEPLOYING)
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--images FILE") && err.contains("wharf images build"),
+        "{err}"
+    );
+    assert!(host.log().is_empty(), "{:#?}", host.log());
+    let missing = host
+        .command()
+        .args(DEPLOYING)
+        .args(["--images", "/nonexistent.tar"])
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&missing).contains("--images /nonexistent.tar: no such file"),
+        "{}",
+        stderr(&missing)
+    );
 }

@@ -16,7 +16,12 @@ use crate::host::runner::{Cmd, Runner};
 #[derive(Debug, Clone)]
 pub enum Command {
     AddNode,
-    Join { connection: String, worker: bool },
+    Join {
+        connection: String,
+        worker: bool,
+        /// wharf's images, imported into the node's containerd after it joins.
+        images: Option<std::path::PathBuf>,
+    },
     Status,
 }
 
@@ -33,7 +38,11 @@ pub fn run(global: &Global, command: &Command) -> Outcome {
     };
     match command {
         Command::AddNode => add_node(global, &cli),
-        Command::Join { connection, worker } => join(&cli, connection, *worker),
+        Command::Join {
+            connection,
+            worker,
+            images,
+        } => join(&cli, connection, *worker, images.as_deref()),
         Command::Status => status(global, &cli),
     }
 }
@@ -65,7 +74,23 @@ fn add_node(global: &Global, cli: &MicroK8sCli) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
-fn join(cli: &MicroK8sCli, connection: &str, worker: bool) -> Outcome {
+fn join(
+    cli: &MicroK8sCli,
+    connection: &str,
+    worker: bool,
+    images: Option<&std::path::Path>,
+) -> Outcome {
+    // Pods of wharf's images may land on this node: it needs them in its own containerd. Found
+    // before joining, so a missing archive stops nothing half-way.
+    let archive = super::images::default_archive(images);
+    if let Some(path) = &archive
+        && !path.is_file()
+    {
+        anyhow::bail!(
+            "--images {}: no such file; copy the archive `wharf up` imported (or `wharf images build -o FILE`)",
+            path.display()
+        );
+    }
     let parts: Vec<&str> = connection.split('/').collect();
     if parts.len() != 3 || !parts[0].contains(':') || parts[1].is_empty() || parts[2].is_empty() {
         anyhow::bail!(
@@ -90,6 +115,13 @@ fn join(cli: &MicroK8sCli, connection: &str, worker: bool) -> Outcome {
     cli.runner
         .run(&cmd.timeout(Duration::from_secs(600)))
         .context("joining failed; the token may be used or expired: run `wharf cluster add-node` on the cluster for a new one")?;
+    match &archive {
+        Some(path) => eprintln!("images: {}", super::images::import_into(cli, path)?),
+        None => eprintln!(
+            "note: no image archive (--images FILE, or wharf-images.tar next to wharf): pods of wharf's trainer \
+             and server scheduled here need `wharf images import FILE` on this node, or a registry mirror for wharf.local"
+        ),
+    }
     println!(
         "joined as a {}; `wharf cluster status` on any control-plane node lists it",
         if worker {

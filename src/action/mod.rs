@@ -11,6 +11,7 @@ pub mod config;
 pub mod converge;
 pub mod deploy;
 pub mod history;
+pub mod images;
 pub mod kubernetes;
 pub mod remove;
 pub mod render;

@@ -3,7 +3,8 @@
 //! re-running `wharf up` after a failure resumes where it stopped and a second run changes nothing.
 //!
 //! 1 host check · 2 MicroK8s snap · 3 group access · 4 wait ready · 5 add-ons · 6 kubeconfig ·
-//! 7 deploy the bundle · 8 gateway address and HTTP verification · 9 dashboard URL and login.
+//! 7 wharf's images into MicroK8s' containerd · 8 deploy the bundle · 9 gateway address and HTTP
+//! verification · 10 dashboard URL and login.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -25,7 +26,7 @@ use crate::host::rpi;
 use crate::host::runner::{Cmd, Runner};
 use crate::store::platform;
 
-const STEPS: usize = 9;
+const STEPS: usize = 10;
 
 /// What the user chose, settled before anything changes: a missing value without a terminal
 /// is an error naming its flag, so nothing is half-done for want of an answer.
@@ -36,6 +37,8 @@ struct Inputs {
     admin_user: String,
     /// The admin password to set, when this run sets one.
     password: Option<Password>,
+    /// wharf's images to import before the deploy; `None` when this run imports none.
+    images: Option<PathBuf>,
 }
 
 /// The admin password, and whether wharf made it up (then it is shown once, at the end).
@@ -102,13 +105,14 @@ pub fn run(global: &Global, args: &UpArgs) -> Outcome {
         kubeconfig: &kubeconfig,
         url_file: &url_file,
     };
-    steps.run(7, "deploy", || {
+    steps.run(7, "images", || images_step(&cli, &inputs, args, pretend))?;
+    steps.run(8, "deploy", || {
         deploy_step(&site, &login_marker, public_url.as_ref())
     })?;
     let gateway = steps
-        .run(8, "gateway", || gateway_step(&site, public_url))
+        .run(9, "gateway", || gateway_step(&site, public_url))
         .inspect_err(|_| show_generated_password(&inputs))?;
-    steps.run(9, "summary", || {
+    steps.run(10, "summary", || {
         Ok(summary(args, &inputs, &kubeconfig, gateway.url.as_ref()))
     })?;
     Ok(ExitCode::SUCCESS)
@@ -281,12 +285,60 @@ fn resolve_inputs(args: &UpArgs, terminal: bool, login_marker: &Path) -> anyhow:
         bail!("--admin-user `{admin_user}`: a login without spaces, such as `admin`");
     }
     let password = resolve_password(args, terminal, login_marker)?;
+    let images = resolve_images(args)?;
     Ok(Inputs {
         bundle,
         metallb,
         admin_user,
         password,
+        images,
     })
+}
+
+/// The image archive step 7 imports, found before anything changes (a missing one would
+/// otherwise stop `wharf up` after MicroK8s is installed).
+fn resolve_images(args: &UpArgs) -> anyhow::Result<Option<PathBuf>> {
+    if args.skip_deploy || args.skip_images {
+        return Ok(None);
+    }
+    match super::images::default_archive(args.images.as_deref()) {
+        Some(path) if path.is_file() => Ok(Some(path)),
+        Some(path) => bail!(
+            "--images {}: no such file; build it with `wharf images build -o {}`",
+            path.display(),
+            path.display()
+        ),
+        None => bail!(
+            "wharf's images (wharf.local/wharf-trainer, wharf.local/wharf-server) are not built by any registry: \
+             pass --images FILE (the release's wharf-images.tar, or `wharf images build -o FILE`), or put \
+             wharf-images.tar next to the wharf executable, or --skip-images when a registry already serves them"
+        ),
+    }
+}
+
+/// Step 7: wharf's images into MicroK8s' containerd, unless it has them at the same digests.
+fn images_step(
+    cli: &MicroK8sCli,
+    inputs: &Inputs,
+    args: &UpArgs,
+    pretend: bool,
+) -> anyhow::Result<String> {
+    let Some(archive) = &inputs.images else {
+        let why = if args.skip_deploy {
+            "--skip-deploy"
+        } else {
+            "--skip-images"
+        };
+        return Ok(format!(
+            "skipped ({why}); to import them: wharf images import FILE"
+        ));
+    };
+    if pretend {
+        runner_pretend(cli, &["ctr", "--namespace", "k8s.io", "images", "ls"]);
+        cli.runner.pretend(&cli.images_import_cmd(archive));
+        return Ok("dry run".into());
+    }
+    super::images::import_into(cli, archive)
 }
 
 /// Consent for a change to the host: `--yes`, or a yes on a terminal; else an error naming `--yes`.
@@ -588,7 +640,7 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// What steps 7 and 8 share: the run's choices and where things are.
+/// What steps 8 and 9 share: the run's choices and where things are.
 struct Site<'a> {
     global: &'a Global,
     args: &'a UpArgs,
@@ -598,7 +650,7 @@ struct Site<'a> {
     url_file: &'a Path,
 }
 
-/// The deploy step 7 and 8 run: the engine's options (password included) and the equivalent
+/// The deploy steps 8 and 9 run: the engine's options (password included) and the equivalent
 /// command line as shown to the user (password redacted).
 struct DeployCmd {
     global: Global,
@@ -631,7 +683,7 @@ fn deploy_command(site: &Site, public_url: Option<&str>) -> DeployCmd {
         // The platform's URL, which every charm falls back to (Dex's issuer, the login callback,
         // the model URLs); the deploy keeps it in the model for later deploys.
         Some(url) => shown.extend(["--public-url".into(), url.to_string()]),
-        // Without a public URL the gateway's address is what step 8 waits for (with its own
+        // Without a public URL the gateway's address is what step 9 waits for (with its own
         // timeout and advice), then it deploys again and waits for every workload; waiting here
         // would block on that address for the deploy's whole timeout.
         None => {
@@ -668,7 +720,7 @@ fn deploy_command(site: &Site, public_url: Option<&str>) -> DeployCmd {
     }
 }
 
-/// Step 7: deploy the bundle with the deploy engine (`wharf deploy`), on the new kubeconfig, with
+/// Step 8: deploy the bundle with the deploy engine (`wharf deploy`), on the new kubeconfig, with
 /// the public URL when it is known (given, or remembered from an earlier run).
 fn deploy_step(
     site: &Site,
@@ -704,7 +756,7 @@ fn deploy_bundle(cmd: &DeployCmd) -> anyhow::Result<String> {
     Ok(format!("bundle deployed with `{shown}`"))
 }
 
-/// The platform's public URL: where it came from matters to what step 8 does with it.
+/// The platform's public URL: where it came from matters to what step 9 does with it.
 #[derive(Debug, Clone)]
 struct PublicUrl {
     /// `scheme://host[:port]`, without a trailing slash.
@@ -753,7 +805,7 @@ fn remember_public_url(url_file: &Path, url: &str) -> anyhow::Result<()> {
 /// The gateway charm: its Service (named after the application) is the platform's front door.
 const GATEWAY_SELECTOR: &str = "app.kubernetes.io/managed-by=wharf,app.kubernetes.io/name=gateway";
 
-/// What step 8 found out.
+/// What step 9 found out.
 struct Gateway {
     /// The public URL, once known.
     url: Option<String>,
@@ -766,7 +818,7 @@ impl Describe for Gateway {
     }
 }
 
-/// Step 8: without a public URL, wait for the gateway's LoadBalancer address and deploy again
+/// Step 9: without a public URL, wait for the gateway's LoadBalancer address and deploy again
 /// with `public-url` set to `http://<address>.nip.io`; then check over HTTP that the dashboard
 /// answers and that Dex's issuer is exactly `<public-url>/dex` (else every login fails with
 /// "issuer did not match", long after the install looked fine).
@@ -819,7 +871,7 @@ fn gateway_step(site: &Site, known: Option<PublicUrl>) -> anyhow::Result<Gateway
                 eprintln!("note: {note}");
             }
             // The deploy engine is the one path that changes the cluster: the same command as
-            // step 7, now with the URL (it runs its own runtime, so not inside `rt`).
+            // step 8, now with the URL (it runs its own runtime, so not inside `rt`).
             let cmd = deploy_command(site, Some(&url));
             deploy_bundle(&cmd)?;
             remember_public_url(site.url_file, &url)?;
@@ -964,7 +1016,7 @@ const HTTP_RETRY: Duration = Duration::from_secs(1);
 /// An issuer that differs this many times in a row is wrong, not a Dex pod still rolling over.
 const MISMATCHES: usize = 3;
 
-/// Step 8's HTTP checks, retried within `window` (Dex and the gateway may still be starting):
+/// Step 9's HTTP checks, retried within `window` (Dex and the gateway may still be starting):
 /// the dashboard answers (200, or a redirect to the login: both mean the gateway serves it), and
 /// Dex's discovery document names exactly `<url>/dex` as issuer.
 async fn verify(url: &str, model: &str, window: Duration) -> anyhow::Result<()> {
@@ -1066,7 +1118,7 @@ fn http_error(e: &reqwest::Error) -> String {
     }
 }
 
-/// A password wharf generated is deployed by step 7 and the login marker stops later runs from
+/// A password wharf generated is deployed by step 8 and the login marker stops later runs from
 /// making another: if a later step fails, this run is the only one that can show it.
 fn show_generated_password(inputs: &Inputs) {
     if let Some(p) = inputs.password.as_ref().filter(|p| p.generated) {
@@ -1077,7 +1129,7 @@ fn show_generated_password(inputs: &Inputs) {
     }
 }
 
-/// Step 9: where the platform is and how to log in. A generated password is shown here, once.
+/// Step 10: where the platform is and how to log in. A generated password is shown here, once.
 fn summary(args: &UpArgs, inputs: &Inputs, kubeconfig: &Path, url: Option<&String>) -> String {
     let url = match url {
         Some(url) => format!("{url}/"),

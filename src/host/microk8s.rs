@@ -145,10 +145,44 @@ impl<'a> MicroK8sCli<'a> {
         Ok(self.runner.run(&cmd)?)
     }
 
+    /// `microk8s ctr --namespace k8s.io images ls`: the images Kubernetes' containerd holds.
+    pub fn images_ls_cmd(&self) -> Cmd {
+        self.cmd(&["ctr", "--namespace", "k8s.io", "images", "ls"])
+            .read_only()
+    }
+
+    /// Each image reference containerd lists, with the digest of its index or manifest.
+    pub fn image_digests(&self) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+        let cmd = self.images_ls_cmd();
+        let out = self.runner.run(&cmd)?;
+        Ok(parse_images_ls(&out.stdout))
+    }
+
+    /// `microk8s ctr --namespace k8s.io images import FILE`: an OCI archive into the containerd
+    /// the kubelet uses (MicroK8s' snap is classic, so it reads any path).
+    pub fn images_import_cmd(&self, archive: &std::path::Path) -> Cmd {
+        let file = archive.display().to_string();
+        self.cmd(&["ctr", "--namespace", "k8s.io", "images", "import", &file])
+            .timeout(Duration::from_secs(900))
+    }
+
     /// The admin kubeconfig (`microk8s config`).
     pub fn config(&self) -> anyhow::Result<String> {
         Ok(self.runner.run(&self.cmd(&["config"]).read_only())?.stdout)
     }
+}
+
+/// `ctr images ls` output (REF TYPE DIGEST SIZE PLATFORMS LABELS) as reference → digest.
+pub fn parse_images_ls(text: &str) -> std::collections::BTreeMap<String, String> {
+    text.lines()
+        .skip_while(|l| !l.starts_with("REF"))
+        .skip(1)
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            (cols.len() >= 3 && cols[2].starts_with("sha256:"))
+                .then(|| (cols[0].to_string(), cols[2].to_string()))
+        })
+        .collect()
 }
 
 /// `microk8s status --format yaml`. MicroK8s prints it from Python, so booleans are `True`/`False`.
@@ -247,6 +281,25 @@ impl AddNode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The columns of `ctr images ls` (containerd 1.6; tests/images.rs reads a real one too).
+    #[test]
+    fn reads_references_and_digests_from_ctr_images_ls() {
+        let text = "REF                                                      TYPE                                                      DIGEST                                                                  SIZE      PLATFORMS                                                                    LABELS
+docker.io/coredns/coredns:1.10.1                         application/vnd.docker.distribution.manifest.list.v2+json sha256:a0ead06651cf580044aeb0a0feba63591858fb2e43ade8c9dea45a6a89ae7e5e 15.4 MiB  linux/amd64,linux/arm,linux/arm64,linux/mips64le,linux/ppc64le,linux/s390x io.cri-containerd.image=managed
+sha256:ead0a4a53df89fd173874b46093b6e62d8c72967bbf606d672c9e8c9b601a4fc application/vnd.docker.distribution.manifest.list.v2+json sha256:a0ead06651cf580044aeb0a0feba63591858fb2e43ade8c9dea45a6a89ae7e5e 15.4 MiB  linux/amd64 io.cri-containerd.image=managed
+wharf.local/wharf-server:0.1.0                           application/vnd.oci.image.index.v1+json                   sha256:1111111111111111111111111111111111111111111111111111111111111111 9.0 MiB   linux/amd64,linux/arm64                                                      -
+";
+        let images = parse_images_ls(text);
+        assert_eq!(
+            images
+                .get("wharf.local/wharf-server:0.1.0")
+                .map(String::as_str),
+            Some("sha256:1111111111111111111111111111111111111111111111111111111111111111")
+        );
+        assert_eq!(images.len(), 3);
+        assert!(parse_images_ls("").is_empty());
+    }
 
     /// Copied from `microk8s status --format yaml` on MicroK8s 1.32 (trimmed add-on list).
     const STATUS: &str = "microk8s:
