@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install what building wharf needs (Debian/Ubuntu packages, Rust via rustup), build it in
-# release mode and put the binary in /usr/local/bin. Safe to re-run.
+# release mode and put the binary in /usr/local/bin, with wharf's own images for this machine's
+# architecture beside it (/usr/local/bin/wharf-images.tar, where `wharf up` looks for them).
+# Safe to re-run.
 #
 #   scripts/install.sh            # as root or with sudo available
 #   PREFIX=$HOME/.local scripts/install.sh
@@ -12,7 +14,7 @@ sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 
 need_apt=()
-for pkg in build-essential pkg-config curl ca-certificates git; do
+for pkg in build-essential pkg-config curl ca-certificates git dataset-fashion-mnist; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ "${#need_apt[@]}" -gt 0 ]; then
@@ -35,3 +37,18 @@ cd "$here"
 cargo build --release --locked -p wharf 2>/dev/null || cargo build --release -p wharf
 $sudo install -m 0755 target/release/wharf "$prefix/bin/wharf"
 echo "installed $("$prefix/bin/wharf" --version) to $prefix/bin/wharf"
+
+# The trainer's and the server's images: static (musl) binaries for this machine, packed by wharf.
+case "$(uname -m)" in
+  x86_64) arch=amd64 target=x86_64-unknown-linux-musl cc="CC_x86_64_unknown_linux_musl=gcc" ;;
+  aarch64) arch=arm64 target=aarch64-unknown-linux-musl cc="CC_aarch64_unknown_linux_musl=gcc" ;;
+  *) echo "no wharf images for $(uname -m): only amd64 and arm64 are built" >&2; exit 1 ;;
+esac
+rustup target add "$target" >/dev/null
+env "$cc" cargo build --release --locked --target "$target" -p wharf-trainer -p wharf-server \
+  --bin wharf-trainer --bin wharf-server
+images="$(mktemp)"
+target/release/wharf images build --arch "$arch" --binaries "$arch=target/$target/release" -o "$images"
+$sudo install -m 0644 "$images" "$prefix/bin/wharf-images.tar"
+rm -f "$images"
+echo "installed wharf's images ($arch) to $prefix/bin/wharf-images.tar: \`sudo wharf up\` imports them"
