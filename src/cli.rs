@@ -338,6 +338,20 @@ pub struct UpgradeArgs {
     /// Allow a charm's major version to change (read its release notes first)
     #[arg(long)]
     pub allow_major: bool,
+    /// Upgrade without the backup an upgrade makes first
+    #[arg(long, conflicts_with_all = ["backup_to", "backup_data"])]
+    pub no_backup: bool,
+    /// Where the backup before the upgrade goes (default: ~/.local/share/wharf/backups/<model>)
+    #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
+    pub backup_to: Option<String>,
+    /// Back MinIO's data up too before the upgrade (needs --s3-endpoint)
+    #[arg(long, requires = "s3_endpoint")]
+    pub backup_data: bool,
+    /// MinIO's S3 API as this machine reaches it (for --backup-data)
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    #[command(flatten)]
+    pub key: KeyArgs,
     /// Upgrade MicroK8s to this Kubernetes version (e.g. 1.34), one minor at a time, instead of
     /// the platform
     #[arg(long, value_name = "MAJOR.MINOR")]
@@ -386,6 +400,13 @@ impl UpgradeArgs {
             dry_run: self.dry_run,
             rollback_on_failure: !self.no_rollback_on_failure,
             allow_major: self.allow_major,
+            backup: (!self.no_backup).then(|| crate::action::backup::CreateOptions {
+                to: self.backup_to.clone(),
+                data: self.backup_data,
+                s3_endpoint: self.s3_endpoint.clone(),
+                key: self.key.source(),
+                ..Default::default()
+            }),
             run: self.run.options(),
         }
     }

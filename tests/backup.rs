@@ -760,3 +760,78 @@ async fn schedule_renders_least_privilege_cronjob() {
     );
     assert_eq!(greeting(&w.env), "hello");
 }
+
+/// Make the copied charm `app` look like a newer release.
+fn bump(env: &Env, app: &str, version: &str) {
+    let path = env.charms.join(app).join("metadata.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let out: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("version:") {
+                format!("version: {version}")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    std::fs::write(&path, out.join("\n") + "\n").unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_makes_backup_first() {
+    let w = world().await;
+    bump(&w.env, "web", "2.1.0");
+    let to = w.to();
+    // No key and no terminal: refused before anything is written, saying how to go on.
+    let writes = w.env.sim.writes();
+    let out = w.run(&["upgrade", "--backup-to", &to], None).await;
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("--no-backup") && err.contains("--passphrase-file"),
+        "{err}"
+    );
+    assert_eq!(w.env.sim.writes(), writes);
+    assert_eq!(w.env.records("web").len(), 1);
+
+    let out = w
+        .wharf(&[
+            "upgrade",
+            "--backup-to",
+            &to,
+            "--backup-data",
+            "--s3-endpoint",
+            &w.moto.endpoint,
+        ])
+        .await;
+    assert!(out.status.success(), "upgrade: {}", text(&out.stderr));
+    let out = w
+        .wharf(&["backup", "list", "--from", &to, "--output", "json"])
+        .await;
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["reason"], "before upgrade");
+    assert_eq!(rows[0]["complete"], true);
+    let name = rows[0]["name"].as_str().unwrap();
+
+    let out = w.wharf(&["history", "web", "--output", "json"]).await;
+    let h: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let last = h.as_array().unwrap().last().unwrap();
+    assert_eq!(last["description"], "upgrade 2.0.0 → 2.1.0");
+    assert_eq!(
+        last["backup"], name,
+        "the upgrade's record names its backup"
+    );
+    let out = w.wharf(&["backup", "verify", name, "--from", &to]).await;
+    assert!(out.status.success(), "verify: {}", text(&out.stderr));
+    let out = w
+        .wharf(&[
+            "backup", "describe", name, "--from", &to, "--output", "json",
+        ])
+        .await;
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(d["applications"]["web"], 1, "{d}");
+    assert_eq!(d["contents"]["data"][0], 3, "--backup-data: {d}");
+}
