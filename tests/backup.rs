@@ -835,3 +835,83 @@ async fn upgrade_makes_backup_first() {
     assert_eq!(d["applications"]["web"], 1, "{d}");
     assert_eq!(d["contents"]["data"][0], 3, "--backup-data: {d}");
 }
+
+const FORMAT_1_PASSPHRASE: &str = "format-1 fixture passphrase";
+
+fn format_1_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/backup/format-1")
+}
+
+/// Writes the committed fixture (run once, by hand, when format 1 was current:
+/// `cargo test --test backup make_format_1_fixture -- --ignored`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "writes tests/fixtures/backup/format-1"]
+async fn make_format_1_fixture() {
+    let w = world().await;
+    let dir = format_1_dir();
+    let _ = std::fs::remove_dir_all(&dir);
+    let to = dir.display().to_string();
+    let out = w
+        .run(
+            &[
+                "backup",
+                "create",
+                "tiny-format-1",
+                "--to",
+                &to,
+                "--no-data",
+            ],
+            Some(FORMAT_1_PASSPHRASE),
+        )
+        .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_backup_made_by_previous_format_version() {
+    let info: Value = serde_json::from_slice(
+        &std::fs::read(format_1_dir().join("tiny-format-1/backup.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(info["format"], 1, "the fixture is format 1 and stays so");
+    let env = start(fast()).await;
+    let moto = Moto::start().unwrap();
+    let w = World {
+        env,
+        moto,
+        backups: format_1_dir(),
+    };
+    let to = w.to();
+    let out = w
+        .run(
+            &["backup", "verify", "tiny-format-1", "--from", &to],
+            Some(FORMAT_1_PASSPHRASE),
+        )
+        .await;
+    assert!(out.status.success(), "verify: {}", text(&out.stderr));
+    let out = w
+        .run(
+            &["restore", "tiny-format-1", "--from", &to, "--no-data"],
+            Some(FORMAT_1_PASSPHRASE),
+        )
+        .await;
+    assert!(out.status.success(), "restore: {}", text(&out.stderr));
+    let status = w.env.status_json().await;
+    for app in ["store", "web", "minio"] {
+        assert_eq!(common::app(&status, app)["status"], "active", "{status}");
+    }
+    assert!(
+        w.env
+            .sim
+            .get("tiny.wharf.dev/v1alpha1", "Greeting", "team-a", "mine")
+            .is_some()
+    );
+    assert!(
+        w.env
+            .sim
+            .get("dex.coreos.com/v1", "Password", MODEL, "mfsw6ylsnrxxe")
+            .is_some()
+    );
+    let h = history(&w, "web").await;
+    assert_eq!(h.last().unwrap().2, "restore from tiny-format-1", "{h:?}");
+}
