@@ -122,12 +122,19 @@ async fn world() -> World {
     w
 }
 
+/// (key, content, attributes) of an object the tests put in the bucket.
+type Seeded = (
+    &'static str,
+    Vec<u8>,
+    &'static [(&'static str, &'static str)],
+);
+
 async fn seed_data(store: &std::sync::Arc<dyn ObjectStore>) {
     let mut big = vec![0u8; 2 * 1024 * 1024 + 5];
     for (i, b) in big.iter_mut().enumerate() {
         *b = (i * 7 % 253) as u8;
     }
-    let objects: [(&str, Vec<u8>, &[(&str, &str)]); 3] = [
+    let objects: [Seeded; 3] = [
         (
             "datasets/iris.csv",
             b"sepal,petal\n1,2\n".to_vec(),
