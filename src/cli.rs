@@ -83,6 +83,11 @@ pub enum Command {
     Upgrade(UpgradeArgs),
     /// Re-apply an earlier revision of an application as a new revision
     Rollback(RollbackArgs),
+    /// Back the model up (encrypted on this machine), list, check, delete or schedule backups
+    #[command(subcommand)]
+    Backup(BackupCommand),
+    /// Put a backup back: state, applications through the engine, custom resources, Dex, data
+    Restore(RestoreArgs),
     /// Remove one application, or everything wharf deployed in the model (data kept unless asked)
     Remove(RemoveArgs),
     /// Take this host from bare Ubuntu to MicroK8s, its add-ons and the platform (resumable)
@@ -388,6 +393,20 @@ pub struct UpgradeArgs {
     /// Allow a charm's major version to change (read its release notes first)
     #[arg(long)]
     pub allow_major: bool,
+    /// Upgrade without the backup an upgrade makes first
+    #[arg(long, conflicts_with_all = ["backup_to", "backup_data"])]
+    pub no_backup: bool,
+    /// Where the backup before the upgrade goes (default: ~/.local/share/wharf/backups/<model>)
+    #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
+    pub backup_to: Option<String>,
+    /// Back MinIO's data up too before the upgrade (needs --s3-endpoint)
+    #[arg(long, requires = "s3_endpoint")]
+    pub backup_data: bool,
+    /// MinIO's S3 API as this machine reaches it (for --backup-data)
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    #[command(flatten)]
+    pub key: KeyArgs,
     /// Upgrade MicroK8s to this Kubernetes version (e.g. 1.34), one minor at a time, instead of
     /// the platform
     #[arg(long, value_name = "MAJOR.MINOR")]
@@ -436,6 +455,13 @@ impl UpgradeArgs {
             dry_run: self.dry_run,
             rollback_on_failure: !self.no_rollback_on_failure,
             allow_major: self.allow_major,
+            backup: (!self.no_backup).then(|| crate::action::backup::CreateOptions {
+                to: self.backup_to.clone(),
+                data: self.backup_data,
+                s3_endpoint: self.s3_endpoint.clone(),
+                key: self.key.source(),
+                ..Default::default()
+            }),
             run: self.run.options(),
         }
     }
@@ -675,4 +701,183 @@ pub enum ClusterCommand {
     },
     /// List the nodes with their roles, and whether the cluster is highly available
     Status,
+}
+
+/// The user's key for backups (else WHARF_BACKUP_PASSPHRASE, else a prompt on a terminal).
+#[derive(Debug, Clone, Args)]
+pub struct KeyArgs {
+    /// Read the passphrase from the first line of FILE
+    #[arg(long, value_name = "FILE", conflicts_with = "key_file")]
+    pub passphrase_file: Option<PathBuf>,
+    /// Seal backups to, and open them with, an age identity file (`age-keygen -o FILE`)
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+}
+
+impl KeyArgs {
+    pub fn source(&self) -> crate::backup::key::KeySource {
+        crate::backup::key::KeySource {
+            key_file: self.key_file.clone(),
+            passphrase_file: self.passphrase_file.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Back up the model: wharf's state, custom resources of wharf's kinds, Dex, MinIO's data
+    Create(BackupCreateArgs),
+    /// List the backups at a location (incomplete ones say so)
+    List {
+        /// A directory or s3://BUCKET/PREFIX (default: ~/.local/share/wharf/backups/<model>)
+        #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
+        from: Option<String>,
+    },
+    /// Show what a backup holds (needs its key)
+    Describe(BackupNameArgs),
+    /// Decrypt every item and check its checksum, without restoring; name what is wrong
+    Verify(BackupNameArgs),
+    /// Delete a backup
+    Delete {
+        name: String,
+        #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
+        from: Option<String>,
+    },
+    /// Delete the model's oldest complete backups, keeping the newest N
+    Prune {
+        #[arg(long, value_name = "N")]
+        keep: usize,
+        #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
+        from: Option<String>,
+    },
+    /// Back up on a schedule from inside the cluster: a CronJob with a read-only ServiceAccount
+    Schedule(ScheduleArgs),
+    /// What runs in the cluster next to a data volume (wharf's image): stream or restore a directory
+    #[command(subcommand, hide = true)]
+    Agent(AgentCommand),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BackupCreateArgs {
+    /// The backup's name (default: <model>-<UTC time>)
+    pub name: Option<String>,
+    /// Where to keep it: a directory or s3://BUCKET/PREFIX (S3 credentials from AWS_* variables)
+    #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
+    pub to: Option<String>,
+    /// Leave MinIO's data out (state, custom resources and Dex only)
+    #[arg(long)]
+    pub no_data: bool,
+    /// MinIO's S3 API as this machine reaches it (a port-forward or an ingress); its credentials
+    /// come from the minio application's stored secret values
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// Another bucket to back up besides the minio application's own (repeatable)
+    #[arg(long = "s3-bucket", value_name = "NAME")]
+    pub s3_buckets: Vec<String>,
+    /// Why it is made (shown by list)
+    #[arg(long, hide = true, default_value = "manual")]
+    pub reason: String,
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+impl BackupCreateArgs {
+    pub fn options(&self) -> crate::action::backup::CreateOptions {
+        crate::action::backup::CreateOptions {
+            name: self.name.clone(),
+            to: self.to.clone(),
+            data: !self.no_data,
+            s3_endpoint: self.s3_endpoint.clone(),
+            s3_buckets: self.s3_buckets.clone(),
+            key: self.key.source(),
+            reason: self.reason.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BackupNameArgs {
+    pub name: String,
+    /// A directory or s3://BUCKET/PREFIX (default: ~/.local/share/wharf/backups/<model>)
+    #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
+    pub from: Option<String>,
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ScheduleArgs {
+    /// When, in cron syntax (e.g. "0 3 * * *")
+    #[arg(long)]
+    pub cron: String,
+    /// Complete backups kept (older ones are pruned after each success)
+    #[arg(long, value_name = "N")]
+    pub keep: usize,
+    /// Where: s3://BUCKET/PREFIX
+    #[arg(long, value_name = "s3://BUCKET/PREFIX")]
+    pub to: String,
+    /// The Secret (you create it) whose key `passphrase` seals the backups
+    #[arg(long, default_value = "wharf-backup-key", value_name = "NAME")]
+    pub key_secret: String,
+    /// The Secret (you create it) with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and optionally
+    /// AWS_ENDPOINT_URL and AWS_REGION for the destination
+    #[arg(long, default_value = "wharf-backup-s3", value_name = "NAME")]
+    pub s3_secret: String,
+    /// MinIO's in-cluster S3 endpoint, to back its data up too (default: no data)
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// wharf's image
+    #[arg(long, default_value = concat!("wharf:", env!("CARGO_PKG_VERSION")))]
+    pub image: String,
+    /// Print the objects and stop
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Write DIR as a tar stream to stdout
+    Stream { dir: PathBuf },
+    /// Unpack a tar stream from stdin into the empty DIR
+    Restore { dir: PathBuf },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RestoreArgs {
+    /// The backup's name (`wharf backup list`)
+    pub name: String,
+    /// A directory or s3://BUCKET/PREFIX (default: ~/.local/share/wharf/backups/<model>)
+    #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
+    pub from: Option<String>,
+    /// Put custom resources of namespace OLD into NEW (repeatable)
+    #[arg(long = "namespace-mapping", value_name = "OLD=NEW")]
+    pub namespace_mapping: Vec<String>,
+    /// What to do with objects and data that exist: keep them, or overwrite them
+    #[arg(long, value_enum, default_value_t = crate::backup::restore::Existing::Skip)]
+    pub existing: crate::backup::restore::Existing,
+    /// Leave MinIO's data out
+    #[arg(long)]
+    pub no_data: bool,
+    /// MinIO's S3 API as this machine reaches it; credentials from the restored secret values
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    #[command(flatten)]
+    pub key: KeyArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+impl RestoreArgs {
+    pub fn options(&self) -> crate::action::restore::Options {
+        crate::action::restore::Options {
+            name: self.name.clone(),
+            from: self.from.clone(),
+            mapping: self.namespace_mapping.clone(),
+            existing: self.existing,
+            data: !self.no_data,
+            s3_endpoint: self.s3_endpoint.clone(),
+            key: self.key.source(),
+            run: self.run.options(),
+        }
+    }
 }

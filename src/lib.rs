@@ -1,6 +1,7 @@
 //! wharf as a library: the CLI's verbs (`action`) over the parts that do the work.
 
 pub mod action;
+pub mod backup;
 pub mod bundle;
 pub mod charm;
 pub mod cli;

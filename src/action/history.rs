@@ -26,6 +26,9 @@ struct Row {
     description: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
+    /// The backup made before this revision (`wharf upgrade`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backup: Option<String>,
 }
 
 pub fn run(global: &Global, options: &Options) -> Outcome {
@@ -47,6 +50,7 @@ async fn history(global: &Global, options: &Options) -> Outcome {
                 charm_version: r.charm_version.clone(),
                 description: r.description.clone(),
                 reason: r.reason.clone(),
+                backup: r.backup.clone(),
             });
         }
     }
@@ -60,6 +64,7 @@ async fn history(global: &Global, options: &Options) -> Outcome {
             charm_version: String::new(),
             description: format!("Secret {} cannot be read", u.name),
             reason: Some(u.why.clone()),
+            backup: None,
         });
     }
     if let Some(app) = &options.app {

@@ -4,6 +4,7 @@
 //! The command line (`cli.rs`) turns flags into each verb's options once; actions never read argv
 //! and never import the CLI. Every verb that talks to the cluster opens one [`Session`].
 
+pub mod backup;
 pub mod check;
 pub mod cluster;
 pub mod completions;
@@ -15,6 +16,7 @@ pub mod images;
 pub mod kubernetes;
 pub mod remove;
 pub mod render;
+pub mod restore;
 pub mod rollback;
 pub mod status;
 pub mod up;

@@ -35,6 +35,8 @@ pub struct Options {
     pub dry_run: bool,
     pub rollback_on_failure: bool,
     pub allow_major: bool,
+    /// The backup made first (None: `--no-backup`).
+    pub backup: Option<super::backup::CreateOptions>,
     pub run: RunOptions,
 }
 
@@ -159,6 +161,13 @@ async fn upgrade(global: &Global, options: &Options) -> Outcome {
         return Ok(ExitCode::SUCCESS);
     }
 
+    if let Some(backup) = &options.backup {
+        let name = backup_first(&session, backup).await?;
+        for d in prepared.desired.values_mut() {
+            d.backup = Some(name.clone());
+        }
+    }
+
     let lock = converge::lock(&session, &prepared, options.run.force_unlock).await?;
     let guard = lock.guard();
     let progress = converge::progress(global.output);
@@ -205,6 +214,38 @@ async fn upgrade(global: &Global, options: &Options) -> Outcome {
              application"
         )),
     }
+}
+
+/// The backup every upgrade makes first (wharf's state; MinIO's data too with --backup-data); its
+/// name goes into the upgrade's records. Without a key and without a terminal, the upgrade stops
+/// here, before any write.
+async fn backup_first(
+    session: &Session,
+    backup: &super::backup::CreateOptions,
+) -> anyhow::Result<String> {
+    use std::io::IsTerminal;
+    let key = match backup.key.given()? {
+        Some(k) => k,
+        None if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() => {
+            backup.key.resolve(crate::backup::key::Purpose::Create)?
+        }
+        None => bail!(
+            "an upgrade makes a backup first, and {}; or pass --no-backup to upgrade without one",
+            crate::backup::key::missing()
+        ),
+    };
+    let mut options = backup.clone();
+    options.reason = "before upgrade".into();
+    options.name = Some(format!(
+        "{}-pre-upgrade",
+        crate::backup::format::default_name(&session.model)
+    ));
+    let info = super::backup::make(session, &options, &key)
+        .await
+        .map_err(|e| e.context("the backup before the upgrade failed; nothing was upgraded"))?;
+    let at = super::backup::location(options.to.as_deref(), &session.model);
+    eprintln!("{}", super::backup::summary(&info, &at));
+    Ok(info.name)
 }
 
 fn failure(performed: &Performed) -> String {

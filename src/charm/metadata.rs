@@ -34,6 +34,32 @@ pub struct Metadata {
     /// Conditions the charm declares for `wharf status`, first match wins.
     #[serde(default)]
     pub status: Vec<StatusRule>,
+    /// Volumes that hold the application's data, which `wharf backup` streams with its in-cluster
+    /// agent (`wharf backup agent`, in wharf's image): the claim (templated like the manifests'
+    /// names) and how to quiesce the application while it is read.
+    #[serde(default)]
+    pub data: Vec<DataVolume>,
+}
+
+/// One data volume of a charm.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DataVolume {
+    /// The PersistentVolumeClaim, e.g. `"{{ app.name }}-data"`.
+    pub claim: String,
+    #[serde(default)]
+    pub quiesce: Quiesce,
+}
+
+/// How the application is made to stop writing while its volume is read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Quiesce {
+    /// Read while it runs (the application tolerates a crash-consistent copy).
+    #[default]
+    None,
+    /// Scale its workload to zero while the volume is read, then back.
+    ScaleDown,
 }
 
 fn any_version() -> semver::VersionReq {
@@ -153,7 +179,33 @@ fn check_pinned(reference: &str) -> std::result::Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::check_pinned;
+    use super::{DataVolume, Metadata, Quiesce, check_pinned};
+
+    #[test]
+    fn data_volumes_name_a_claim_and_how_to_quiesce() {
+        let m: Metadata = serde_saphyr::from_str(
+            "name: m\nversion: 1.0.0\nsummary: s\ndata:\n  - claim: \"{{ app.name }}-data\"\n    \
+             quiesce: scale-down\n  - claim: logs\n",
+        )
+        .unwrap();
+        assert_eq!(
+            m.data,
+            [
+                DataVolume {
+                    claim: "{{ app.name }}-data".into(),
+                    quiesce: Quiesce::ScaleDown
+                },
+                DataVolume {
+                    claim: "logs".into(),
+                    quiesce: Quiesce::None
+                }
+            ]
+        );
+        let bad = serde_saphyr::from_str::<Metadata>(
+            "name: m\nversion: 1.0.0\nsummary: s\ndata:\n  - claim: x\n    quiesce: freeze\n",
+        );
+        assert!(bad.is_err());
+    }
 
     #[test]
     fn image_pinning() {

@@ -28,6 +28,8 @@ pub struct Desired {
     pub force_revision: bool,
     /// The revision this one re-applies (rollback).
     pub rollback_of: Option<u32>,
+    /// The backup made before this run (upgrade), kept in the record.
+    pub backup: Option<String>,
 }
 
 impl Desired {
@@ -70,6 +72,7 @@ impl Desired {
             description: String::new(),
             force_revision: false,
             rollback_of: None,
+            backup: None,
         }
     }
 
@@ -113,6 +116,7 @@ impl Desired {
             description: format!("rollback to {}", record.revision),
             force_revision: true,
             rollback_of: Some(record.revision),
+            backup: None,
         })
     }
 

@@ -212,6 +212,7 @@ fn record_for(desired: &Desired, prepared: &Prepared, started: &str) -> (Release
         started: started.to_owned(),
         finished: None,
         wharf_version: env!("CARGO_PKG_VERSION").into(),
+        backup: desired.backup.clone(),
         format: Default::default(),
     };
     (record, values)

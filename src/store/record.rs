@@ -122,6 +122,9 @@ pub struct Release {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished: Option<String>,
     pub wharf_version: String,
+    /// The backup `wharf upgrade` made before this revision (absent in older records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<String>,
     #[serde(skip)]
     pub format: Format,
 }
@@ -318,6 +321,7 @@ impl Release {
             started: "2026-12-01T00:00:00Z".into(),
             finished: None,
             wharf_version: env!("CARGO_PKG_VERSION").into(),
+            backup: None,
             format: Format::V2,
         }
     }

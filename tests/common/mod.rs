@@ -74,6 +74,10 @@ impl Env {
             // Long enough that no renewal happens in a fast run: the lock then costs exactly two
             // writes (create, delete), which the zero-write assertions subtract.
             .env("WHARF_LOCK_SECONDS", "60")
+            // `wharf upgrade` backs the model up first: into the test's directory, with a key.
+            .env("HOME", self.dir.path())
+            .env_remove("XDG_DATA_HOME")
+            .env("WHARF_BACKUP_PASSPHRASE", "integration-test passphrase")
             .kill_on_drop(true);
         cmd
     }

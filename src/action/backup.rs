@@ -1,0 +1,649 @@
+//! `wharf backup create | list | describe | verify | delete | prune | schedule | agent`.
+//!
+//! `create` reads the model — wharf's state, the custom resources of wharf's kinds, Dex's objects
+//! and MinIO's data — and writes each as an encrypted item, streaming, then the encrypted
+//! manifest, then `backup.json` last: a backup that stopped half-way is never listed complete.
+//! `verify` decrypts every item and checks its size and sha256 without restoring anything.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{anyhow, bail};
+use futures::TryStreamExt;
+use object_store::ObjectStore;
+use serde::Serialize;
+use sha2::Digest;
+
+use super::{Global, Outcome, OutputFormat, Session};
+use crate::backup::crypto::{self, BackupKey, UserKey};
+use crate::backup::format::{self, INFO_FILE, Info, ItemKind, MANIFEST_FILE};
+use crate::backup::items::{self, ItemWriter};
+use crate::backup::key::{KeySource, Purpose};
+use crate::backup::{Repo, capture, objects};
+
+/// Where backups go by default: `$XDG_DATA_HOME/wharf/backups/<model>`, else
+/// `~/.local/share/wharf/backups/<model>`.
+pub fn default_location(model: &str) -> String {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("wharf/backups").join(model).display().to_string()
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub name: Option<String>,
+    /// A directory or s3://BUCKET/PREFIX (None: the default directory).
+    pub to: Option<String>,
+    /// MinIO's buckets too.
+    pub data: bool,
+    pub s3_endpoint: Option<String>,
+    pub s3_buckets: Vec<String>,
+    pub key: KeySource,
+    /// "manual", "before upgrade", "scheduled".
+    pub reason: String,
+}
+
+/// A location given, or the model's default.
+pub fn location(given: Option<&str>, model: &str) -> String {
+    given.map_or_else(|| default_location(model), str::to_owned)
+}
+
+pub fn create(global: &Global, options: &CreateOptions) -> Outcome {
+    super::runtime()?.block_on(async {
+        let key = options.key.resolve(Purpose::Create)?;
+        let session = Session::open(global).await?;
+        let info = make(&session, options, &key).await?;
+        report_created(
+            global.output,
+            &info,
+            &location(options.to.as_deref(), &session.model),
+        )?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn report_created(output: OutputFormat, info: &Info, at: &str) -> anyhow::Result<()> {
+    match output {
+        OutputFormat::Text => eprintln!("{}", summary(info, at)),
+        format => format.document(info)?,
+    }
+    Ok(())
+}
+
+/// `backup NAME: N items, X MB in Ys (Z MB/s), at LOCATION`
+pub fn summary(info: &Info, at: &str) -> String {
+    let mb = info.bytes as f64 / 1e6;
+    format!(
+        "backup {}: {} items, {:.1} MB in {:.1}s ({:.1} MB/s), at {}/{}",
+        info.name,
+        info.items,
+        mb,
+        info.seconds,
+        mb / info.seconds.max(1e-3),
+        at.trim_end_matches('/'),
+        info.name
+    )
+}
+
+/// Make one backup of the session's model with `key`. Used by `backup create` and before every
+/// upgrade.
+pub async fn make(
+    session: &Session,
+    options: &CreateOptions,
+    key: &UserKey,
+) -> anyhow::Result<Info> {
+    let history = session.releases.list().await?;
+    if history.apps.is_empty() {
+        bail!(
+            "model `{}` has no release records: nothing to back up (is -m right?)",
+            session.model
+        );
+    }
+    let name = options
+        .name
+        .clone()
+        .unwrap_or_else(|| format::default_name(&session.model));
+    format::check_name(&name)?;
+    let at = location(options.to.as_deref(), &session.model);
+    let repo = Repo::open(&at, true)?;
+    if repo.exists(&name).await? {
+        bail!(
+            "a backup named `{name}` already exists at {at}: choose another name, or delete it \
+             (`wharf backup delete {name} --from {at}`)"
+        );
+    }
+    let minio = if options.data {
+        capture::minio(
+            session,
+            &history,
+            options.s3_endpoint.as_deref(),
+            &options.s3_buckets,
+        )
+        .await?
+    } else {
+        None
+    };
+    let backup_key = BackupKey::generate();
+    let sealed = backup_key.seal(key)?;
+    let started = Instant::now();
+    let result = write_items(session, &repo, &name, &backup_key, &history, minio.as_ref()).await;
+    let writer = match result {
+        Ok(w) => w,
+        Err(e) => {
+            let _ = repo.delete(&name).await;
+            return Err(e.context(format!("backup `{name}` failed; nothing of it is kept")));
+        }
+    };
+    let manifest = crypto::encrypt_bytes(
+        &backup_key.recipient(),
+        &serde_json::to_vec(&writer.manifest)?,
+    )?;
+    let manifest_sha256 = hex::encode(sha2::Sha256::digest(&manifest));
+    repo.put(&name, MANIFEST_FILE, manifest).await?;
+    let info = Info {
+        format: format::FORMAT,
+        name: name.clone(),
+        created: crate::store::record::now(),
+        model: session.model.clone(),
+        wharf_version: env!("CARGO_PKG_VERSION").into(),
+        reason: if options.reason.is_empty() {
+            "manual".into()
+        } else {
+            options.reason.clone()
+        },
+        data: minio.is_some(),
+        items: writer.manifest.items.len() as u64,
+        bytes: writer.bytes,
+        seconds: started.elapsed().as_secs_f64(),
+        sealing: key.sealing(),
+        identity: sealed,
+        recipient: backup_key.recipient().to_string(),
+        manifest_sha256,
+    };
+    // Last: from here on the backup is complete.
+    repo.put(&name, INFO_FILE, serde_json::to_vec_pretty(&info)?)
+        .await?;
+    Ok(info)
+}
+
+async fn write_items<'a>(
+    session: &Session,
+    repo: &'a Repo,
+    name: &'a str,
+    key: &BackupKey,
+    history: &crate::store::releases::History,
+    minio: Option<&capture::MinioSource>,
+) -> anyhow::Result<ItemWriter<'a>> {
+    let progress = Bytes::new();
+    let mut w = ItemWriter::new(repo, name, key);
+    let bar = progress.clone();
+    w.on_item = Box::new(move |item| bar.item(item.size));
+    w.manifest.applications = capture::applications(history);
+
+    progress.stage("wharf's state (release records, inputs, generated secrets, platform)");
+    for obj in capture::state(session).await? {
+        w.document(
+            objects::describe(&obj),
+            ItemKind::State,
+            serde_json::to_vec(&obj)?,
+        )
+        .await?;
+    }
+    progress.stage("custom resources of wharf's kinds");
+    let recorded = capture::recorded(history);
+    for kind in objects::wharf_kinds(history) {
+        let crs = capture::custom_resources(session, &kind, &recorded).await?;
+        w.document(
+            kind.crd.clone(),
+            ItemKind::CustomResources,
+            serde_json::to_vec(&crs)?,
+        )
+        .await?;
+    }
+    progress.stage("Dex's objects");
+    for (kind, crd, objs) in capture::dex(session).await? {
+        w.document(
+            format!("CustomResourceDefinition/{}", kind.crd),
+            ItemKind::DexDefinition,
+            serde_json::to_vec(&crd)?,
+        )
+        .await?;
+        w.document(kind.crd.clone(), ItemKind::Dex, serde_json::to_vec(&objs)?)
+            .await?;
+    }
+    if let Some(m) = minio {
+        progress.stage(&format!(
+            "MinIO's data (application `{}`, {})",
+            m.app, m.access.endpoint
+        ));
+        for bucket in &m.buckets {
+            let store = m.access.store(bucket)?;
+            let listed: Vec<object_store::ObjectMeta> =
+                store.list(None).try_collect().await.map_err(|e| {
+                    anyhow!(
+                        "cannot list bucket `{bucket}` at {}: {e}",
+                        m.access.endpoint
+                    )
+                })?;
+            for meta in listed {
+                let key = meta.location.to_string();
+                let got = store
+                    .get(&meta.location)
+                    .await
+                    .map_err(|e| anyhow!("cannot read s3://{bucket}/{key}: {e}"))?;
+                let attributes = crate::backup::s3::attributes_to_map(&got.attributes);
+                w.stream(
+                    format!("s3://{bucket}/{key}"),
+                    ItemKind::S3Object {
+                        bucket: bucket.clone(),
+                        key,
+                        attributes,
+                    },
+                    got.into_stream(),
+                )
+                .await?;
+            }
+        }
+    }
+    progress.done();
+    Ok(w)
+}
+
+/// Items and bytes on a terminal, stage lines otherwise.
+#[derive(Clone)]
+struct Bytes {
+    bar: Option<indicatif::ProgressBar>,
+    total: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Bytes {
+    fn new() -> Bytes {
+        use std::io::IsTerminal;
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = indicatif::ProgressBar::new_spinner();
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {elapsed:>4} {pos:>6} items {prefix:>10} {wide_msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            b.enable_steady_tick(std::time::Duration::from_millis(120));
+            b
+        });
+        Bytes {
+            bar,
+            total: Default::default(),
+        }
+    }
+
+    fn stage(&self, what: &str) {
+        match &self.bar {
+            Some(b) => b.set_message(what.to_owned()),
+            None => eprintln!("{what}"),
+        }
+    }
+
+    fn item(&self, size: u64) {
+        use std::sync::atomic::Ordering;
+        let total = self.total.fetch_add(size, Ordering::Relaxed) + size;
+        if let Some(b) = &self.bar {
+            b.inc(1);
+            b.set_prefix(indicatif::HumanBytes(total).to_string());
+        }
+    }
+
+    fn done(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// `wharf backup list`
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Row {
+    name: String,
+    complete: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    items: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    problem: Option<String>,
+}
+
+pub fn list(global: &Global, from: Option<&str>) -> Outcome {
+    super::runtime()?.block_on(async {
+        let at = location(from, &global.model);
+        let repo = match Repo::open(&at, false) {
+            Ok(r) => r,
+            Err(e) if from.is_none() => {
+                eprintln!("{e:#}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            Err(e) => return Err(e),
+        };
+        let rows: Vec<Row> = repo
+            .list()
+            .await?
+            .into_iter()
+            .map(|l| match l.info {
+                Ok(Some(i)) => Row {
+                    name: l.name,
+                    complete: true,
+                    created: Some(i.created),
+                    model: Some(i.model),
+                    reason: Some(i.reason),
+                    items: Some(i.items),
+                    bytes: Some(i.bytes),
+                    problem: None,
+                },
+                Ok(None) => Row {
+                    name: l.name,
+                    complete: false,
+                    created: None,
+                    model: None,
+                    reason: None,
+                    items: None,
+                    bytes: None,
+                    problem: Some(
+                        "incomplete: no backup.json (the run was killed or is still running); \
+                         `wharf backup delete` removes it"
+                            .into(),
+                    ),
+                },
+                Err(why) => Row {
+                    name: l.name,
+                    complete: false,
+                    created: None,
+                    model: None,
+                    reason: None,
+                    items: None,
+                    bytes: None,
+                    problem: Some(why),
+                },
+            })
+            .collect();
+        match global.output {
+            OutputFormat::Text => {
+                let mut out = format!(
+                    "{:<36} {:<26} {:<16} {:>7} {:>12}\n",
+                    "NAME", "CREATED", "REASON", "ITEMS", "BYTES"
+                );
+                for r in &rows {
+                    match &r.problem {
+                        None => out.push_str(&format!(
+                            "{:<36} {:<26} {:<16} {:>7} {:>12}\n",
+                            r.name,
+                            r.created.as_deref().unwrap_or(""),
+                            r.reason.as_deref().unwrap_or(""),
+                            r.items.unwrap_or(0),
+                            r.bytes.unwrap_or(0)
+                        )),
+                        Some(p) => out.push_str(&format!("{:<36} {p}\n", r.name)),
+                    }
+                }
+                super::print_stdout(&out)?;
+            }
+            format => format.document(&rows)?,
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// A complete backup opened with the user's key: its info, key and manifest.
+pub struct Opened {
+    pub repo: Repo,
+    pub info: Info,
+    pub key: BackupKey,
+    pub manifest: format::Manifest,
+}
+
+/// Open backup `name` at `from` (or the model's default location) with the user's key.
+pub async fn open(
+    name: &str,
+    from: Option<&str>,
+    model: &str,
+    key: &KeySource,
+) -> anyhow::Result<Opened> {
+    format::check_name(name)?;
+    let at = location(from, model);
+    let repo = Repo::open(&at, false)?;
+    let info = repo.info(name).await?;
+    let user_key = key.resolve(Purpose::Open)?;
+    let backup_key = BackupKey::open(name, info.sealing, &info.identity, &user_key)?;
+    let manifest = items::read_manifest(&repo, name, &backup_key, &info.manifest_sha256).await?;
+    Ok(Opened {
+        repo,
+        info,
+        key: backup_key,
+        manifest,
+    })
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Description<'a> {
+    #[serde(flatten)]
+    info: &'a Info,
+    applications: &'a BTreeMap<String, u32>,
+    contents: BTreeMap<&'static str, (u64, u64)>,
+}
+
+pub fn describe(global: &Global, name: &str, from: Option<&str>, key: &KeySource) -> Outcome {
+    super::runtime()?.block_on(async {
+        let opened = open(name, from, &global.model, key).await?;
+        let mut contents: BTreeMap<&'static str, (u64, u64)> = BTreeMap::new();
+        for item in &opened.manifest.items {
+            let e = contents.entry(item.kind.label()).or_default();
+            e.0 += 1;
+            e.1 += item.size;
+        }
+        let d = Description {
+            info: &opened.info,
+            applications: &opened.manifest.applications,
+            contents,
+        };
+        match global.output {
+            OutputFormat::Text => {
+                let i = d.info;
+                let mut out = format!(
+                    "backup {}\n  model:     {}\n  created:   {} by wharf {} ({})\n  format:    {}\n  \
+                     sealed:    {:?}\n  items:     {} ({} bytes)\n  applications:\n",
+                    i.name,
+                    i.model,
+                    i.created,
+                    i.wharf_version,
+                    i.reason,
+                    i.format,
+                    i.sealing,
+                    i.items,
+                    i.bytes
+                );
+                for (app, rev) in d.applications {
+                    out.push_str(&format!("    {app} (revision {rev})\n"));
+                }
+                out.push_str("  contents:\n");
+                for (kind, (n, bytes)) in &d.contents {
+                    out.push_str(&format!("    {kind}: {n} item(s), {bytes} bytes\n"));
+                }
+                super::print_stdout(&out)?;
+            }
+            format => format.document(&d)?,
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `wharf backup verify NAME`: decrypt every item and check it against the manifest; every item
+/// missing or altered is named.
+pub fn verify(global: &Global, name: &str, from: Option<&str>, key: &KeySource) -> Outcome {
+    super::runtime()?.block_on(async {
+        let opened = open(name, from, &global.model, key).await?;
+        let mut problems = Vec::new();
+        for item in &opened.manifest.items {
+            if let Err(e) =
+                items::read_item(&opened.repo, name, &opened.key, item, async |_: &[u8]| {
+                    Ok(())
+                })
+                .await
+            {
+                problems.push(format!("{e:#}"));
+            }
+        }
+        if !problems.is_empty() {
+            bail!(
+                "backup `{name}` fails verification: {} of {} item(s) missing or altered:\n  {}",
+                problems.len(),
+                opened.manifest.items.len(),
+                problems.join("\n  ")
+            );
+        }
+        eprintln!(
+            "backup `{name}` verified: {} item(s), {} bytes, every checksum matches",
+            opened.manifest.items.len(),
+            opened.info.bytes
+        );
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn delete(global: &Global, name: &str, from: Option<&str>) -> Outcome {
+    super::runtime()?.block_on(async {
+        format::check_name(name)?;
+        let at = location(from, &global.model);
+        let repo = Repo::open(&at, false)?;
+        if !repo.exists(name).await? {
+            bail!("no backup `{name}` at {at} (`wharf backup list --from {at}`)");
+        }
+        repo.delete(name).await?;
+        eprintln!("deleted backup `{name}` from {at}");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `wharf backup prune --keep N`: delete the model's oldest complete backups beyond N.
+pub fn prune(global: &Global, keep: usize, from: Option<&str>) -> Outcome {
+    super::runtime()?.block_on(async {
+        let at = location(from, &global.model);
+        let repo = Repo::open(&at, false)?;
+        let mut complete: Vec<Info> = repo
+            .list()
+            .await?
+            .into_iter()
+            .filter_map(|l| l.info.ok().flatten())
+            .filter(|i| i.model == global.model)
+            .collect();
+        complete.sort_by(|a, b| a.created.cmp(&b.created));
+        let excess = complete.len().saturating_sub(keep.max(1));
+        for info in &complete[..excess] {
+            repo.delete(&info.name).await?;
+            eprintln!("pruned backup `{}`", info.name);
+        }
+        eprintln!(
+            "{} backup(s) of model `{}` kept at {at}",
+            complete.len() - excess,
+            global.model
+        );
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Dispatch `wharf backup …`.
+pub fn run(global: &Global, command: crate::cli::BackupCommand) -> Outcome {
+    use crate::cli::{AgentCommand, BackupCommand};
+    match command {
+        BackupCommand::Create(args) => create(global, &args.options()),
+        BackupCommand::List { from } => list(global, from.as_deref()),
+        BackupCommand::Describe(a) => describe(global, &a.name, a.from.as_deref(), &a.key.source()),
+        BackupCommand::Verify(a) => verify(global, &a.name, a.from.as_deref(), &a.key.source()),
+        BackupCommand::Delete { name, from } => delete(global, &name, from.as_deref()),
+        BackupCommand::Prune { keep, from } => prune(global, keep, from.as_deref()),
+        BackupCommand::Schedule(args) => schedule(global, &args),
+        BackupCommand::Agent(AgentCommand::Stream { dir }) => {
+            crate::backup::agent::stream(&dir, std::io::stdout().lock())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        BackupCommand::Agent(AgentCommand::Restore { dir }) => {
+            crate::backup::agent::restore(&dir, std::io::stdin().lock())?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `wharf backup schedule`: render the CronJob and its least-privilege RBAC; print or apply them.
+fn schedule(global: &Global, args: &crate::cli::ScheduleArgs) -> Outcome {
+    if !args.to.starts_with("s3://") {
+        bail!(
+            "--to {}: a scheduled backup runs in a pod, so it needs s3://BUCKET/PREFIX",
+            args.to
+        );
+    }
+    super::runtime()?.block_on(async {
+        let session = Session::open(global).await?;
+        let history = session.releases.list().await?;
+        let schedule = crate::backup::schedule::Schedule {
+            model: session.model.clone(),
+            cron: args.cron.clone(),
+            keep: args.keep,
+            to: args.to.clone(),
+            image: args.image.clone(),
+            key_secret: args.key_secret.clone(),
+            s3_secret: args.s3_secret.clone(),
+            s3_endpoint: args.s3_endpoint.clone(),
+            kinds: objects::wharf_kinds(&history),
+        };
+        let objs = schedule.render();
+        if args.dry_run {
+            match global.output {
+                OutputFormat::Text => {
+                    let mut out = String::new();
+                    for o in &objs {
+                        out.push_str("---\n");
+                        out.push_str(&serde_saphyr::to_string(o)?);
+                    }
+                    super::print_stdout(&out)?;
+                }
+                format => format.document(&objs)?,
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        for obj in &objs {
+            let r = crate::kube::ObjectRef::of(obj)?;
+            let api = session.catalog.api_for(session.client(), &r)?;
+            let dynamic: kube::api::DynamicObject = serde_json::from_value(obj.clone())?;
+            api.patch(
+                &r.name,
+                &kube::api::PatchParams::apply(crate::kube::FIELD_MANAGER).force(),
+                &kube::api::Patch::Apply(&dynamic),
+            )
+            .await
+            .map_err(session.describe(&format!("apply {r}")))?;
+        }
+        eprintln!(
+            "scheduled: `{}` backs model `{}` up to {} ({}), keeping {}; create the Secrets `{}` \
+             (key `passphrase`) and `{}` (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) in `{}`",
+            crate::backup::schedule::NAME,
+            session.model,
+            args.to,
+            args.cron,
+            args.keep,
+            args.key_secret,
+            args.s3_secret,
+            session.model
+        );
+        Ok(ExitCode::SUCCESS)
+    })
+}

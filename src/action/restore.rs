@@ -1,0 +1,273 @@
+//! `wharf restore NAME`: put a backup back, in the order things depend on each other. Nothing is
+//! written before the key has opened the backup and every state item has been decrypted and
+//! checked. Then:
+//!
+//! 1. wharf's state: release records (with their values), stored inputs, generated secrets,
+//!    platform settings;
+//! 2. each application re-applied through the engine from the revision that was deployed when the
+//!    backup was made (like `rollback`: a new revision, "restore from NAME"), with readiness waits;
+//! 3. the custom resources of wharf's kinds (never those an operator makes);
+//! 4. Dex's definitions (on a cluster Dex never ran on) and objects;
+//! 5. MinIO's data, each object read back and checked against the backup's sha256.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail};
+use serde_json::Value;
+
+use super::backup::{self as verb, Opened};
+use super::{Global, Outcome, Session, converge};
+use crate::backup::format::Item;
+use crate::backup::items;
+use crate::backup::key::KeySource;
+use crate::backup::objects;
+use crate::backup::restore::{self, Existing, Tally};
+use crate::engine::{Desired, Prune, RunOptions, perform};
+use crate::store::lock::Lock;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub name: String,
+    pub from: Option<String>,
+    /// `old=new` namespace mappings for custom resources.
+    pub mapping: Vec<String>,
+    pub existing: Existing,
+    /// MinIO's data too (when the backup has it).
+    pub data: bool,
+    pub s3_endpoint: Option<String>,
+    pub key: KeySource,
+    pub run: RunOptions,
+}
+
+pub fn run(global: &Global, options: &Options) -> Outcome {
+    super::runtime()?.block_on(restore(global, options))
+}
+
+async fn restore(global: &Global, o: &Options) -> Outcome {
+    let mapping = objects::parse_mapping(&o.mapping)?;
+    let mut session = Session::open(global).await?;
+    let opened = verb::open(&o.name, o.from.as_deref(), &session.model, &o.key).await?;
+    check_fits(&session, &opened, &mapping, o)?;
+    let progress = converge::progress(global.output);
+
+    progress.line(&format!("1/5 wharf's state from backup `{}`", o.name));
+    let state = documents(&opened, "state").await?;
+    restore::ensure_namespace(&session, &session.model).await?;
+    let lock = Lock::acquire(
+        session.client(),
+        &session.model,
+        session.server(),
+        o.run.force_unlock,
+    )
+    .await?;
+    let guard = lock.guard();
+    let applied = async {
+        let mut tally = Tally::default();
+        for obj in &state {
+            guard.check()?;
+            tally.add(restore::put(&session, obj, o.existing).await?);
+        }
+        progress.line(&format!("    {} object(s): {}", state.len(), tally.text()));
+        progress.line("2/5 applications, through the engine");
+        let desired = desired(&session, &opened).await?;
+        let prepared = converge::prepare_and_gate(&session, desired, Prune::default()).await?;
+        perform(&session, &prepared, &o.run, &guard, &progress).await
+    }
+    .await;
+    lock.release().await;
+    let performed = applied?;
+    if !performed.succeeded() {
+        return converge::conclude(&session.model, &performed, &progress).map_err(|e| {
+            e.context(
+                "the restore stopped after wharf's state: custom resources, Dex's objects and \
+                 data were not restored; fix the application, then run the same restore again \
+                 (with --existing skip it keeps what is there)",
+            )
+        });
+    }
+
+    progress.line("3/5 custom resources of wharf's kinds");
+    let mut kinds: Vec<(String, String)> = Vec::new();
+    let mut crs = Vec::new();
+    for list in documents(&opened, "custom resources").await? {
+        for mut obj in list.as_array().cloned().unwrap_or_default() {
+            if objects::operator_owned(&obj) {
+                continue;
+            }
+            objects::map_namespace(&mut obj, &mapping);
+            kinds.push((str_at(&obj, "/apiVersion"), str_at(&obj, "/kind")));
+            crs.push(obj);
+        }
+    }
+    restore::wait_served(&mut session, &kinds).await?;
+    let tally = put_all(&session, &crs, o.existing).await?;
+    progress.line(&format!(
+        "    {} custom resource(s): {}",
+        crs.len(),
+        tally.text()
+    ));
+
+    progress.line("4/5 Dex's objects");
+    let definitions = documents(&opened, "Dex definition").await?;
+    let mut tally = put_all(&session, &definitions, Existing::Skip).await?;
+    let dex: Vec<Value> = documents(&opened, "Dex")
+        .await?
+        .into_iter()
+        .flat_map(|l| l.as_array().cloned().unwrap_or_default())
+        .collect();
+    let dex_kinds: Vec<(String, String)> = dex
+        .iter()
+        .map(|o| (str_at(o, "/apiVersion"), str_at(o, "/kind")))
+        .collect();
+    restore::wait_served(&mut session, &dex_kinds).await?;
+    for obj in &dex {
+        tally.add(restore::put(&session, obj, o.existing).await?);
+    }
+    progress.line(&format!(
+        "    {} Dex object(s): {}",
+        dex.len(),
+        tally.text()
+    ));
+
+    let data: Vec<&Item> = opened.manifest.of_kind("data").collect();
+    if data.is_empty() || !o.data {
+        progress.line(if data.is_empty() {
+            "5/5 data: the backup has none"
+        } else {
+            "5/5 data: skipped (--no-data)"
+        });
+    } else {
+        progress.line(&format!("5/5 MinIO's data: {} object(s)", data.len()));
+        let history = session.releases.list().await?;
+        let source =
+            crate::backup::capture::minio(&session, &history, o.s3_endpoint.as_deref(), &[])
+                .await?
+                .ok_or_else(|| {
+                    anyhow!("the restored model has no MinIO application to put the data in")
+                })?;
+        let mut stores = BTreeMap::new();
+        let mut tally = Tally::default();
+        let mut written = Vec::new();
+        for item in &data {
+            let put = restore::put_data(
+                &opened.repo,
+                &o.name,
+                &opened.key,
+                item,
+                &source.access,
+                &mut stores,
+                o.existing,
+            )
+            .await?;
+            if put != restore::Put::Skipped {
+                written.push(*item);
+            }
+            tally.add(put);
+        }
+        for item in written {
+            restore::check_data(item, &stores).await?;
+        }
+        progress.line(&format!(
+            "    {} object(s): {}; the restored data matches the backup's checksums",
+            data.len(),
+            tally.text()
+        ));
+    }
+    progress.line(&format!(
+        "model `{}` restored from backup `{}` ({})",
+        session.model, o.name, opened.info.created
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Refuse, before any write, what this restore cannot do.
+fn check_fits(
+    session: &Session,
+    opened: &Opened,
+    mapping: &BTreeMap<String, String>,
+    o: &Options,
+) -> anyhow::Result<()> {
+    if opened.info.model != session.model {
+        bail!(
+            "backup `{}` is of model `{}`, not `{}`: restore it with -m {}",
+            o.name,
+            opened.info.model,
+            session.model,
+            opened.info.model
+        );
+    }
+    if mapping.contains_key(&session.model) {
+        bail!(
+            "--namespace-mapping cannot move the model namespace `{}` (its release records name \
+             it); it maps the namespaces of custom resources",
+            session.model
+        );
+    }
+    if o.data && opened.manifest.of_kind("data").next().is_some() && o.s3_endpoint.is_none() {
+        bail!(
+            "backup `{}` holds MinIO data, which wharf writes back through MinIO's S3 API: pass \
+             --s3-endpoint URL (e.g. after `kubectl -n {} port-forward svc/minio 9000:9000`, \
+             --s3-endpoint http://127.0.0.1:9000), or --no-data",
+            o.name,
+            session.model
+        );
+    }
+    Ok(())
+}
+
+/// Every item of `label`, decrypted, checked and parsed.
+async fn documents(opened: &Opened, label: &str) -> anyhow::Result<Vec<Value>> {
+    let mut out = Vec::new();
+    for item in opened.manifest.of_kind(label) {
+        let bytes =
+            items::read_document(&opened.repo, &opened.info.name, &opened.key, item).await?;
+        out.push(
+            serde_json::from_slice(&bytes)
+                .map_err(|e| anyhow!("item {} ({}) is not JSON: {e}", item.id, item.name))?,
+        );
+    }
+    Ok(out)
+}
+
+/// What each application becomes: the revision deployed at backup time, re-applied.
+async fn desired(session: &Session, opened: &Opened) -> anyhow::Result<Vec<Desired>> {
+    let history = session.releases.list().await?;
+    let mut out = Vec::new();
+    for (app, revision) in &opened.manifest.applications {
+        let record = history
+            .of(app)
+            .iter()
+            .find(|r| r.revision == *revision)
+            .ok_or_else(|| {
+                anyhow!(
+                    "the backup's record of `{app}` revision {revision} is not in the model after \
+                     restoring the state (was it kept with --existing skip over another history?)"
+                )
+            })?;
+        let values = session.releases.values(app, *revision).await?;
+        let mut d = Desired::from_record(record, &values)?;
+        d.description = format!("restore from {}", opened.info.name);
+        d.rollback_of = None;
+        out.push(d);
+    }
+    Ok(out)
+}
+
+async fn put_all(session: &Session, objs: &[Value], existing: Existing) -> anyhow::Result<Tally> {
+    let mut tally = Tally::default();
+    for obj in objs {
+        if let Some(ns) = obj.pointer("/metadata/namespace").and_then(Value::as_str) {
+            restore::ensure_namespace(session, ns).await?;
+        }
+        tally.add(restore::put(session, obj, existing).await?);
+    }
+    Ok(tally)
+}
+
+fn str_at(obj: &Value, pointer: &str) -> String {
+    obj.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
