@@ -18,7 +18,7 @@ use wharf_server::operator::{Operator, OperatorConfig};
 
 const NS: &str = "kubeflow";
 const APP: &str = "server";
-const IMAGE: &str = "ghcr.io/wharf-dev/wharf-server:0.1.0";
+const IMAGE: &str = "wharf.local/wharf-server:0.1.0";
 
 struct Env {
     sim: Simulator,

@@ -22,7 +22,7 @@ use wharf_trainer::crd::TrainJob;
 /// The model namespace the charm is deployed into, and a user's namespace for TrainJobs.
 const MODEL: &str = "wharf";
 const USER: &str = "team-a";
-const IMAGE: &str = "ghcr.io/wharf-dev/wharf-trainer:0.1.0";
+const IMAGE: &str = "wharf.local/wharf-trainer:0.1.0";
 
 /// The trainer charm rendered by wharf, as a one-application bundle at `scale`.
 fn render_charm(scale: u32) -> Vec<Value> {

@@ -227,7 +227,7 @@ mod tests {
     fn the_deployment_mounts_the_models_directory_of_the_claim_read_only() {
         let isvc = isvc(2, 2, "pvc://models/repo", Some(3));
         let source = storage::parse(&isvc.spec.model.storage_uri).unwrap();
-        let config = OperatorConfig::new("kubeflow", "ghcr.io/wharf-dev/wharf-server:0.1.0");
+        let config = OperatorConfig::new("kubeflow", "wharf.local/wharf-server:0.1.0");
         let value = deployment(&isvc, &source, &config);
         let d: Deployment = serde_json::from_value(value.clone()).unwrap();
         let spec = d.spec.unwrap();
@@ -236,7 +236,7 @@ mod tests {
         let c = &pod.containers[0];
         assert_eq!(
             c.image.as_deref(),
-            Some("ghcr.io/wharf-dev/wharf-server:0.1.0")
+            Some("wharf.local/wharf-server:0.1.0")
         );
         assert_eq!(
             c.args.as_ref().unwrap(),

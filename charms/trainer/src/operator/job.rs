@@ -373,7 +373,7 @@ mod tests {
 
     fn settings(allow_host_path: bool) -> JobSettings {
         JobSettings {
-            image: "ghcr.io/wharf-dev/wharf-trainer:0.1.0".into(),
+            image: "wharf.local/wharf-trainer:0.1.0".into(),
             dataset_path: "/usr/share/datasets/fashion-mnist".into(),
             allow_host_path,
             s3: S3Settings {
