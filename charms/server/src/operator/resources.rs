@@ -234,10 +234,7 @@ mod tests {
         assert_eq!(spec.replicas, Some(2));
         let pod = spec.template.spec.unwrap();
         let c = &pod.containers[0];
-        assert_eq!(
-            c.image.as_deref(),
-            Some("wharf.local/wharf-server:0.1.0")
-        );
+        assert_eq!(c.image.as_deref(), Some("wharf.local/wharf-server:0.1.0"));
         assert_eq!(
             c.args.as_ref().unwrap(),
             &[
