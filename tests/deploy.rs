@@ -782,3 +782,52 @@ async fn deploy_full_over_lite_refuses_pvc_growth_before_writing() {
         "{refused}"
     );
 }
+
+/// A real node pulls `wharf.local/` images from nowhere: until they are imported, the trainer's and
+/// the server's pods stay in ImagePullBackOff, the deploy fails after its timeout naming them, and
+/// `wharf status` says why with the image.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_image_is_imagepullbackoff_and_status_says_so() {
+    let store = tempfile::NamedTempFile::new().unwrap();
+    let env = start(Config {
+        node_images: Some(store.path().to_path_buf()),
+        ..fast()
+    })
+    .await;
+    let out = env
+        .command_shipped(&["deploy", "lite", "--timeout", "4s"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("trainer") && err.contains("server"), "{err}");
+    let status = env.status_json().await;
+    for name in ["trainer", "server"] {
+        let a = app(&status, name);
+        let message = a["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("ImagePullBackOff")
+                && message.contains(&format!("wharf.local/wharf-{name}:")),
+            "{a}"
+        );
+    }
+    // Upstream images pull from their registries: the rest of the platform runs.
+    assert_eq!(app(&status, "minio")["status"], "active", "{status}");
+
+    // Imported (as `microk8s ctr images import` does), the next deploy finishes.
+    std::fs::write(
+        store.path(),
+        "wharf.local/wharf-server:0.1.0 sha256:1\nwharf.local/wharf-trainer:0.1.0 sha256:2\n",
+    )
+    .unwrap();
+    for d in ["trainer", "server"] {
+        env.sim.delete("apps/v1", "Deployment", MODEL, d);
+    }
+    let out = env
+        .command_shipped(&["deploy", "lite", "--timeout", "60s"])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}

@@ -1188,7 +1188,13 @@ fn up_imports_the_images_before_the_deploy_and_a_rerun_skips_them() {
         return;
     }
     let host = Host::new("large-host");
-    let sim = Sim::start(Sim::fast());
+    // The simulated node has wharf's images only once the fake `microk8s ctr images import` put
+    // them in its store: the deploy waits for the trainer and the server, so it succeeds only
+    // because the import came first.
+    let sim = Sim::start(kube_sim::Config {
+        node_images: Some(host.state.path().join("images")),
+        ..Sim::fast()
+    });
     let (good, _) = fake_gateway(|base| format!("{base}/dex"));
     let out = host.up_deploying(&sim, &["--public-url", &good]);
     let err = stderr(&out);

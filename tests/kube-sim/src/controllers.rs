@@ -264,11 +264,31 @@ fn images(template: &Value) -> Vec<String> {
 }
 
 fn never_ready(shared: &Shared, template: &Value) -> bool {
+    let images = images(template);
     shared
         .config
         .never_ready_image
         .as_ref()
-        .is_some_and(|re| images(template).iter().any(|i| re.is_match(i)))
+        .is_some_and(|re| images.iter().any(|i| re.is_match(i)))
+        || images.iter().any(|i| !present(shared, i))
+}
+
+/// The registry no kubelet can pull from: wharf's own images exist on a node only once imported.
+pub const LOCAL_REGISTRY: &str = "wharf.local/";
+
+/// Whether the node has `image` or can pull it (see `Config::node_images`).
+fn present(shared: &Shared, image: &str) -> bool {
+    let Some(store) = &shared.config.node_images else {
+        return true;
+    };
+    if !image.starts_with(LOCAL_REGISTRY) {
+        return true; // pullable from its registry
+    }
+    let listed = std::fs::read_to_string(store).unwrap_or_default();
+    listed
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .any(|name| name == image)
 }
 
 fn template_hash(template: &Value) -> String {

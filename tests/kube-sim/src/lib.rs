@@ -59,6 +59,12 @@ pub struct Config {
     pub readiness_delay: Duration,
     /// Workloads whose pod template uses a matching image never become ready (pods stay in ImagePullBackOff).
     pub never_ready_image: Option<regex::Regex>,
+    /// The node's image store, as the fake `microk8s ctr images import` keeps it (one
+    /// `NAME DIGEST` line per image). When set, an image under a registry nobody serves
+    /// (`wharf.local/`, see `LOCAL_REGISTRY`) runs only once it is listed there, as on a real node
+    /// where the kubelet can pull it from nowhere; otherwise its pods stay in ImagePullBackOff.
+    /// `None`: every image is present (the kind default most tests want).
+    pub node_images: Option<std::path::PathBuf>,
     /// LoadBalancer address pool, `FIRST-LAST`.
     pub lb_pool: String,
     /// How long a new CRD takes to get the Established condition.
@@ -87,6 +93,7 @@ impl Default for Config {
             port: 0,
             readiness_delay: Duration::from_millis(200),
             never_ready_image: None,
+            node_images: None,
             lb_pool: "10.64.140.43-10.64.140.49".into(),
             crd_established_delay: Duration::from_millis(100),
             kube_version: "1.33.5".into(),

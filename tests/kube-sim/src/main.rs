@@ -57,6 +57,7 @@ async fn main() -> anyhow::Result<()> {
         port: a.port,
         readiness_delay: Duration::from_millis(a.readiness_delay_ms),
         never_ready_image: a.never_ready_image,
+        node_images: None,
         lb_pool: a.lb_pool,
         crd_established_delay: Duration::from_millis(a.crd_delay_ms),
         kube_version: a.kube_version,

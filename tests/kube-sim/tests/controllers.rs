@@ -342,3 +342,80 @@ async fn a_suspended_job_starts_when_resumed() {
     .await;
     sim.shutdown().await;
 }
+
+/// A node pulls `wharf.local/` images from nowhere: with a node image store, such a pod stays in
+/// ImagePullBackOff until the image is imported (listed in the store), while images of real
+/// registries pull as before.
+#[tokio::test]
+async fn a_local_image_runs_only_once_imported_into_the_node() {
+    let store = tempfile::NamedTempFile::new().unwrap();
+    let sim = Simulator::start(Config {
+        node_images: Some(store.path().to_path_buf()),
+        ..common::fast_config()
+    })
+    .await
+    .unwrap();
+    let client = common::client(&sim, None).await;
+    let api: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    for (name, image) in [
+        ("local", "wharf.local/wharf-server:0.1.0"),
+        ("upstream", "nginx:1"),
+    ] {
+        api.patch(
+            name,
+            &PatchParams::apply("wharf"),
+            &Patch::Apply(deployment(name, image, 1)),
+        )
+        .await
+        .unwrap();
+    }
+    common::eventually("upstream ready", || async {
+        let s = api.get("upstream").await.unwrap().status?;
+        (s.ready_replicas == Some(1)).then_some(())
+    })
+    .await;
+    let waiting = common::eventually("the local image's pod", || async {
+        let list = pods
+            .list(&ListParams::default().labels("app=local"))
+            .await
+            .unwrap();
+        let pod = list.items.into_iter().next()?;
+        pod.status?.container_statuses?[0]
+            .state
+            .as_ref()?
+            .waiting
+            .clone()
+    })
+    .await;
+    assert_eq!(waiting.reason.as_deref(), Some("ImagePullBackOff"));
+    assert!(
+        waiting
+            .message
+            .unwrap_or_default()
+            .contains("wharf.local/wharf-server:0.1.0")
+    );
+    assert_ne!(
+        api.get("local")
+            .await
+            .unwrap()
+            .status
+            .and_then(|s| s.ready_replicas),
+        Some(1)
+    );
+
+    // Imported, a new pod of it runs.
+    std::fs::write(store.path(), "wharf.local/wharf-server:0.1.0 sha256:00\n").unwrap();
+    api.patch(
+        "again",
+        &PatchParams::apply("wharf"),
+        &Patch::Apply(deployment("again", "wharf.local/wharf-server:0.1.0", 1)),
+    )
+    .await
+    .unwrap();
+    common::eventually("the imported image runs", || async {
+        let s = api.get("again").await.unwrap().status?;
+        (s.ready_replicas == Some(1)).then_some(())
+    })
+    .await;
+}
