@@ -4,6 +4,9 @@
 //! channel the fake tracks, as MicroK8s' API server does after a refresh. Every scenario asserts
 //! the exact host commands it ran, in order.
 
+mod common;
+
+use common::root_only;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
@@ -197,22 +200,6 @@ impl Drop for ApiServer {
 }
 
 /// The commands assume root (as on the CI machine): a user's run adds `sudo` to `snap refresh`.
-/// These scenarios run wharf as root, as CI does. Elsewhere they fail, unless
-/// `WHARF_SKIP_ROOT_TESTS=1` skips them — which `scripts/test.sh` then reports in its summary.
-fn root_only() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    if std::env::var("WHARF_SKIP_ROOT_TESTS").as_deref() == Ok("1") {
-        eprintln!("SKIPPED: WHARF_SKIP_ROOT_TESTS=1 (not root: this scenario was NOT exercised)");
-        return false;
-    }
-    panic!(
-        "this scenario runs wharf as root (as CI does): run the tests as root, or set \
-         WHARF_SKIP_ROOT_TESTS=1 to skip it (scripts/test.sh then says so in its summary)"
-    )
-}
-
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }

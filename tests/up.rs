@@ -4,6 +4,9 @@
 //! deploy engine's, tested against the API simulator in its own tests. Steps 7-8 (deploy, gateway
 //! address, public URL, HTTP checks) run against the simulator and a local fake of the gateway.
 
+mod common;
+
+use common::root_only;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -159,22 +162,6 @@ const FULL: &[&str] = &[
 ];
 
 /// The commands assume root (as on the CI machine): a user's run adds `sudo`/`sg`, unit-tested.
-/// These scenarios run wharf as root, as CI does. Elsewhere they fail, unless
-/// `WHARF_SKIP_ROOT_TESTS=1` skips them — which `scripts/test.sh` then reports in its summary.
-fn root_only() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    if std::env::var("WHARF_SKIP_ROOT_TESTS").as_deref() == Ok("1") {
-        eprintln!("SKIPPED: WHARF_SKIP_ROOT_TESTS=1 (not root: this scenario was NOT exercised)");
-        return false;
-    }
-    panic!(
-        "this scenario runs wharf as root (as CI does): run the tests as root, or set \
-         WHARF_SKIP_ROOT_TESTS=1 to skip it (scripts/test.sh then says so in its summary)"
-    )
-}
-
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }

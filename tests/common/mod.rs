@@ -211,3 +211,19 @@ pub async fn until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// These scenarios run wharf as root, as CI does. Elsewhere they fail, unless
+/// `WHARF_SKIP_ROOT_TESTS=1` skips them — which `scripts/test.sh` then reports in its summary.
+pub fn root_only() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    if std::env::var("WHARF_SKIP_ROOT_TESTS").as_deref() == Ok("1") {
+        eprintln!("SKIPPED: WHARF_SKIP_ROOT_TESTS=1 (not root: this scenario was NOT exercised)");
+        return false;
+    }
+    panic!(
+        "this scenario runs wharf as root (as CI does): run the tests as root, or set \
+         WHARF_SKIP_ROOT_TESTS=1 to skip it (scripts/test.sh then says so in its summary)"
+    )
+}
