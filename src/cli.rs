@@ -14,7 +14,10 @@ use crate::store::inputs::{BundleSource, Changes};
 ///
 /// On a fresh Ubuntu host or Raspberry Pi, `wharf up` does it all (`wharf up --dry-run` shows each
 /// command first). `wharf check` tells whether this host can carry a bundle, `wharf render lite`
-/// what would be deployed, and `wharf status` how the platform is doing.
+/// what would be deployed, and `wharf status` how the platform is doing. Day 2: `wharf config`
+/// changes an option (kept for every later command), `wharf upgrade` brings a newer wharf's
+/// charms and rolls back by itself if they fail, `wharf history` and `wharf rollback` undo, and
+/// `wharf backup` / `wharf restore` keep the platform safe.
 #[derive(Debug, Parser)]
 #[command(
     name = "wharf",
