@@ -740,18 +740,24 @@ pub enum BackupCommand {
     Describe(BackupNameArgs),
     /// Decrypt every item and check its checksum, without restoring; name what is wrong
     Verify(BackupNameArgs),
-    /// Delete a backup
+    /// Delete a backup (asks first on a terminal)
     Delete {
         name: String,
         #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
         from: Option<String>,
+        /// Do not ask on a terminal
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
-    /// Delete the model's oldest complete backups, keeping the newest N
+    /// Delete the model's oldest complete backups, keeping the newest N (asks first on a terminal)
     Prune {
         #[arg(long, value_name = "N")]
         keep: usize,
         #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
         from: Option<String>,
+        /// Do not ask on a terminal
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
     /// Back up on a schedule from inside the cluster: a CronJob with a read-only ServiceAccount
     Schedule(ScheduleArgs),

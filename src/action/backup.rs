@@ -520,7 +520,25 @@ pub fn verify(global: &Global, name: &str, from: Option<&str>, key: &KeySource) 
     })
 }
 
-pub fn delete(global: &Global, name: &str, from: Option<&str>) -> Outcome {
+/// A destructive step on a terminal asks first (default no); without one the command line, which
+/// named exactly what goes, is the answer.
+fn confirm(question: &str, yes: bool) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    if yes || !std::io::stdin().is_terminal() {
+        return Ok(());
+    }
+    let agreed = dialoguer::Confirm::new()
+        .with_prompt(question)
+        .default(false)
+        .interact()
+        .map_err(|e| anyhow!("could not ask for confirmation ({e}); pass --yes instead"))?;
+    if !agreed {
+        bail!("not confirmed: nothing was deleted");
+    }
+    Ok(())
+}
+
+pub fn delete(global: &Global, name: &str, from: Option<&str>, yes: bool) -> Outcome {
     super::runtime()?.block_on(async {
         format::check_name(name)?;
         let at = location(from, &global.model);
@@ -528,6 +546,7 @@ pub fn delete(global: &Global, name: &str, from: Option<&str>) -> Outcome {
         if !repo.exists(name).await? {
             bail!("no backup `{name}` at {at} (`wharf backup list --from {at}`)");
         }
+        confirm(&format!("Delete backup `{name}` at {at}, for good?"), yes)?;
         repo.delete(name).await?;
         eprintln!("deleted backup `{name}` from {at}");
         Ok(ExitCode::SUCCESS)
@@ -535,7 +554,7 @@ pub fn delete(global: &Global, name: &str, from: Option<&str>) -> Outcome {
 }
 
 /// `wharf backup prune --keep N`: delete the model's oldest complete backups beyond N.
-pub fn prune(global: &Global, keep: usize, from: Option<&str>) -> Outcome {
+pub fn prune(global: &Global, keep: usize, from: Option<&str>, yes: bool) -> Outcome {
     super::runtime()?.block_on(async {
         let at = location(from, &global.model);
         let repo = Repo::open(&at, false)?;
@@ -548,6 +567,16 @@ pub fn prune(global: &Global, keep: usize, from: Option<&str>) -> Outcome {
             .collect();
         complete.sort_by(|a, b| a.created.cmp(&b.created));
         let excess = complete.len().saturating_sub(keep.max(1));
+        if excess > 0 {
+            let names: Vec<&str> = complete[..excess].iter().map(|i| i.name.as_str()).collect();
+            confirm(
+                &format!(
+                    "Delete {excess} backup(s) at {at} for good: {}?",
+                    names.join(", ")
+                ),
+                yes,
+            )?;
+        }
         for info in &complete[..excess] {
             repo.delete(&info.name).await?;
             eprintln!("pruned backup `{}`", info.name);
@@ -569,8 +598,8 @@ pub fn run(global: &Global, command: crate::cli::BackupCommand) -> Outcome {
         BackupCommand::List { from } => list(global, from.as_deref()),
         BackupCommand::Describe(a) => describe(global, &a.name, a.from.as_deref(), &a.key.source()),
         BackupCommand::Verify(a) => verify(global, &a.name, a.from.as_deref(), &a.key.source()),
-        BackupCommand::Delete { name, from } => delete(global, &name, from.as_deref()),
-        BackupCommand::Prune { keep, from } => prune(global, keep, from.as_deref()),
+        BackupCommand::Delete { name, from, yes } => delete(global, &name, from.as_deref(), yes),
+        BackupCommand::Prune { keep, from, yes } => prune(global, keep, from.as_deref(), yes),
         BackupCommand::Schedule(args) => schedule(global, &args),
         BackupCommand::Agent(AgentCommand::Stream { dir }) => {
             crate::backup::agent::stream(&dir, std::io::stdout().lock())?;
