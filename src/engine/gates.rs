@@ -124,11 +124,11 @@ async fn invalid_crds(
             .dry_run();
         let obj: DynamicObject = serde_json::from_value(item.object.clone())
             .map_err(|e| anyhow!("{}: not a Kubernetes object: {e}", item.id))?;
-        match api.patch(&item.id.name, &params, &Patch::Apply(&obj)).await {
-            Err(kube::Error::Api(status)) if status.code == 422 => {
-                out.insert(item.id.clone(), status.message.clone());
-            }
-            _ => {}
+        if let Err(kube::Error::Api(status)) =
+            api.patch(&item.id.name, &params, &Patch::Apply(&obj)).await
+            && status.code == 422
+        {
+            out.insert(item.id.clone(), status.message.clone());
         }
     }
     Ok(out)

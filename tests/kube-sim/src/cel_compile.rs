@@ -10,8 +10,8 @@
 
 use std::collections::BTreeSet;
 
-use cel::common::ast::{EntryExpr, Expr};
 use cel::IdedExpr;
+use cel::common::ast::{EntryExpr, Expr};
 use serde_json::Value;
 
 /// Functions and operators the apiserver's CEL environment declares for CRD rules: the CEL
@@ -20,50 +20,193 @@ use serde_json::Value;
 /// <https://kubernetes.io/docs/reference/using-api/cel/>.
 const FUNCTIONS: &[&str] = &[
     // operators and macros, as the parser names them
-    "_?_:_", "_&&_", "_||_", "!_", "_-_", "_+_", "_*_", "_/_", "_%_", "_==_", "_!=_", "_>=_",
-    "_<=_", "_>_", "_<_", "-_", "_[_]", "_[?_]", "_?._", "@in", "@not_strictly_false", "has",
-    "all", "exists", "exists_one", "map", "filter",
+    "_?_:_",
+    "_&&_",
+    "_||_",
+    "!_",
+    "_-_",
+    "_+_",
+    "_*_",
+    "_/_",
+    "_%_",
+    "_==_",
+    "_!=_",
+    "_>=_",
+    "_<=_",
+    "_>_",
+    "_<_",
+    "-_",
+    "_[_]",
+    "_[?_]",
+    "_?._",
+    "@in",
+    "@not_strictly_false",
+    "has",
+    "all",
+    "exists",
+    "exists_one",
+    "map",
+    "filter",
     // standard
-    "size", "int", "uint", "double", "string", "bytes", "bool", "type", "dyn", "duration",
-    "timestamp", "matches", "contains", "startsWith", "endsWith", "getDate", "getDayOfMonth",
-    "getDayOfWeek", "getDayOfYear", "getFullYear", "getHours", "getMilliseconds", "getMinutes",
-    "getMonth", "getSeconds",
+    "size",
+    "int",
+    "uint",
+    "double",
+    "string",
+    "bytes",
+    "bool",
+    "type",
+    "dyn",
+    "duration",
+    "timestamp",
+    "matches",
+    "contains",
+    "startsWith",
+    "endsWith",
+    "getDate",
+    "getDayOfMonth",
+    "getDayOfWeek",
+    "getDayOfYear",
+    "getFullYear",
+    "getHours",
+    "getMilliseconds",
+    "getMinutes",
+    "getMonth",
+    "getSeconds",
     // strings
-    "charAt", "indexOf", "lastIndexOf", "lowerAscii", "upperAscii", "replace", "split",
-    "substring", "trim", "join", "format", "quote", "reverse",
+    "charAt",
+    "indexOf",
+    "lastIndexOf",
+    "lowerAscii",
+    "upperAscii",
+    "replace",
+    "split",
+    "substring",
+    "trim",
+    "join",
+    "format",
+    "quote",
+    "reverse",
     // lists
-    "isSorted", "sum", "min", "max", "slice", "flatten", "sort", "sortBy", "distinct", "range",
-    "first", "last",
+    "isSorted",
+    "sum",
+    "min",
+    "max",
+    "slice",
+    "flatten",
+    "sort",
+    "sortBy",
+    "distinct",
+    "range",
+    "first",
+    "last",
     // regex
-    "find", "findAll",
+    "find",
+    "findAll",
     // URLs
-    "url", "isURL", "getScheme", "getHost", "getHostname", "getPort", "getEscapedPath",
+    "url",
+    "isURL",
+    "getScheme",
+    "getHost",
+    "getHostname",
+    "getPort",
+    "getEscapedPath",
     "getQuery",
     // quantity
-    "quantity", "isQuantity", "sign", "isGreaterThan", "isLessThan", "compareTo", "add", "sub",
-    "asInteger", "asApproximateFloat", "isInteger",
+    "quantity",
+    "isQuantity",
+    "sign",
+    "isGreaterThan",
+    "isLessThan",
+    "compareTo",
+    "add",
+    "sub",
+    "asInteger",
+    "asApproximateFloat",
+    "isInteger",
     // IP and CIDR
-    "ip", "isIP", "cidr", "isCIDR", "family", "isUnspecified", "isLoopback",
-    "isLinkLocalMulticast", "isLinkLocalUnicast", "isGlobalUnicast", "containsIP",
-    "containsCIDR", "masked", "prefixLength", "isCanonical",
+    "ip",
+    "isIP",
+    "cidr",
+    "isCIDR",
+    "family",
+    "isUnspecified",
+    "isLoopback",
+    "isLinkLocalMulticast",
+    "isLinkLocalUnicast",
+    "isGlobalUnicast",
+    "containsIP",
+    "containsCIDR",
+    "masked",
+    "prefixLength",
+    "isCanonical",
     // semver
-    "semver", "isSemver", "major", "minor", "patch",
+    "semver",
+    "isSemver",
+    "major",
+    "minor",
+    "patch",
     // format
-    "named", "validate",
+    "named",
+    "validate",
     // optional
-    "of", "none", "ofNonZeroValue", "hasValue", "value", "orValue", "or", "optMap", "optFlatMap",
+    "of",
+    "none",
+    "ofNonZeroValue",
+    "hasValue",
+    "value",
+    "orValue",
+    "or",
+    "optMap",
+    "optFlatMap",
     // math, sets, base64 (namespaced: `math.greatest(…)`)
-    "greatest", "least", "ceil", "floor", "round", "trunc", "abs", "isInf", "isNaN", "isFinite",
-    "bitAnd", "bitOr", "bitXor", "bitNot", "bitShiftLeft", "bitShiftRight", "sqrt",
-    "equivalent", "intersects", "encode", "decode",
+    "greatest",
+    "least",
+    "ceil",
+    "floor",
+    "round",
+    "trunc",
+    "abs",
+    "isInf",
+    "isNaN",
+    "isFinite",
+    "bitAnd",
+    "bitOr",
+    "bitXor",
+    "bitNot",
+    "bitShiftLeft",
+    "bitShiftRight",
+    "sqrt",
+    "equivalent",
+    "intersects",
+    "encode",
+    "decode",
     // transition and two-variable comprehensions
-    "transformList", "transformMap", "transformMapEntry", "existsOne",
+    "transformList",
+    "transformMap",
+    "transformMapEntry",
+    "existsOne",
 ];
 
 /// Identifiers that name a library, not a variable (`math.greatest`, `optional.of`, type names).
 const NAMESPACES: &[&str] = &[
-    "math", "sets", "base64", "strings", "optional", "format", "lists", "int", "uint", "double",
-    "string", "bytes", "bool", "list", "map", "null_type", "type",
+    "math",
+    "sets",
+    "base64",
+    "strings",
+    "optional",
+    "format",
+    "lists",
+    "int",
+    "uint",
+    "double",
+    "string",
+    "bytes",
+    "bool",
+    "list",
+    "map",
+    "null_type",
+    "type",
 ];
 
 /// Compile `rule` against the schema of the field it sits on (`schema`; `root` when it is the
@@ -197,8 +340,7 @@ impl<'a> Check<'a> {
             Expr::Ident(name) => {
                 if name == "self" || name == "oldSelf" {
                     Resolved::Schema(self.root_schema)
-                } else if let Some((_, element)) =
-                    self.scope.iter().rev().find(|(v, _)| v == name)
+                } else if let Some((_, element)) = self.scope.iter().rev().find(|(v, _)| v == name)
                 {
                     match element {
                         Some(s) => Resolved::Schema(s),
@@ -232,7 +374,10 @@ impl<'a> Check<'a> {
         if at_root && ["apiVersion", "kind", "metadata"].contains(&field) {
             return Resolved::Unknown;
         }
-        if let Some(p) = schema.pointer(&format!("/properties/{}", field.replace('~', "~0").replace('/', "~1"))) {
+        if let Some(p) = schema.pointer(&format!(
+            "/properties/{}",
+            field.replace('~', "~0").replace('/', "~1")
+        )) {
             return Resolved::Schema(p);
         }
         let open = schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true))
@@ -240,9 +385,8 @@ impl<'a> Check<'a> {
             || schema.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true))
             || schema.get("type").is_none();
         if !open {
-            self.errors.push(format!(
-                "ERROR: <input>: undefined field '{field}'"
-            ));
+            self.errors
+                .push(format!("ERROR: <input>: undefined field '{field}'"));
         }
         Resolved::Unknown
     }
@@ -327,16 +471,29 @@ mod tests {
         }
         for (bad, want) in [
             ("self.minReplicas <=", "Syntax error"),
-            ("self.minReplica <= self.maxReplicas", "undefined field 'minReplica'"),
+            (
+                "self.minReplica <= self.maxReplicas",
+                "undefined field 'minReplica'",
+            ),
             ("self.ports.all(p, p.prot > 0)", "undefined field 'prot'"),
             ("spec.minReplicas > 0", "undeclared reference to 'spec'"),
-            ("self.name.frobnicate()", "undeclared reference to 'frobnicate'"),
+            (
+                "self.name.frobnicate()",
+                "undeclared reference to 'frobnicate'",
+            ),
         ] {
             let err = compile(bad, &spec, false).expect_err(bad);
             assert!(err.contains(want), "{bad}: {err}");
         }
         // At the root, metadata.name is visible although the schema does not declare it.
         let root = json!({"type": "object", "properties": {"spec": spec}});
-        assert_eq!(compile("self.metadata.name.size() < 10 && self.spec.minReplicas >= 0", &root, true), Ok(()));
+        assert_eq!(
+            compile(
+                "self.metadata.name.size() < 10 && self.spec.minReplicas >= 0",
+                &root,
+                true
+            ),
+            Ok(())
+        );
     }
 }

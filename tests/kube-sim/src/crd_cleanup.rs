@@ -35,14 +35,21 @@ fn terminating(crd: &mut Value, reason: &str, message: &str) {
         .cloned()
         .unwrap_or_default();
     conditions.retain(|c| c["type"] != "Terminating");
-    conditions.push(json!({"type": "Terminating", "status": "True", "reason": reason,
-        "message": message, "lastTransitionTime": now()}));
+    conditions.push(
+        json!({"type": "Terminating", "status": "True", "reason": reason,
+        "message": message, "lastTransitionTime": now()}),
+    );
     crd["status"]["conditions"] = json!(conditions);
 }
 
 /// The (group, plural) of the custom resources a CRD serves.
 fn served(crd: &Value) -> (String, String) {
-    let s = |p: &str| crd.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
+    let s = |p: &str| {
+        crd.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     (s("/spec/group"), s("/spec/names/plural"))
 }
 
@@ -104,13 +111,20 @@ impl State {
             return;
         }
         let (group, plural) = served(&old);
-        let remaining: Vec<Value> = self.scan(&group, &plural, None).map(|(_, v)| v.clone()).collect();
+        let remaining: Vec<Value> = self
+            .scan(&group, &plural, None)
+            .map(|(_, v)| v.clone())
+            .collect();
         let mut crd = old.clone();
         if remaining.is_empty() {
             if let Some(f) = crd["metadata"]["finalizers"].as_array_mut() {
                 f.retain(|f| f != FINALIZER);
             }
-            terminating(&mut crd, "InstanceDeletionCompleted", "removed all instances");
+            terminating(
+                &mut crd,
+                "InstanceDeletionCompleted",
+                "removed all instances",
+            );
             let done = crd["metadata"]["finalizers"]
                 .as_array()
                 .is_none_or(|f| f.is_empty());
@@ -122,7 +136,12 @@ impl State {
         }
         let mut finalizers: Vec<String> = remaining
             .iter()
-            .flat_map(|v| v["metadata"]["finalizers"].as_array().cloned().unwrap_or_default())
+            .flat_map(|v| {
+                v["metadata"]["finalizers"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
             .filter_map(|f| f.as_str().map(str::to_string))
             .collect();
         finalizers.sort();
@@ -142,11 +161,11 @@ impl State {
     /// A create of a custom resource whose CRD is terminating: 405, like the apiserver.
     pub fn refuse_create_while_terminating(&self, crd_name: &str) -> Result<(), ApiError> {
         match self.get(&crd_key(crd_name)) {
-            Some(crd) if !crd["metadata"]["deletionTimestamp"].is_null() => Err(
-                ApiError::method_not_allowed(
+            Some(crd) if !crd["metadata"]["deletionTimestamp"].is_null() => {
+                Err(ApiError::method_not_allowed(
                     "create not allowed while custom resource definition is terminating",
-                ),
-            ),
+                ))
+            }
             _ => Ok(()),
         }
     }

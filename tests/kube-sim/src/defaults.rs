@@ -241,9 +241,8 @@ fn default_value(schema: &Value, value: &mut Value, root: bool) {
                 if root && k == "metadata" {
                     continue;
                 }
-                match props.and_then(|p| p.get(k)).or(additional) {
-                    Some(child) => default_value(child, v, false),
-                    None => {}
+                if let Some(child) = props.and_then(|p| p.get(k)).or(additional) {
+                    default_value(child, v, false);
                 }
             }
         }
@@ -281,10 +280,7 @@ pub fn schema_defaults<'a>(
     if let Some(items) = schema.get("items").filter(|i| i.is_object()) {
         schema_defaults(items, &format!("{path}.items"), out);
     }
-    if let Some(a) = schema
-        .get("additionalProperties")
-        .filter(|a| a.is_object())
-    {
+    if let Some(a) = schema.get("additionalProperties").filter(|a| a.is_object()) {
         schema_defaults(a, &format!("{path}.additionalProperties"), out);
     }
 }

@@ -13,8 +13,8 @@
 
 pub mod catalog;
 mod cel_compile;
-mod crd_cleanup;
 mod controllers;
+mod crd_cleanup;
 pub mod defaults;
 pub mod discovery;
 pub mod error;

@@ -36,7 +36,11 @@ impl Attributes {
             group: rt.group.clone(),
             resource: rt.plural.clone(),
             subresource: None,
-            namespace: if rt.namespaced { ns.into() } else { String::new() },
+            namespace: if rt.namespaced {
+                ns.into()
+            } else {
+                String::new()
+            },
             name: Some(name.into()),
         }
     }
@@ -209,7 +213,11 @@ impl State {
                     return Ok(());
                 }
                 let exists = self
-                    .scan(RBAC_GROUP, role_plural, Some(if role_plural == "roles" { ns } else { "" }))
+                    .scan(
+                        RBAC_GROUP,
+                        role_plural,
+                        Some(if role_plural == "roles" { ns } else { "" }),
+                    )
                     .any(|(k, _)| k.name == role);
                 if !exists {
                     return Err(ApiError::not_found(role_plural, RBAC_GROUP, role));
@@ -276,7 +284,9 @@ impl State {
             .into_iter()
             .map(|((g, r, n), verbs)| {
                 let verbs: Vec<String> = verbs.iter().map(|v| q(v)).collect();
-                let names = n.map(|n| format!(", ResourceNames:[{}]", q(&n))).unwrap_or_default();
+                let names = n
+                    .map(|n| format!(", ResourceNames:[{}]", q(&n)))
+                    .unwrap_or_default();
                 format!(
                     "{{APIGroups:[{}], Resources:[{}]{names}, Verbs:[{}]}}",
                     q(&g),

@@ -6,7 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+};
 use serde_json::{Value, json};
 
 const CRD_API: &str = "apiextensions.k8s.io/v1";
@@ -42,9 +44,13 @@ async fn put_crd(client: &kube::Client, crd: &Value) -> Result<(), kube::Error> 
         )),
     );
     let name = crd["metadata"]["name"].as_str().unwrap();
-    api.patch(name, &PatchParams::apply("test").force(), &Patch::Apply(crd))
-        .await
-        .map(|_| ())
+    api.patch(
+        name,
+        &PatchParams::apply("test").force(),
+        &Patch::Apply(crd),
+    )
+    .await
+    .map(|_| ())
 }
 
 #[tokio::test]
@@ -83,18 +89,26 @@ async fn crd_defaults_applied_like_apiserver() {
         .await
         .unwrap();
     let spec = &serde_json::to_value(patched).unwrap()["spec"];
-    assert_eq!((spec["replicas"].clone(), spec["tuning"].clone()), (json!(1), json!({"depth": 3})));
+    assert_eq!(
+        (spec["replicas"].clone(), spec["tuning"].clone()),
+        (json!(1), json!({"depth": 3}))
+    );
 
     // Read: an object stored before a default existed reads with it (get and list), although
     // the stored object is not rewritten.
-    let rv = serde_json::to_value(api.get("a").await.unwrap()).unwrap()["metadata"]["resourceVersion"].clone();
+    let rv =
+        serde_json::to_value(api.get("a").await.unwrap()).unwrap()["metadata"]["resourceVersion"]
+            .clone();
     let mut newer = schema.clone();
     newer["properties"]["color"] = json!({"type": "string", "default": "blue"});
     put_crd(&admin, &crd(newer)).await.unwrap();
     let got = serde_json::to_value(api.get("a").await.unwrap()).unwrap();
     assert_eq!(got["spec"]["color"], "blue");
     let listed = api.list(&Default::default()).await.unwrap();
-    assert_eq!(serde_json::to_value(&listed.items[0]).unwrap()["spec"]["color"], "blue");
+    assert_eq!(
+        serde_json::to_value(&listed.items[0]).unwrap()["spec"]["color"],
+        "blue"
+    );
     assert_eq!(
         got["metadata"]["resourceVersion"], rv,
         "defaulted on read, not written back"
@@ -106,8 +120,9 @@ async fn crd_defaults_applied_like_apiserver() {
     let err = common::api_err(put_crd(&admin, &crd(bad)).await);
     assert_eq!(err.code, 422, "{}", err.message);
     assert!(
-        err.message
-            .contains("spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[replicas].default"),
+        err.message.contains(
+            "spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[replicas].default"
+        ),
         "{}",
         err.message
     );
@@ -120,9 +135,18 @@ async fn a_crd_whose_cel_rule_does_not_compile_is_refused() {
     let admin = common::client(&sim, None).await;
     for (rule, why) in [
         ("self.minReplicas <=", "Syntax error"),
-        ("self.minReplica <= self.maxReplicas", "undefined field 'minReplica'"),
-        ("self.minReplicas <= spec.maxReplicas", "undeclared reference to 'spec'"),
-        ("self.minReplicas.frobnicate()", "undeclared reference to 'frobnicate'"),
+        (
+            "self.minReplica <= self.maxReplicas",
+            "undefined field 'minReplica'",
+        ),
+        (
+            "self.minReplicas <= spec.maxReplicas",
+            "undeclared reference to 'spec'",
+        ),
+        (
+            "self.minReplicas.frobnicate()",
+            "undeclared reference to 'frobnicate'",
+        ),
     ] {
         let schema = json!({"type": "object",
             "x-kubernetes-validations": [{"rule": rule, "message": "min <= max"}],
@@ -134,7 +158,8 @@ async fn a_crd_whose_cel_rule_does_not_compile_is_refused() {
         );
         assert!(err.message.starts_with(&want), "{rule}: {}", err.message);
         assert!(
-            err.message.contains(&format!("compilation failed: ERROR: <input>:"))
+            err.message
+                .contains(&format!("compilation failed: ERROR: <input>:"))
                 && err.message.contains(why),
             "{rule}: {}",
             err.message
@@ -159,15 +184,33 @@ async fn a_crd_whose_cel_rule_does_not_compile_is_refused() {
 async fn deleting_a_crd_waits_for_its_custom_resources_finalizers() {
     let sim = common::start().await;
     let admin = common::client(&sim, None).await;
-    put_crd(&admin, &crd(json!({"type": "object"}))).await.unwrap();
+    put_crd(&admin, &crd(json!({"type": "object"})))
+        .await
+        .unwrap();
     let api = widgets(&admin);
-    let widget = |name: &str, finalizers: Value| json!({"apiVersion": "test.wharf.dev/v1",
-        "kind": "Widget", "metadata": {"name": name, "finalizers": finalizers}, "spec": {}});
+    let widget = |name: &str, finalizers: Value| {
+        json!({"apiVersion": "test.wharf.dev/v1",
+        "kind": "Widget", "metadata": {"name": name, "finalizers": finalizers}, "spec": {}})
+    };
     create(&api, widget("plain", json!([]))).await.unwrap();
-    create(&api, widget("held", json!(["test.wharf.dev/cleanup"]))).await.unwrap();
+    create(&api, widget("held", json!(["test.wharf.dev/cleanup"])))
+        .await
+        .unwrap();
 
-    assert!(sim.delete(CRD_API, "CustomResourceDefinition", "", "widgets.test.wharf.dev"));
-    let crd_now = || sim.get(CRD_API, "CustomResourceDefinition", "", "widgets.test.wharf.dev");
+    assert!(sim.delete(
+        CRD_API,
+        "CustomResourceDefinition",
+        "",
+        "widgets.test.wharf.dev"
+    ));
+    let crd_now = || {
+        sim.get(
+            CRD_API,
+            "CustomResourceDefinition",
+            "",
+            "widgets.test.wharf.dev",
+        )
+    };
     let marked = crd_now().expect("the CRD stays while its resources go");
     assert_eq!(
         marked["metadata"]["finalizers"],
@@ -178,12 +221,20 @@ async fn deleting_a_crd_waits_for_its_custom_resources_finalizers() {
     // The finalizer controller deletes the resources: the plain one goes, the held one is
     // marked and stays; the CRD says what it waits for; new resources are refused.
     let mut waited = Duration::ZERO;
-    while sim.get("test.wharf.dev/v1", "Widget", "default", "plain").is_some() {
-        assert!(waited < Duration::from_secs(5), "custom resources never deleted");
+    while sim
+        .get("test.wharf.dev/v1", "Widget", "default", "plain")
+        .is_some()
+    {
+        assert!(
+            waited < Duration::from_secs(5),
+            "custom resources never deleted"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
         waited += Duration::from_millis(20);
     }
-    let held = sim.get("test.wharf.dev/v1", "Widget", "default", "held").unwrap();
+    let held = sim
+        .get("test.wharf.dev/v1", "Widget", "default", "held")
+        .unwrap();
     assert!(!held["metadata"]["deletionTimestamp"].is_null());
     let terminating = crd_now().expect("held by the finalizer")["status"]["conditions"]
         .as_array()
@@ -203,7 +254,10 @@ async fn deleting_a_crd_waits_for_its_custom_resources_finalizers() {
     let err = common::api_err(create(&api, widget("new", json!([]))).await);
     assert_eq!(
         (err.code, err.message.as_str()),
-        (405, "create not allowed while custom resource definition is terminating")
+        (
+            405,
+            "create not allowed while custom resource definition is terminating"
+        )
     );
 
     // Its operator removes the finalizer: the resource goes, then the CRD, then the kind.
@@ -215,6 +269,9 @@ async fn deleting_a_crd_waits_for_its_custom_resources_finalizers() {
     .await
     .unwrap();
     assert!(crd_now().is_none(), "the CRD goes with its last resource");
-    assert_eq!(common::api_err(api.list(&Default::default()).await).code, 404);
+    assert_eq!(
+        common::api_err(api.list(&Default::default()).await).code,
+        404
+    );
     sim.shutdown().await;
 }

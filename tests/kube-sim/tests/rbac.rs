@@ -232,7 +232,9 @@ async fn an_apply_that_creates_needs_create_as_well_as_patch() {
         .patch(
             "c",
             &pp,
-            &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}})),
+            &Patch::Apply(
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}),
+            ),
         )
         .await
         .expect("create and patch granted");
@@ -271,7 +273,10 @@ async fn roles_and_bindings_cannot_grant_more_than_their_author_holds() {
     // Updating a held role to grant more is refused the same way.
     let mut grown = roles.get("cm").await.unwrap();
     grown.rules = beyond.rules.clone();
-    assert_eq!(common::api_err(roles.replace("cm", &pp, &grown).await).code, 403);
+    assert_eq!(
+        common::api_err(roles.replace("cm", &pp, &grown).await).code,
+        403
+    );
 
     // Binding: to a role within the author's rights, fine; to cluster-admin, refused.
     let bindings: Api<RoleBinding> = Api::namespaced(sa.clone(), "default");
@@ -292,7 +297,11 @@ async fn roles_and_bindings_cannot_grant_more_than_their_author_holds() {
         .create(&pp, &admin_role)
         .await
         .unwrap();
-    let err = common::api_err(bindings.create(&pp, &bind("all", "ClusterRole", "all")).await);
+    let err = common::api_err(
+        bindings
+            .create(&pp, &bind("all", "ClusterRole", "all"))
+            .await,
+    );
     assert_eq!(err.code, 403);
     assert!(
         err.message.starts_with("rolebindings.rbac.authorization.k8s.io \"all\" is forbidden: user \"system:serviceaccount:default:deployer\"")
@@ -310,10 +319,12 @@ async fn roles_and_bindings_cannot_grant_more_than_their_author_holds() {
         .await
         .unwrap();
     let mut lift_binding = bind("lift", "Role", "lift");
-    lift_binding.subjects = Some(vec![serde_json::from_value(
-        json!({"kind": "ServiceAccount", "name": "deployer", "namespace": "default"}),
-    )
-    .unwrap()]);
+    lift_binding.subjects = Some(vec![
+        serde_json::from_value(
+            json!({"kind": "ServiceAccount", "name": "deployer", "namespace": "default"}),
+        )
+        .unwrap(),
+    ]);
     Api::<RoleBinding>::namespaced(admin.clone(), "default")
         .create(&pp, &lift_binding)
         .await
