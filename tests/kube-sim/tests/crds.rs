@@ -158,8 +158,7 @@ async fn a_crd_whose_cel_rule_does_not_compile_is_refused() {
         );
         assert!(err.message.starts_with(&want), "{rule}: {}", err.message);
         assert!(
-            err.message
-                .contains(&format!("compilation failed: ERROR: <input>:"))
+            err.message.contains("compilation failed: ERROR: <input>:")
                 && err.message.contains(why),
             "{rule}: {}",
             err.message
