@@ -831,3 +831,117 @@ async fn unknown_image_is_imagepullbackoff_and_status_says_so() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
+
+/// The apiserver fills a CRD's structural-schema defaults into a custom resource that leaves
+/// them out (web's Greeting sets only `text`; the store's CRD defaults `language` and `style`):
+/// they are the server's, not drift, so a re-run writes nothing and `--diff` shows no change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crd_defaults_filled_by_the_apiserver_are_not_drift() {
+    let env = start(fast()).await;
+    let out = env.deploy(&[]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let greeting = env
+        .sim
+        .get("tiny.wharf.dev/v1alpha1", "Greeting", MODEL, "web")
+        .unwrap();
+    assert_eq!(
+        greeting["spec"],
+        serde_json::json!({"text": "hello", "language": "en", "style": {"punctuation": "!"}})
+    );
+    let out = env.deploy(&["--dry-run"]).await;
+    let plan = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(plan.contains("unchanged Greeting tiny/web"), "{plan}");
+    let out = env.deploy(&["--dry-run", "--diff"]).await;
+    let diff = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        !diff.contains("Greeting") && !diff.contains("language"),
+        "{diff}"
+    );
+    let writes = env.sim.writes();
+    assert!(env.deploy(&[]).await.status.success());
+    assert_eq!(env.sim.writes() - writes, 2, "only the lock Lease");
+    let status = env.status_json().await;
+    assert_eq!(app(&status, "web")["status"], "active", "{status}");
+}
+
+/// A CRD whose CEL rule the apiserver cannot compile is refused before anything is written:
+/// wharf sends each CRD it would write as a dry run first, and the refusal names the CRD and
+/// the rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crd_with_a_rule_that_does_not_compile_stops_deploy_before_any_write() {
+    let env = start(fast()).await;
+    let crd_file = env.charms.join("store/templates/00-crd.yaml");
+    let crd = std::fs::read_to_string(&crd_file).unwrap();
+    let crd = crd.replace(
+        "              type: object\n              properties:\n                text: {type: string}",
+        "              type: object\n              x-kubernetes-validations:\n                - rule: \"self.txt.size() > 0\"\n              properties:\n                text: {type: string}",
+    );
+    assert!(crd.contains("self.txt"), "the fixture's CRD changed shape");
+    std::fs::write(&crd_file, crd).unwrap();
+    let writes = env.sim.writes();
+    let out = env.deploy(&["--timeout", "20s"]).await;
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("refused before any change")
+            && err.contains("CustomResourceDefinition greetings.tiny.wharf.dev")
+            && err.contains("Rule:\"self.txt.size() > 0\"")
+            && err.contains("undefined field 'txt'"),
+        "{err}"
+    );
+    assert_eq!(
+        env.sim.writes(),
+        writes,
+        "nothing written, not even the lock"
+    );
+    assert!(env.sim.get("v1", "Namespace", "", MODEL).is_none());
+}
+
+/// The apiserver authorizes an apply that creates an object as a `create` as well as a
+/// `patch`: a kubeconfig whose user may patch CRDs but not create them fails on the first CRD,
+/// and wharf's error names the verb, the resource and what to grant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_with_a_user_that_may_patch_but_not_create_names_the_verb() {
+    let env = start(fast()).await;
+    let rules = serde_json::json!([
+        {"apiGroups": ["*"], "resources": ["*"], "verbs": ["get", "list", "watch", "patch", "update", "delete"]},
+        {"apiGroups": ["", "coordination.k8s.io"], "resources": ["namespaces", "secrets", "leases"], "verbs": ["create"]}
+    ]);
+    env.sim
+        .put(
+            serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "patcher"}, "rules": rules}),
+        )
+        .unwrap();
+    env.sim
+        .put(serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": "patcher"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "patcher"},
+            "subjects": [{"kind": "ServiceAccount", "name": "patcher", "namespace": "default"}]}))
+        .unwrap();
+    let token = env.sim.token_for_service_account("default", "patcher");
+    env.sim
+        .write_kubeconfig(&env.kubeconfig, Some(&token))
+        .unwrap();
+    let out = env.deploy(&["--timeout", "20s"]).await;
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("apply CustomResourceDefinition greetings.tiny.wharf.dev: forbidden (403)")
+            && err.contains("cannot create resource \"customresourcedefinitions\"")
+            && err.contains("needs the `create` verb as well as `patch`"),
+        "{err}"
+    );
+    assert!(
+        env.sim
+            .get(
+                "apiextensions.k8s.io/v1",
+                "CustomResourceDefinition",
+                "",
+                "greetings.tiny.wharf.dev"
+            )
+            .is_none()
+    );
+}

@@ -352,3 +352,62 @@ async fn deploy_into_a_terminating_namespace_says_what_holds_it() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(env.sim.get("v1", "Namespace", "", MODEL).is_some());
 }
+
+/// A deleted CRD stays Terminating until every custom resource of its kind is gone, and one
+/// with a finalizer waits for its operator: `remove --destroy-crds` waits, saying what holds
+/// the CRD, and returns once it is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remove_destroy_crds_waits_for_custom_resources_finalizers() {
+    let env = start(fast()).await;
+    assert!(env.deploy(&[]).await.status.success());
+    // A Greeting someone else made, with its operator's finalizer (wharf's record does not list it).
+    let held = serde_json::json!({"apiVersion": "tiny.wharf.dev/v1alpha1", "kind": "Greeting",
+        "metadata": {"name": "held", "namespace": MODEL, "finalizers": ["tiny.wharf.dev/cleanup"]},
+        "spec": {"text": "hi"}});
+    env.sim.put(held).unwrap();
+    let crd = || {
+        env.sim.get(
+            "apiextensions.k8s.io/v1",
+            "CustomResourceDefinition",
+            "",
+            "greetings.tiny.wharf.dev",
+        )
+    };
+    let remove = env
+        .command(&[
+            "remove",
+            "--all",
+            "--destroy-data",
+            "--destroy-crds",
+            "--yes",
+        ])
+        .output();
+    // The operator: once the Greeting is being deleted, it cleans up and lets go, a while later.
+    let operator = async {
+        until(30, "the held Greeting is marked for deletion", || {
+            env.sim
+                .get("tiny.wharf.dev/v1alpha1", "Greeting", MODEL, "held")
+                .is_some_and(|g| !g["metadata"]["deletionTimestamp"].is_null())
+        })
+        .await;
+        assert!(crd().is_some(), "the CRD waits for its resources");
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let mut g = env
+            .sim
+            .get("tiny.wharf.dev/v1alpha1", "Greeting", MODEL, "held")
+            .unwrap();
+        g["metadata"]["finalizers"] = serde_json::json!([]);
+        let _ = env.sim.put(g);
+    };
+    let (out, ()) = tokio::join!(remove, operator);
+    let out = out.unwrap();
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("CRD greetings.tiny.wharf.dev is terminating")
+            && err.contains("tiny.wharf.dev/cleanup"),
+        "{err}"
+    );
+    assert!(crd().is_none());
+    assert!(env.sim.get("v1", "Namespace", "", MODEL).is_none());
+}

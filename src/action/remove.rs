@@ -215,6 +215,19 @@ async fn remove(global: &Global, options: &Options) -> Outcome {
     lock.release().await;
     let (plan, mut report) = result?;
 
+    // A deleted CRD stays Terminating until its custom resources (and their finalizers) are
+    // gone: wait, so that what follows (and the next deploy) does not meet it half-deleted.
+    for crd in report.removed.iter().filter(|r| r.is_crd()) {
+        wait::until_crd_gone(
+            session.client(),
+            session.server(),
+            &crd.name,
+            NAMESPACE_TIMEOUT,
+            |line| eprintln!("{line}"),
+        )
+        .await?;
+    }
+
     if plan.delete_namespace {
         // wharf made the namespace (owner=wharf) and it now holds nothing of ours.
         match namespaces.delete(&model, &DeleteParams::background()).await {

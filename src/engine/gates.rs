@@ -7,7 +7,10 @@
 //! - immutable fields: a Job's template and selector, a PVC shrinking or growing on a class
 //!   without `allowVolumeExpansion` (and any other PVC spec change), a workload's selector, a
 //!   StatefulSet's volumeClaimTemplates and serviceName, a (Cluster)RoleBinding's roleRef, a
-//!   Service's clusterIP.
+//!   Service's clusterIP;
+//! - a CRD the apiserver would refuse (a CEL rule that does not compile, a default that does
+//!   not fit its schema): each CRD this run writes is first sent as a server-side dry run, so
+//!   the apiserver's own verdict, naming the rule, stops the run before anything is written.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -44,6 +47,8 @@ pub struct Facts {
     pub default_class: Option<String>,
     /// (apiVersion, kind) the cluster serves.
     pub served: BTreeSet<(String, String)>,
+    /// CRDs the apiserver refused in a dry run: object → its message.
+    pub invalid_crds: BTreeMap<ObjectRef, String>,
 }
 
 impl Facts {
@@ -86,6 +91,7 @@ impl Facts {
                 }
             }
         }
+        facts.invalid_crds = invalid_crds(client, catalog, prepared).await?;
         for item in prepared.plan.items() {
             if catalog.resolve(&item.id).is_some() {
                 facts
@@ -97,9 +103,49 @@ impl Facts {
     }
 }
 
+/// Each CRD this run creates or changes, applied with `dryRun=All`: the ones the apiserver
+/// answers 422 (Invalid), with its message. Only the apiserver knows its CEL environment and
+/// schema rules, so it is asked rather than imitated. Any other answer (403 for a user who may
+/// not write CRDs, a conflict) is left to the real write, which reports it in its place.
+async fn invalid_crds(
+    client: &kube::Client,
+    catalog: &Catalog,
+    prepared: &Prepared,
+) -> anyhow::Result<BTreeMap<ObjectRef, String>> {
+    use kube::api::{DynamicObject, Patch, PatchParams};
+    let mut out = BTreeMap::new();
+    for item in &prepared.plan.crds {
+        if prepared.changes.get(&item.id) == Some(&Change::Unchanged) {
+            continue;
+        }
+        let api = catalog.api_for(client, &item.id)?;
+        let params = PatchParams::apply(crate::kube::FIELD_MANAGER)
+            .force()
+            .dry_run();
+        let obj: DynamicObject = serde_json::from_value(item.object.clone())
+            .map_err(|e| anyhow!("{}: not a Kubernetes object: {e}", item.id))?;
+        if let Err(kube::Error::Api(status)) =
+            api.patch(&item.id.name, &params, &Patch::Apply(&obj)).await
+            && status.code == 422
+        {
+            out.insert(item.id.clone(), status.message.clone());
+        }
+    }
+    Ok(out)
+}
+
 /// Every refused change of `prepared`, in plan order.
 pub fn check(prepared: &Prepared, facts: &Facts) -> Vec<Refusal> {
     let mut refusals = Vec::new();
+    for (id, message) in &facts.invalid_crds {
+        refusals.push(Refusal {
+            object: id.to_string(),
+            why: format!("the API server refuses this CRD: {message}"),
+            fix: "fix the charm's CRD (its x-kubernetes-validations rule or default named \
+                  above); nothing was written"
+                .into(),
+        });
+    }
     // Kinds this run's own CRDs will serve.
     let mut from_crds: BTreeSet<(String, String)> = BTreeSet::new();
     for item in &prepared.plan.crds {
@@ -347,6 +393,7 @@ mod tests {
             storage_classes: [("microk8s-hostpath".to_string(), expandable)].into(),
             default_class: Some("microk8s-hostpath".into()),
             served: BTreeSet::new(),
+            invalid_crds: BTreeMap::new(),
         }
     }
 

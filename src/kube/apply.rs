@@ -172,6 +172,20 @@ impl Applier {
                     }
                 ))
             }
+            // The object does not exist yet: the apiserver authorizes an apply that creates as a
+            // `create` too, which a user allowed only to `patch` lacks. Say so: "apply" hides it.
+            Err(kube::Error::Api(status))
+                if status.code == 403 && status.message.contains("cannot create resource") =>
+            {
+                Err(anyhow!(
+                    "apply {}: forbidden (403): {}; the object does not exist yet, and an apply \
+                     that creates it needs the `create` verb as well as `patch`: grant `create` \
+                     on it to this kubeconfig's user, or use one that has it (on MicroK8s: \
+                     `microk8s config` gives the admin one)",
+                    item.id,
+                    errors::one_line(&status.message)
+                ))
+            }
             Err(e) => Err(anyhow!(errors::describe(
                 &e,
                 &format!("apply {}", item.id),

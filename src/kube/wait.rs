@@ -166,3 +166,62 @@ pub async fn until_namespace_gone(
         poll = (poll * 2).min(MAX_POLL);
     }
 }
+
+/// What keeps a terminating CRD: its `Terminating` condition (the CRD finalizer controller's
+/// `could not confirm zero CustomResources remaining: …`), or that its resources are going.
+pub fn crd_holdup(
+    crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+) -> String {
+    crd.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .find(|c| c.type_ == "Terminating" && c.status == "True")
+        .and_then(|c| c.message.as_deref())
+        .map(errors::one_line)
+        .unwrap_or_else(|| "its custom resources are being deleted".into())
+}
+
+/// Wait until CRD `name` is gone: the apiserver keeps a deleted CRD (finalizer
+/// `customresourcecleanup.apiextensions.k8s.io`) until every custom resource of its kind is
+/// deleted, and each one with finalizers waits for them (for its operator) first. Says what
+/// holds it every few seconds and whenever that changes.
+pub async fn until_crd_gone(
+    client: &Client,
+    server: &str,
+    name: &str,
+    timeout: Duration,
+    mut say: impl FnMut(&str),
+) -> anyhow::Result<()> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let started = Instant::now();
+    let mut said: Option<Instant> = None;
+    let mut last_why = String::new();
+    let mut poll = FIRST_POLL;
+    loop {
+        let crd = api
+            .get_opt(name)
+            .await
+            .map_err(|e| anyhow!(errors::describe(&e, &format!("read CRD {name}"), server)))?;
+        let Some(crd) = crd else { return Ok(()) };
+        let why = crd_holdup(&crd);
+        if started.elapsed() >= timeout {
+            return Err(anyhow!(
+                "CRD {name} is still terminating after {}s: {why}; a custom resource whose \
+                 finalizer no running operator removes holds it: see `kubectl get {name} -A` \
+                 and remove the finalizer only if its operator is gone for good",
+                timeout.as_secs()
+            ));
+        }
+        // Every 5 s, and whenever what holds it changes (resources going → a finalizer left).
+        if said.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) || last_why != why {
+            say(&format!("CRD {name} is terminating: {why}"));
+            said = Some(Instant::now());
+            last_why = why;
+        }
+        tokio::time::sleep(poll).await;
+        poll = (poll * 2).min(MAX_POLL);
+    }
+}

@@ -201,6 +201,53 @@ async fn stop(env: Env) {
     env.sim.shutdown().await;
 }
 
+/// A user's InferenceService that leaves `minReplicas`/`maxReplicas` to the CRD's defaults (as
+/// `kubectl apply` of a minimal YAML does): the apiserver fills both with 1 before the CEL rule
+/// `self.minReplicas <= self.maxReplicas` runs, so it is accepted, and the operator serves it
+/// with one replica and no HPA.
+#[tokio::test]
+async fn an_inference_service_relying_on_the_crd_defaults_is_served_with_one_replica() {
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+    let env = start(None).await;
+    let gvk = GroupVersionKind::gvk("wharf.dev", "v1alpha1", "InferenceService");
+    let raw: Api<DynamicObject> =
+        Api::namespaced_with(env.admin.clone(), NS, &ApiResource::from_gvk(&gvk));
+    let minimal: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "wharf.dev/v1alpha1", "kind": "InferenceService",
+        "metadata": {"name": "minimal", "namespace": NS},
+        "spec": {"model": {"name": "fashion", "storageUri": "pvc://models/repo"}},
+    }))
+    .unwrap();
+    let created = raw.create(&PostParams::default(), &minimal).await.unwrap();
+    assert_eq!(
+        (
+            created.data["spec"]["minReplicas"].clone(),
+            created.data["spec"]["maxReplicas"].clone()
+        ),
+        (json!(1), json!(1)),
+        "the apiserver fills the CRD's defaults"
+    );
+    let deployments: Api<Deployment> = Api::namespaced(env.admin.clone(), NS);
+    let d = eventually("the Deployment", || async {
+        deployments.get_opt("minimal").await.unwrap()
+    })
+    .await;
+    assert_eq!(d.spec.unwrap().replicas, Some(1));
+    let api: Api<InferenceService> = Api::namespaced(env.admin.clone(), NS);
+    eventually("Ready", || async {
+        condition(&api, "minimal", "Ready")
+            .await
+            .filter(|c| c.0 == "True")
+    })
+    .await;
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(env.admin.clone(), NS);
+    assert!(
+        hpas.get_opt("minimal").await.unwrap().is_none(),
+        "min == max: no HPA"
+    );
+    stop(env).await;
+}
+
 #[tokio::test]
 async fn an_inference_service_becomes_a_deployment_a_routed_service_and_an_hpa_then_ready() {
     let env = start(None).await;

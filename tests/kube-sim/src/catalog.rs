@@ -30,6 +30,8 @@ pub struct CrdInfo {
     pub crd_name: String,
     /// The version's `openAPIV3Schema`, already converted for validation.
     pub validator: Option<Arc<crate::schema::CrSchema>>,
+    /// The version's structural `openAPIV3Schema` as written, for its `default`s.
+    pub structural: Option<Arc<Value>>,
 }
 
 impl ResourceType {
@@ -448,6 +450,11 @@ pub fn types_from_crd(crd: &Value) -> Result<Vec<ResourceType>, Vec<(String, Str
             continue;
         }
         let version = v["name"].as_str().unwrap_or_default().to_string();
+        let schema_path = format!("spec.versions[{i}].schema.openAPIV3Schema");
+        if let Some(schema) = v.pointer("/schema/openAPIV3Schema") {
+            crate::cel_compile::check_schema(schema, &schema_path, true, &mut causes);
+            causes.extend(default_causes(schema, &schema_path));
+        }
         let validator = match v.pointer("/schema/openAPIV3Schema") {
             Some(schema) => match crate::schema::CrSchema::new(schema) {
                 Ok(s) => Some(Arc::new(s)),
@@ -484,6 +491,9 @@ pub fn types_from_crd(crd: &Value) -> Result<Vec<ResourceType>, Vec<(String, Str
             crd: Some(CrdInfo {
                 crd_name: name.clone(),
                 validator,
+                structural: v
+                    .pointer("/schema/openAPIV3Schema")
+                    .map(|s| Arc::new(s.clone())),
             }),
         });
     }
@@ -492,4 +502,31 @@ pub fn types_from_crd(crd: &Value) -> Result<Vec<ResourceType>, Vec<(String, Str
     } else {
         Err(causes)
     }
+}
+
+/// The apiserver refuses a CRD whose `default`s would be pruned or fail their own schema
+/// ("defaults must be pruned and must validate", apiextensions `validation.go`).
+fn default_causes(schema: &Value, path: &str) -> Vec<(String, String)> {
+    let mut defaults = Vec::new();
+    crate::defaults::schema_defaults(schema, path, &mut defaults);
+    let mut causes = Vec::new();
+    for (field, default, sub) in defaults {
+        let Ok(check) = crate::schema::CrSchema::new(sub) else {
+            continue; // the schema itself is refused below
+        };
+        let mut pruned = default.clone();
+        check.prune(&mut pruned);
+        if &pruned != default {
+            causes.push((
+                field,
+                format!("Invalid value: {default}: must not have unknown fields"),
+            ));
+            continue;
+        }
+        // `validate` drops a root `metadata`; a default is never a whole object with one.
+        for (f, msg) in check.validate(default) {
+            causes.push((field.clone(), format!("{msg} (at {f})")));
+        }
+    }
+    causes
 }

@@ -165,6 +165,20 @@ pub async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Arc<Event>
                     }
                 }
             }
+            ("apiextensions.k8s.io", "customresourcedefinitions")
+                if deleting
+                    && ev
+                        .old
+                        .as_ref()
+                        .is_some_and(|o| o["metadata"]["deletionTimestamp"].is_null()) =>
+            {
+                // The CRD finalizer controller: delete the custom resources, then the CRD.
+                let (shared, name) = (shared.clone(), ev.key.name.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(shared.config.crd_established_delay).await;
+                    shared.lock().purge_crd(&name);
+                });
+            }
             ("apiextensions.k8s.io", "customresourcedefinitions") => {
                 let established = obj["status"]["conditions"]
                     .as_array()

@@ -1,7 +1,8 @@
 //! Server-side defaulting the clients rely on (Service cluster IPs and node ports, Secret
 //! `stringData`, workload replicas, Job selectors and pod labels, Namespace phase) and the
 //! allocators behind it (cluster IPs from 10.152.183.0/24 like MicroK8s, LoadBalancer pool,
-//! node ports 30000-32767).
+//! node ports 30000-32767); and custom resources' structural-schema `default`s, applied the way
+//! the apiextensions-apiserver applies them (`structural_defaults`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -204,10 +205,130 @@ fn service(obj: &mut Value, old: Option<&Value>, alloc: &mut Allocator) {
     }
 }
 
+/// Apply a CRD version's structural-schema `default`s to `value`, as the apiextensions-apiserver
+/// does on create, update and read (its `structuraldefaulting.Default`): a property's default
+/// is set only where the property is missing, or null while the schema does not allow null, and
+/// only inside an object that exists (a default never creates its parent); defaults inside
+/// `items` and `additionalProperties` apply to every element; a default is itself defaulted
+/// below. A null the schema does not allow and that has no default is dropped, as the apiserver
+/// prunes it before defaulting. `metadata` at the root is the apiserver's, never defaulted.
+pub fn structural_defaults(schema: &Value, value: &mut Value) {
+    default_value(schema, value, true);
+}
+
+fn default_value(schema: &Value, value: &mut Value, root: bool) {
+    match value {
+        Value::Object(map) => {
+            let props = schema.get("properties").and_then(Value::as_object);
+            for (k, prop) in props.into_iter().flatten() {
+                if root && k == "metadata" {
+                    continue;
+                }
+                let nullable = prop.get("nullable") == Some(&Value::Bool(true));
+                let bad_null = map.get(k).is_some_and(Value::is_null) && !nullable;
+                match prop.get("default") {
+                    Some(d) if !map.contains_key(k) || bad_null => {
+                        map.insert(k.clone(), d.clone());
+                    }
+                    None if bad_null => {
+                        map.remove(k);
+                    }
+                    _ => {}
+                }
+            }
+            let additional = schema.get("additionalProperties").filter(|a| a.is_object());
+            for (k, v) in map.iter_mut() {
+                if root && k == "metadata" {
+                    continue;
+                }
+                if let Some(child) = props.and_then(|p| p.get(k)).or(additional) {
+                    default_value(child, v, false);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item_schema) = schema.get("items") {
+                for v in items.iter_mut() {
+                    // A null element the schema does not allow stays (the apiserver refuses it).
+                    default_value(item_schema, v, false);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Every `default` in a CRD version's schema, as (field path in the apiserver's CRD-error
+/// style, the default, the schema it must satisfy). The apiserver refuses a CRD whose default
+/// has fields the schema would prune or that fails the schema.
+pub fn schema_defaults<'a>(
+    schema: &'a Value,
+    path: &str,
+    out: &mut Vec<(String, &'a Value, &'a Value)>,
+) {
+    if let Some(d) = schema.get("default") {
+        out.push((format!("{path}.default"), d, schema));
+    }
+    for (k, prop) in schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        schema_defaults(prop, &format!("{path}.properties[{k}]"), out);
+    }
+    if let Some(items) = schema.get("items").filter(|i| i.is_object()) {
+        schema_defaults(items, &format!("{path}.items"), out);
+    }
+    if let Some(a) = schema.get("additionalProperties").filter(|a| a.is_object()) {
+        schema_defaults(a, &format!("{path}.additionalProperties"), out);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::catalog::Catalog;
+
+    #[test]
+    fn structural_defaults_follow_the_apiserver_rules() {
+        let schema = json!({"type": "object", "properties": {
+            "metadata": {"type": "object", "properties": {"name": {"type": "string", "default": "no"}}},
+            "spec": {"type": "object", "properties": {
+                "replicas": {"type": "integer", "default": 1},
+                "mode": {"type": "string", "default": "fast"},
+                "note": {"type": "string"},
+                "maybe": {"type": "string", "nullable": true, "default": "d"},
+                "nested": {"type": "object", "properties": {"deep": {"type": "integer", "default": 7}}},
+                "withDefault": {"type": "object", "default": {}, "properties": {"deep": {"type": "integer", "default": 3}}},
+                "ports": {"type": "array", "items": {"type": "object", "properties": {
+                    "protocol": {"type": "string", "default": "TCP"}}}},
+                "labels": {"type": "object", "additionalProperties": {"type": "object", "properties": {
+                    "weight": {"type": "integer", "default": 10}}}}
+            }}
+        }});
+        let mut obj = json!({"metadata": {}, "spec": {
+            "mode": null, "note": null, "maybe": null, "replicas": 4,
+            "ports": [{"port": 80}, {"port": 53, "protocol": "UDP"}],
+            "labels": {"a": {}, "b": {"weight": 1}}
+        }});
+        structural_defaults(&schema, &mut obj);
+        assert_eq!(
+            obj,
+            json!({"metadata": {}, "spec": {
+                "replicas": 4, "mode": "fast", "maybe": null,
+                "withDefault": {"deep": 3},
+                "ports": [{"port": 80, "protocol": "TCP"}, {"port": 53, "protocol": "UDP"}],
+                "labels": {"a": {"weight": 10}, "b": {"weight": 1}}
+            }}),
+            "set where missing or a non-nullable null; a nullable null stays; a null without a \
+             default goes; `nested` is not created for its child's default; metadata untouched"
+        );
+        // No spec at all: nothing is created, the root has no default for it.
+        let mut bare = json!({"metadata": {"name": "x"}});
+        structural_defaults(&schema, &mut bare);
+        assert_eq!(bare, json!({"metadata": {"name": "x"}}));
+    }
 
     #[test]
     fn pool_parses_a_range_and_rejects_garbage() {

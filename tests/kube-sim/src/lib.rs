@@ -12,7 +12,9 @@
 //! ```
 
 pub mod catalog;
+mod cel_compile;
 mod controllers;
+mod crd_cleanup;
 pub mod defaults;
 pub mod discovery;
 pub mod error;
@@ -238,7 +240,8 @@ impl Simulator {
             .unwrap_or_else(|p| p.into_inner()) = version.to_string();
     }
 
-    /// Write requests (POST/PUT/PATCH/DELETE) received since start or the last `reset_writes`.
+    /// Write requests (POST/PUT/PATCH/DELETE, not `dryRun=All`) received since start or the last
+    /// `reset_writes`.
     pub fn writes(&self) -> u64 {
         self.shared.writes.load(Ordering::SeqCst)
     }

@@ -23,6 +23,10 @@ pub struct WriteCtx {
     pub manager: String,
     /// `dryRun=All`: validate and compute, store nothing.
     pub dry_run: bool,
+    /// The RBAC-checked user making the request; None for the admin and the simulator itself.
+    /// Writes whose authorization depends on the object (an apply that creates, escalation and
+    /// bind checks on roles and bindings) are checked against it.
+    pub user: Option<String>,
 }
 
 impl WriteCtx {
@@ -30,6 +34,7 @@ impl WriteCtx {
         WriteCtx {
             manager: manager.to_string(),
             dry_run: false,
+            user: None,
         }
     }
 }
@@ -175,11 +180,21 @@ impl State {
         v
     }
 
+    /// An object as a read returns it: custom resources get their CRD's current defaults, so an
+    /// object stored before a default existed reads with it (the apiserver defaults on read).
+    fn as_read(rt: &ResourceType, v: Value) -> Value {
+        let mut v = Self::with_api_version(rt, v);
+        if let Some(schema) = rt.crd.as_ref().and_then(|c| c.structural.as_ref()) {
+            crate::defaults::structural_defaults(schema, &mut v);
+        }
+        v
+    }
+
     /// Look up the object or 404.
     pub fn op_get(&self, rt: &ResourceType, ns: &str, name: &str) -> ApiResult<Value> {
         self.get(&ObjKey::new(rt, ns, name))
             .cloned()
-            .map(|v| Self::with_api_version(rt, v))
+            .map(|v| Self::as_read(rt, v))
             .ok_or_else(|| ApiError::not_found(&rt.plural, &rt.group, name))
     }
 
@@ -226,7 +241,7 @@ impl State {
                 }
                 continue;
             }
-            items.push(Self::with_api_version(rt, v.clone()));
+            items.push(Self::as_read(rt, v.clone()));
         }
         let mut meta = json!({"resourceVersion": self.rv.to_string()});
         if let Some(n) = next {
@@ -270,6 +285,9 @@ impl State {
             && let Some(schema) = &info.validator
         {
             schema.prune(obj);
+            if let Some(structural) = &info.structural {
+                crate::defaults::structural_defaults(structural, obj);
+            }
             causes.extend(schema.validate(obj));
         }
         if rt.group == "apiextensions.k8s.io"
@@ -349,6 +367,9 @@ impl State {
             return Err(ApiError::invalid(&rt.kind, &rt.group, &name, causes));
         }
         self.check_namespace(rt, ns, &name)?;
+        if let Some(info) = &rt.crd {
+            self.refuse_create_while_terminating(&info.crd_name)?;
+        }
         let key = ObjKey::new(rt, ns, &name);
         if self.objects.contains_key(&key) {
             return Err(ApiError::already_exists(&rt.plural, &rt.group, &name));
@@ -390,6 +411,9 @@ impl State {
             );
         }
         self.validate_object(rt, &mut body, None)?;
+        if let Some(user) = &ctx.user {
+            self.confirm_no_escalation(user, rt, &body)?;
+        }
         if ctx.dry_run {
             self.alloc.release(&body);
             return Ok(body);
@@ -494,6 +518,9 @@ impl State {
             managed::record_update(Some(old), &mut obj, manager, scope, &now());
         }
         self.validate_object(rt, &mut obj, Some(old))?;
+        if let Some(user) = ctx.user.as_ref().filter(|_| scope != Scope::Status) {
+            self.confirm_no_escalation(user, rt, &obj)?;
+        }
         if strip_meta_status(old) != strip_meta_status(&obj) {
             let g = old["metadata"]["generation"].as_i64().unwrap_or(1);
             obj["metadata"]["generation"] = json!(g + 1);
@@ -580,6 +607,11 @@ impl State {
                         Err(ApiError::not_found(&rt.plural, &rt.group, name))
                     }
                     None => {
+                        // An apply that creates is authorized as a create too (the apiserver's
+                        // patch handler checks `create` before creating).
+                        if let Some(user) = &ctx.user {
+                            self.authorize(user, &crate::rbac::Attributes::create(rt, ns, name))?;
+                        }
                         let mut skeleton = json!({"apiVersion": rt.api_version(), "kind": rt.kind, "metadata": {"name": name}});
                         if rt.namespaced {
                             skeleton["metadata"]["namespace"] = json!(ns);
@@ -741,6 +773,9 @@ impl State {
 
     /// Delete respecting finalizers: mark (deletionTimestamp) or remove. Returns the object as left.
     pub fn delete_object(&mut self, key: &ObjKey) -> Option<Value> {
+        if crate::crd_cleanup::is_crd(key) {
+            return self.mark_crd_deleted(key);
+        }
         let obj = self.objects.get(key)?.clone();
         let is_ns = key.group.is_empty() && key.plural == "namespaces";
         let has_finalizers = obj["metadata"]["finalizers"]
@@ -908,6 +943,8 @@ impl State {
                 self.delete_now(&k);
             }
             self.catalog.set_crd_types(&key.name, vec![]);
+        } else if !key.group.is_empty() {
+            self.custom_resource_removed(key);
         }
         if !key.namespace.is_empty() {
             let ns_key = namespace_key(&key.namespace);

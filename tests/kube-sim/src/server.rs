@@ -134,10 +134,12 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // A `dryRun=All` request stores nothing, so it is not a write (wharf's gates dry-run CRDs).
     if matches!(
         method,
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
-    ) {
+    ) && query.get("dryRun").is_none_or(|d| d != "All")
+    {
         shared.writes.fetch_add(1, Ordering::SeqCst);
     }
     match serve(shared, &method, &uri, &query, &headers, &body).await {
@@ -332,6 +334,7 @@ async fn resource(
     let ctx = WriteCtx {
         manager: manager(q, headers),
         dry_run: q.get("dryRun").is_some_and(|d| d == "All"),
+        user: (user != crate::server::ADMIN_USER && shared.config.rbac).then(|| user.to_string()),
     };
     let name = rp.name.clone().unwrap_or_default();
     let ok = |v: Value| Ok(json_response(StatusCode::OK, &v));

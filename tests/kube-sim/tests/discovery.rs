@@ -178,10 +178,17 @@ async fn crd_appears_in_discovery_gets_established_and_validates_its_resources()
         "status writes do not bump generation"
     );
 
-    // Deleting the CRD removes its kind and its objects.
+    // Deleting the CRD removes its objects, then its kind: the CRD finalizer controller does
+    // it in the background, as on a real cluster.
     crds.delete("trainjobs.wharf.dev", &Default::default())
         .await
         .unwrap();
+    for _ in 0..250 {
+        if crds.get_opt("trainjobs.wharf.dev").await.unwrap().is_none() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     assert!(sim.list("wharf.dev/v1alpha1", "TrainJob", None).is_empty());
     assert_eq!(common::api_err(api.get("t").await).code, 404);
     sim.shutdown().await;

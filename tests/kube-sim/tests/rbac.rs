@@ -173,3 +173,166 @@ async fn admin_secret(admin: &kube::Client, name: &str) {
         .await
         .unwrap();
 }
+
+/// A service account that may do everything with ConfigMaps in `default` but only `patch`
+/// Secrets there, and may write Roles and RoleBindings (not `escalate` or `bind`).
+async fn patch_only(admin: &kube::Client) {
+    let pp = PostParams::default();
+    let role: Role = serde_json::from_value(json!({"metadata": {"name": "deployer"}, "rules": [
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["*"]},
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "patch"]},
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"], "verbs": ["get", "create", "update", "patch"]}
+    ]}))
+    .unwrap();
+    Api::<Role>::namespaced(admin.clone(), "default")
+        .create(&pp, &role)
+        .await
+        .unwrap();
+    let rb: RoleBinding = serde_json::from_value(json!({"metadata": {"name": "deployer"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "deployer"},
+        "subjects": [{"kind": "ServiceAccount", "name": "deployer", "namespace": "default"}]}))
+    .unwrap();
+    Api::<RoleBinding>::namespaced(admin.clone(), "default")
+        .create(&pp, &rb)
+        .await
+        .unwrap();
+}
+
+/// The real patch handler authorizes an apply that creates as a `create` too: `patch` alone
+/// updates existing objects only.
+#[tokio::test]
+async fn an_apply_that_creates_needs_create_as_well_as_patch() {
+    use kube::api::{Patch, PatchParams};
+    let sim = common::start().await;
+    let admin = common::client(&sim, None).await;
+    patch_only(&admin).await;
+    let sa = common::client(
+        &sim,
+        Some(&sim.token_for_service_account("default", "deployer")),
+    )
+    .await;
+    let secrets: Api<Secret> = Api::namespaced(sa.clone(), "default");
+    let applied = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "stringData": {"k": "v"}});
+    let pp = PatchParams::apply("wharf");
+    let err = common::api_err(secrets.patch("s", &pp, &Patch::Apply(&applied)).await);
+    assert_eq!(err.code, 403);
+    assert_eq!(
+        err.message,
+        "secrets \"s\" is forbidden: User \"system:serviceaccount:default:deployer\" cannot create resource \"secrets\" in API group \"\" in the namespace \"default\""
+    );
+    assert!(sim.get("v1", "Secret", "default", "s").is_none());
+    // Once the object exists, the same apply is an update: `patch` is enough.
+    admin_secret(&admin, "s").await;
+    secrets
+        .patch("s", &pp, &Patch::Apply(&applied))
+        .await
+        .expect("patch of an existing object");
+    // With `create` (ConfigMaps: `*`), an apply creates.
+    Api::<ConfigMap>::namespaced(sa, "default")
+        .patch(
+            "c",
+            &pp,
+            &Patch::Apply(
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}),
+            ),
+        )
+        .await
+        .expect("create and patch granted");
+    sim.shutdown().await;
+}
+
+/// RBAC's escalation prevention: a Role may grant only what its author holds (else `escalate`
+/// on it), a binding needs `bind` on its role or its author holding all the role grants.
+#[tokio::test]
+async fn roles_and_bindings_cannot_grant_more_than_their_author_holds() {
+    let sim = common::start().await;
+    let admin = common::client(&sim, None).await;
+    patch_only(&admin).await;
+    let sa = common::client(
+        &sim,
+        Some(&sim.token_for_service_account("default", "deployer")),
+    )
+    .await;
+    let pp = PostParams::default();
+    let roles: Api<Role> = Api::namespaced(sa.clone(), "default");
+    let within: Role = serde_json::from_value(json!({"metadata": {"name": "cm"}, "rules": [
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"]}]}))
+    .unwrap();
+    roles.create(&pp, &within).await.expect("held permissions");
+    let beyond: Role = serde_json::from_value(json!({"metadata": {"name": "more"}, "rules": [
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]},
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "delete"]},
+        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["create"]}]}))
+    .unwrap();
+    let err = common::api_err(roles.create(&pp, &beyond).await);
+    assert_eq!(err.code, 403);
+    assert_eq!(
+        err.message,
+        "roles.rbac.authorization.k8s.io \"more\" is forbidden: user \"system:serviceaccount:default:deployer\" (groups=[\"system:serviceaccounts\" \"system:serviceaccounts:default\" \"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n{APIGroups:[\"\"], Resources:[\"secrets\"], Verbs:[\"list\" \"delete\"]}\n{APIGroups:[\"apps\"], Resources:[\"deployments\"], Verbs:[\"create\"]}"
+    );
+    // Updating a held role to grant more is refused the same way.
+    let mut grown = roles.get("cm").await.unwrap();
+    grown.rules = beyond.rules.clone();
+    assert_eq!(
+        common::api_err(roles.replace("cm", &pp, &grown).await).code,
+        403
+    );
+
+    // Binding: to a role within the author's rights, fine; to cluster-admin, refused.
+    let bindings: Api<RoleBinding> = Api::namespaced(sa.clone(), "default");
+    let bind = |name: &str, kind: &str, role: &str| -> RoleBinding {
+        serde_json::from_value(json!({"metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": role},
+            "subjects": [{"kind": "ServiceAccount", "name": "other", "namespace": "default"}]}))
+        .unwrap()
+    };
+    bindings
+        .create(&pp, &bind("cm", "Role", "cm"))
+        .await
+        .expect("the author holds what the role grants");
+    let admin_role: ClusterRole = serde_json::from_value(json!({"metadata": {"name": "all"},
+        "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]}))
+    .unwrap();
+    Api::<ClusterRole>::all(admin.clone())
+        .create(&pp, &admin_role)
+        .await
+        .unwrap();
+    let err = common::api_err(
+        bindings
+            .create(&pp, &bind("all", "ClusterRole", "all"))
+            .await,
+    );
+    assert_eq!(err.code, 403);
+    assert!(
+        err.message.starts_with("rolebindings.rbac.authorization.k8s.io \"all\" is forbidden: user \"system:serviceaccount:default:deployer\"")
+            && err.message.ends_with("{APIGroups:[\"*\"], Resources:[\"*\"], Verbs:[\"*\"]}"),
+        "{}",
+        err.message
+    );
+    // `escalate` and `bind` lift the checks.
+    let lift: Role = serde_json::from_value(json!({"metadata": {"name": "lift"}, "rules": [
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "verbs": ["escalate"]},
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"], "resourceNames": ["all"], "verbs": ["bind"]}]}))
+    .unwrap();
+    Api::<Role>::namespaced(admin.clone(), "default")
+        .create(&pp, &lift)
+        .await
+        .unwrap();
+    let mut lift_binding = bind("lift", "Role", "lift");
+    lift_binding.subjects = Some(vec![
+        serde_json::from_value(
+            json!({"kind": "ServiceAccount", "name": "deployer", "namespace": "default"}),
+        )
+        .unwrap(),
+    ]);
+    Api::<RoleBinding>::namespaced(admin.clone(), "default")
+        .create(&pp, &lift_binding)
+        .await
+        .unwrap();
+    roles.create(&pp, &beyond).await.expect("escalate on roles");
+    bindings
+        .create(&pp, &bind("all", "ClusterRole", "all"))
+        .await
+        .expect("bind on the ClusterRole");
+    sim.shutdown().await;
+}
