@@ -16,8 +16,8 @@ for c in rclone curl bc; do
 done
 big_mib="${1:-4}" big_n="${2:-50}" small_n="${3:-1000}"
 profile="${BENCH_PROFILE:-release}"
-# BENCH_NO_BUILD=1: use the binaries already in the target directory (e.g. the ones `cargo test`
-# built, whose features differ from a build of these packages alone, which rebuilds much).
+# BENCH_NO_BUILD=1: use the binaries already in the target directory (e.g. after `cargo test --workspace`,
+# whose features differ from a build of these packages alone, which rebuilds most dependencies).
 if [[ "${BENCH_NO_BUILD:-}" != 1 ]]; then
   cargo build --profile "$profile" -p wharf -p kube-sim >&2
   cargo build --profile "$profile" -p wharf --example bench_items >&2
