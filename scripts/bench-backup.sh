@@ -1,20 +1,27 @@
 #!/usr/bin/env bash
 # Benchmark `wharf backup create` and `wharf restore` of MinIO's data (moto standing in for MinIO,
-# kube-sim for the cluster) against `rclone copy` of the same bucket on the same machine, and the
-# cost of age's encryption as a ratio to the same bytes read without it.
+# kube-sim for the cluster) against `rclone copy` of the same bucket on the same machine (both with
+# 4 transfers at once; wharf with --parallel 1 too), and the cost of the encryption: the item
+# pipeline with and without its age layer (examples/bench_items.rs), as a ratio.
 #
 #   scripts/bench-backup.sh [MiB-per-big-object] [big-objects] [small-objects]   (default 4 50 1000)
 #   BENCH_PROFILE=dev scripts/bench-backup.sh      (skip the release build)
 #
-# Needs rclone and age (`apt-get install rclone age`) and moto_server (scripts/test.sh installs it).
+# Needs rclone, curl and bc (`apt-get install rclone curl bc`) and moto_server (scripts/test.sh
+# installs it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for c in rclone age curl; do
+for c in rclone curl bc; do
   command -v "$c" >/dev/null || { echo "$c is missing: apt-get install $c" >&2; exit 1; }
 done
 big_mib="${1:-4}" big_n="${2:-50}" small_n="${3:-1000}"
 profile="${BENCH_PROFILE:-release}"
-cargo build --profile "$profile" -p wharf -p kube-sim >&2
+# BENCH_NO_BUILD=1: use the binaries already in the target directory (e.g. after `cargo test --workspace`,
+# whose features differ from a build of these packages alone, which rebuilds most dependencies).
+if [[ "${BENCH_NO_BUILD:-}" != 1 ]]; then
+  cargo build --profile "$profile" -p wharf -p kube-sim >&2
+  cargo build --profile "$profile" -p wharf --example bench_items >&2
+fi
 dir=$([[ "$profile" == dev ]] && echo debug || echo "$profile")
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 wharf="$target/$dir/wharf" sim="$target/$dir/kube-sim"
@@ -45,24 +52,18 @@ run_case() {  # name, bytes, objects
   local name=$1 bytes=$2 n=$3
   echo "== $name: $n objects, $((bytes / 1000000)) MB"
   local t0 t1
-  t0=$(now); "$wharf" backup create "$name" -m tiny --to "$work/backups" --s3-endpoint "$endpoint" >/dev/null 2>&1; t1=$(now)
-  echo "  wharf backup create (encrypted):   $(rate "$bytes" "$n" "$(echo "$t1 - $t0" | bc)")"
+  t0=$(now); "$wharf" backup create "$name-1" -m tiny --to "$work/backups" --s3-endpoint "$endpoint" --parallel 1 >/dev/null 2>&1; t1=$(now)
+  echo "  wharf backup create --parallel 1:  $(rate "$bytes" "$n" "$(echo "$t1 - $t0" | bc)")"
+  t0=$(now); "$wharf" backup create "$name" -m tiny --to "$work/backups" --s3-endpoint "$endpoint" --parallel 4 >/dev/null 2>&1; t1=$(now)
+  echo "  wharf backup create --parallel 4:  $(rate "$bytes" "$n" "$(echo "$t1 - $t0" | bc)")"
   t0=$(now); rclone copy moto:wharf "$work/rclone-$name" --transfers 4 2>/dev/null; t1=$(now)
   echo "  rclone copy bucket -> dir:         $(rate "$bytes" "$n" "$(echo "$t1 - $t0" | bc)")"
   rclone delete moto:wharf 2>/dev/null
-  t0=$(now); "$wharf" restore "$name" -m tiny --from "$work/backups" --s3-endpoint "$endpoint" --existing update >/dev/null 2>&1; t1=$(now)
-  echo "  wharf restore (decrypt, check):    $(rate "$bytes" "$n" "$(echo "$t1 - $t0" | bc)")"
+  t0=$(now); "$wharf" restore "$name" -m tiny --from "$work/backups" --s3-endpoint "$endpoint" --existing update --parallel 4 >/dev/null 2>&1; t1=$(now)
+  echo "  wharf restore --parallel 4:        $(rate "$bytes" "$n" "$(echo "$t1 - $t0" | bc)")"
   rclone delete moto:wharf 2>/dev/null
   t0=$(now); rclone copy "$work/rclone-$name" moto:wharf --transfers 4 2>/dev/null; t1=$(now)
   echo "  rclone copy dir -> bucket:         $(rate "$bytes" "$n" "$(echo "$t1 - $t0" | bc)")"
-  # The encryption alone: the same bytes through age (X25519, as wharf's items) vs read plainly.
-  local key="$work/age.key"; [[ -f $key ]] || age-keygen -o "$key" 2>/dev/null
-  local r; r=$(age-keygen -y "$key")
-  t0=$(now); find "$work/rclone-$name" -type f -exec cat {} + >/dev/null; t1=$(now)
-  local plain; plain=$(echo "$t1 - $t0" | bc)
-  t0=$(now); find "$work/rclone-$name" -type f -exec cat {} + | age -r "$r" >/dev/null; t1=$(now)
-  local enc; enc=$(echo "$t1 - $t0" | bc)
-  echo "  age encryption of the same bytes:  $(rate "$bytes" "$n" "$enc") (plain read $(printf %.2f "$plain") s)"
 }
 
 mkdir -p "$work/gen/big" "$work/gen/small"
@@ -73,3 +74,6 @@ rclone delete moto:wharf 2>/dev/null
 for i in $(seq "$small_n"); do head -c 4096 /dev/urandom >"$work/gen/small/$i.bin"; done
 rclone copy "$work/gen/small" moto:wharf/small --transfers 8 2>/dev/null
 run_case small $((small_n * 4096)) "$small_n"
+
+echo "== encryption's cost (the same item pipeline with and without age; data in memory, a directory repository)"
+"$target/$dir/examples/bench_items" "$big_mib" "$big_n" 3

@@ -38,7 +38,7 @@ cargo build --release --locked -p wharf 2>/dev/null || cargo build --release -p 
 $sudo install -m 0755 target/release/wharf "$prefix/bin/wharf"
 echo "installed $("$prefix/bin/wharf" --version) to $prefix/bin/wharf"
 
-# The trainer's and the server's images: static (musl) binaries for this machine, packed by wharf.
+# wharf's images (trainer, server, wharf itself): static (musl) binaries for this machine, packed by wharf.
 case "$(uname -m)" in
   x86_64) arch=amd64 target=x86_64-unknown-linux-musl cc="CC_x86_64_unknown_linux_musl=gcc" ;;
   aarch64) arch=arm64 target=aarch64-unknown-linux-musl cc="CC_aarch64_unknown_linux_musl=gcc" ;;
@@ -46,7 +46,7 @@ case "$(uname -m)" in
 esac
 rustup target add "$target" >/dev/null
 env "$cc" cargo build --release --locked --target "$target" -p wharf-trainer -p wharf-server \
-  --bin wharf-trainer --bin wharf-server
+  -p wharf --bin wharf-trainer --bin wharf-server --bin wharf
 images="$(mktemp)"
 target/release/wharf images build --arch "$arch" --binaries "$arch=target/$target/release" -o "$images"
 $sudo install -m 0644 "$images" "$prefix/bin/wharf-images.tar"

@@ -46,12 +46,14 @@ export WHARF_MOTO_SERVER="$MOTO_VENV/bin/moto_server"
 
 section "musl binaries for the image tests (tests/images.rs)"
 # wharf's images hold static musl binaries: the image tests build, import, run and push real
-# ones. The dev profile (dependencies at opt-level 2) for amd64, and the server and trainer for
-# arm64 too (the arm64 image, and the server under qemu-aarch64-static); scripts/build-release.sh
+# ones. The dev profile (dependencies at opt-level 2) for amd64 — wharf itself too, for its own
+# image (the backup Jobs) —, and the server and trainer for arm64 (the arm64 image, and the
+# server under qemu-aarch64-static); an arm64 wharf is left to scripts/build-release.sh, which
 # builds the release set. ring's C parts: gcc for x86_64, gcc-aarch64-linux-gnu for aarch64.
 start=$SECONDS
 CC_x86_64_unknown_linux_musl=gcc \
-  cargo build --locked --target x86_64-unknown-linux-musl -p wharf-server -p wharf-trainer
+  cargo build --locked --target x86_64-unknown-linux-musl -p wharf-server -p wharf-trainer \
+  -p wharf --bin wharf
 CC_aarch64_unknown_linux_musl=aarch64-linux-gnu-gcc CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld \
   cargo build --locked --target aarch64-unknown-linux-musl -p wharf-server -p wharf-trainer
 echo "musl binaries built in $((SECONDS - start))s"

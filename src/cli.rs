@@ -574,8 +574,8 @@ pub struct UpArgs {
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum ImagesCommand {
-    /// Build the OCI images of wharf-trainer and wharf-server from their static binaries into
-    /// one OCI archive (an image index per image, one manifest per architecture); no Docker
+    /// Build the OCI images of wharf-trainer, wharf-server and wharf from their static binaries
+    /// into one OCI archive (an image index per image, one manifest per architecture); no Docker
     Build(ImagesBuildArgs),
     /// List wharf's images (with their digests in an archive) and the upstream images a bundle runs
     List(ImagesListArgs),
@@ -600,6 +600,14 @@ pub struct ImagesBuildArgs {
         value_name = "ARCH"
     )]
     pub arch: Vec<String>,
+    /// The images to build (comma-separated; default all three, as `wharf up` needs them)
+    #[arg(
+        long = "image",
+        value_delimiter = ',',
+        default_value = "wharf-server,wharf-trainer,wharf",
+        value_name = "NAME"
+    )]
+    pub images: Vec<String>,
     /// Where an architecture's binaries are: ARCH=DIR (repeatable; default dist/ARCH, which
     /// scripts/build-release.sh fills)
     #[arg(long, value_name = "ARCH=DIR")]
@@ -766,6 +774,47 @@ pub enum BackupCommand {
     Agent(AgentCommand),
 }
 
+impl BackupCommand {
+    pub fn options(&self) -> crate::action::backup::Command {
+        use crate::action::backup::{Command, Named, ScheduleOptions};
+        let named = |a: &BackupNameArgs| Named {
+            name: a.name.clone(),
+            from: a.from.clone(),
+            key: a.key.source(),
+        };
+        match self {
+            BackupCommand::Create(args) => Command::Create(args.options()),
+            BackupCommand::List { from } => Command::List { from: from.clone() },
+            BackupCommand::Describe(a) => Command::Describe(named(a)),
+            BackupCommand::Verify(a) => Command::Verify(named(a)),
+            BackupCommand::Delete { name, from, yes } => Command::Delete {
+                name: name.clone(),
+                from: from.clone(),
+                yes: *yes,
+            },
+            BackupCommand::Prune { keep, from, yes } => Command::Prune {
+                keep: *keep,
+                from: from.clone(),
+                yes: *yes,
+            },
+            BackupCommand::Schedule(a) => Command::Schedule(ScheduleOptions {
+                cron: a.cron.clone(),
+                keep: a.keep,
+                to: a.to.clone(),
+                key_secret: a.key_secret.clone(),
+                s3_secret: a.s3_secret.clone(),
+                s3_endpoint: a.s3_endpoint.clone(),
+                image: a.image.clone(),
+                dry_run: a.dry_run,
+            }),
+            BackupCommand::Agent(AgentCommand::Stream { dir }) => Command::AgentStream(dir.clone()),
+            BackupCommand::Agent(AgentCommand::Restore { dir }) => {
+                Command::AgentRestore(dir.clone())
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct BackupCreateArgs {
     /// The backup's name (default: <model>-<UTC time>)
@@ -786,6 +835,14 @@ pub struct BackupCreateArgs {
     /// Why it is made (shown by list)
     #[arg(long, hide = true, default_value = "manual")]
     pub reason: String,
+    /// After it succeeds, delete the model's oldest complete backups there, keeping N (no
+    /// question asked: this is the scheduled backup's retention)
+    #[arg(long, value_name = "N")]
+    pub keep: Option<usize>,
+    /// MinIO objects transferred at once
+    #[arg(long, value_name = "N", default_value_t = crate::action::backup::DEFAULT_PARALLEL,
+          value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u16).range(1..=64), usize::from))]
+    pub parallel: usize,
     #[command(flatten)]
     pub key: KeyArgs,
 }
@@ -800,6 +857,8 @@ impl BackupCreateArgs {
             s3_buckets: self.s3_buckets.clone(),
             key: self.key.source(),
             reason: self.reason.clone(),
+            keep: self.keep,
+            parallel: self.parallel,
         }
     }
 }
@@ -835,8 +894,8 @@ pub struct ScheduleArgs {
     /// MinIO's in-cluster S3 endpoint, to back its data up too (default: no data)
     #[arg(long, value_name = "URL")]
     pub s3_endpoint: Option<String>,
-    /// wharf's image
-    #[arg(long, default_value = concat!("wharf:", env!("CARGO_PKG_VERSION")))]
+    /// wharf's image (`wharf images build` makes it; `wharf up` imports it)
+    #[arg(long, default_value = concat!("wharf.local/wharf:", env!("CARGO_PKG_VERSION")))]
     pub image: String,
     /// Print the objects and stop
     #[arg(long)]
@@ -870,6 +929,10 @@ pub struct RestoreArgs {
     /// MinIO's S3 API as this machine reaches it; credentials from the restored secret values
     #[arg(long, value_name = "URL")]
     pub s3_endpoint: Option<String>,
+    /// MinIO objects transferred at once
+    #[arg(long, value_name = "N", default_value_t = crate::action::backup::DEFAULT_PARALLEL,
+          value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u16).range(1..=64), usize::from))]
+    pub parallel: usize,
     #[command(flatten)]
     pub key: KeyArgs,
     #[command(flatten)]
@@ -887,6 +950,7 @@ impl RestoreArgs {
             s3_endpoint: self.s3_endpoint.clone(),
             key: self.key.source(),
             run: self.run.options(),
+            parallel: self.parallel,
         }
     }
 }

@@ -26,7 +26,7 @@ fn main() -> std::process::ExitCode {
         },
         Command::Rollback(args) => action::rollback::run(&global, &args.options()),
         Command::Status(args) => action::status::run(&global, &args.options()),
-        Command::Backup(command) => action::backup::run(&global, command),
+        Command::Backup(command) => action::backup::run(&global, &command.options()),
         Command::Restore(args) => action::restore::run(&global, &args.options()),
         Command::Remove(args) => action::remove::run(&global, &args.options()),
         Command::Up(args) => action::up::run(&global, &args),

@@ -345,10 +345,10 @@ async fn restore_into_fresh_cluster() {
     let data = bucket(&w.store()).await;
     w.backup("b1").await;
 
-    // Another cluster and another MinIO (whose bucket job made the bucket), same backups.
+    // Another cluster and another MinIO, whose bucket Job has not made the bucket yet: the
+    // restore creates it through the S3 API.
     let fresh = start(fast()).await;
     let moto = Moto::start().unwrap();
-    moto.create_bucket(BUCKET);
     let w2 = World {
         env: fresh,
         moto,
@@ -356,9 +356,67 @@ async fn restore_into_fresh_cluster() {
     };
     let out = w2.restore("b1", &[]).await;
     assert!(out.status.success(), "restore: {}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(&format!("created bucket `{BUCKET}`")),
+        "{}",
+        text(&out.stderr)
+    );
     // The CRDs came from the records (wharf's) and from the backup (Dex's).
     assert_eq!(snapshot(&w2.env), before);
     assert_eq!(bucket(&w2.store()).await, data);
+}
+
+/// A backup never catches a deploy half-way: while another run holds the model lock it is
+/// refused, naming the holder, and keeps nothing; once the lock is free it is made. (It reads the
+/// lock and never takes it: the scheduled backup's ServiceAccount may only read.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_refuses_while_a_run_holds_the_model_lock() {
+    let w = world().await;
+    let lease = |holder: &str, seconds: i64| {
+        json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "wharf-lock", "namespace": MODEL},
+            "spec": {"holderIdentity": holder, "leaseDurationSeconds": seconds,
+                     "renewTime": jiff::Timestamp::now()
+                        .strftime("%Y-%m-%dT%H:%M:%S.%6fZ").to_string()}})
+    };
+    w.env
+        .sim
+        .put(lease("alice@elsewhere pid 42", 3600))
+        .unwrap();
+    let to = w.to();
+    let out = w
+        .wharf(&[
+            "backup",
+            "create",
+            "during-deploy",
+            "--to",
+            &to,
+            "--no-data",
+        ])
+        .await;
+    assert!(!out.status.success(), "a backup while a deploy runs");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("locked by alice@elsewhere pid 42") && err.contains("again"),
+        "{err}"
+    );
+    assert!(
+        !w.backups.join("during-deploy").exists(),
+        "nothing kept of a refused backup"
+    );
+    // The lock released (no holder): the same backup is made.
+    w.env.sim.put(lease("", 15)).unwrap();
+    let out = w
+        .wharf(&[
+            "backup",
+            "create",
+            "during-deploy",
+            "--to",
+            &to,
+            "--no-data",
+        ])
+        .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
 }
 
 async fn history(w: &World, app: &str) -> Vec<(u64, String, String)> {
@@ -717,9 +775,29 @@ async fn schedule_renders_least_privilege_cronjob() {
     assert_eq!(cron["spec"]["schedule"], "0 3 * * *");
     let pod = &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"];
     assert_eq!(pod["serviceAccountName"], "wharf-backup");
-    let script = pod["containers"][0]["command"][2].as_str().unwrap();
-    assert!(script.contains("backup prune -m tiny --keep 7"), "{script}");
-    assert!(!script.contains(PASSPHRASE));
+    // wharf's own image, whose only program is the static wharf: the command is one wharf
+    // command line that wharf's real CLI accepts (kube-sim has no CronJob controller to run it).
+    let container = &pod["containers"][0];
+    assert_eq!(
+        container["image"],
+        wharf::images::Workload::Wharf.reference(),
+        "{container}"
+    );
+    let command: Vec<String> = serde_json::from_value(container["command"].clone()).unwrap();
+    assert_eq!(command[0], "/usr/local/bin/wharf", "{command:?}");
+    let parsed = <wharf::cli::Cli as clap::Parser>::try_parse_from(&command)
+        .unwrap_or_else(|e| panic!("the CronJob's command {command:?} is not wharf's: {e}"));
+    let wharf::cli::Command::Backup(wharf::cli::BackupCommand::Create(create)) = parsed.command
+    else {
+        panic!("not `backup create`: {command:?}");
+    };
+    let options = create.options();
+    assert_eq!(options.keep, Some(7), "retention after each success");
+    assert_eq!(options.to.as_deref(), Some("s3://backups/tiny"));
+    assert_eq!(options.reason, "scheduled");
+    assert!(!options.data, "no --s3-endpoint: no data");
+    assert_eq!(parsed.global.model, MODEL, "{command:?}");
+    assert!(!command.concat().contains(PASSPHRASE));
 
     // With kube-sim's RBAC: that ServiceAccount can make the backup, and cannot change a thing.
     for o in &objs[..5] {

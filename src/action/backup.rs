@@ -34,7 +34,7 @@ pub fn default_location(model: &str) -> String {
     base.join("wharf/backups").join(model).display().to_string()
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct CreateOptions {
     pub name: Option<String>,
     /// A directory or s3://BUCKET/PREFIX (None: the default directory).
@@ -46,6 +46,30 @@ pub struct CreateOptions {
     pub key: KeySource,
     /// "manual", "before upgrade", "scheduled".
     pub reason: String,
+    /// After the backup succeeds, keep this many of the model's complete backups there (the
+    /// scheduled backup's retention).
+    pub keep: Option<usize>,
+    /// Data objects transferred at once (0 is taken as 1).
+    pub parallel: usize,
+}
+
+/// Data objects transferred at once unless told otherwise: rclone's default `--transfers`.
+pub const DEFAULT_PARALLEL: usize = 4;
+
+impl Default for CreateOptions {
+    fn default() -> Self {
+        CreateOptions {
+            name: None,
+            to: None,
+            data: false,
+            s3_endpoint: None,
+            s3_buckets: Vec::new(),
+            key: KeySource::default(),
+            reason: String::new(),
+            keep: None,
+            parallel: DEFAULT_PARALLEL,
+        }
+    }
 }
 
 /// A location given, or the model's default.
@@ -58,11 +82,12 @@ pub fn create(global: &Global, options: &CreateOptions) -> Outcome {
         let key = options.key.resolve(Purpose::Create)?;
         let session = Session::open(global).await?;
         let info = make(&session, options, &key).await?;
-        report_created(
-            global.output,
-            &info,
-            &location(options.to.as_deref(), &session.model),
-        )?;
+        let at = location(options.to.as_deref(), &session.model);
+        report_created(global.output, &info, &at)?;
+        // Retention only after a success: a failed backup never costs an older one.
+        if let Some(keep) = options.keep {
+            prune_at(&at, &session.model, keep, true).await?;
+        }
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -97,7 +122,9 @@ pub async fn make(
     options: &CreateOptions,
     key: &UserKey,
 ) -> anyhow::Result<Info> {
-    let history = session.releases.list().await?;
+    // History and state from one consistent moment (no run holding the lock, nothing written
+    // while they were read); the rest is read after.
+    let capture::Snapshot { history, state } = capture::snapshot(session).await?;
     if history.apps.is_empty() {
         bail!(
             "model `{}` has no release records: nothing to back up (is -m right?)",
@@ -131,7 +158,13 @@ pub async fn make(
     let backup_key = BackupKey::generate();
     let sealed = backup_key.seal(key)?;
     let started = Instant::now();
-    let result = write_items(session, &repo, &name, &backup_key, &history, minio.as_ref()).await;
+    let captured = Captured {
+        history: &history,
+        state,
+        minio: minio.as_ref(),
+        parallel: options.parallel,
+    };
+    let result = write_items(session, &repo, &name, &backup_key, captured).await;
     let writer = match result {
         Ok(w) => w,
         Err(e) => {
@@ -171,14 +204,28 @@ pub async fn make(
     Ok(info)
 }
 
+/// What `make` read before writing items.
+struct Captured<'c> {
+    history: &'c crate::store::releases::History,
+    state: Vec<serde_json::Value>,
+    minio: Option<&'c capture::MinioSource>,
+    /// Objects transferred at once.
+    parallel: usize,
+}
+
 async fn write_items<'a>(
     session: &Session,
     repo: &'a Repo,
     name: &'a str,
     key: &BackupKey,
-    history: &crate::store::releases::History,
-    minio: Option<&capture::MinioSource>,
+    captured: Captured<'_>,
 ) -> anyhow::Result<ItemWriter<'a>> {
+    let Captured {
+        history,
+        state,
+        minio,
+        parallel,
+    } = captured;
     let progress = Bytes::new();
     let mut w = ItemWriter::new(repo, name, key);
     let bar = progress.clone();
@@ -186,7 +233,7 @@ async fn write_items<'a>(
     w.manifest.applications = capture::applications(history);
 
     progress.stage("wharf's state (release records, inputs, generated secrets, platform)");
-    for obj in capture::state(session).await? {
+    for obj in state {
         w.document(
             objects::describe(&obj),
             ItemKind::State,
@@ -230,24 +277,29 @@ async fn write_items<'a>(
                         m.access.endpoint
                     )
                 })?;
-            for meta in listed {
+            // `parallel` objects in flight; the manifest keeps the listing's order.
+            let transfers = listed.into_iter().map(|meta| {
                 let key = meta.location.to_string();
-                let got = store
-                    .get(&meta.location)
-                    .await
-                    .map_err(|e| anyhow!("cannot read s3://{bucket}/{key}: {e}"))?;
-                let attributes = crate::backup::s3::attributes_to_map(&got.attributes);
-                w.stream(
-                    format!("s3://{bucket}/{key}"),
-                    ItemKind::S3Object {
-                        bucket: bucket.clone(),
+                let store = store.clone();
+                let bucket = bucket.clone();
+                let name = format!("s3://{bucket}/{key}");
+                let what = name.clone();
+                let open = async move {
+                    let got = store
+                        .get(&meta.location)
+                        .await
+                        .map_err(|e| anyhow!("cannot read {what}: {e}"))?;
+                    let attributes = crate::backup::s3::attributes_to_map(&got.attributes);
+                    let kind = ItemKind::S3Object {
+                        bucket,
                         key,
                         attributes,
-                    },
-                    got.into_stream(),
-                )
-                .await?;
-            }
+                    };
+                    anyhow::Ok((kind, got.into_stream()))
+                };
+                (name, open)
+            });
+            w.stream_all(transfers, parallel).await?;
         }
     }
     progress.done();
@@ -557,63 +609,113 @@ pub fn delete(global: &Global, name: &str, from: Option<&str>, yes: bool) -> Out
 pub fn prune(global: &Global, keep: usize, from: Option<&str>, yes: bool) -> Outcome {
     super::runtime()?.block_on(async {
         let at = location(from, &global.model);
-        let repo = Repo::open(&at, false)?;
-        let mut complete: Vec<Info> = repo
-            .list()
-            .await?
-            .into_iter()
-            .filter_map(|l| l.info.ok().flatten())
-            .filter(|i| i.model == global.model)
-            .collect();
-        complete.sort_by(|a, b| a.created.cmp(&b.created));
-        let excess = complete.len().saturating_sub(keep.max(1));
-        if excess > 0 {
-            let names: Vec<&str> = complete[..excess].iter().map(|i| i.name.as_str()).collect();
-            confirm(
-                &format!(
-                    "Delete {excess} backup(s) at {at} for good: {}?",
-                    names.join(", ")
-                ),
-                yes,
-            )?;
-        }
-        for info in &complete[..excess] {
-            repo.delete(&info.name).await?;
-            eprintln!("pruned backup `{}`", info.name);
-        }
-        eprintln!(
-            "{} backup(s) of model `{}` kept at {at}",
-            complete.len() - excess,
-            global.model
-        );
+        prune_at(&at, &global.model, keep, yes).await?;
         Ok(ExitCode::SUCCESS)
     })
 }
 
+/// Delete `model`'s oldest complete backups at `at` beyond `keep` (at least one is kept).
+async fn prune_at(at: &str, model: &str, keep: usize, yes: bool) -> anyhow::Result<()> {
+    let repo = Repo::open(at, false)?;
+    let mut complete: Vec<Info> = repo
+        .list()
+        .await?
+        .into_iter()
+        .filter_map(|l| l.info.ok().flatten())
+        .filter(|i| i.model == model)
+        .collect();
+    complete.sort_by(|a, b| a.created.cmp(&b.created));
+    let excess = complete.len().saturating_sub(keep.max(1));
+    if excess > 0 {
+        let names: Vec<&str> = complete[..excess].iter().map(|i| i.name.as_str()).collect();
+        confirm(
+            &format!(
+                "Delete {excess} backup(s) at {at} for good: {}?",
+                names.join(", ")
+            ),
+            yes,
+        )?;
+    }
+    for info in &complete[..excess] {
+        repo.delete(&info.name).await?;
+        eprintln!("pruned backup `{}`", info.name);
+    }
+    eprintln!(
+        "{} backup(s) of model `{model}` kept at {at}",
+        complete.len() - excess,
+    );
+    Ok(())
+}
+
+/// `wharf backup …`, as cli.rs builds it.
+#[derive(Debug, Clone)]
+pub enum Command {
+    Create(CreateOptions),
+    List {
+        from: Option<String>,
+    },
+    Describe(Named),
+    Verify(Named),
+    Delete {
+        name: String,
+        from: Option<String>,
+        yes: bool,
+    },
+    Prune {
+        keep: usize,
+        from: Option<String>,
+        yes: bool,
+    },
+    Schedule(ScheduleOptions),
+    /// Inside the cluster: a directory as a tar stream to stdout.
+    AgentStream(PathBuf),
+    /// Inside the cluster: a tar stream from stdin into an empty directory.
+    AgentRestore(PathBuf),
+}
+
+/// A backup by name, where it is, and its key.
+#[derive(Debug, Clone)]
+pub struct Named {
+    pub name: String,
+    pub from: Option<String>,
+    pub key: KeySource,
+}
+
+#[derive(Debug, Clone)]
+pub struct ScheduleOptions {
+    pub cron: String,
+    pub keep: usize,
+    pub to: String,
+    pub key_secret: String,
+    pub s3_secret: String,
+    pub s3_endpoint: Option<String>,
+    pub image: String,
+    pub dry_run: bool,
+}
+
 /// Dispatch `wharf backup …`.
-pub fn run(global: &Global, command: crate::cli::BackupCommand) -> Outcome {
-    use crate::cli::{AgentCommand, BackupCommand};
+pub fn run(global: &Global, command: &Command) -> Outcome {
     match command {
-        BackupCommand::Create(args) => create(global, &args.options()),
-        BackupCommand::List { from } => list(global, from.as_deref()),
-        BackupCommand::Describe(a) => describe(global, &a.name, a.from.as_deref(), &a.key.source()),
-        BackupCommand::Verify(a) => verify(global, &a.name, a.from.as_deref(), &a.key.source()),
-        BackupCommand::Delete { name, from, yes } => delete(global, &name, from.as_deref(), yes),
-        BackupCommand::Prune { keep, from, yes } => prune(global, keep, from.as_deref(), yes),
-        BackupCommand::Schedule(args) => schedule(global, &args),
-        BackupCommand::Agent(AgentCommand::Stream { dir }) => {
-            crate::backup::agent::stream(&dir, std::io::stdout().lock())?;
+        Command::Create(options) => create(global, options),
+        Command::List { from } => list(global, from.as_deref()),
+        Command::Describe(n) => describe(global, &n.name, n.from.as_deref(), &n.key),
+        Command::Verify(n) => verify(global, &n.name, n.from.as_deref(), &n.key),
+        Command::Delete { name, from, yes } => delete(global, name, from.as_deref(), *yes),
+        Command::Prune { keep, from, yes } => prune(global, *keep, from.as_deref(), *yes),
+        Command::Schedule(options) => schedule(global, options),
+        Command::AgentStream(dir) => {
+            crate::backup::agent::stream(dir, std::io::stdout().lock())?;
             Ok(ExitCode::SUCCESS)
         }
-        BackupCommand::Agent(AgentCommand::Restore { dir }) => {
-            crate::backup::agent::restore(&dir, std::io::stdin().lock())?;
+        Command::AgentRestore(dir) => {
+            crate::backup::agent::restore(dir, std::io::stdin().lock())?;
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
 /// `wharf backup schedule`: render the CronJob and its least-privilege RBAC; print or apply them.
-fn schedule(global: &Global, args: &crate::cli::ScheduleArgs) -> Outcome {
+fn schedule(global: &Global, args: &ScheduleOptions) -> Outcome {
     if !args.to.starts_with("s3://") {
         bail!(
             "--to {}: a scheduled backup runs in a pod, so it needs s3://BUCKET/PREFIX",

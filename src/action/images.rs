@@ -57,7 +57,12 @@ fn build_images(global: &Global, args: &ImagesBuildArgs) -> Outcome {
     }
     let inputs = build::Inputs {
         binaries,
-        workloads: Workload::ALL.to_vec(),
+        workloads: args
+            .images
+            .iter()
+            .map(|i| i.parse::<Workload>().map_err(anyhow::Error::msg))
+            .collect::<anyhow::Result<_>>()
+            .context("--image")?,
         dataset: args.dataset.clone(),
         ca_bundle: (!args.no_ca_bundle).then(|| args.ca_bundle.clone()),
         epoch: args.source_date_epoch,

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail};
+use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
 
 use super::backup::{self as verb, Opened};
@@ -38,6 +39,8 @@ pub struct Options {
     pub s3_endpoint: Option<String>,
     pub key: KeySource,
     pub run: RunOptions,
+    /// Data objects transferred at once.
+    pub parallel: usize,
 }
 
 pub fn run(global: &Global, options: &Options) -> Outcome {
@@ -146,28 +149,38 @@ async fn restore(global: &Global, o: &Options) -> Outcome {
                 .ok_or_else(|| {
                     anyhow!("the restored model has no MinIO application to put the data in")
                 })?;
-        let mut stores = BTreeMap::new();
+        let (stores, created) = restore::bucket_stores(&data, &source.access).await?;
+        for bucket in created {
+            progress.line(&format!(
+                "    created bucket `{bucket}` at {}",
+                source.access.endpoint
+            ));
+        }
+        // `parallel` objects in flight, as the backup made them; the first error stops it.
+        let parallel = o.parallel.max(1);
+        let (repo, key, access, stores) = (&opened.repo, &opened.key, &source.access, &stores);
+        let puts: Vec<(&Item, restore::Put)> = futures::stream::iter(data.iter().copied())
+            .map(|item| async move {
+                let put =
+                    restore::put_data(repo, &o.name, key, item, access, stores, o.existing).await?;
+                anyhow::Ok((item, put))
+            })
+            .buffer_unordered(parallel)
+            .try_collect()
+            .await?;
         let mut tally = Tally::default();
         let mut written = Vec::new();
-        for item in &data {
-            let put = restore::put_data(
-                &opened.repo,
-                &o.name,
-                &opened.key,
-                item,
-                &source.access,
-                &mut stores,
-                o.existing,
-            )
-            .await?;
+        for (item, put) in puts {
             if put != restore::Put::Skipped {
-                written.push(*item);
+                written.push(item);
             }
             tally.add(put);
         }
-        for item in written {
-            restore::check_data(item, &stores).await?;
-        }
+        futures::stream::iter(written)
+            .map(|item| restore::check_data(item, stores))
+            .buffer_unordered(parallel)
+            .try_collect::<Vec<()>>()
+            .await?;
         progress.line(&format!(
             "    {} object(s): {}; the restored data matches the backup's checksums",
             data.len(),

@@ -66,9 +66,87 @@ async fn list(
         .collect()
 }
 
+/// wharf's state and the release history read from it, as of one moment when no run held the
+/// model lock.
+pub struct Snapshot {
+    pub history: History,
+    /// The state objects, cleaned of server fields.
+    pub state: Vec<Value>,
+}
+
+/// How often a capture that raced a deploy is tried again before giving up.
+const ATTEMPTS: u32 = 3;
+
+/// wharf's state, consistent without taking the model lock (a backup writes nothing to the
+/// cluster, and the scheduled backup's ServiceAccount may only read): refused while a run holds
+/// the lock, and checked after the capture — the lock still free and every state object at the
+/// resourceVersion it had before the history was read. A run that changed anything in between is
+/// seen, and the capture is made again.
+pub async fn snapshot(session: &Session) -> anyhow::Result<Snapshot> {
+    for attempt in 1..=ATTEMPTS {
+        refuse_if_locked(session).await?;
+        let before = versions(&state_raw(session).await?);
+        let history = session.releases.list().await?;
+        let raw = state_raw(session).await?;
+        refuse_if_locked(session).await?;
+        if versions(&raw) == before {
+            return Ok(Snapshot {
+                history,
+                state: raw.iter().map(objects::clean).collect(),
+            });
+        }
+        tracing::info!("wharf's state changed during capture {attempt}; capturing again");
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    bail!(
+        "wharf's state of model `{}` changed during each of {ATTEMPTS} captures (another run is          changing it): make the backup again when it is done",
+        session.model
+    )
+}
+
+/// `Kind/name → resourceVersion` of state objects: equal maps mean nothing was written between
+/// the two reads.
+pub fn versions(objs: &[Value]) -> BTreeMap<String, String> {
+    objs.iter()
+        .map(|o| {
+            let version = o
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            (objects::describe(o), version.to_owned())
+        })
+        .collect()
+}
+
+/// Refuse while another run holds the model lock (it may be half-way through writing records).
+async fn refuse_if_locked(session: &Session) -> anyhow::Result<()> {
+    use crate::store::lock::{LEASE_NAME, expiry};
+    let api: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(session.client().clone(), &session.model);
+    let lease = api
+        .get_opt(LEASE_NAME)
+        .await
+        .map_err(session.describe(&format!("read Lease {LEASE_NAME}")))?;
+    let Some(lease) = lease else { return Ok(()) };
+    let holder = lease
+        .spec
+        .as_ref()
+        .and_then(|s| s.holder_identity.clone())
+        .filter(|h| !h.is_empty());
+    let live = expiry(&lease).is_some_and(|t| t > jiff::Timestamp::now());
+    match holder {
+        Some(holder) if live => bail!(
+            "model `{}` is locked by {holder} (a deploy, upgrade or restore is changing it): a              backup now could catch it half-way; make the backup again when that run is done",
+            session.model
+        ),
+        _ => Ok(()),
+    }
+}
+
 /// wharf's state in the model namespace: every Secret wharf owns (release records with their
-/// values, `wharf-inputs`, `wharf-generated`) and the `wharf-platform` ConfigMap, as stored.
-pub async fn state(session: &Session) -> anyhow::Result<Vec<Value>> {
+/// values, `wharf-inputs`, `wharf-generated`) and the `wharf-platform` ConfigMap, as stored
+/// (server fields still in: [`snapshot`] compares their resourceVersions).
+async fn state_raw(session: &Session) -> anyhow::Result<Vec<Value>> {
     let owner = format!("{}={}", crate::store::OWNER_LABEL, crate::store::OWNER);
     let secret = ApiResource::erase::<k8s_openapi::api::core::v1::Secret>(&());
     let mut out = list(session, &secret, Some(&session.model), Some(&owner)).await?;
@@ -86,7 +164,7 @@ pub async fn state(session: &Session) -> anyhow::Result<Vec<Value>> {
         v["kind"] = json!("ConfigMap");
         out.push(v);
     }
-    Ok(out.iter().map(objects::clean).collect())
+    Ok(out)
 }
 
 /// The objects every application's latest record applies ("Kind/namespace/name"): the engine

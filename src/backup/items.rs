@@ -56,7 +56,96 @@ impl<'a> ItemWriter<'a> {
     where
         S: Stream<Item = Result<Bytes, object_store::Error>>,
     {
-        let id = self.manifest.items.len() as u32 + 1;
+        let id = self.next_id();
+        let item = self.sink().write(id, name, kind, stream).await?;
+        self.record(item);
+        Ok(())
+    }
+
+    /// Many items at once, at most `parallel` in flight (rclone's lead is its parallel
+    /// transfers). Each `(name, open)` gets the next id in the given order, whichever finishes
+    /// first, so the manifest's order is the input's; progress counts each as it ends. `open`
+    /// gives the item's kind with its stream (an object's attributes come with its GET).
+    pub async fn stream_all<I, F, S>(&mut self, items: I, parallel: usize) -> anyhow::Result<()>
+    where
+        I: IntoIterator<Item = (String, F)>,
+        F: Future<Output = anyhow::Result<(ItemKind, S)>>,
+        S: Stream<Item = Result<Bytes, object_store::Error>>,
+    {
+        let first = self.next_id();
+        let sink = self.sink();
+        let mut done = futures::stream::iter(items.into_iter().enumerate())
+            .map(|(i, (name, open))| {
+                let sink = sink.clone();
+                async move {
+                    let (kind, stream) = open.await?;
+                    sink.write(first + i as u32, name, kind, stream).await
+                }
+            })
+            .buffer_unordered(parallel.max(1));
+        let mut finished = Vec::new();
+        let mut failed = None;
+        while let Some(result) = done.next().await {
+            match result {
+                Ok(item) => {
+                    self.bytes += item.size;
+                    (self.on_item)(&item);
+                    finished.push(item);
+                }
+                // Stop starting new transfers; the caller removes the whole backup.
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        finished.sort_by_key(|i| i.id);
+        self.manifest.items.extend(finished);
+        Ok(())
+    }
+
+    fn next_id(&self) -> u32 {
+        self.manifest.items.len() as u32 + 1
+    }
+
+    fn sink(&self) -> Sink<'a> {
+        Sink {
+            repo: self.repo,
+            name: self.name,
+            recipient: self.recipient.clone(),
+        }
+    }
+
+    fn record(&mut self, item: Item) {
+        self.bytes += item.size;
+        (self.on_item)(&item);
+        self.manifest.items.push(item);
+    }
+}
+
+/// Where one item goes: what writing it needs, shareable by concurrent writes.
+#[derive(Clone)]
+struct Sink<'a> {
+    repo: &'a Repo,
+    name: &'a str,
+    recipient: age::x25519::Recipient,
+}
+
+impl Sink<'_> {
+    /// Encrypt `stream` chunk by chunk into item `id`, counting its plaintext size and sha256.
+    async fn write<S>(
+        &self,
+        id: u32,
+        name: String,
+        kind: ItemKind,
+        stream: S,
+    ) -> anyhow::Result<Item>
+    where
+        S: Stream<Item = Result<Bytes, object_store::Error>>,
+    {
         let file = super::format::item_file(id);
         let out = self.repo.writer(self.name, &file).compat_write();
         let mut w = crypto::encrypt(&self.recipient, out).await?;
@@ -74,17 +163,13 @@ impl<'a> ItemWriter<'a> {
         w.close()
             .await
             .map_err(|e| anyhow!("writing {name} to {}: {e}", self.repo.describe(self.name)))?;
-        let item = Item {
+        Ok(Item {
             id,
             name,
             kind,
             size,
             sha256: hex::encode(hash.finalize()),
-        };
-        self.bytes += size;
-        (self.on_item)(&item);
-        self.manifest.items.push(item);
-        Ok(())
+        })
     }
 }
 
@@ -170,4 +255,48 @@ pub async fn read_manifest(
         .map_err(|e| anyhow!("backup `{name}`: {file} {e:#}"))?;
     serde_json::from_slice(&plain)
         .map_err(|e| anyhow!("backup `{name}`: {file} is not readable: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parallel transfers that finish in reverse order still give the manifest the input's order
+    /// and ids, every item readable and checked, and progress counts each one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn parallel_items_keep_the_input_order_in_the_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repo::open(&dir.path().display().to_string(), true).unwrap();
+        let key = BackupKey::generate();
+        let seen = std::sync::Mutex::new(Vec::new());
+        let mut w = ItemWriter::new(&repo, "b", &key);
+        w.on_item = Box::new(|i| seen.lock().unwrap().push(i.id));
+        w.document("first".into(), ItemKind::State, b"{}".to_vec())
+            .await
+            .unwrap();
+        let n = 6u64;
+        let transfers = (0..n).map(|i| {
+            let open = async move {
+                // The first one listed takes longest.
+                tokio::time::sleep(std::time::Duration::from_millis(40 * (n - i))).await;
+                let body = Bytes::from(format!("object {i}").repeat(1000));
+                anyhow::Ok((ItemKind::State, futures::stream::iter([Ok(body)])))
+            };
+            (format!("o{i}"), open)
+        });
+        w.stream_all(transfers, 4).await.unwrap();
+        let names: Vec<&str> = w.manifest.items.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["first", "o0", "o1", "o2", "o3", "o4", "o5"]);
+        let ids: Vec<u32> = w.manifest.items.iter().map(|i| i.id).collect();
+        assert_eq!(ids, [1, 2, 3, 4, 5, 6, 7]);
+        let mut finished = seen.lock().unwrap().clone();
+        assert_ne!(finished, ids, "they did finish out of order");
+        finished.sort();
+        assert_eq!(finished, ids, "progress saw each item once");
+        for item in &w.manifest.items[1..] {
+            let got = read_document(&repo, "b", &key, item).await.unwrap();
+            let i = &item.name[1..];
+            assert_eq!(got, format!("object {i}").repeat(1000).into_bytes());
+        }
+    }
 }

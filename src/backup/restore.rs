@@ -159,15 +159,41 @@ pub async fn wait_served(session: &mut Session, kinds: &[(String, String)]) -> a
     }
 }
 
+/// A client for every bucket `items` name, each bucket created first when it is missing (a
+/// fresh MinIO whose bucket Job has not run). Returns the clients and the buckets created.
+pub async fn bucket_stores(
+    items: &[&Item],
+    access: &S3Access,
+) -> anyhow::Result<(Stores, Vec<String>)> {
+    let mut stores = Stores::new();
+    let mut created = Vec::new();
+    for item in items {
+        let ItemKind::S3Object { bucket, .. } = &item.kind else {
+            continue;
+        };
+        if stores.contains_key(bucket) {
+            continue;
+        }
+        if access.ensure_bucket(bucket).await? {
+            created.push(bucket.clone());
+        }
+        stores.insert(bucket.clone(), access.store(bucket)?);
+    }
+    Ok((stores, created))
+}
+
+/// A client per bucket.
+pub type Stores = BTreeMap<String, std::sync::Arc<dyn ObjectStore>>;
+
 /// One MinIO object back into its bucket, streamed: decrypted, checked and uploaded with its
-/// attributes.
+/// attributes. `stores` has its bucket ([`bucket_stores`]).
 pub async fn put_data(
     repo: &Repo,
     name: &str,
     key: &BackupKey,
     item: &Item,
     access: &S3Access,
-    stores: &mut BTreeMap<String, std::sync::Arc<dyn ObjectStore>>,
+    stores: &Stores,
     existing: Existing,
 ) -> anyhow::Result<Put> {
     let ItemKind::S3Object {
@@ -178,23 +204,15 @@ pub async fn put_data(
     else {
         bail!("item {} is not data", item.id);
     };
-    let store = match stores.get(bucket) {
-        Some(s) => s.clone(),
-        None => {
-            let s = access.store(bucket)?;
-            stores.insert(bucket.clone(), s.clone());
-            s
-        }
-    };
+    let store = stores
+        .get(bucket)
+        .ok_or_else(|| anyhow!("no client for bucket {bucket}"))?
+        .clone();
     let path = ObjectPath::from(object.as_str());
     let exists = match store.head(&path).await {
         Ok(_) => true,
         Err(object_store::Error::NotFound { .. }) => false,
-        Err(e) => bail!(
-            "cannot reach bucket `{bucket}` at {}: {e} (MinIO's bucket job creates its bucket: \
-             wait until the minio application is ready, or create the bucket)",
-            access.endpoint
-        ),
+        Err(e) => bail!("cannot reach bucket `{bucket}` at {}: {e}", access.endpoint),
     };
     if exists && existing == Existing::Skip {
         return Ok(Put::Skipped);
@@ -214,10 +232,7 @@ pub async fn put_data(
 }
 
 /// Read a restored object back and check it against the manifest.
-pub async fn check_data(
-    item: &Item,
-    stores: &BTreeMap<String, std::sync::Arc<dyn ObjectStore>>,
-) -> anyhow::Result<()> {
+pub async fn check_data(item: &Item, stores: &Stores) -> anyhow::Result<()> {
     let ItemKind::S3Object {
         bucket,
         key: object,

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use anyhow::anyhow;
+use anyhow::{anyhow, bail};
 use object_store::aws::AmazonS3Builder;
 use object_store::{Attribute, AttributeValue, Attributes, ClientOptions, ObjectStore};
 
@@ -71,6 +71,77 @@ impl S3Access {
             .build()
             .map_err(|e| anyhow!("S3 bucket `{bucket}` at {}: {e}", self.endpoint))?;
         Ok(Arc::new(store))
+    }
+}
+
+impl S3Access {
+    /// Create `bucket` unless it exists (a restore into a fresh MinIO, whose bucket Job has not
+    /// run or made other buckets): HEAD, then PUT when missing, both signed with SigV4 by
+    /// object_store's own signer (object_store has no bucket operations). Returns whether it
+    /// created the bucket.
+    pub async fn ensure_bucket(&self, bucket: &str) -> anyhow::Result<bool> {
+        let at = if self.endpoint.is_empty() {
+            format!("https://s3.{}.amazonaws.com", self.region)
+        } else {
+            self.endpoint.trim_end_matches('/').to_owned()
+        };
+        let url = format!("{at}/{bucket}");
+        let head = self.signed(reqwest::Method::HEAD, &url, Vec::new()).await?;
+        match head.status().as_u16() {
+            200 => return Ok(false),
+            404 => {}
+            403 => bail!(
+                "bucket `{bucket}` at {at}: access denied (HTTP 403); give these credentials                  s3:ListBucket and s3:CreateBucket"
+            ),
+            code => bail!("bucket `{bucket}` at {at}: HEAD answered HTTP {code}"),
+        }
+        // us-east-1 is the default location and must not be named (AWS refuses it).
+        let body = if self.region == "us-east-1" || self.region.is_empty() {
+            Vec::new()
+        } else {
+            format!(
+                "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
+                 <LocationConstraint>{}</LocationConstraint></CreateBucketConfiguration>",
+                self.region
+            )
+            .into_bytes()
+        };
+        let put = self.signed(reqwest::Method::PUT, &url, body).await?;
+        let status = put.status();
+        if !status.is_success() {
+            let text = put.text().await.unwrap_or_default();
+            bail!(
+                "cannot create bucket `{bucket}` at {at} (HTTP {status}): {}",
+                text.trim()
+            );
+        }
+        Ok(true)
+    }
+
+    async fn signed(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<reqwest::Response> {
+        use object_store::client::{HttpRequest, HttpRequestBody};
+        let credential = object_store::aws::AwsCredential {
+            key_id: self.access_key_id.clone(),
+            secret_key: self.secret_access_key.clone(),
+            token: None,
+        };
+        let mut request = HttpRequest::new(HttpRequestBody::from(body.clone()));
+        *request.method_mut() = method.clone();
+        *request.uri_mut() = url.parse().map_err(|e| anyhow!("S3 endpoint {url}: {e}"))?;
+        object_store::aws::AwsAuthorizer::new(&credential, "s3", &self.region)
+            .authorize(&mut request, None);
+        reqwest::Client::new()
+            .request(method, url)
+            .headers(request.headers().clone())
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| anyhow!("S3 endpoint {url}: {e}"))
     }
 }
 

@@ -1,5 +1,6 @@
 //! `wharf backup schedule`: the objects that back the model up on a schedule from inside the
-//! cluster — a CronJob running wharf's image (`wharf backup create`, then `wharf backup prune`)
+//! cluster — a CronJob running wharf's image (`wharf backup create --keep N`: the backup, then
+//! the retention)
 //! under a ServiceAccount that can only read what a backup reads: in the model namespace the
 //! Secrets (records, inputs, generated), the `wharf-platform` ConfigMap and Dex's objects; in
 //! the cluster the CRDs (to find Dex's kinds) and the objects of wharf's kinds. No write verb
@@ -54,7 +55,10 @@ impl Schedule {
             cluster_rules
                 .push(json!({"apiGroups": [g], "resources": resources, "verbs": ["list"]}));
         }
+        // wharf's image holds the static binary and nothing else (no shell): one wharf command,
+        // which prunes only after its backup succeeded.
         let mut args = vec![
+            "/usr/local/bin/wharf".to_owned(),
             "backup".to_owned(),
             "create".into(),
             "-m".into(),
@@ -65,17 +69,13 @@ impl Schedule {
             "/var/run/wharf-backup/passphrase".into(),
             "--reason".into(),
             "scheduled".into(),
+            "--keep".into(),
+            self.keep.to_string(),
         ];
         match &self.s3_endpoint {
             Some(e) => args.extend(["--s3-endpoint".into(), e.clone()]),
             None => args.push("--no-data".into()),
         }
-        let script = format!(
-            "wharf {} && wharf backup prune -m {ns} --keep {} --from {}",
-            shell_words::join(&args),
-            self.keep,
-            shell_words::quote(&self.to)
-        );
         vec![
             json!({"apiVersion": "v1", "kind": "ServiceAccount",
                 "metadata": {"name": NAME, "namespace": ns, "labels": labels}}),
@@ -85,6 +85,9 @@ impl Schedule {
                 {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list"]},
                 {"apiGroups": [""], "resources": ["configmaps"],
                  "resourceNames": [crate::store::platform::CONFIG_MAP], "verbs": ["get"]},
+                // To see that no run holds the model lock (never to take it).
+                {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                 "resourceNames": [crate::store::lock::LEASE_NAME], "verbs": ["get"]},
                 {"apiGroups": [super::objects::DEX_GROUP], "resources": ["*"], "verbs": ["list"]},
             ]}),
             json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
@@ -116,16 +119,19 @@ impl Schedule {
                         "containers": [{
                             "name": "backup",
                             "image": self.image,
-                            "command": ["/bin/sh", "-c", script],
+                            "command": args,
                             "envFrom": [{"secretRef": {"name": self.s3_secret}}],
                             "volumeMounts": [{"name": "key", "mountPath": "/var/run/wharf-backup",
-                                              "readOnly": true}],
+                                              "readOnly": true},
+                                             {"name": "tmp", "mountPath": "/tmp"}],
                             "securityContext": {"allowPrivilegeEscalation": false,
                                 "readOnlyRootFilesystem": true,
                                 "capabilities": {"drop": ["ALL"]}},
                         }],
+                        // HOME is /tmp in wharf's image; the root file system is read-only.
                         "volumes": [{"name": "key", "secret": {"secretName": self.key_secret,
-                            "items": [{"key": "passphrase", "path": "passphrase"}]}}],
+                            "items": [{"key": "passphrase", "path": "passphrase"}]}},
+                                    {"name": "tmp", "emptyDir": {}}],
                     }}}},
             }}),
         ]

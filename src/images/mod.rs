@@ -1,5 +1,6 @@
 //! wharf's own container images: which there are (the trainer and the model server, each its
-//! static binary that is both operator and workload), what they are called, and for which
+//! static binary that is both operator and workload; and wharf itself, which the backup agent's
+//! Jobs and the scheduled backup's CronJob run), what they are called, and for which
 //! architectures. `build` makes them from the binaries, `oci` and `layer` are the format,
 //! `registry` pushes and pulls them over the OCI distribution API, `upstream` lists the images
 //! wharf does not build.
@@ -89,24 +90,27 @@ impl FromStr for Arch {
 pub enum Workload {
     Trainer,
     Server,
+    Wharf,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 2] = [Workload::Server, Workload::Trainer];
+    pub const ALL: [Workload; 3] = [Workload::Server, Workload::Trainer, Workload::Wharf];
 
     /// The image's and the binary's name.
     pub fn name(self) -> &'static str {
         match self {
             Workload::Trainer => "wharf-trainer",
             Workload::Server => "wharf-server",
+            Workload::Wharf => "wharf",
         }
     }
 
-    /// The charm that runs it.
-    pub fn charm(self) -> &'static str {
+    /// The charm that runs it; wharf's own image is run by wharf (backup Jobs), not by a charm.
+    pub fn charm(self) -> Option<&'static str> {
         match self {
-            Workload::Trainer => "trainer",
-            Workload::Server => "server",
+            Workload::Trainer => Some("trainer"),
+            Workload::Server => Some("server"),
+            Workload::Wharf => None,
         }
     }
 
@@ -116,6 +120,7 @@ impl Workload {
             Workload::Server => {
                 "InferenceService operator and model server (Open Inference Protocol V2, TF Serving REST)"
             }
+            Workload::Wharf => "wharf: the backup agent's Jobs and the scheduled backups' CronJob",
         }
     }
 
@@ -135,6 +140,19 @@ impl Workload {
     }
 }
 
+impl FromStr for Workload {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Workload, String> {
+        Workload::ALL
+            .into_iter()
+            .find(|w| w.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Workload::ALL.iter().map(|w| w.name()).collect();
+                format!("`{s}`: wharf's images are {}", names.join(", "))
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,10 +162,12 @@ mod tests {
     #[test]
     fn the_charms_run_the_images_wharf_builds() {
         for workload in Workload::ALL {
+            let Some(charm) = workload.charm() else {
+                continue;
+            };
             let path = format!(
-                "{}/charms/{}/metadata.yaml",
+                "{}/charms/{charm}/metadata.yaml",
                 env!("CARGO_MANIFEST_DIR"),
-                workload.charm()
             );
             let text = std::fs::read_to_string(&path).unwrap();
             let meta: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
@@ -158,6 +178,19 @@ mod tests {
                 .collect();
             assert_eq!(sources, vec![workload.reference().as_str()], "{path}");
         }
+    }
+
+    #[test]
+    fn images_parse_by_name_and_a_wrong_one_lists_them() {
+        for w in Workload::ALL {
+            assert_eq!(w.name().parse::<Workload>(), Ok(w));
+        }
+        assert_eq!(
+            Workload::Wharf.reference(),
+            format!("wharf.local/wharf:{VERSION}")
+        );
+        let err = "wharf-agent".parse::<Workload>().unwrap_err();
+        assert!(err.contains("wharf-server, wharf-trainer, wharf"), "{err}");
     }
 
     #[test]
