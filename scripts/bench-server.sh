@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # Benchmarks wharf-server against MLServer 1.7.1 (scikit-learn runtime) on the same V2 request:
 # one real Fashion-MNIST test image as [1,784] FP32, sent with oha for DURATION at -c 8 and -c 1
-# with keep-alive. The two servers run one after the other, never at the same time.
+# with keep-alive. The servers run one after the other, never at the same time.
+#
+# Then wharf-server's other encodings of the same image: V2 binary tensor data over HTTP (oha,
+# c=8 and 64) and V2 gRPC with raw_input_contents (examples/grpc_load.rs, a tonic client, closed
+# loop like oha, one HTTP/2 connection per worker, c=8 and 64); and the ceiling: a bare axum
+# server of the same build profile that reads the same body and answers a same-sized response
+# (examples/echo_server.rs). Ratios to it say how much of the stack's speed wharf keeps.
 #
 # Models: MLServer serves an sklearn MLPClassifier(hidden_layer_sizes=(128,)) trained here.
 # wharf-server serves the trainer's artifact (`wharf-trainer train --model mlp`) when the trainer
@@ -54,9 +60,15 @@ rm -rf "$WORK/mlserver" "$WORK/repo"
 mkdir -p "$WORK/mlserver/fashion" "$WORK/repo/fashion"
 
 log "building wharf-server (release)"
-cargo build --release -q -p wharf-server --bin wharf-server --example make_artifact
-SERVER="$ROOT/target/release/wharf-server"
-MAKE_ARTIFACT="$ROOT/target/release/examples/make_artifact"
+cargo build --release -q -p wharf-server --bin wharf-server --example make_artifact \
+  --example echo_server --example grpc_load
+RELEASE="${CARGO_TARGET_DIR:-$ROOT/target}/release"
+SERVER="$RELEASE/wharf-server"
+MAKE_ARTIFACT="$RELEASE/examples/make_artifact"
+ECHO_SERVER="$RELEASE/examples/echo_server"
+GRPC_LOAD="$RELEASE/examples/grpc_load"
+ECHO_PORT=18095
+WHARF_GRPC_PORT=18091
 
 # --- the sklearn model, its weights for wharf, and the request ----------------------------------
 log "training sklearn MLPClassifier(hidden_layer_sizes=(128,)) for $EPOCHS epochs"
@@ -95,6 +107,12 @@ image = (xte_raw[0] / 255.0).astype(np.float32)
 request = {"inputs": [{"name": "input-0", "shape": [1, 784], "datatype": "FP32",
                        "data": [float(v) for v in image]}]}
 json.dump(request, open(f"{work}/request.json", "w"))
+# The same image for the binary tensor data extension (JSON header, then 3136 bytes) and gRPC.
+header = json.dumps({"inputs": [{"name": "input-0", "shape": [1, 784], "datatype": "FP32",
+                                 "parameters": {"binary_data_size": 784 * 4}}]}).encode()
+open(f"{work}/request.bin", "wb").write(header + image.astype("<f4").tobytes())
+open(f"{work}/request.bin.header-length", "w").write(str(len(header)))
+open(f"{work}/image.f32", "wb").write(image.astype("<f4").tobytes())
 PY
 
 cat > "$WORK/mlserver/settings.json" <<JSON
@@ -134,9 +152,12 @@ wait_ready() { # url seconds
   die "$1 not ready after $2 s"
 }
 # Prints "rps p50_ms p99_ms non2xx" from an oha run.
-run_oha() { # url concurrency
-  oha -z "$DURATION" -c "$2" --no-tui --output-format json -m POST -T application/json \
-    -D "$WORK/request.json" "$1" > "$WORK/oha.json"
+run_oha() { # url concurrency [body-file content-type extra-header]
+  local body="${3:-$WORK/request.json}" type="${4:-application/json}"
+  local extra=()
+  [[ -n "${5:-}" ]] && extra=(-H "$5")
+  oha -z "$DURATION" -c "$2" --no-tui --output-format json -m POST -T "$type" "${extra[@]}" \
+    -D "$body" "$1" > "$WORK/oha.json"
   "$VENV/bin/python" - "$WORK/oha.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
@@ -171,7 +192,8 @@ kill "$MLS_PID"; wait "$MLS_PID" 2>/dev/null || true
 
 # --- wharf-server -----------------------------------------------------------------------------------
 log "starting wharf-server on :$WHARF_PORT (model: $WHARF_MODEL_FROM)"
-"$SERVER" serve --model-repository "$WORK/repo" --host 127.0.0.1 --port "$WHARF_PORT" > "$WORK/wharf.log" 2>&1 &
+"$SERVER" serve --model-repository "$WORK/repo" --host 127.0.0.1 --port "$WHARF_PORT" \
+  --grpc-port "$WHARF_GRPC_PORT" > "$WORK/wharf.log" 2>&1 &
 PIDS+=($!)
 WHARF_PID=$!
 wait_ready "http://127.0.0.1:$WHARF_PORT/v2/models/fashion/ready" 30
@@ -182,7 +204,30 @@ for c in 8 1; do
   RESULT[wharf,$c]="$(run_oha "http://127.0.0.1:$WHARF_PORT/v2/models/fashion/infer" "$c")"
 done
 curl -s "http://127.0.0.1:$WHARF_PORT/metrics" | grep -E '^wharf_server_batch_size_(sum|count)' > "$WORK/batch.txt" || true
+BIN_HEADER="Inference-Header-Content-Length: $(cat "$WORK/request.bin.header-length")"
+for c in 8 64; do
+  log "oha -c $c -> wharf-server, V2 JSON"
+  RESULT[wharf-json,$c]="$(run_oha "http://127.0.0.1:$WHARF_PORT/v2/models/fashion/infer" "$c")"
+  log "oha -c $c -> wharf-server, V2 binary tensor data"
+  RESULT[wharf-binary,$c]="$(run_oha "http://127.0.0.1:$WHARF_PORT/v2/models/fashion/infer" "$c" \
+    "$WORK/request.bin" application/octet-stream "$BIN_HEADER")"
+  log "grpc_load -c $c -> wharf-server, V2 gRPC raw_input_contents"
+  RESULT[wharf-grpc,$c]="$("$GRPC_LOAD" "127.0.0.1:$WHARF_GRPC_PORT" fashion "$WORK/image.f32" "$c" "${DURATION%s}")"
+done
+RSS_KB="$(awk '/^VmRSS/ {print $2}' "/proc/$WHARF_PID/status")"
 kill "$WHARF_PID"; wait "$WHARF_PID" 2>/dev/null || true
+
+# --- the ceiling: bare axum, same profile, same body ------------------------------------------------
+log "starting the axum echo server on :$ECHO_PORT"
+"$ECHO_SERVER" "$ECHO_PORT" > "$WORK/echo.log" 2>&1 &
+PIDS+=($!)
+ECHO_PID=$!
+for _ in $(seq 1 100); do curl -sf -o /dev/null -d @"$WORK/request.json" "http://127.0.0.1:$ECHO_PORT/v2/models/fashion/infer" && break; sleep 0.1; done
+for c in 8 64; do
+  log "oha -c $c -> axum echo"
+  RESULT[echo,$c]="$(run_oha "http://127.0.0.1:$ECHO_PORT/v2/models/fashion/infer" "$c")"
+done
+kill "$ECHO_PID"; wait "$ECHO_PID" 2>/dev/null || true
 
 # --- report ---------------------------------------------------------------------------------------
 printf '\nSame V2 request ([1,784] FP32, Fashion-MNIST test image 0), oha %s, keep-alive, %s per run\n' "$OHA_VERSION" "$DURATION"
@@ -203,3 +248,15 @@ for c in 8 1; do
     'BEGIN { printf "c=%s  throughput x%.1f   p50 %.1fx lower   p99 %.1fx lower\n", c, wr/mr, m5/w5, m9/w9 }'
 done
 printf 'wharf batch sizes (c=8 then c=1 runs together): %s\n' "$(tr '\n' ' ' < "$WORK/batch.txt")"
+printf 'wharf-server RSS after the runs (model loaded): %s KiB\n\n' "$RSS_KB"
+
+printf 'Against the ceiling (bare axum echo, same body, same profile)\n'
+printf '%-14s %4s %10s %10s %10s %8s %10s\n' server c 'req/s' 'p50 ms' 'p99 ms' errors 'x echo'
+for c in 8 64; do
+  read -r erps _ <<<"${RESULT[echo,$c]}"
+  for s in echo wharf-json wharf-binary wharf-grpc; do
+    read -r rps p50 p99 bad <<<"${RESULT[$s,$c]}"
+    ratio="$(awk -v a="$rps" -v b="$erps" 'BEGIN { printf "%.2f", a/b }')"
+    printf '%-14s %4s %10s %10s %10s %8s %10s\n' "$s" "$c" "$rps" "$p50" "$p99" "$bad" "$ratio"
+  done
+done

@@ -6,7 +6,8 @@
 #
 # Skips are explicit and reported at the end: WHARF_SKIP_S3_TESTS, WHARF_SKIP_ROOT_TESTS (the
 # `up`, `cluster` and `upgrade --kubernetes` scenarios, which run wharf as root),
-# WHARF_SKIP_CONTAINERD, WHARF_SKIP_GATEWAY_TEST. Without them a test that cannot run fails.
+# WHARF_SKIP_CONTAINERD, WHARF_SKIP_GATEWAY_TEST, WHARF_SKIP_CONFORMANCE (wharf-server against
+# tritonclient and kserve from PyPI). Without them a test that cannot run fails.
 #
 # Needs: the Rust toolchain (with rustfmt and clippy), python3 with venv, and nginx (for the
 # gateway routing test; `apt-get install nginx-light`). Set WHARF_SKIP_GATEWAY_TEST=1 to skip that
@@ -43,6 +44,27 @@ if ! "$MOTO_VENV/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(m
 fi
 export WHARF_MOTO_SERVER="$MOTO_VENV/bin/moto_server"
 "$WHARF_MOTO_SERVER" --help >/dev/null
+
+# --- wharf-server conformance clients (issue 18) ----------------------------------------------
+section "inference clients for wharf-server's conformance test (target/conformance-venv)"
+# charms/server/tests/conformance.rs runs NVIDIA's tritonclient (HTTP binary and JSON, gRPC) and
+# KServe's V2 REST and gRPC clients against a real wharf-server. WHARF_SKIP_CONFORMANCE=1 skips
+# that one test loudly (CI must not set it).
+TRITONCLIENT_VERSION="2.73.0"
+KSERVE_VERSION="0.21.0"
+CONFORMANCE_VENV="$ROOT/target/conformance-venv"
+if ! "$CONFORMANCE_VENV/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(m.version("tritonclient") != sys.argv[1] or m.version("kserve") != sys.argv[2])' "$TRITONCLIENT_VERSION" "$KSERVE_VERSION" 2>/dev/null; then
+  echo "installing tritonclient[http,grpc]==$TRITONCLIENT_VERSION and kserve==$KSERVE_VERSION into $CONFORMANCE_VENV"
+  start=$SECONDS
+  python3 -m venv "$CONFORMANCE_VENV" \
+    || { echo "python3 -m venv failed: apt-get install python3-venv" >&2; exit 1; }
+  "$CONFORMANCE_VENV/bin/pip" install --quiet --disable-pip-version-check \
+    "tritonclient[http,grpc]==$TRITONCLIENT_VERSION" "kserve==$KSERVE_VERSION" \
+    || { echo "pip install tritonclient/kserve failed (is PyPI reachable?)" >&2; exit 1; }
+  echo "conformance clients installed in $((SECONDS - start))s"
+fi
+export WHARF_CONFORMANCE_PYTHON="$CONFORMANCE_VENV/bin/python"
+# --- end wharf-server conformance clients ------------------------------------------------------
 
 section "musl binaries for the image tests (tests/images.rs)"
 # wharf's images hold static musl binaries: the image tests build, import, run and push real
@@ -82,7 +104,7 @@ fi
 
 # What was skipped, said where the run ends (a skipped test passes silently in cargo's summary).
 skipped=()
-for var in WHARF_SKIP_S3_TESTS WHARF_SKIP_ROOT_TESTS WHARF_SKIP_CONTAINERD WHARF_SKIP_GATEWAY_TEST; do
+for var in WHARF_SKIP_S3_TESTS WHARF_SKIP_ROOT_TESTS WHARF_SKIP_CONTAINERD WHARF_SKIP_GATEWAY_TEST WHARF_SKIP_CONFORMANCE; do
   [ "${!var:-}" = "1" ] && skipped+=("$var")
 done
 if [ "${#skipped[@]}" -gt 0 ]; then

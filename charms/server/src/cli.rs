@@ -122,6 +122,10 @@ pub struct ServeArgs {
     /// Port to listen on (0 picks a free one).
     #[arg(long, default_value_t = 8080, env = "WHARF_PORT")]
     pub port: u16,
+    /// Port of the V2 gRPC service (inference.GRPCInferenceService) on the same host; 0 picks a
+    /// free one.
+    #[arg(long, default_value_t = 8081, env = "WHARF_GRPC_PORT")]
+    pub grpc_port: u16,
     /// Most rows in one forward pass.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub max_batch: u32,
@@ -164,6 +168,7 @@ impl ServeArgs {
             remote,
             only_model: self.only_model.clone(),
             addr: SocketAddr::new(self.host, self.port),
+            grpc_addr: Some(SocketAddr::new(self.host, self.grpc_port)),
             batch: BatchConfig {
                 max_batch: self.max_batch as usize,
                 delay: Duration::from_micros(self.batch_delay_us),
@@ -205,6 +210,11 @@ mod tests {
         };
         let config = args.config().unwrap();
         assert_eq!(config.addr.port(), 9000);
+        assert_eq!(
+            config.grpc_addr.map(|a| a.port()),
+            Some(8081),
+            "KServe's gRPC port"
+        );
         assert_eq!(config.batch.max_batch, 8);
         assert_eq!(config.batch.delay, Duration::from_micros(250));
         assert_eq!(config.policy, VersionPolicy::Specific(3));

@@ -84,6 +84,14 @@ pub struct InferenceServiceStatus {
     /// Where the model is in its lifecycle.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_state: Option<ModelState>,
+    /// The protocols the model is served with: `v2-rest` (Open Inference Protocol V2 over HTTP,
+    /// with the binary tensor data extension), `v2-grpc` (inference.GRPCInferenceService) and
+    /// `tfserving-rest` (TensorFlow Serving's REST API).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub protocols: Vec<String>,
+    /// `host:port` of the V2 gRPC service inside the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc_address: Option<String>,
     /// The version being served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub served_version: Option<i64>,

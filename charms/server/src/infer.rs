@@ -94,6 +94,113 @@ pub async fn predict(
     served.batcher.infer(inputs, rows, announcement).await
 }
 
+/// An output this server's models produce; the V2 handlers (HTTP and gRPC) name them alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// FP32 `[N, classes]`.
+    Probabilities,
+    /// INT64 `[N]`: the index of the most probable class.
+    Class,
+    /// BYTES `[N]`: the name of the most probable class; only when asked for by name.
+    Label,
+}
+
+impl Output {
+    /// What a request that names no output gets.
+    pub const DEFAULT: [Output; 2] = [Output::Probabilities, Output::Class];
+    pub const ALL: [Output; 3] = [Output::Probabilities, Output::Class, Output::Label];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Output::Probabilities => "probabilities",
+            Output::Class => "class",
+            Output::Label => "label",
+        }
+    }
+
+    pub fn datatype(self) -> &'static str {
+        match self {
+            Output::Probabilities => "FP32",
+            Output::Class => "INT64",
+            Output::Label => "BYTES",
+        }
+    }
+
+    /// The output called `name`, or a 400 listing the model's outputs.
+    pub fn named(name: &str) -> Result<Output, ApiError> {
+        Output::ALL
+            .into_iter()
+            .find(|o| o.name() == name)
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "unknown output '{name}'; this model has outputs 'probabilities', 'class' and 'label'"
+                ))
+            })
+    }
+}
+
+/// A V2 datatype name as an input type, or a 400 naming the input and what it accepts.
+pub fn input_type(input: &str, datatype: &str) -> Result<InputType, ApiError> {
+    match datatype {
+        "FP32" => Ok(InputType::Fp32),
+        "UINT8" => Ok(InputType::Uint8),
+        other => Err(ApiError::BadRequest(format!(
+            "input '{input}' has datatype '{other}'; use FP32 (scaled inputs) or UINT8 (raw pixels)"
+        ))),
+    }
+}
+
+/// The model's answer for a batch of rows, ready to be written as any of the [`Output`]s.
+pub struct Prediction {
+    pub rows: usize,
+    pub num_classes: usize,
+    pub probabilities: Vec<f32>,
+    pub classes: Vec<i64>,
+}
+
+impl Prediction {
+    pub fn new(probabilities: Vec<f32>, rows: usize, num_classes: usize) -> Prediction {
+        let classes = classes(&probabilities, num_classes);
+        Prediction {
+            rows,
+            num_classes,
+            probabilities,
+            classes,
+        }
+    }
+
+    pub fn shape(&self, output: Output) -> Vec<i64> {
+        match output {
+            Output::Probabilities => vec![self.rows as i64, self.num_classes as i64],
+            Output::Class | Output::Label => vec![self.rows as i64],
+        }
+    }
+
+    /// Each row's class name (the index as text when the model has no names).
+    pub fn labels<'a>(&self, class_names: &'a [String]) -> Vec<std::borrow::Cow<'a, str>> {
+        self.classes
+            .iter()
+            .map(|&c| match class_names.get(c as usize) {
+                Some(name) => std::borrow::Cow::Borrowed(name.as_str()),
+                None => std::borrow::Cow::Owned(c.to_string()),
+            })
+            .collect()
+    }
+
+    /// The output's elements in the binary layout (see [`crate::binary`]).
+    pub fn raw(&self, output: Output, class_names: &[String]) -> Vec<u8> {
+        match output {
+            Output::Probabilities => crate::binary::encode_f32(&self.probabilities),
+            Output::Class => crate::binary::encode_i64(&self.classes),
+            Output::Label => {
+                let labels = self.labels(class_names);
+                let elements: Vec<&[u8]> = labels.iter().map(|l| l.as_bytes()).collect();
+                crate::binary::encode_bytes(&elements)
+            }
+        }
+    }
+}
+
 /// Index of the largest probability of each row.
 pub fn classes(probabilities: &[f32], num_classes: usize) -> Vec<i64> {
     probabilities

@@ -7,14 +7,20 @@
 //! repository ([`repository`]), swapped atomically by a poller; an `s3://` repository is
 //! mirrored into a local cache first ([`mirror`]).
 //!
+//! Beside HTTP, [`grpc`] serves V2 over gRPC from the same state; [`binary`] is the tensor byte
+//! layout both use; [`extensions`] has the repository and model configuration endpoints.
+//!
 //! [`operator`] is the InferenceService controller (`wharf-server operator`) that deploys this
 //! server for each model; [`crd`] is its custom resource.
 
 pub mod artifact;
 pub mod batcher;
+pub mod binary;
 pub mod cli;
 pub mod crd;
 pub mod error;
+pub mod extensions;
+pub mod grpc;
 pub mod infer;
 pub mod metrics;
 pub mod mirror;

@@ -25,7 +25,7 @@ use crate::error::{ApiError, json_error};
 use crate::metrics::{Metrics, UNKNOWN_MODEL};
 use crate::predictor::Loader;
 use crate::repository::{Repository, VersionPolicy};
-use crate::{mirror, tfserving, v2};
+use crate::{extensions, grpc, mirror, tfserving, v2};
 
 /// Everything `serve` is configured with.
 #[derive(Debug, Clone)]
@@ -37,6 +37,8 @@ pub struct ServerConfig {
     /// With `remote`: mirror only this model.
     pub only_model: Option<String>,
     pub addr: SocketAddr,
+    /// Where V2 gRPC listens; None serves HTTP only.
+    pub grpc_addr: Option<SocketAddr>,
     pub batch: BatchConfig,
     pub policy: VersionPolicy,
     pub poll_interval: Duration,
@@ -53,6 +55,7 @@ impl ServerConfig {
             remote: None,
             only_model: None,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            grpc_addr: None,
             batch: BatchConfig::default(),
             policy: VersionPolicy::Latest,
             poll_interval: Duration::from_secs(2),
@@ -67,6 +70,8 @@ pub struct AppState {
     pub repo: Arc<Repository>,
     pub metrics: Metrics,
     pub max_body_bytes: usize,
+    /// The batching every version uses (the model configuration endpoint reports it).
+    pub batch: BatchConfig,
     shutting_down: AtomicBool,
 }
 
@@ -95,6 +100,12 @@ impl AppState {
 
     /// Counts a failed inference request and renders its error.
     pub fn record_failure(&self, model: &str, started: Instant, error: ApiError) -> Response {
+        self.count_failure(model, started, &error);
+        error.into_response()
+    }
+
+    /// Counts a failed inference request (HTTP or gRPC) under its HTTP status code and logs it.
+    pub fn count_failure(&self, model: &str, started: Instant, error: &ApiError) {
         let known = self.repo.snapshot().models.contains_key(model);
         let label = if known { model } else { UNKNOWN_MODEL };
         let status = error.status();
@@ -113,7 +124,6 @@ impl AppState {
         } else {
             tracing::debug!(model, status = status.as_u16(), error = %error, "inference request rejected");
         }
-        error.into_response()
     }
 }
 
@@ -138,6 +148,17 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/v2/models/{model}/versions/{version}/infer",
             post(v2::infer_version),
+        )
+        .route("/v2/models/{model}/config", get(extensions::config))
+        .route(
+            "/v2/models/{model}/versions/{version}/config",
+            get(extensions::version_config),
+        )
+        .route("/v2/repository/index", post(extensions::index))
+        .route("/v2/repository/models/{model}/load", post(extensions::load))
+        .route(
+            "/v2/repository/models/{model}/unload",
+            post(extensions::unload),
         )
         .route("/v1/models", get(tfserving::list_models))
         .route(
@@ -202,9 +223,12 @@ async fn json_errors(response: Response) -> Response {
 /// A server that is listening; dropped handles do not stop it, [`RunningServer::shutdown`] does.
 pub struct RunningServer {
     pub addr: SocketAddr,
+    /// The V2 gRPC address, when it was asked for.
+    pub grpc_addr: Option<SocketAddr>,
     pub state: Arc<AppState>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    grpc_task: Option<tokio::task::JoinHandle<Result<(), tonic::transport::Error>>>,
     shutdown_timeout: Duration,
 }
 
@@ -213,10 +237,23 @@ impl RunningServer {
     pub async fn shutdown(self) -> anyhow::Result<()> {
         self.state.shutting_down.store(true, Ordering::Release);
         let _ = self.stop.send(true);
-        match tokio::time::timeout(self.shutdown_timeout, self.task).await {
-            Ok(joined) => joined
-                .context("the server task failed")?
-                .context("the server failed"),
+        let both = async {
+            let http = self.task.await;
+            let grpc = match self.grpc_task {
+                Some(task) => Some(task.await),
+                None => None,
+            };
+            (http, grpc)
+        };
+        match tokio::time::timeout(self.shutdown_timeout, both).await {
+            Ok((http, grpc)) => {
+                if let Some(grpc) = grpc {
+                    grpc.context("the gRPC server task failed")?
+                        .context("the gRPC server failed")?;
+                }
+                http.context("the server task failed")?
+                    .context("the server failed")
+            }
             Err(_) => {
                 tracing::warn!(timeout = ?self.shutdown_timeout, "in-flight requests did not finish in time");
                 Ok(())
@@ -263,6 +300,16 @@ pub async fn start(config: ServerConfig, loader: Arc<dyn Loader>) -> anyhow::Res
         .await
         .with_context(|| format!("cannot listen on {} (change --port or --host)", config.addr))?;
     let addr = listener.local_addr()?;
+    // Bound before anything starts, so a taken port fails the start like the HTTP one.
+    let grpc_listener = match config.grpc_addr {
+        Some(grpc_addr) => Some(
+            tokio::net::TcpListener::bind(grpc_addr)
+                .await
+                .with_context(|| format!("cannot listen on {grpc_addr} (change --grpc-port)"))?,
+        ),
+        None => None,
+    };
+    let grpc_addr = grpc_listener.as_ref().map(|l| l.local_addr()).transpose()?;
     let metrics = Metrics::new();
     let repo = Arc::new(Repository::new(
         config.repository.clone(),
@@ -275,6 +322,7 @@ pub async fn start(config: ServerConfig, loader: Arc<dyn Loader>) -> anyhow::Res
         repo: repo.clone(),
         metrics,
         max_body_bytes: config.max_body_bytes,
+        batch: config.batch,
         shutting_down: AtomicBool::new(false),
     });
     let (stop, stopped) = watch::channel(false);
@@ -293,6 +341,20 @@ pub async fn start(config: ServerConfig, loader: Arc<dyn Loader>) -> anyhow::Res
         // Responses are one small write: do not let Nagle hold them back.
         let _ = tcp.set_nodelay(true);
     });
+    let grpc_task = grpc_listener.map(|listener| {
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        let service = grpc::service(state.clone());
+        let mut stopped_grpc = stopped.clone();
+        tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming_shutdown(incoming, async move {
+                    let _ = stopped_grpc.wait_for(|stop| *stop).await;
+                })
+                .await
+        })
+    });
     let mut stopped_serve = stopped;
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -305,9 +367,11 @@ pub async fn start(config: ServerConfig, loader: Arc<dyn Loader>) -> anyhow::Res
         Some(remote) => format!("{remote} (cached in {})", config.repository.display()),
         None => config.repository.display().to_string(),
     };
-    tracing::info!(%addr, %repository, policy = %config.policy, "wharf-server listening");
+    tracing::info!(%addr, grpc = ?grpc_addr, %repository, policy = %config.policy, "wharf-server listening");
     Ok(RunningServer {
         addr,
+        grpc_addr,
+        grpc_task,
         state,
         stop,
         task,

@@ -290,7 +290,12 @@ async fn an_inference_service_becomes_a_deployment_a_routed_service_and_an_hpa_t
     // The route: the gateway proxies /models/fashion/ to Service fashion on its model-port.
     let services: Api<Service> = Api::namespaced(env.admin.clone(), NS);
     let svc = services.get("fashion").await.unwrap();
-    assert_eq!(svc.spec.unwrap().ports.unwrap()[0].port, 8080);
+    let ports = svc.spec.unwrap().ports.unwrap();
+    assert_eq!(
+        (ports[0].port, ports[1].port),
+        (8080, 8081),
+        "http, then grpc"
+    );
     let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(env.admin.clone(), NS);
     let hpa = hpas.get("fashion").await.unwrap().spec.unwrap();
     assert_eq!((hpa.min_replicas, hpa.max_replicas), (Some(1), 3));
@@ -306,6 +311,11 @@ async fn an_inference_service_becomes_a_deployment_a_routed_service_and_an_hpa_t
     assert_eq!(
         status.url.as_deref(),
         Some("https://ml.example.com/models/fashion/")
+    );
+    assert_eq!(status.protocols, ["v2-rest", "v2-grpc", "tfserving-rest"]);
+    assert_eq!(
+        status.grpc_address.as_deref(),
+        Some(format!("fashion.{NS}.svc.cluster.local:8081").as_str())
     );
     assert_eq!(
         status.model_state,

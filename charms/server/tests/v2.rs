@@ -29,7 +29,15 @@ async fn health_and_server_metadata() {
     let (code, meta) = s.get("/v2").await;
     assert_eq!(code, 200);
     assert_eq!(meta["name"], "wharf-server");
-    assert!(meta["version"].is_string() && meta["extensions"].is_array());
+    assert!(meta["version"].is_string());
+    assert_eq!(
+        meta["extensions"],
+        json!([
+            "binary_tensor_data",
+            "model_repository",
+            "model_configuration"
+        ])
+    );
 }
 
 #[tokio::test]
@@ -53,6 +61,7 @@ async fn model_metadata_describes_inputs_outputs_and_versions() {
         json!([
             {"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]},
             {"name": "class", "datatype": "INT64", "shape": [-1]},
+            {"name": "label", "datatype": "BYTES", "shape": [-1]},
         ])
     );
     assert_eq!(meta["parameters"]["version"], "2");
@@ -140,6 +149,10 @@ async fn infer_returns_only_the_requested_outputs() {
             vec!["probabilities", "class"],
         ),
         (json!([]), vec!["probabilities", "class"]),
+        (
+            json!([{"name": "label"}, {"name": "class"}]),
+            vec!["class", "label"],
+        ),
     ] {
         let mut body = v2_fp32(&inputs, 1);
         body["outputs"] = wanted.clone();

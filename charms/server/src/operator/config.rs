@@ -79,6 +79,18 @@ impl OperatorConfig {
     }
 }
 
+impl OperatorConfig {
+    /// Where V2 gRPC clients in the cluster reach one model (the gateway routes HTTP only).
+    pub fn grpc_address(&self, name: &str) -> String {
+        format!(
+            "{name}.{}.svc.{}:{}",
+            self.namespace,
+            self.cluster_domain,
+            super::resources::GRPC_PORT
+        )
+    }
+}
+
 /// The platform's MinIO (the `minio` application of the bundle) in the model namespace.
 pub fn default_s3_endpoint(namespace: &str) -> String {
     format!("http://minio.{namespace}.svc:9000")

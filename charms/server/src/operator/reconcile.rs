@@ -126,7 +126,10 @@ async fn reconcile_inner(isvc: &InferenceService, ctx: &Context) -> Result<Actio
         refusal.as_ref(),
         &observed,
         &name,
-        ctx.config.model_url(&name),
+        status::Endpoints {
+            url: ctx.config.model_url(&name),
+            grpc_address: ctx.config.grpc_address(&name),
+        },
         isvc.spec.model.version,
     );
     if !status::same(previous, &new) {

@@ -17,6 +17,8 @@ use crate::crd::InferenceService;
 
 /// The port wharf-server listens on inside the pod.
 pub const CONTAINER_PORT: u16 = 8080;
+/// The V2 gRPC port, in the pod and on the Service (KServe's).
+pub const GRPC_PORT: u16 = 8081;
 /// Where the model repository is mounted; the model is at `<MODEL_ROOT>/<model>`.
 pub const MODEL_ROOT: &str = "/models";
 /// The label naming the InferenceService an object belongs to.
@@ -80,6 +82,7 @@ pub fn deployment(isvc: &InferenceService, source: &ModelSource, config: &Operat
         "serve".to_string(),
         format!("--model-repository={MODEL_ROOT}"),
         format!("--port={CONTAINER_PORT}"),
+        format!("--grpc-port={GRPC_PORT}"),
         format!("--version-policy={policy}"),
     ];
     let mut env = None;
@@ -137,7 +140,10 @@ pub fn deployment(isvc: &InferenceService, source: &ModelSource, config: &Operat
                     "image": config.server_image,
                     "imagePullPolicy": "IfNotPresent",
                     "args": args,
-                    "ports": [{"name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP"}],
+                    "ports": [
+                        {"name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP"},
+                        {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
+                    ],
                     "readinessProbe": {
                         "httpGet": {"path": "/v2/health/ready", "port": "http"},
                         "periodSeconds": 5,
@@ -178,7 +184,12 @@ pub fn service(isvc: &InferenceService, config: &OperatorConfig) -> Value {
         "spec": {
             "type": "ClusterIP",
             "selector": selector(&isvc.name_any()),
-            "ports": [{"name": "http", "port": config.model_port, "targetPort": "http", "protocol": "TCP"}],
+            // The gateway routes HTTP only; gRPC clients in the cluster use the grpc port
+            // (status.grpcAddress). appProtocol tells meshes and proxies it is HTTP/2 cleartext.
+            "ports": [
+                {"name": "http", "port": config.model_port, "targetPort": "http", "protocol": "TCP"},
+                {"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc", "protocol": "TCP", "appProtocol": "kubernetes.io/h2c"},
+            ],
         },
     })
 }
@@ -241,6 +252,7 @@ mod tests {
                 "serve",
                 "--model-repository=/models",
                 "--port=8080",
+                "--grpc-port=8081",
                 "--version-policy=specific:3"
             ]
         );
@@ -277,7 +289,7 @@ mod tests {
         );
         assert!(pod["containers"][0]["volumeMounts"][0]["subPath"].is_null());
         assert_eq!(
-            pod["containers"][0]["args"][3],
+            pod["containers"][0]["args"][4],
             json!("--version-policy=latest")
         );
     }
@@ -296,6 +308,7 @@ mod tests {
                 "serve",
                 "--model-repository=s3://wharf/models",
                 "--port=8080",
+                "--grpc-port=8081",
                 "--version-policy=specific:2",
                 "--only-model=fashion-mnist",
                 "--cache-dir=/models",
@@ -347,6 +360,16 @@ mod tests {
         assert_eq!(s.metadata.name.as_deref(), Some("fashion"));
         let port = &s.spec.as_ref().unwrap().ports.as_ref().unwrap()[0];
         assert_eq!(port.port, 9000);
+        let grpc = &s.spec.as_ref().unwrap().ports.as_ref().unwrap()[1];
+        assert_eq!(
+            (
+                grpc.name.as_deref(),
+                grpc.port,
+                grpc.app_protocol.as_deref()
+            ),
+            (Some("grpc"), 8081, Some("kubernetes.io/h2c")),
+            "gRPC clients in the cluster reach the model on KServe's port"
+        );
         assert_eq!(s.spec.unwrap().selector.unwrap(), selector("fashion"));
     }
 

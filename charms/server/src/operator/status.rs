@@ -120,6 +120,15 @@ pub fn ingress(observed: &Observed, predictor: &Verdict) -> Verdict {
     )
 }
 
+/// The protocols every model is served with, as `status.protocols` names them.
+pub const PROTOCOLS: [&str; 3] = ["v2-rest", "v2-grpc", "tfserving-rest"];
+
+/// Where one model is reached: the base URL of its HTTP APIs and its gRPC `host:port`.
+pub struct Endpoints {
+    pub url: String,
+    pub grpc_address: String,
+}
+
 /// The whole status of one reconcile. `previous` keeps transition times of unchanged conditions.
 pub fn status(
     previous: Option<&InferenceServiceStatus>,
@@ -127,9 +136,10 @@ pub fn status(
     refusal: Option<&Refusal>,
     observed: &Observed,
     name: &str,
-    url: String,
+    endpoints: Endpoints,
     served_version: Option<i64>,
 ) -> InferenceServiceStatus {
+    let Endpoints { url, grpc_address } = endpoints;
     let (predictor, ingress) = match refusal {
         Some(r) => {
             let v = verdict(false, &r.reason, r.message.clone());
@@ -157,6 +167,11 @@ pub fn status(
     let old = previous.map(|s| s.conditions.as_slice()).unwrap_or(&[]);
     InferenceServiceStatus {
         url: refusal.is_none().then_some(url),
+        protocols: match refusal {
+            None => PROTOCOLS.map(String::from).to_vec(),
+            Some(_) => Vec::new(),
+        },
+        grpc_address: refusal.is_none().then_some(grpc_address),
         conditions: vec![
             condition(old, CONDITION_READY, &ready, generation),
             condition(old, CONDITION_PREDICTOR_READY, &predictor, generation),
@@ -237,7 +252,10 @@ mod tests {
             refusal,
             o,
             "fashion",
-            "http://u/".into(),
+            Endpoints {
+                url: "http://u/".into(),
+                grpc_address: "fashion.ns.svc.cluster.local:8081".into(),
+            },
             Some(2),
         )
     }
@@ -333,6 +351,7 @@ mod tests {
         }
         assert_eq!(s.model_state, Some(ModelState::FailedToLoad));
         assert_eq!((s.url, s.served_version), (None, None));
+        assert_eq!((s.grpc_address, s.protocols.len()), (None, 0));
     }
 
     #[test]
@@ -348,7 +367,10 @@ mod tests {
             None,
             &o,
             "fashion",
-            "http://u/".into(),
+            Endpoints {
+                url: "http://u/".into(),
+                grpc_address: "fashion.ns.svc.cluster.local:8081".into(),
+            },
             Some(2),
         );
         assert!(same(Some(&first), &again));
@@ -363,7 +385,10 @@ mod tests {
             None,
             &down,
             "fashion",
-            "http://u/".into(),
+            Endpoints {
+                url: "http://u/".into(),
+                grpc_address: "fashion.ns.svc.cluster.local:8081".into(),
+            },
             Some(2),
         );
         assert_ne!(
