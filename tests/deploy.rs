@@ -945,3 +945,90 @@ async fn deploy_with_a_user_that_may_patch_but_not_create_names_the_verb() {
             .is_none()
     );
 }
+/// An HPA someone added scales wharf's `web`: wharf applies the Deployment without
+/// `spec.replicas` from then on, so neither `deploy` nor `config` resets the HPA's count (before,
+/// the deploy failed with a conflict on `.spec.replicas`, or with --force-conflicts scaled back).
+/// The first deploy after the HPA appears hands the field over while the HPA still agrees with
+/// wharf's count, so it never drops to the default of one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_does_not_fight_hpa_replicas() {
+    let env = start(Config {
+        metrics_server: true,
+        hpa_sync_period: Duration::from_millis(100),
+        ..fast()
+    })
+    .await;
+    // The fixture bundle with two web replicas.
+    let bundle = env.dir.path().join("bundle.yaml");
+    let text_of = std::fs::read_to_string(fixtures().join("bundle.yaml")).unwrap();
+    std::fs::write(
+        &bundle,
+        text_of.replace("web: {charm: web, scale: 1", "web: {charm: web, scale: 2"),
+    )
+    .unwrap();
+    let bundle = bundle.display().to_string();
+    let deploy = || async {
+        env.wharf(&["deploy", bundle.as_str(), "--timeout", "60s"])
+            .await
+    };
+    let out = deploy().await;
+    assert!(out.status.success(), "deploy failed: {}", text(&out.stderr));
+    let replicas =
+        || env.sim.get("apps/v1", "Deployment", MODEL, "web").unwrap()["spec"]["replicas"].as_i64();
+    assert_eq!(replicas(), Some(2));
+
+    // An HPA on web: 100m per pod is the target and what the pods use, so it keeps two.
+    env.sim.set_pod_usage(MODEL, "web-*", 100, 16 << 20);
+    env.sim
+        .put(serde_json::json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "web", "namespace": MODEL},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                "minReplicas": 1, "maxReplicas": 3,
+                "metrics": [{"type": "Resource", "resource": {"name": "cpu",
+                    "target": {"type": "AverageValue", "averageValue": "100m"}}}]}}))
+        .unwrap();
+    until(5, "the HPA's first decision", || {
+        env.sim
+            .get("autoscaling/v2", "HorizontalPodAutoscaler", MODEL, "web")
+            .is_some_and(|h| h["status"]["desiredReplicas"] == 2)
+    })
+    .await;
+    let out = deploy().await;
+    assert!(out.status.success(), "deploy failed: {}", text(&out.stderr));
+    assert_eq!(replicas(), Some(2), "handed over, not reset to one");
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("Deployment tiny/web: spec.replicas is left to HorizontalPodAutoscaler web"),
+        "{said}"
+    );
+    let web = env.sim.get("apps/v1", "Deployment", MODEL, "web").unwrap();
+    let owners = replicas_owners(&web);
+    assert_eq!(owners, ["wharf-handover-to-hpa"], "{web}");
+
+    // Busy: 300m per pod against 100m scales to the maximum through /scale.
+    env.sim.set_pod_usage(MODEL, "web-*", 300, 16 << 20);
+    until(5, "three replicas", || replicas() == Some(3)).await;
+    let out = deploy().await;
+    assert!(out.status.success(), "deploy failed: {}", text(&out.stderr));
+    assert_eq!(replicas(), Some(3));
+    let out = env.wharf(&["config", "web", "greeting=bonjour"]).await;
+    assert!(out.status.success(), "config failed: {}", text(&out.stderr));
+    assert_eq!(replicas(), Some(3));
+    let web = env.sim.get("apps/v1", "Deployment", MODEL, "web").unwrap();
+    assert_eq!(replicas_owners(&web), ["kube-controller-manager"], "{web}");
+    assert_eq!(
+        env.sim.get("v1", "ConfigMap", MODEL, "web-config").unwrap()["data"]["greeting"],
+        "bonjour"
+    );
+}
+
+/// The managers whose managedFields entry holds `spec.replicas`.
+fn replicas_owners(obj: &serde_json::Value) -> Vec<String> {
+    obj["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e.pointer("/fieldsV1/f:spec/f:replicas").is_some())
+        .filter_map(|e| e["manager"].as_str().map(str::to_string))
+        .collect()
+}

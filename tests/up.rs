@@ -172,6 +172,9 @@ const ADDONS_ENABLED: &[&str] = &[
     "microk8s enable ingress",
     "microk8s enable metallb:192.0.2.240-192.0.2.250",
     "microk8s enable rbac",
+    // No metrics-server: the fixture bundle has only the gateway, whose charm needs no extra
+    // API (`up_takes_the_public_url_from_the_gateway_address_and_keeps_it` deploys lite, whose
+    // server charm does).
 ];
 
 #[test]
@@ -911,6 +914,18 @@ fn up_takes_the_public_url_from_the_gateway_address_and_keeps_it() {
     let out = host.up_deploying(&sim, &[]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
+    // lite's server charm declares `apis: [metrics.k8s.io/v1beta1]` (its HPAs read CPU usage):
+    // the add-on serving it comes after the base ones.
+    let enables: Vec<String> = host
+        .log()
+        .into_iter()
+        .filter(|l| l.starts_with("microk8s enable "))
+        .collect();
+    assert_eq!(
+        enables.last().map(String::as_str),
+        Some("microk8s enable metrics-server"),
+        "{enables:?}"
+    );
     for needle in [
         "[8/10] deploy: bundle deployed",
         "[9/10] gateway: FAILED",

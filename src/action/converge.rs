@@ -4,7 +4,7 @@
 //! then — under the model lock — keep the inputs and perform. A command refused anywhere before
 //! the lock has written nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail};
@@ -15,9 +15,9 @@ use crate::bundle::{Bundle, Texts};
 use crate::charm::Source;
 use crate::engine::gates::{self, Facts, Refusal};
 use crate::engine::{Desired, Performed, Prepared, Prune, RunOptions, perform, prepare};
-use crate::kube::Cluster;
 use crate::kube::apply::{Applier, Change};
 use crate::kube::progress::Progress;
+use crate::kube::{Cluster, autoscaled};
 use crate::render::{Resolved, Target};
 use crate::store::generated::{self, Generated, Slot};
 use crate::store::inputs::{Changes, Inputs};
@@ -165,16 +165,29 @@ pub async fn prepare_and_gate(
     desired: Vec<Desired>,
     allow: Prune,
 ) -> anyhow::Result<Prepared> {
-    let plan = prepare::plan(&desired)?;
+    let mut plan = prepare::plan(&desired)?;
     let applier = Applier {
         client: session.client().clone(),
         server: session.server().to_owned(),
         force_conflicts: false,
         guard: Guard::unlocked(),
     };
+    // What an HPA scales is applied without spec.replicas: a deploy must not reset its count.
+    let namespaces: BTreeSet<String> = plan
+        .items()
+        .filter_map(|i| i.id.namespace.clone())
+        .collect();
+    let mut targets =
+        autoscaled::live_targets(session.client(), session.server(), &namespaces).await?;
+    targets.extend(autoscaled::rendered_targets(&plan));
+    let released = autoscaled::release_replicas(&mut plan, &targets);
+    for (id, hpa) in &released {
+        eprintln!("note: {}", autoscaled::note(id, hpa));
+    }
     let live = applier.live_all(&session.catalog, plan.items()).await?;
     let history = session.releases.list().await?;
-    let prepared = prepare::prepare(desired, plan, live, history, allow);
+    let mut prepared = prepare::prepare(desired, plan, live, history, allow);
+    prepared.released = released;
     let facts = Facts::read(
         session.client(),
         session.server(),

@@ -20,7 +20,7 @@ use crate::cli::UpArgs;
 use crate::host::checks::{self, Status};
 use crate::host::facts::{HostFacts, HostRoot, MicroK8s};
 use crate::host::metallb;
-use crate::host::microk8s::{ADDONS, Access, MicroK8sCli};
+use crate::host::microk8s::{self, Access, MicroK8sCli};
 use crate::host::requirements;
 use crate::host::rpi;
 use crate::host::runner::{Cmd, Runner};
@@ -539,19 +539,21 @@ fn addons_step(cli: &MicroK8sCli, inputs: &Inputs, pretend: bool) -> anyhow::Res
     };
     let mut enabled = Vec::new();
     let mut skipped = Vec::new();
-    for name in ADDONS {
+    let wanted = microk8s::addons_for(&bundle_apis(&inputs.bundle)?)?;
+    for name in &wanted {
+        let name = name.as_str();
         if status.as_ref().is_some_and(|s| s.is_enabled(name)) {
-            skipped.push(*name);
+            skipped.push(name);
             continue;
         }
-        let arg = if *name == "metallb" {
+        let arg = if name == "metallb" {
             inputs.metallb.addon()
         } else {
             name.to_string()
         };
         cli.enable(&arg)
             .with_context(|| format!("add-on {name} could not be enabled"))?;
-        enabled.push(*name);
+        enabled.push(name);
     }
     Ok(match (enabled.is_empty(), skipped.is_empty()) {
         (true, _) => format!("all enabled already ({})", skipped.join(", ")),
@@ -562,6 +564,26 @@ fn addons_step(cli: &MicroK8sCli, inputs: &Inputs, pretend: bool) -> anyhow::Res
             skipped.join(", ")
         ),
     })
+}
+
+/// The APIs the bundle's charms declare they need (`apis:` in their metadata), read from the same
+/// charms step 8 deploys.
+fn bundle_apis(bundle: &str) -> anyhow::Result<Vec<String>> {
+    let loaded = crate::bundle::Bundle::load(bundle, &[], &[])
+        .with_context(|| format!("--bundle {bundle}"))?;
+    let charms_dir = std::env::var_os("WHARF_CHARMS").map(PathBuf::from);
+    let source = crate::charm::Source::new(charms_dir.as_deref());
+    let mut apis = Vec::new();
+    for app in loaded.applications.values() {
+        // Only the metadata: relations and options are checked by the deploy of step 8.
+        let Some(text) = source.read(&app.charm, "metadata.yaml")? else {
+            continue; // an unknown charm: step 8 names it
+        };
+        let meta: crate::charm::Metadata = serde_saphyr::from_str(&text)
+            .with_context(|| format!("charms/{}/metadata.yaml", app.charm))?;
+        apis.extend(meta.apis);
+    }
+    Ok(apis)
 }
 
 fn runner_pretend(cli: &MicroK8sCli, args: &[&str]) {

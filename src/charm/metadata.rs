@@ -39,6 +39,11 @@ pub struct Metadata {
     /// names) and how to quiesce the application while it is read.
     #[serde(default)]
     pub data: Vec<DataVolume>,
+    /// API group versions beyond the built-in ones that the charm's workloads need the cluster
+    /// to serve (`metrics.k8s.io/v1beta1`: its operator creates HorizontalPodAutoscalers, which
+    /// read pod metrics). `wharf up` enables the MicroK8s add-on that serves each.
+    #[serde(default)]
+    pub apis: Vec<String>,
 }
 
 /// One data volume of a charm.

@@ -11,8 +11,8 @@ use super::prepare::{self, Prepared};
 use super::{Desired, RunOptions};
 use crate::action::Session;
 use crate::kube::apply::Applier;
-use crate::kube::execute;
 use crate::kube::progress::Progress;
+use crate::kube::{autoscaled, execute};
 use crate::store::lock::Guard;
 use crate::store::record::{InventoryEntry, Release, ReleaseStatus, SecretValues, now};
 
@@ -93,6 +93,15 @@ pub async fn perform(
         force_conflicts: run.force_conflicts,
         guard: guard.clone(),
     };
+    // Before an apply drops spec.replicas wharf still owns, keep the count set for the HPA.
+    autoscaled::hand_over(
+        &applier,
+        &session.catalog,
+        prepared.plan.items(),
+        &prepared.released,
+        &prepared.live,
+    )
+    .await?;
     let opts = execute::Options {
         wait: run.wait,
         deadline,

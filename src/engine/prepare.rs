@@ -27,6 +27,8 @@ pub struct Prepared {
     /// differs, or a forced revision).
     pub revisions: BTreeSet<String>,
     pub history: History,
+    /// Objects applied without `spec.replicas` because an HPA (named) scales them.
+    pub released: BTreeMap<ObjectRef, String>,
 }
 
 /// The plan of `desired`: stages and order. Needs on applications outside this run (a rollback of
@@ -115,6 +117,7 @@ pub fn prepare(
         kept,
         revisions,
         history,
+        released: BTreeMap::new(),
     }
 }
 

@@ -15,6 +15,34 @@ use super::runner::{Cmd, Output, Runner};
 /// The add-ons `wharf up` enables, in order; MetalLB gets its range appended.
 pub const ADDONS: &[&str] = &["dns", "hostpath-storage", "ingress", "metallb", "rbac"];
 
+/// The add-on that serves an API group a charm declares in `apis:`, by group.
+pub const API_ADDONS: &[(&str, &str)] = &[("metrics.k8s.io", "metrics-server")];
+
+/// The add-ons for a bundle whose charms need `apis` (`group/version`): [`ADDONS`], then one per
+/// API group that MicroK8s serves through an add-on. An API no add-on serves is an error naming
+/// it, since the bundle's workloads would fail without it.
+pub fn addons_for(apis: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut out: Vec<String> = ADDONS.iter().map(|a| a.to_string()).collect();
+    for api in apis {
+        let group = api.split_once('/').map_or(api.as_str(), |(g, _)| g);
+        let Some((_, addon)) = API_ADDONS.iter().find(|(g, _)| *g == group) else {
+            anyhow::bail!(
+                "a charm of the bundle needs the API {api}, and wharf knows no MicroK8s add-on \
+                 that serves it (known: {})",
+                API_ADDONS
+                    .iter()
+                    .map(|(g, a)| format!("{g} from {a}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        };
+        if !out.iter().any(|a| a == addon) {
+            out.push(addon.to_string());
+        }
+    }
+    Ok(out)
+}
+
 /// How MicroK8s commands are run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Access {
@@ -338,6 +366,22 @@ addons:
         assert!(!ha.enabled);
         assert_eq!(ha.nodes[0].role, "voter");
         assert!(s.is_enabled("dns"));
+        assert_eq!(
+            addons_for(&[
+                "metrics.k8s.io/v1beta1".into(),
+                "metrics.k8s.io/v1beta1".into()
+            ])
+            .unwrap()
+            .last()
+            .map(String::as_str),
+            Some("metrics-server")
+        );
+        assert_eq!(addons_for(&[]).unwrap(), ADDONS);
+        let err = addons_for(&["custom.metrics.k8s.io/v1beta2".into()]).unwrap_err();
+        assert!(
+            err.to_string().contains("custom.metrics.k8s.io/v1beta2"),
+            "{err}"
+        );
         assert!(!s.is_enabled("metallb"));
         assert!(!s.is_enabled("ingress"));
     }

@@ -3,6 +3,7 @@
 //! `action::deploy`, `action::status` and `action::remove` read as steps over these parts.
 
 pub mod apply;
+pub mod autoscaled;
 pub mod catalog;
 pub mod compare;
 pub mod connect;

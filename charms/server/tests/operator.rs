@@ -90,14 +90,26 @@ async fn simulator(
     never_ready_image: Option<&str>,
     scale: u32,
 ) -> (Simulator, kube::Client, Vec<Value>) {
-    let sim = Simulator::start(Config {
+    simulator_with(
+        Config {
+            never_ready_image: never_ready_image.map(|r| regex::Regex::new(r).unwrap()),
+            ..quick()
+        },
+        scale,
+    )
+    .await
+}
+
+fn quick() -> Config {
+    Config {
         readiness_delay: Duration::from_millis(100),
         crd_established_delay: Duration::from_millis(20),
-        never_ready_image: never_ready_image.map(|r| regex::Regex::new(r).unwrap()),
         ..Config::default()
-    })
-    .await
-    .unwrap();
+    }
+}
+
+async fn simulator_with(config: Config, scale: u32) -> (Simulator, kube::Client, Vec<Value>) {
+    let sim = Simulator::start(config).await.unwrap();
     let crd: Value = serde_saphyr::from_str(&wharf_server::crd::crd_yaml().unwrap()).unwrap();
     sim.put(crd).unwrap();
     sim.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}))
@@ -117,7 +129,15 @@ async fn simulator(
 }
 
 async fn start(never_ready_image: Option<&str>) -> Env {
-    let (sim, admin, _) = simulator(never_ready_image, 1).await;
+    start_with(Config {
+        never_ready_image: never_ready_image.map(|r| regex::Regex::new(r).unwrap()),
+        ..quick()
+    })
+    .await
+}
+
+async fn start_with(config: Config) -> Env {
+    let (sim, admin, _) = simulator_with(config, 1).await;
     let token = sim.token_for_service_account(NS, APP);
     let operator_client = client(&sim, Some(&token)).await;
     let mut config = OperatorConfig::new(NS, IMAGE);
@@ -721,4 +741,131 @@ async fn lease_holder(leases: &Api<k8s_openapi::api::coordination::v1::Lease>) -
             .holder_identity
     })
     .await
+}
+
+/// A cluster with metrics-server and a quick HPA controller (15 s sync and a 5 min scale-down
+/// window for real; shortened so the test takes seconds).
+fn autoscaling() -> Config {
+    Config {
+        metrics_server: true,
+        hpa_sync_period: Duration::from_millis(100),
+        hpa_downscale_stabilization: Duration::from_secs(2),
+        ..quick()
+    }
+}
+
+fn ok_reconciles(text: &str) -> u64 {
+    text.lines()
+        .find(|l| l.starts_with("wharf_server_operator_reconciliations_total{result=\"ok\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse::<f64>().ok())
+        .unwrap_or(0.0) as u64
+}
+
+#[tokio::test]
+async fn busy_model_pods_scale_to_the_maximum_through_the_hpa_and_the_operator_keeps_it() {
+    let env = start_with(autoscaling()).await;
+    let api: Api<InferenceService> = Api::namespaced(env.admin.clone(), NS);
+    api.create(
+        &PostParams::default(),
+        &isvc("fashion", "pvc://models/repo", 1, 3),
+    )
+    .await
+    .unwrap();
+    // The operator requests 100m per pod; 300m used is 300 % against its 80 % target.
+    env.sim.set_pod_usage(NS, "fashion-*", 300, 64 << 20);
+    let deployments: Api<Deployment> = Api::namespaced(env.admin.clone(), NS);
+    eventually("three replicas from the HPA", || async {
+        let d = deployments.get_opt("fashion").await.unwrap()?;
+        (d.spec?.replicas == Some(3)).then_some(())
+    })
+    .await;
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(env.admin.clone(), NS);
+    let h = hpas.get("fashion").await.unwrap();
+    let limited = h
+        .status
+        .unwrap()
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "ScalingLimited")
+        .unwrap();
+    assert_eq!(
+        (limited.status.as_str(), limited.reason.as_deref()),
+        ("True", Some("TooManyReplicas"))
+    );
+
+    // The operator reconciles again (its Deployment changed, and on any spec change of the
+    // InferenceService): the count stays the HPA's.
+    let before = ok_reconciles(&metrics(&env).await);
+    let mut changed = api.get("fashion").await.unwrap();
+    changed
+        .metadata
+        .labels
+        .get_or_insert_default()
+        .insert("touched".into(), "yes".into());
+    api.replace("fashion", &PostParams::default(), &changed)
+        .await
+        .unwrap();
+    eventually("another reconcile", || async {
+        (ok_reconciles(&metrics(&env).await) > before).then_some(())
+    })
+    .await;
+    let ready = eventually("three ready pods", || async {
+        let d = deployments.get("fashion").await.unwrap();
+        (d.status.as_ref()?.ready_replicas == Some(3)).then_some(d)
+    })
+    .await;
+    assert_eq!(ready.spec.as_ref().unwrap().replicas, Some(3));
+    let owners: Vec<String> = ready
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|e| {
+            e.fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0.pointer("/f:spec/f:replicas").is_some())
+        })
+        .filter_map(|e| e.manager.clone())
+        .collect();
+    assert_eq!(owners, ["kube-controller-manager"]);
+    stop(env).await;
+}
+
+#[tokio::test]
+async fn turning_autoscaling_on_keeps_the_replicas_until_the_hpa_decides() {
+    let env = start_with(autoscaling()).await;
+    let api: Api<InferenceService> = Api::namespaced(env.admin.clone(), NS);
+    api.create(
+        &PostParams::default(),
+        &isvc("fashion", "pvc://models/repo", 2, 2),
+    )
+    .await
+    .unwrap();
+    let deployments: Api<Deployment> = Api::namespaced(env.admin.clone(), NS);
+    eventually("two ready replicas", || async {
+        let d = deployments.get_opt("fashion").await.unwrap()?;
+        (d.status?.ready_replicas == Some(2)).then_some(())
+    })
+    .await;
+    // 80m of 100m: exactly the HPA's 80 % target, so it keeps whatever count it finds.
+    env.sim.set_pod_usage(NS, "fashion-*", 80, 64 << 20);
+    let mut changed = api.get("fashion").await.unwrap();
+    changed.spec.min_replicas = 1;
+    changed.spec.max_replicas = 3;
+    api.replace("fashion", &PostParams::default(), &changed)
+        .await
+        .unwrap();
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(env.admin.clone(), NS);
+    eventually("the HPA at work", || async {
+        let h = hpas.get_opt("fashion").await.unwrap()?;
+        (h.status?.desired_replicas == 2).then_some(())
+    })
+    .await;
+    // Dropping replicas from the operator's apply did not reset them to the default of one.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let d = deployments.get("fashion").await.unwrap();
+    assert_eq!(d.spec.unwrap().replicas, Some(2));
+    stop(env).await;
 }

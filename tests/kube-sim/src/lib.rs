@@ -18,9 +18,12 @@ mod crd_cleanup;
 pub mod defaults;
 pub mod discovery;
 pub mod error;
+mod hpa;
 pub mod managed;
+pub mod metrics;
 pub mod ops;
 pub mod rbac;
+pub mod scale;
 pub mod schema;
 pub mod selector;
 pub(crate) mod server;
@@ -87,6 +90,16 @@ pub struct Config {
     /// How long the namespace controller takes to start deleting a terminating namespace's
     /// contents; the namespace goes once they are gone (a real one takes seconds).
     pub namespace_termination_delay: Duration,
+    /// metrics-server is installed: `metrics.k8s.io/v1beta1` serves PodMetrics/NodeMetrics from
+    /// `Simulator::set_pod_usage`. Off (the default), the group is absent, as on a cluster
+    /// without the add-on (list it in `unavailable_apis` for one whose metrics-server is down).
+    pub metrics_server: bool,
+    /// How often the HPA controller syncs (the real `--horizontal-pod-autoscaler-sync-period`
+    /// is 15 s; shorter here so tests are quick).
+    pub hpa_sync_period: Duration,
+    /// How long a scale-down waits for lower recommendations to hold (the real default
+    /// `behavior.scaleDown.stabilizationWindowSeconds` is 300 s; an HPA's own `behavior` wins).
+    pub hpa_downscale_stabilization: Duration,
 }
 
 impl Default for Config {
@@ -104,6 +117,9 @@ impl Default for Config {
             anonymous_admin: false,
             unavailable_apis: Vec::new(),
             namespace_termination_delay: Duration::from_millis(600),
+            metrics_server: false,
+            hpa_sync_period: Duration::from_millis(500),
+            hpa_downscale_stabilization: Duration::from_secs(300),
         }
     }
 }
@@ -117,6 +133,8 @@ pub(crate) struct Shared {
     pub writes: AtomicU64,
     pub shutdown: wch::Receiver<bool>,
     pub addr: SocketAddr,
+    /// Pod usage the simulated metrics-server reports.
+    pub usage: Mutex<metrics::Usage>,
 }
 
 impl Shared {
@@ -132,6 +150,7 @@ pub struct Simulator {
     shutdown_tx: wch::Sender<bool>,
     server: JoinHandle<()>,
     controllers: JoinHandle<()>,
+    autoscaler: JoinHandle<()>,
 }
 
 fn seed(st: &mut State) {
@@ -167,6 +186,12 @@ impl Simulator {
         let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
         let mut state = State::new(ctl_tx, defaults::Allocator::new(pool));
         seed(&mut state);
+        if config.metrics_server {
+            // Not a CRD: the kinds an APIService adds; the name only keys them in the catalog.
+            state
+                .catalog
+                .set_crd_types("v1beta1.metrics.k8s.io", metrics::types());
+        }
         let (shutdown_tx, shutdown_rx) = wch::channel(false);
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
@@ -175,8 +200,10 @@ impl Simulator {
             writes: AtomicU64::new(0),
             shutdown: shutdown_rx.clone(),
             addr,
+            usage: Mutex::default(),
         });
         let controllers = tokio::spawn(controllers::run(shared.clone(), ctl_rx));
+        let autoscaler = tokio::spawn(hpa::run(shared.clone()));
         let app = server::router(shared.clone());
         let mut stop = shutdown_rx;
         let server = tokio::spawn(async move {
@@ -195,6 +222,7 @@ impl Simulator {
             shutdown_tx,
             server,
             controllers,
+            autoscaler,
         })
     }
 
@@ -343,10 +371,22 @@ impl Simulator {
         });
     }
 
+    /// What each container of the running pods in `namespace` whose name matches `pod` (exact,
+    /// or a glob with `*`) uses, as the simulated metrics-server reports it (`Config::metrics_server`).
+    /// Later calls win. A pod no call covers has no metrics yet.
+    pub fn set_pod_usage(&self, namespace: &str, pod: &str, cpu_millis: u64, memory_bytes: u64) {
+        self.shared
+            .usage
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .set(namespace, pod, cpu_millis, memory_bytes);
+    }
+
     /// Stop serving: watches end, the server and controllers stop.
     pub async fn shutdown(self) {
         let _ = self.shutdown_tx.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(2), self.server).await;
         self.controllers.abort();
+        self.autoscaler.abort();
     }
 }

@@ -44,6 +44,10 @@ struct Args {
     /// `metrics.k8s.io/v1beta1`; repeatable.
     #[arg(long)]
     unavailable_api: Vec<String>,
+    /// Serve `metrics.k8s.io/v1beta1` as metrics-server does (pods without set usage have no
+    /// metrics), so HorizontalPodAutoscalers can read CPU and memory.
+    #[arg(long)]
+    metrics_server: bool,
 }
 
 #[tokio::main]
@@ -65,6 +69,7 @@ async fn main() -> anyhow::Result<()> {
         admin_token: a.token.clone(),
         anonymous_admin: a.anonymous_admin,
         unavailable_apis: a.unavailable_api,
+        metrics_server: a.metrics_server,
         ..kube_sim::Config::default()
     })
     .await?;

@@ -22,6 +22,7 @@ use crate::ops::{ListQuery, PatchKind, Propagation, WriteCtx, parse_body};
 use crate::rbac::Attributes;
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::watch::{self, WatchParams};
+use crate::{metrics, scale};
 
 pub const ADMIN_USER: &str = "kube-sim:admin";
 
@@ -308,6 +309,9 @@ async fn resource(
             status_separate: rt.status,
         },
         Some("status") if rt.status && matches!(verb, "get" | "update" | "patch") => Scope::Status,
+        Some("scale") if rt.scale && matches!(verb, "get" | "update" | "patch") => Scope::Main {
+            status_separate: rt.status,
+        },
         Some(s) => {
             return Err(ApiError::no_route(&format!(
                 "{}/{s} (subresource not served by kube-sim)",
@@ -343,6 +347,21 @@ async fn resource(
         .get("accept")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("as=PartialObjectMetadata"));
+    if rt.group == metrics::GROUP {
+        let st = shared.lock();
+        let usage = shared.usage.lock().unwrap_or_else(|p| p.into_inner());
+        return ok(metrics::serve(
+            &st,
+            &usage,
+            verb,
+            &rt,
+            rp.namespace.as_deref(),
+            rp.name.as_deref(),
+        )?);
+    }
+    if rp.sub.as_deref() == Some("scale") {
+        return scale_request(&shared, verb, &rt, &ns, &name, headers, q, body, &ctx);
+    }
     match verb {
         "get" if metadata_only => ok(partial(shared.lock().op_get(&rt, &ns, &name)?)),
         "get" => ok(shared.lock().op_get(&rt, &ns, &name)?),
@@ -462,6 +481,50 @@ async fn resource(
             &ctx,
         )?),
         _ => Err(ApiError::method_not_allowed(verb.to_string())),
+    }
+}
+
+/// GET/PUT/PATCH on `.../NAME/scale` (see `scale.rs`).
+#[allow(clippy::too_many_arguments)]
+fn scale_request(
+    shared: &Shared,
+    verb: &str,
+    rt: &Arc<ResourceType>,
+    ns: &str,
+    name: &str,
+    headers: &HeaderMap,
+    q: &HashMap<String, String>,
+    body: &Bytes,
+    ctx: &WriteCtx,
+) -> ApiResult<Response> {
+    let ok = |v: Value| Ok(json_response(StatusCode::OK, &v));
+    match verb {
+        "get" => ok(scale::get(&shared.lock(), rt, ns, name)?),
+        "update" => ok(scale::update(
+            &mut shared.lock(),
+            rt,
+            ns,
+            name,
+            parse_body(body)?,
+            ctx,
+        )?),
+        _ => {
+            let ct = headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            let kind =
+                PatchKind::from_content_type(ct, q.get("force").is_some_and(|f| f == "true"))?;
+            ok(scale::patch(
+                &mut shared.lock(),
+                rt,
+                ns,
+                name,
+                kind,
+                body,
+                ctx,
+            )?)
+        }
     }
 }
 

@@ -46,6 +46,38 @@ pub async fn reconcile(isvc: Arc<InferenceService>, ctx: Arc<Context>) -> Result
     result
 }
 
+/// With an HPA the Deployment is applied without `spec.replicas` (the HPA's field). If this
+/// operator still owns the field (the bounds were equal until now), dropping it from the apply
+/// would delete it and the Deployment would fall back to one replica before the HPA acts; so a
+/// second manager first applies the current count and keeps it until the HPA writes its own —
+/// the "handover-to-hpa" step of the Kubernetes docs on server-side apply.
+async fn hand_replicas_to_hpa(
+    deployments: &Api<Deployment>,
+    name: &str,
+    manager: &str,
+) -> Result<(), Error> {
+    let Some(live) = deployments.get_opt(name).await? else {
+        return Ok(());
+    };
+    let owned = live.metadata.managed_fields.iter().flatten().any(|e| {
+        e.manager.as_deref() == Some(manager)
+            && e.operation.as_deref() == Some("Apply")
+            && e.fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0.pointer("/f:spec/f:replicas").is_some())
+    });
+    let replicas = live.spec.and_then(|s| s.replicas);
+    if let (true, Some(replicas)) = (owned, replicas) {
+        let keep = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name}, "spec": {"replicas": replicas}});
+        let handover = PatchParams::apply(&resources::handover_manager(manager));
+        deployments
+            .patch(name, &handover, &Patch::Apply(keep))
+            .await?;
+    }
+    Ok(())
+}
+
 /// A failed reconcile is retried soon; the error is logged and counted.
 pub fn error_policy(isvc: Arc<InferenceService>, error: &Error, ctx: Arc<Context>) -> Action {
     tracing::warn!(inferenceservice = %isvc.name_any(), %error, "reconcile failed; retrying");
@@ -77,6 +109,9 @@ async fn reconcile_inner(isvc: &InferenceService, ctx: &Context) -> Result<Actio
             let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
             let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
             let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client.clone(), &ns);
+            if resources::autoscaled(isvc) {
+                hand_replicas_to_hpa(&deployments, &name, &ctx.config.reporter).await?;
+            }
             let deployment = deployments
                 .patch(
                     &name,

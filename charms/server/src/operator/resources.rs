@@ -68,6 +68,11 @@ pub fn autoscaled(isvc: &InferenceService) -> bool {
     isvc.spec.max_replicas > isvc.spec.min_replicas
 }
 
+/// The field manager that keeps `spec.replicas` while it passes from the operator to the HPA.
+pub fn handover_manager(operator_manager: &str) -> String {
+    format!("{operator_manager}-handover-to-hpa")
+}
+
 /// The model server Deployment.
 pub fn deployment(isvc: &InferenceService, source: &ModelSource, config: &OperatorConfig) -> Value {
     let name = isvc.name_any();
