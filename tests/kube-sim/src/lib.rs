@@ -17,6 +17,7 @@ pub mod defaults;
 pub mod discovery;
 pub mod error;
 pub mod managed;
+mod node;
 pub mod ops;
 pub mod rbac;
 pub mod schema;
@@ -147,6 +148,7 @@ fn seed(st: &mut State) {
         "provisioner": "microk8s.io/hostpath", "reclaimPolicy": "Delete", "volumeBindingMode": "WaitForFirstConsumer"});
     st.op_create(&sc, "", class, &ctx, false)
         .expect("seed storage class");
+    node::seed(st);
 }
 
 impl Simulator {
@@ -175,6 +177,7 @@ impl Simulator {
             addr,
         });
         let controllers = tokio::spawn(controllers::run(shared.clone(), ctl_rx));
+        tokio::spawn(node::run(shared.clone()));
         let app = server::router(shared.clone());
         let mut stop = shutdown_rx;
         let server = tokio::spawn(async move {
