@@ -5,11 +5,13 @@
 # Safe to re-run.
 #
 #   scripts/install.sh            # as root or with sudo available
-#   PREFIX=$HOME/.local scripts/install.sh
+#   PREFIX=$HOME/.local scripts/install.sh     # no sudo needed when PREFIX is yours
+#   CARGO_TARGET_DIR=DIR scripts/install.sh    # builds there (e.g. beside build-release.sh's)
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")/.." && pwd)"
 prefix="${PREFIX:-/usr/local}"
+target_dir="${CARGO_TARGET_DIR:-$here/target}"
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 
@@ -35,7 +37,10 @@ fi
 
 cd "$here"
 cargo build --release --locked -p wharf 2>/dev/null || cargo build --release -p wharf
-$sudo install -m 0755 target/release/wharf "$prefix/bin/wharf"
+# Installing into a directory of one's own needs no sudo (PREFIX=$HOME/.local).
+mkdir -p "$prefix/bin" 2>/dev/null || $sudo mkdir -p "$prefix/bin"
+if [ -w "$prefix/bin" ]; then sudo=""; fi
+$sudo install -m 0755 "$target_dir/release/wharf" "$prefix/bin/wharf"
 echo "installed $("$prefix/bin/wharf" --version) to $prefix/bin/wharf"
 
 # wharf's images (trainer, server, wharf itself): static (musl) binaries for this machine, packed by wharf.
@@ -48,7 +53,7 @@ rustup target add "$target" >/dev/null
 env "$cc" cargo build --release --locked --target "$target" -p wharf-trainer -p wharf-server \
   -p wharf --bin wharf-trainer --bin wharf-server --bin wharf
 images="$(mktemp)"
-target/release/wharf images build --arch "$arch" --binaries "$arch=target/$target/release" -o "$images"
+"$target_dir/release/wharf" images build --arch "$arch" --binaries "$arch=$target_dir/$target/release" -o "$images"
 $sudo install -m 0644 "$images" "$prefix/bin/wharf-images.tar"
 rm -f "$images"
 echo "installed wharf's images ($arch) to $prefix/bin/wharf-images.tar: \`sudo wharf up\` imports them"

@@ -142,6 +142,11 @@ pub struct BundleArgs {
     /// model for later deploys; "" clears it
     #[arg(long, value_name = "URL", value_parser = crate::store::platform::parse_public_url)]
     pub public_url: Option<String>,
+    /// The registry the nodes pull wharf's own images from (where `wharf images push REGISTRY`
+    /// sent them), instead of `wharf.local` imported into each node: for clusters that are not
+    /// MicroK8s. Deploy keeps it in the model for later deploys; "" goes back to wharf.local
+    #[arg(long, value_name = "REGISTRY", value_parser = crate::store::platform::parse_image_registry)]
+    pub image_registry: Option<String>,
     /// Directory holding the charms (default: the charms shipped with wharf)
     #[arg(long, env = "WHARF_CHARMS", value_name = "DIR", hide = true)]
     pub charms_dir: Option<PathBuf>,
@@ -221,6 +226,7 @@ impl RenderArgs {
             source: self.bundle.source(),
             set: self.bundle.set.clone(),
             public_url: self.bundle.public_url.clone(),
+            image_registry: self.bundle.image_registry.clone().unwrap_or_default(),
             out_dir: self.out_dir.clone(),
             show_secrets: self.show_secrets,
         }
@@ -276,6 +282,10 @@ pub struct DeployArgs {
     /// Also prune CustomResourceDefinitions the bundle dropped (deletes their custom resources)
     #[arg(long)]
     pub prune_crds: bool,
+    /// Deploy even though no node reports wharf's own images (they reach the nodes some other
+    /// way); without it such a deploy is refused before any change, as its pods could never start
+    #[arg(long)]
+    pub skip_image_check: bool,
     /// Also prune PersistentVolumeClaims the bundle dropped (deletes their data)
     #[arg(long)]
     pub prune_data: bool,
@@ -292,7 +302,9 @@ impl DeployArgs {
                 reset: self.reset.clone(),
                 reset_apps: self.reset_config.clone(),
                 public_url: self.bundle.public_url.clone(),
+                image_registry: self.bundle.image_registry.clone(),
             },
+            image_check: !self.skip_image_check,
             dry_run: self.dry_run,
             diff: self.diff,
             prune: Prune {
@@ -572,6 +584,28 @@ pub struct UpArgs {
     pub host_root: PathBuf,
 }
 
+impl UpArgs {
+    pub fn options(&self) -> crate::action::up::Options {
+        crate::action::up::Options {
+            bundle: self.bundle.clone(),
+            channel: self.channel.clone(),
+            no_hold: self.no_hold,
+            metallb: self.metallb.clone(),
+            public_url: self.public_url.clone(),
+            admin_user: self.admin_user.clone(),
+            yes: self.yes,
+            dry_run: self.dry_run,
+            wait_ready_timeout: self.wait_ready_timeout,
+            skip_deploy: self.skip_deploy,
+            gateway_timeout: self.gateway_timeout,
+            verify_timeout: self.verify_timeout,
+            images: self.images.clone(),
+            skip_images: self.skip_images,
+            host_root: self.host_root.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Subcommand)]
 pub enum ImagesCommand {
     /// Build the OCI images of wharf-trainer, wharf-server and wharf from their static binaries
@@ -585,6 +619,43 @@ pub enum ImagesCommand {
     Push(ImagesPushArgs),
     /// Write the images a bundle needs into one archive, for an air-gapped site
     Export(ImagesExportArgs),
+}
+
+impl ImagesCommand {
+    pub fn options(&self) -> crate::action::images::Command {
+        use crate::action::images as ops;
+        match self {
+            ImagesCommand::Build(a) => ops::Command::Build(ops::BuildOptions {
+                out: a.out.clone(),
+                arch: a.arch.clone(),
+                binaries: a.binaries.clone(),
+                dataset: a.dataset.clone(),
+                ca_bundle: (!a.no_ca_bundle).then(|| a.ca_bundle.clone()),
+                source_date_epoch: a.source_date_epoch,
+            }),
+            ImagesCommand::List(a) => ops::Command::List(ops::ListOptions {
+                archive: a.archive.clone(),
+                bundle: a.bundle.clone(),
+                charms_dir: a.charms_dir.clone(),
+            }),
+            ImagesCommand::Import(a) => ops::Command::Import(ops::ImportOptions {
+                archive: a.archive.clone(),
+                dry_run: a.dry_run,
+            }),
+            ImagesCommand::Push(a) => ops::Command::Push(ops::PushOptions {
+                registry: a.registry.clone(),
+                archive: a.archive.clone(),
+            }),
+            ImagesCommand::Export(a) => ops::Command::Export(ops::ExportOptions {
+                bundle: a.bundle.clone(),
+                out: a.out.clone(),
+                archive: a.archive.clone(),
+                upstream: a.upstream,
+                mirror: a.mirror.clone(),
+                charms_dir: a.charms_dir.clone(),
+            }),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]

@@ -29,9 +29,9 @@ fn main() -> std::process::ExitCode {
         Command::Backup(command) => action::backup::run(&global, &command.options()),
         Command::Restore(args) => action::restore::run(&global, &args.options()),
         Command::Remove(args) => action::remove::run(&global, &args.options()),
-        Command::Up(args) => action::up::run(&global, &args),
+        Command::Up(args) => action::up::run(&global, &args.options()),
         Command::Cluster(command) => action::cluster::run(&global, &command.options()),
-        Command::Images(command) => action::images::run(&global, &command),
+        Command::Images(command) => action::images::run(&global, &command.options()),
         Command::Completions { shell } => {
             action::completions::run(shell, <Cli as clap::CommandFactory>::command())
         }

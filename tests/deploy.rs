@@ -794,14 +794,19 @@ async fn unknown_image_is_imagepullbackoff_and_status_says_so() {
         ..fast()
     })
     .await;
+    // Past the check that would refuse it (see refuses_wharf_images_no_node_has…).
     let out = env
-        .command_shipped(&["deploy", "lite", "--timeout", "4s"])
+        .command_shipped(&["deploy", "lite", "--timeout", "4s", "--skip-image-check"])
         .output()
         .await
         .unwrap();
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert!(err.contains("trainer") && err.contains("server"), "{err}");
+    assert!(
+        err.contains("warning: no node of the cluster has wharf's own image"),
+        "{err}"
+    );
     let status = env.status_json().await;
     for name in ["trainer", "server"] {
         let a = app(&status, name);
@@ -1031,4 +1036,163 @@ fn replicas_owners(obj: &serde_json::Value) -> Vec<String> {
         .filter(|e| e.pointer("/fieldsV1/f:spec/f:replicas").is_some())
         .filter_map(|e| e["manager"].as_str().map(str::to_string))
         .collect()
+}
+
+/// The history of wharf's deployed revisions of `app`, from `wharf history APP --output json`.
+async fn history_json(env: &Env, app: &str) -> Vec<serde_json::Value> {
+    let out = env.wharf(&["history", app, "--output", "json"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// A release record keeps what each workload ran once it was ready, by digest, as the kubelet
+/// reports it (`imageID`); a deploy of a new image records the new digest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_keep_the_image_digests_the_pods_run() {
+    let env = start(fast()).await;
+    let out = env.deploy(&[]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let first = history_json(&env, "web").await;
+    let images = &first[0]["images"];
+    assert_eq!(images[0]["workload"], "Deployment/web", "{images}");
+    assert_eq!(images[0]["image"], "example.org/web:2.0", "{images}");
+    let id = images[0]["imageID"].as_str().unwrap().to_owned();
+    let hex = id
+        .strip_prefix("example.org/web@sha256:")
+        .unwrap_or_default();
+    assert!(
+        hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()),
+        "{id}"
+    );
+    // The digest is what the pod's status says, not something wharf made up.
+    let pods = env.sim.list("v1", "Pod", Some(MODEL));
+    let pod = pods
+        .iter()
+        .find(|p| p["metadata"]["name"].as_str().unwrap().starts_with("web-"))
+        .unwrap();
+    assert_eq!(
+        pod["status"]["containerStatuses"][0]["imageID"],
+        id.as_str()
+    );
+
+    // A new image: the new revision records the new digest, the old revision keeps the old one.
+    let meta = env.charms.join("web/metadata.yaml");
+    let text_before = std::fs::read_to_string(&meta).unwrap();
+    std::fs::write(
+        &meta,
+        text_before.replace("example.org/web:2.0", "example.org/web:2.1"),
+    )
+    .unwrap();
+    let out = env.deploy(&[]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let both = history_json(&env, "web").await;
+    assert_eq!(both.len(), 2, "{both:?}");
+    assert_eq!(both[0]["images"][0]["imageID"], id.as_str());
+    let new = &both[1]["images"];
+    assert_eq!(
+        new.as_array().unwrap().len(),
+        1,
+        "only the running pod's image: {new}"
+    );
+    assert_eq!(new[0]["image"], "example.org/web:2.1");
+    let new_id = new[0]["imageID"].as_str().unwrap();
+    assert!(
+        new_id.starts_with("example.org/web@sha256:") && new_id != id,
+        "{new_id}"
+    );
+    // `--output yaml` shows them too.
+    let out = env.wharf(&["history", "web", "--output", "yaml"]).await;
+    assert!(
+        text(&out.stdout).contains(&format!("imageID: {new_id}")),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+/// `deploy lite` on a cluster whose nodes lack wharf's images is refused before any change,
+/// saying where the images must come from; `--image-registry` points the charms at a registry
+/// (kept for later deploys), and imported images are recorded with the digest they came with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_wharf_images_no_node_has_and_image_registry_points_elsewhere() {
+    let store = tempfile::NamedTempFile::new().unwrap();
+    let env = start(Config {
+        node_images: Some(store.path().to_path_buf()),
+        ..fast()
+    })
+    .await;
+    let deploy = |args: &'static [&'static str]| {
+        let mut all = vec!["deploy", "lite", "--timeout", "60s"];
+        all.extend_from_slice(args);
+        env.command_shipped(&all).output()
+    };
+    env.sim.reset_writes();
+    let out = deploy(&[]).await.unwrap();
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    for needed in [
+        "refused before any change",
+        "wharf.local/wharf-server:0.1.0",
+        "wharf images import",
+        "wharf images push REGISTRY",
+        "--image-registry REGISTRY",
+        "--skip-image-check",
+    ] {
+        assert!(err.contains(needed), "{needed}: {err}");
+    }
+    assert_eq!(env.sim.writes(), 0, "nothing written");
+
+    // Pushed to a registry the nodes pull from: the charms run the images from there.
+    let out = deploy(&["--image-registry", "localhost:32000"])
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let image = |name: &str| {
+        let d = env.sim.get("apps/v1", "Deployment", MODEL, name).unwrap();
+        d["spec"]["template"]["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(image("server"), "localhost:32000/wharf-server:0.1.0");
+    let platform = env
+        .sim
+        .get("v1", "ConfigMap", MODEL, "wharf-platform")
+        .unwrap();
+    assert_eq!(platform["data"]["image-registry"], "localhost:32000");
+    // A later deploy without the flag keeps it; "" goes back to wharf.local (imported now).
+    let out = deploy(&["--set", "server.log-level=debug"]).await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(image("server"), "localhost:32000/wharf-server:0.1.0");
+
+    let digest = |n: u8| format!("sha256:{}", format!("{n:x}").repeat(64));
+    std::fs::write(
+        store.path(),
+        format!(
+            "wharf.local/wharf-server:0.1.0 {}\nwharf.local/wharf-trainer:0.1.0 {}\n",
+            digest(0xa),
+            digest(0xb)
+        ),
+    )
+    .unwrap();
+    until(10, "the node lists the imported images", || {
+        let node = env.sim.get("v1", "Node", "", "sim-node").unwrap();
+        node["status"]["images"]
+            .to_string()
+            .contains("wharf.local/wharf-server:0.1.0")
+    })
+    .await;
+    let out = deploy(&["--image-registry", ""]).await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(image("server"), "wharf.local/wharf-server:0.1.0");
+    let records = history_json(&env, "server").await;
+    let last = records.last().unwrap();
+    assert_eq!(
+        last["images"][0]["imageID"],
+        format!("wharf.local/wharf-server@{}", digest(0xa)),
+        "{last}"
+    );
 }

@@ -31,8 +31,9 @@ pub struct Resolution {
     pub inputs: Inputs,
     /// The inputs as they were.
     pub stored: Inputs,
-    pub public_url: String,
-    stored_public_url: String,
+    /// The platform settings this command renders with (public URL, image registry).
+    pub settings: platform::Settings,
+    stored_settings: platform::Settings,
     /// Lines for the user: resets of nothing, options dropped because a charm lost them.
     pub notes: Vec<String>,
 }
@@ -47,8 +48,8 @@ pub async fn resolve(
     changes: &Changes,
 ) -> anyhow::Result<Resolution> {
     let stored = Inputs::load(session.client(), &session.model, session.server()).await?;
-    let stored_public_url =
-        platform::load_public_url(session.client(), &session.model, session.server()).await?;
+    let stored_settings =
+        platform::load(session.client(), &session.model, session.server()).await?;
     let bundle = Bundle::parse(&texts)?;
     let mut inputs = stored.clone();
     let mut notes = inputs.apply_changes(&bundle, changes)?;
@@ -71,25 +72,32 @@ pub async fn resolve(
             .add_layer(&app, format!("--set {app}"), values);
     }
     resolved.generated_slots()?; // every layer type-checked, before anything is written
-    let public_url = changes
-        .public_url
-        .clone()
-        .unwrap_or_else(|| stored_public_url.clone());
+    let settings = platform::Settings {
+        public_url: changes
+            .public_url
+            .clone()
+            .unwrap_or_else(|| stored_settings.public_url.clone()),
+        image_registry: changes
+            .image_registry
+            .clone()
+            .unwrap_or_else(|| stored_settings.image_registry.clone()),
+    };
     Ok(Resolution {
         resolved,
         inputs,
         stored,
-        public_url,
-        stored_public_url,
+        settings,
+        stored_settings,
         notes,
     })
 }
 
 /// The render target: the model, the cluster's Kubernetes version, this machine's arch.
-pub fn target(model: &str, cluster: &Cluster, public_url: &str) -> Target {
+pub fn target(model: &str, cluster: &Cluster, settings: &platform::Settings) -> Target {
     let mut t = Target {
         namespace: model.to_owned(),
-        public_url: public_url.to_owned(),
+        public_url: settings.public_url.clone(),
+        image_registry: settings.image_registry.clone(),
         ..Target::default()
     };
     if let Some(version) = kube_version(cluster) {
@@ -118,7 +126,7 @@ pub struct Rendered {
 }
 
 pub async fn render(session: &Session, resolution: &Resolution) -> anyhow::Result<Rendered> {
-    let target = target(&session.model, &session.cluster, &resolution.public_url);
+    let target = target(&session.model, &session.cluster, &resolution.settings);
     let mismatches = resolution
         .resolved
         .kube_version_mismatches(&target.kube_version);
@@ -149,7 +157,7 @@ pub async fn render(session: &Session, resolution: &Resolution) -> anyhow::Resul
         .into_iter()
         .map(|app| {
             let user = resolution.inputs.config.get(&app.name);
-            Desired::from_rendered(app, user, &resolution.public_url)
+            Desired::from_rendered(app, user, &resolution.settings.public_url)
         })
         .collect();
     Ok(Rendered {
@@ -231,9 +239,9 @@ pub async fn keep_inputs(
         guard.check()?;
         resolution.inputs.save(client, model, server).await?;
     }
-    if resolution.public_url != resolution.stored_public_url {
+    if resolution.settings != resolution.stored_settings {
         guard.check()?;
-        platform::save_public_url(client, model, server, &resolution.public_url).await?;
+        platform::save(client, model, server, &resolution.settings).await?;
     }
     Ok(())
 }

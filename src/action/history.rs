@@ -1,6 +1,7 @@
 //! `wharf history [APP]`: each application's revisions — REVISION, UPDATED, STATUS, CHARM VERSION,
-//! DESCRIPTION — like `helm history`. A record that cannot be read is listed as `unreadable` with
-//! the reason, never an error: one damaged Secret must not hide the rest.
+//! DESCRIPTION — like `helm history`; `--output json|yaml` adds the images each revision ran, by
+//! digest. A record that cannot be read is listed as `unreadable` with the reason, never an
+//! error: one damaged Secret must not hide the rest.
 
 use std::process::ExitCode;
 
@@ -8,6 +9,7 @@ use anyhow::bail;
 use serde::Serialize;
 
 use super::{Global, Outcome, OutputFormat, Session};
+use crate::store::record::RunningImage;
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -29,6 +31,9 @@ struct Row {
     /// The backup made before this revision (`wharf upgrade`).
     #[serde(skip_serializing_if = "Option::is_none")]
     backup: Option<String>,
+    /// What the workloads ran, by digest (`--output json|yaml` only: too wide for the table).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    images: Vec<RunningImage>,
 }
 
 pub fn run(global: &Global, options: &Options) -> Outcome {
@@ -51,6 +56,7 @@ async fn history(global: &Global, options: &Options) -> Outcome {
                 description: r.description.clone(),
                 reason: r.reason.clone(),
                 backup: r.backup.clone(),
+                images: r.images.clone(),
             });
         }
     }
@@ -65,6 +71,7 @@ async fn history(global: &Global, options: &Options) -> Outcome {
             description: format!("Secret {} cannot be read", u.name),
             reason: Some(u.why.clone()),
             backup: None,
+            images: Vec::new(),
         });
     }
     if let Some(app) = &options.app {

@@ -12,27 +12,76 @@ use serde::Serialize;
 
 use super::{Global, Outcome, print_stdout};
 use crate::charm::Source;
-use crate::cli::{
-    ImagesBuildArgs, ImagesCommand, ImagesExportArgs, ImagesImportArgs, ImagesListArgs,
-    ImagesPushArgs,
-};
 use crate::host::microk8s::{Access, MicroK8sCli};
 use crate::host::runner::Runner;
 use crate::images::oci::Layout;
 use crate::images::registry::{Reference, Registry};
 use crate::images::{Arch, Workload, build, upstream};
 
-pub fn run(global: &Global, command: &ImagesCommand) -> Outcome {
+/// What `wharf images` was asked to do (cli.rs builds it from the command line).
+#[derive(Debug, Clone)]
+pub enum Command {
+    Build(BuildOptions),
+    List(ListOptions),
+    Import(ImportOptions),
+    Push(PushOptions),
+    Export(ExportOptions),
+}
+
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub out: PathBuf,
+    /// Architecture names as given (`amd64`, `arm64`), checked here.
+    pub arch: Vec<String>,
+    /// `ARCH=DIR`, as given.
+    pub binaries: Vec<String>,
+    pub dataset: PathBuf,
+    /// The CA bundle to put in the images; None: none.
+    pub ca_bundle: Option<PathBuf>,
+    pub source_date_epoch: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListOptions {
+    pub archive: Option<PathBuf>,
+    pub bundle: String,
+    pub charms_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    pub archive: PathBuf,
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct PushOptions {
+    pub registry: String,
+    pub archive: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    pub bundle: String,
+    pub out: PathBuf,
+    pub archive: PathBuf,
+    pub upstream: bool,
+    /// Pull the upstream images from this registry instead of theirs.
+    pub mirror: Option<String>,
+    pub charms_dir: Option<PathBuf>,
+}
+
+pub fn run(global: &Global, command: &Command) -> Outcome {
     match command {
-        ImagesCommand::Build(args) => build_images(global, args),
-        ImagesCommand::List(args) => list(global, args),
-        ImagesCommand::Import(args) => import(global, args),
-        ImagesCommand::Push(args) => push(global, args),
-        ImagesCommand::Export(args) => export(global, args),
+        Command::Build(args) => build_images(global, args),
+        Command::List(args) => list(global, args),
+        Command::Import(args) => import(global, args),
+        Command::Push(args) => push(global, args),
+        Command::Export(args) => export(global, args),
     }
 }
 
-fn build_images(global: &Global, args: &ImagesBuildArgs) -> Outcome {
+fn build_images(global: &Global, args: &BuildOptions) -> Outcome {
     let started = Instant::now();
     let mut binaries = BTreeMap::new();
     for a in &args.arch {
@@ -64,7 +113,7 @@ fn build_images(global: &Global, args: &ImagesBuildArgs) -> Outcome {
             .collect::<anyhow::Result<_>>()
             .context("--image")?,
         dataset: args.dataset.clone(),
-        ca_bundle: (!args.no_ca_bundle).then(|| args.ca_bundle.clone()),
+        ca_bundle: args.ca_bundle.clone(),
         epoch: args.source_date_epoch,
     };
     let built = build::build(&inputs)?;
@@ -108,7 +157,7 @@ struct Listed {
     digest: Option<String>,
 }
 
-fn list(global: &Global, args: &ImagesListArgs) -> Outcome {
+fn list(global: &Global, args: &ListOptions) -> Outcome {
     let mut rows = Vec::new();
     let archived = match &args.archive {
         Some(path) => build::describe(&Layout::read_file(path)?)?,
@@ -126,11 +175,20 @@ fn list(global: &Global, args: &ImagesListArgs) -> Outcome {
             source: "wharf",
         });
     }
-    for u in upstream::images(&args.bundle, &Source::new(args.charms_dir.as_deref()))? {
+    let upstream = upstream::images(&args.bundle, &Source::new(args.charms_dir.as_deref()))?;
+    let unpinned: Vec<&upstream::Upstream> = upstream
+        .iter()
+        .filter(|u| u.pinned_digest().is_none())
+        .collect();
+    if let Some(note) = upstream::unpinned_note(&unpinned) {
+        eprintln!("note: {note}");
+    }
+    for u in upstream.iter().cloned() {
         let digest = archived
             .iter()
             .find(|(r, _, _)| *r == u.reference)
-            .map(|(_, d, _)| d.digest.clone());
+            .map(|(_, d, _)| d.digest.clone())
+            .or_else(|| u.pinned_digest().map(str::to_owned));
         rows.push(Listed {
             reference: u.reference,
             source: "upstream",
@@ -164,7 +222,7 @@ fn microk8s_cli(runner: &Runner) -> MicroK8sCli<'_> {
     MicroK8sCli { runner, access }
 }
 
-fn import(_global: &Global, args: &ImagesImportArgs) -> Outcome {
+fn import(_global: &Global, args: &ImportOptions) -> Outcome {
     let runner = Runner::new().dry_run(args.dry_run);
     let cli = microk8s_cli(&runner);
     let summary = import_into(&cli, &args.archive)?;
@@ -254,7 +312,7 @@ struct Pushed {
     bytes: u64,
 }
 
-fn push(global: &Global, args: &ImagesPushArgs) -> Outcome {
+fn push(global: &Global, args: &PushOptions) -> Outcome {
     let layout = Layout::read_file(&args.archive)?;
     let registry = Registry::new(&args.registry)?;
     let target = args
@@ -299,7 +357,7 @@ fn push(global: &Global, args: &ImagesPushArgs) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
-fn export(global: &Global, args: &ImagesExportArgs) -> Outcome {
+fn export(global: &Global, args: &ExportOptions) -> Outcome {
     let mut layout = Layout::read_file(&args.archive)?;
     for w in Workload::ALL {
         if !layout.named().iter().any(|n| n.reference == w.reference()) {
@@ -324,6 +382,17 @@ fn export(global: &Global, args: &ImagesExportArgs) -> Outcome {
                     .pull(&mut layout, &r.repository, &r.tag, &u.reference)
                     .await
                     .with_context(|| format!("pulling {} from {}", u.reference, registry.base()))?;
+                if let Some(pin) = u.pinned_digest()
+                    && d.digest != pin
+                {
+                    bail!(
+                        "{}: the registry {} served {} for it, not the pinned digest; refusing \
+                         an image that is not the one the charm names",
+                        u.reference,
+                        registry.base(),
+                        d.digest
+                    );
+                }
                 eprintln!("pulled {} {}", u.reference, d.digest);
             }
             anyhow::Ok(())

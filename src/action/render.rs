@@ -15,6 +15,8 @@ pub struct Options {
     pub source: BundleSource,
     pub set: Vec<String>,
     pub public_url: Option<String>,
+    /// Where wharf's own images are pulled from ("" = wharf.local).
+    pub image_registry: String,
     pub out_dir: Option<std::path::PathBuf>,
     pub show_secrets: bool,
 }
@@ -24,6 +26,7 @@ pub fn run(global: &Global, args: &Options) -> Outcome {
     let target = Target {
         namespace: global.model.clone(),
         public_url: args.public_url.clone().unwrap_or_default(),
+        image_registry: args.image_registry.clone(),
         ..Target::default()
     };
     let rendered = resolved.render(&target, &Generated::new())?;

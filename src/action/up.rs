@@ -16,7 +16,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Global;
 use super::Outcome;
-use crate::cli::UpArgs;
 use crate::host::checks::{self, Status};
 use crate::host::facts::{HostFacts, HostRoot, MicroK8s};
 use crate::host::metallb;
@@ -27,6 +26,31 @@ use crate::host::runner::{Cmd, Runner};
 use crate::store::platform;
 
 const STEPS: usize = 10;
+
+/// What `wharf up` was asked (cli.rs builds it from the command line; see `UpArgs` there for
+/// each flag's meaning).
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub bundle: Option<String>,
+    /// The MicroK8s snap channel.
+    pub channel: String,
+    pub no_hold: bool,
+    /// MetalLB's address range.
+    pub metallb: Option<String>,
+    pub public_url: Option<String>,
+    pub admin_user: Option<String>,
+    pub yes: bool,
+    pub dry_run: bool,
+    pub wait_ready_timeout: u64,
+    pub skip_deploy: bool,
+    pub gateway_timeout: std::time::Duration,
+    pub verify_timeout: std::time::Duration,
+    /// wharf's image archive (default: next to the executable).
+    pub images: Option<PathBuf>,
+    pub skip_images: bool,
+    /// Where /proc, /sys, /etc and /boot are read (tests).
+    pub host_root: PathBuf,
+}
 
 /// What the user chose, settled before anything changes: a missing value without a terminal
 /// is an error naming its flag, so nothing is half-done for want of an answer.
@@ -53,7 +77,7 @@ impl std::fmt::Debug for Password {
     }
 }
 
-pub fn run(global: &Global, args: &UpArgs) -> Outcome {
+pub fn run(global: &Global, args: &Options) -> Outcome {
     let terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     let login_marker = login_marker_path(global)?;
     let inputs = resolve_inputs(args, terminal, &login_marker)?;
@@ -199,7 +223,7 @@ fn login_marker_path(global: &Global) -> anyhow::Result<PathBuf> {
 }
 
 fn resolve_password(
-    args: &UpArgs,
+    args: &Options,
     terminal: bool,
     login_marker: &Path,
 ) -> anyhow::Result<Option<Password>> {
@@ -233,7 +257,7 @@ fn resolve_password(
     }))
 }
 
-fn resolve_inputs(args: &UpArgs, terminal: bool, login_marker: &Path) -> anyhow::Result<Inputs> {
+fn resolve_inputs(args: &Options, terminal: bool, login_marker: &Path) -> anyhow::Result<Inputs> {
     let bundle = match &args.bundle {
         Some(b) => b.clone(),
         None if args.yes => "lite".into(),
@@ -297,7 +321,7 @@ fn resolve_inputs(args: &UpArgs, terminal: bool, login_marker: &Path) -> anyhow:
 
 /// The image archive step 7 imports, found before anything changes (a missing one would
 /// otherwise stop `wharf up` after MicroK8s is installed).
-fn resolve_images(args: &UpArgs) -> anyhow::Result<Option<PathBuf>> {
+fn resolve_images(args: &Options) -> anyhow::Result<Option<PathBuf>> {
     if args.skip_deploy || args.skip_images {
         return Ok(None);
     }
@@ -320,7 +344,7 @@ fn resolve_images(args: &UpArgs) -> anyhow::Result<Option<PathBuf>> {
 fn images_step(
     cli: &MicroK8sCli,
     inputs: &Inputs,
-    args: &UpArgs,
+    args: &Options,
     pretend: bool,
 ) -> anyhow::Result<String> {
     let Some(archive) = &inputs.images else {
@@ -342,7 +366,7 @@ fn images_step(
 }
 
 /// Consent for a change to the host: `--yes`, or a yes on a terminal; else an error naming `--yes`.
-fn consent(args: &UpArgs, terminal: bool, question: &str) -> anyhow::Result<bool> {
+fn consent(args: &Options, terminal: bool, question: &str) -> anyhow::Result<bool> {
     if args.yes || args.dry_run {
         return Ok(true);
     }
@@ -360,7 +384,7 @@ fn host_check(
     root: &HostRoot,
     runner: &Runner,
     inputs: &Inputs,
-    args: &UpArgs,
+    args: &Options,
     terminal: bool,
 ) -> anyhow::Result<String> {
     let req = requirements::load_requirements(&inputs.bundle)
@@ -405,7 +429,7 @@ fn raspberry_pi_step(
     runner: &Runner,
     facts: &HostFacts,
     pi: &crate::host::facts::RaspberryPi,
-    args: &UpArgs,
+    args: &Options,
     terminal: bool,
 ) -> anyhow::Result<()> {
     let Ok((host_path, text)) = &pi.cmdline else {
@@ -439,7 +463,7 @@ fn raspberry_pi_step(
 
 /// Step 2: install MicroK8s unless it is there; never switch the channel of an installed one.
 /// Returns whether it was already installed.
-fn snap_step(runner: &Runner, args: &UpArgs, is_root: bool) -> anyhow::Result<bool> {
+fn snap_step(runner: &Runner, args: &Options, is_root: bool) -> anyhow::Result<bool> {
     let cli = MicroK8sCli {
         runner,
         access: Access::Direct,
@@ -612,7 +636,7 @@ fn kubeconfig_path(global: &Global) -> anyhow::Result<PathBuf> {
 fn kubeconfig_step(
     global: &Global,
     cli: &MicroK8sCli,
-    args: &UpArgs,
+    args: &Options,
     terminal: bool,
     pretend: bool,
 ) -> anyhow::Result<PathBuf> {
@@ -665,7 +689,7 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 /// What steps 8 and 9 share: the run's choices and where things are.
 struct Site<'a> {
     global: &'a Global,
-    args: &'a UpArgs,
+    args: &'a Options,
     inputs: &'a Inputs,
     kubeconfig: &'a Path,
     /// Where the chosen public URL is remembered.
@@ -734,6 +758,9 @@ fn deploy_command(site: &Site, public_url: Option<&str>) -> DeployCmd {
         diff: false,
         prune: crate::engine::Prune::default(),
         run,
+        // Step 7 imported the images and checked their digests in containerd; the node's
+        // status lists them only after the kubelet's next report (up to a minute later).
+        image_check: false,
     };
     DeployCmd {
         global,
@@ -794,7 +821,7 @@ fn public_url_path(global: &Global) -> anyhow::Result<PathBuf> {
 
 /// `--public-url`, else the URL an earlier run chose, so that a re-run deploys the same
 /// `public-url` instead of dropping it (and Dex's issuer with it).
-fn resolve_public_url(args: &UpArgs, url_file: &Path) -> anyhow::Result<Option<PublicUrl>> {
+fn resolve_public_url(args: &Options, url_file: &Path) -> anyhow::Result<Option<PublicUrl>> {
     if let Some(given) = &args.public_url {
         return Ok(Some(PublicUrl {
             url: platform::normalise_public_url(given)?,
@@ -1152,7 +1179,7 @@ fn show_generated_password(inputs: &Inputs) {
 }
 
 /// Step 10: where the platform is and how to log in. A generated password is shown here, once.
-fn summary(args: &UpArgs, inputs: &Inputs, kubeconfig: &Path, url: Option<&String>) -> String {
+fn summary(args: &Options, inputs: &Inputs, kubeconfig: &Path, url: Option<&String>) -> String {
     let url = match url {
         Some(url) => format!("{url}/"),
         None => "(not known yet: the gateway's address is found after the deploy)".into(),

@@ -3,7 +3,7 @@
 //! the history. A run that times out, fails or is interrupted (SIGINT, SIGTERM) still finishes its
 //! records: none stays pending.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use tokio::time::Instant;
 
@@ -11,8 +11,9 @@ use super::prepare::{self, Prepared};
 use super::{Desired, RunOptions};
 use crate::action::Session;
 use crate::kube::apply::Applier;
+use crate::kube::images::{self, RunningImage};
 use crate::kube::progress::Progress;
-use crate::kube::{autoscaled, execute};
+use crate::kube::{autoscaled, errors, execute};
 use crate::store::lock::Guard;
 use crate::store::record::{InventoryEntry, Release, ReleaseStatus, SecretValues, now};
 
@@ -159,6 +160,11 @@ pub async fn perform(
             }
         };
         record.finished = Some(now());
+        // What runs, by digest: only after a wait (without one the old pods may still be all
+        // there is) and not after a signal (the user wants out, not more API calls).
+        if run.wait && performed.interrupted.is_none() {
+            record.images = running_images(session, &record).await;
+        }
         match outcome {
             Ok(()) => {
                 record.status = ReleaseStatus::Deployed;
@@ -175,6 +181,31 @@ pub async fn perform(
     }
     Ok(performed)
 }
+
+/// The images `record`'s workloads run. A failed LIST only costs the record its images: the
+/// deploy itself is done, and this says so on stderr.
+async fn running_images(session: &Session, record: &Release) -> Vec<RunningImage> {
+    let namespaces: BTreeSet<String> = record
+        .inventory
+        .iter()
+        .filter(|e| WORKLOADS.contains(&e.id.kind.as_str()))
+        .filter_map(|e| e.id.namespace.clone())
+        .collect();
+    match images::running(session.client(), &namespaces, &record.app).await {
+        Ok(found) => found,
+        Err(e) => {
+            let why = errors::describe(&e, "list pods", session.server());
+            eprintln!(
+                "warning: {}: the record of revision {} keeps no image digests: {why}",
+                record.app, record.revision
+            );
+            Vec::new()
+        }
+    }
+}
+
+/// The kinds whose pods run the application's images.
+const WORKLOADS: [&str; 5] = ["Deployment", "StatefulSet", "DaemonSet", "Job", "Pod"];
 
 /// The pending record of `desired` and its secret values.
 fn record_for(desired: &Desired, prepared: &Prepared, started: &str) -> (Release, SecretValues) {
@@ -222,6 +253,7 @@ fn record_for(desired: &Desired, prepared: &Prepared, started: &str) -> (Release
         finished: None,
         wharf_version: env!("CARGO_PKG_VERSION").into(),
         backup: desired.backup.clone(),
+        images: Vec::new(),
         format: Default::default(),
     };
     (record, values)

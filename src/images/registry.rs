@@ -25,9 +25,17 @@ pub struct Reference {
 
 impl Reference {
     /// Parse a full reference; Docker Hub's short names (`nginx:1.27`) get `docker.io/library/`.
+    /// A reference pinned by both (`minio:RELEASE.x@sha256:…`) is fetched by its digest: the tag
+    /// only says which version the digest is.
     pub fn parse(s: &str) -> anyhow::Result<Reference> {
         let (name, tag) = match s.split_once('@') {
-            Some((n, d)) => (n, d.to_string()),
+            Some((n, d)) => {
+                let untagged = match n.rsplit_once(':') {
+                    Some((repo, tag)) if !tag.contains('/') => repo,
+                    _ => n,
+                };
+                (untagged, d.to_string())
+            }
             None => match s.rsplit_once(':') {
                 Some((n, t)) if !t.contains('/') => (n, t.to_string()),
                 _ => bail!(
@@ -450,6 +458,18 @@ mod tests {
                 "ghcr.io/dexidp/dex@sha256:abc",
                 "ghcr.io",
                 "dexidp/dex",
+                "sha256:abc",
+            ),
+            (
+                "quay.io/minio/minio:RELEASE.2024-12-18T13-15-44Z@sha256:abc",
+                "quay.io",
+                "minio/minio",
+                "sha256:abc",
+            ),
+            (
+                "localhost:32000/x:1@sha256:abc",
+                "localhost:32000",
+                "x",
                 "sha256:abc",
             ),
         ];

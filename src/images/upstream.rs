@@ -18,6 +18,14 @@ pub struct Upstream {
 }
 
 impl Upstream {
+    /// The digest the charm pins (`name:tag@sha256:…`), if it pins one.
+    pub fn pinned_digest(&self) -> Option<&str> {
+        self.reference
+            .split_once('@')
+            .map(|(_, d)| d)
+            .filter(|d| d.starts_with("sha256:"))
+    }
+
     /// The one-line way to fetch it elsewhere, into an archive `wharf images import` reads.
     pub fn skopeo_command(&self) -> String {
         let file = self
@@ -54,9 +62,49 @@ pub fn images(bundle_spec: &str, charms: &Source) -> anyhow::Result<Vec<Upstream
     Ok(out.into_iter().collect())
 }
 
+/// The advice for images pinned by tag only: a tag can be moved to other bytes, a digest cannot.
+pub fn unpinned_note(unpinned: &[&Upstream]) -> Option<String> {
+    if unpinned.is_empty() {
+        return None;
+    }
+    let list: Vec<&str> = unpinned.iter().map(|u| u.reference.as_str()).collect();
+    Some(format!(
+        "{} upstream image(s) are pinned by tag only: {}. Pin each in its charm's metadata.yaml as \
+         `name:tag@sha256:…` with its image index digest, read on a machine with network access \
+         (`skopeo inspect --raw docker://REF | sha256sum`, or `wharf images export --upstream`, \
+         which prints the digest it pulled); `wharf images export --upstream` then checks the \
+         bytes it pulls against the pin.",
+        list.len(),
+        list.join(", ")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pin_is_the_digest_after_the_tag() {
+        let u = |r: &str| Upstream {
+            reference: r.into(),
+            charm: "c".into(),
+            arches: vec![],
+        };
+        assert_eq!(
+            u("quay.io/minio/mc:RELEASE.x@sha256:ab").pinned_digest(),
+            Some("sha256:ab")
+        );
+        assert_eq!(u("ghcr.io/dexidp/dex:v2.41.1").pinned_digest(), None);
+        let dex = u("ghcr.io/dexidp/dex:v2.41.1");
+        let note = unpinned_note(&[&dex]).unwrap();
+        assert!(
+            note.starts_with(
+                "1 upstream image(s) are pinned by tag only: ghcr.io/dexidp/dex:v2.41.1."
+            ),
+            "{note}"
+        );
+        assert!(unpinned_note(&[]).is_none());
+    }
 
     #[test]
     fn lite_runs_five_upstream_images_and_wharf_builds_the_rest() {

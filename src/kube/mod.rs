@@ -10,6 +10,8 @@ pub mod connect;
 pub mod diff;
 pub mod errors;
 pub mod execute;
+pub mod images;
+pub mod node_images;
 pub mod object;
 pub mod plan;
 pub mod progress;

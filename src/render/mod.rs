@@ -31,6 +31,9 @@ pub struct Target {
     pub arch: String,
     pub kube_version: semver::Version,
     pub public_url: String,
+    /// The registry the nodes pull wharf's own images from: `wharf.local/` in the charms'
+    /// images becomes `<image_registry>/`. Empty: `wharf.local`, imported into each node.
+    pub image_registry: String,
 }
 
 impl Default for Target {
@@ -40,6 +43,7 @@ impl Default for Target {
             arch: "amd64".into(),
             kube_version: semver::Version::new(1, 33, 0),
             public_url: String::new(),
+            image_registry: String::new(),
         }
     }
 }
@@ -354,6 +358,16 @@ pub fn standard_labels(app: &str, charm: &Charm) -> BTreeMap<String, String> {
     ])
 }
 
+/// `image` as the nodes pull it: wharf's own images (`wharf.local/…`) from `registry` when one
+/// is given; every other image as the charm names it.
+pub fn from_registry(image: &str, registry: &str) -> String {
+    let local = format!("{}/", crate::images::REGISTRY);
+    match image.strip_prefix(&local) {
+        Some(rest) if !registry.is_empty() => format!("{registry}/{rest}"),
+        _ => image.to_owned(),
+    }
+}
+
 /// The context every template of an application sees, before relations are added.
 fn base_context(
     app: &str,
@@ -374,11 +388,16 @@ fn base_context(
         }),
     );
     context.insert("config", &config.values);
-    let images: BTreeMap<&String, &String> = charm
+    let images: BTreeMap<&String, String> = charm
         .meta
         .images
         .iter()
-        .map(|(name, image)| (name, &image.upstream_source))
+        .map(|(name, image)| {
+            (
+                name,
+                from_registry(&image.upstream_source, &target.image_registry),
+            )
+        })
         .collect();
     context.insert("images", &images);
     context.insert(

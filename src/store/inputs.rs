@@ -48,6 +48,8 @@ pub struct Changes {
     pub reset_apps: Vec<String>,
     /// The platform's public URL ("" clears it).
     pub public_url: Option<String>,
+    /// The registry serving wharf's own images ("" goes back to `wharf.local`).
+    pub image_registry: Option<String>,
 }
 
 /// Options set by the user: app → key → value (secret values in the clear: this lives in a Secret).

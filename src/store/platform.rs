@@ -1,6 +1,10 @@
-//! Platform settings that every application's templates see (`platform.public_url`), kept in the
-//! ConfigMap `wharf-platform` of the model: given once with `wharf deploy --public-url URL`, they
-//! hold for every later deploy from any machine, until changed (an empty value clears them).
+//! Platform settings that every application's render sees, kept in the ConfigMap `wharf-platform`
+//! of the model: the public URL (`platform.public_url` in templates) and the registry that serves
+//! wharf's own images (`--image-registry`). Given once with `wharf deploy --public-url URL` or
+//! `--image-registry REGISTRY`, they hold for every later deploy, config, upgrade and rollback from
+//! any machine, until changed (an empty value clears them).
+
+use std::collections::BTreeMap;
 
 use anyhow::{anyhow, bail};
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -12,6 +16,7 @@ use crate::kube::{FIELD_MANAGER, errors};
 
 pub const CONFIG_MAP: &str = "wharf-platform";
 const PUBLIC_URL: &str = "public-url";
+const IMAGE_REGISTRY: &str = "image-registry";
 
 /// `--public-url` of render and deploy: empty (clears the kept URL) or a URL `normalise_public_url` takes.
 pub fn parse_public_url(s: &str) -> Result<String, String> {
@@ -19,6 +24,36 @@ pub fn parse_public_url(s: &str) -> Result<String, String> {
         return Ok(String::new());
     }
     normalise_public_url(s).map_err(|e| e.to_string())
+}
+
+/// `--image-registry`: empty (back to `wharf.local`, clears the kept one) or a registry host
+/// with an optional port and path (`registry.example.com:5000/wharf`), no scheme, no tag.
+pub fn parse_image_registry(s: &str) -> Result<String, String> {
+    let text = s.trim().trim_end_matches('/');
+    if text.is_empty() {
+        return Ok(String::new());
+    }
+    let example = "e.g. localhost:32000 or registry.example.com/wharf";
+    if text.contains("://") {
+        return Err(format!(
+            "--image-registry `{s}`: a registry host, without a scheme ({example})"
+        ));
+    }
+    let host = text.split('/').next().unwrap_or_default();
+    let valid = |c: char| c.is_ascii_alphanumeric() || "-._:/".contains(c);
+    if !text.chars().all(valid) || text.contains("//") || host.is_empty() {
+        return Err(format!(
+            "--image-registry `{s}`: not a registry name ({example})"
+        ));
+    }
+    if !(host.contains('.') || host.contains(':') || host == "localhost") {
+        // Without a dot or a port, `x/wharf-server` means docker.io/x/wharf-server.
+        return Err(format!(
+            "--image-registry `{s}`: `{host}` would be read as a Docker Hub user, not a registry; \
+             name the host with its domain or port ({example})"
+        ));
+    }
+    Ok(text.to_ascii_lowercase())
 }
 
 /// An http(s) URL with a host and nothing after it, without the trailing slash: Dex's issuer is
@@ -43,34 +78,51 @@ pub fn normalise_public_url(text: &str) -> anyhow::Result<String> {
     Ok(text.trim_end_matches('/').to_string())
 }
 
-/// The public URL kept in the model ("" when none was ever given).
-pub async fn load_public_url(client: &Client, model: &str, server: &str) -> anyhow::Result<String> {
+/// The settings kept in the model (each "" when never given).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settings {
+    pub public_url: String,
+    /// Where the nodes pull wharf's own images from instead of `wharf.local` (see
+    /// `parse_image_registry`).
+    pub image_registry: String,
+}
+
+/// Read the kept settings (defaults when none were ever given).
+pub async fn load(client: &Client, model: &str, server: &str) -> anyhow::Result<Settings> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), model);
     match api.get_opt(CONFIG_MAP).await {
-        Ok(cm) => Ok(cm
-            .and_then(|cm| cm.data)
-            .and_then(|mut d| d.remove(PUBLIC_URL))
-            .unwrap_or_default()),
-        Err(e) if errors::is_not_found(&e) => Ok(String::new()),
+        Ok(cm) => {
+            let mut data = cm.and_then(|cm| cm.data).unwrap_or_default();
+            Ok(Settings {
+                public_url: data.remove(PUBLIC_URL).unwrap_or_default(),
+                image_registry: data.remove(IMAGE_REGISTRY).unwrap_or_default(),
+            })
+        }
+        Err(e) if errors::is_not_found(&e) => Ok(Settings::default()),
         Err(e) => bail!(errors::describe(&e, "read the platform settings", server)),
     }
 }
 
-/// Keep `url` in the model (one server-side apply of the ConfigMap).
-pub async fn save_public_url(
+/// Keep `settings` in the model (one server-side apply of the ConfigMap, every setting in it:
+/// a key left out of an apply would be removed).
+pub async fn save(
     client: &Client,
     model: &str,
     server: &str,
-    url: &str,
+    settings: &Settings,
 ) -> anyhow::Result<()> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), model);
+    let mut data = BTreeMap::from([(PUBLIC_URL.to_string(), settings.public_url.clone())]);
+    if !settings.image_registry.is_empty() {
+        data.insert(IMAGE_REGISTRY.into(), settings.image_registry.clone());
+    }
     let cm = ConfigMap {
         metadata: ObjectMeta {
             name: Some(CONFIG_MAP.into()),
             labels: Some([(super::OWNER_LABEL.to_string(), super::OWNER.to_string())].into()),
             ..ObjectMeta::default()
         },
-        data: Some([(PUBLIC_URL.to_string(), url.to_string())].into()),
+        data: Some(data),
         ..ConfigMap::default()
     };
     api.patch(
@@ -116,6 +168,27 @@ mod tests {
             "http://x/?q=1",
         ] {
             let err = parse_public_url(bad).unwrap_err();
+            assert!(err.contains(&format!("`{bad}`")), "{err}");
+        }
+    }
+
+    #[test]
+    fn image_registries_are_hosts_with_optional_port_and_path() {
+        for (given, kept) in [
+            ("localhost:32000", "localhost:32000"),
+            ("Registry.example.com/wharf/", "registry.example.com/wharf"),
+            ("10.0.0.5:5000", "10.0.0.5:5000"),
+            ("", ""),
+        ] {
+            assert_eq!(parse_image_registry(given).unwrap(), kept);
+        }
+        for bad in [
+            "https://r.example.com",
+            "wharf",
+            "r.example.com/a b",
+            "r.example.com//x",
+        ] {
+            let err = parse_image_registry(bad).unwrap_err();
             assert!(err.contains(&format!("`{bad}`")), "{err}");
         }
     }

@@ -5,7 +5,8 @@
 //!
 //! - `release`: the record — charm and version, effective config (secret options masked), the
 //!   user's options, relation data, public URL, the rendered manifests with every Secret's data
-//!   taken out, the inventory, status, description and times. Safe to print: `history` does.
+//!   taken out, the inventory, status, description and times, and the images the workloads ran
+//!   when the run ended, by digest (absent from older records). Safe to print: `history` does.
 //! - `values`: the revision's secret values — its secret options (set or generated) and the data
 //!   of its Secret objects — referenced by the record and read only to re-apply it.
 //!
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::kube::ObjectRef;
+pub use crate::kube::images::RunningImage;
 
 pub const SECRET_TYPE: &str = "wharf.dev/release.v2";
 pub const SECRET_TYPE_V1: &str = "wharf.dev/release.v1";
@@ -125,6 +127,10 @@ pub struct Release {
     /// The backup `wharf upgrade` made before this revision (absent in older records).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<String>,
+    /// What the workloads ran when the run ended, by digest, as the kubelet reported it (empty in
+    /// older records, and when the run did not wait).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<RunningImage>,
     #[serde(skip)]
     pub format: Format,
 }
@@ -322,6 +328,7 @@ impl Release {
             finished: None,
             wharf_version: env!("CARGO_PKG_VERSION").into(),
             backup: None,
+            images: Vec::new(),
             format: Format::V2,
         }
     }

@@ -116,6 +116,7 @@ const BUILTINS: &[Row] = &[
         false,
     ),
     ("", "v1", "Pod", "pods", true, &["po"], true, false),
+    ("", "v1", "Node", "nodes", false, &["no"], true, false),
     ("", "v1", "Event", "events", true, &["ev"], false, false),
     (
         "",

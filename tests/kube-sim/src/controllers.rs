@@ -292,17 +292,11 @@ pub const LOCAL_REGISTRY: &str = "wharf.local/";
 
 /// Whether the node has `image` or can pull it (see `Config::node_images`).
 fn present(shared: &Shared, image: &str) -> bool {
-    let Some(store) = &shared.config.node_images else {
+    let Some(store) = crate::node::stored_images(shared) else {
         return true;
     };
-    if !image.starts_with(LOCAL_REGISTRY) {
-        return true; // pullable from its registry
-    }
-    let listed = std::fs::read_to_string(store).unwrap_or_default();
-    listed
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .any(|name| name == image)
+    // A registry nobody serves: only what was imported; any other image pulls.
+    !image.starts_with(LOCAL_REGISTRY) || store.contains_key(image)
 }
 
 fn template_hash(template: &Value) -> String {
@@ -323,7 +317,7 @@ fn owner_ref(owner: &Value) -> Value {
 }
 
 /// A pod's status: running and ready, or stuck pulling its image.
-fn pod_status(template: &Value, ready: bool, ip: &str) -> Value {
+fn pod_status(shared: &Shared, template: &Value, ready: bool, ip: &str) -> Value {
     let t = now();
     let containers: Vec<Value> = template["spec"]["containers"]
         .as_array()
@@ -335,7 +329,10 @@ fn pod_status(template: &Value, ready: bool, ip: &str) -> Value {
             } else {
                 json!({"waiting": {"reason": "ImagePullBackOff", "message": format!("Back-off pulling image \"{}\"", c["image"].as_str().unwrap_or_default())}})
             };
-            json!({"name": c["name"], "image": c["image"], "imageID": "", "ready": ready, "started": ready, "restartCount": 0, "state": state})
+            // The kubelet knows the image's ID once it has the image (pulled or imported).
+            let image = c["image"].as_str().unwrap_or_default();
+            let id = if ready { crate::node::image_id(shared, image) } else { String::new() };
+            json!({"name": c["name"], "image": c["image"], "imageID": id, "ready": ready, "started": ready, "restartCount": 0, "state": state})
         })
         .collect();
     let cond = |k: &str, s: bool| json!({"type": k, "status": if s { "True" } else { "False" }, "lastTransitionTime": t});
@@ -443,7 +440,7 @@ fn reconcile_workload(st: &mut State, shared: &Shared, key: &ObjKey, generation:
             labels["statefulset.kubernetes.io/pod-name"] = json!(pod_name);
         }
         let mut spec = template["spec"].clone();
-        spec["nodeName"] = json!("sim-node");
+        spec["nodeName"] = json!(crate::node::NODE_NAME);
         if kind == "StatefulSet" {
             // The StatefulSet controller mounts each pod's claims from volumeClaimTemplates.
             for t in obj["spec"]["volumeClaimTemplates"]
@@ -465,7 +462,7 @@ fn reconcile_workload(st: &mut State, shared: &Shared, key: &ObjKey, generation:
             st,
             &key.namespace,
             pod,
-            pod_status(&template, ready, &next_pod_ip()),
+            pod_status(shared, &template, ready, &next_pod_ip()),
         ) {
             current.push(k);
         }
@@ -569,14 +566,14 @@ fn start_job(st: &mut State, shared: &Shared, key: &ObjKey) -> Option<String> {
     let ready = !never_ready(shared, &template);
     let pod_name = format!("{}-{}", key.name, rand_suffix(5));
     let mut spec = template["spec"].clone();
-    spec["nodeName"] = json!("sim-node");
+    spec["nodeName"] = json!(crate::node::NODE_NAME);
     let pod = json!({"apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": pod_name, "labels": template["metadata"]["labels"], "ownerReferences": owner_ref(&job)}, "spec": spec});
     create_pod(
         st,
         &key.namespace,
         pod,
-        pod_status(&template, ready, &next_pod_ip()),
+        pod_status(shared, &template, ready, &next_pod_ip()),
     )?;
     write_status(
         st,

@@ -21,6 +21,7 @@ pub mod error;
 mod hpa;
 pub mod managed;
 pub mod metrics;
+mod node;
 pub mod ops;
 pub mod rbac;
 pub mod scale;
@@ -168,6 +169,7 @@ fn seed(st: &mut State) {
         "provisioner": "microk8s.io/hostpath", "reclaimPolicy": "Delete", "volumeBindingMode": "WaitForFirstConsumer"});
     st.op_create(&sc, "", class, &ctx, false)
         .expect("seed storage class");
+    node::seed(st);
 }
 
 impl Simulator {
@@ -204,6 +206,7 @@ impl Simulator {
         });
         let controllers = tokio::spawn(controllers::run(shared.clone(), ctl_rx));
         let autoscaler = tokio::spawn(hpa::run(shared.clone()));
+        tokio::spawn(node::run(shared.clone()));
         let app = server::router(shared.clone());
         let mut stop = shutdown_rx;
         let server = tokio::spawn(async move {

@@ -419,3 +419,78 @@ async fn a_local_image_runs_only_once_imported_into_the_node() {
     })
     .await;
 }
+
+/// Like a kubelet on containerd: a running container's `imageID` is `REPOSITORY@sha256:…` — the
+/// digest an imported image came with, a stable made-up one for a pulled image — and the Node's
+/// `status.images` lists each image by digest and tag.
+#[tokio::test]
+async fn the_kubelet_reports_image_ids_and_the_node_lists_its_images() {
+    let store = tempfile::NamedTempFile::new().unwrap();
+    let imported = format!("sha256:{}", "ab".repeat(32));
+    std::fs::write(
+        store.path(),
+        format!("wharf.local/wharf-server:0.1.0 {imported}\n"),
+    )
+    .unwrap();
+    let sim = Simulator::start(Config {
+        node_images: Some(store.path().to_path_buf()),
+        ..common::fast_config()
+    })
+    .await
+    .unwrap();
+    let client = common::client(&sim, None).await;
+    let api: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    for (name, image) in [
+        ("local", "wharf.local/wharf-server:0.1.0"),
+        ("upstream", "nginx:1"),
+    ] {
+        api.patch(
+            name,
+            &PatchParams::apply("wharf"),
+            &Patch::Apply(deployment(name, image, 1)),
+        )
+        .await
+        .unwrap();
+    }
+    let id_of = |app: &'static str| {
+        let pods = pods.clone();
+        async move {
+            let list = pods
+                .list(&ListParams::default().labels(&format!("app={app}")))
+                .await
+                .unwrap();
+            let pod = list.items.into_iter().next()?;
+            let id = pod.status?.container_statuses?[0].image_id.clone();
+            (!id.is_empty()).then_some(id)
+        }
+    };
+    let local = common::eventually("the local pod's image ID", || id_of("local")).await;
+    assert_eq!(local, format!("wharf.local/wharf-server@{imported}"));
+    let pulled = common::eventually("the upstream pod's image ID", || id_of("upstream")).await;
+    let hex = pulled
+        .strip_prefix("docker.io/library/nginx@sha256:")
+        .unwrap_or_default();
+    assert!(hex.len() == 64, "{pulled}");
+
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    let names = common::eventually("the node lists both images", || async {
+        let node = nodes.get("sim-node").await.unwrap();
+        let names: Vec<String> = node
+            .status?
+            .images?
+            .into_iter()
+            .flat_map(|i| i.names.unwrap_or_default())
+            .collect();
+        (names.len() >= 4).then_some(names)
+    })
+    .await;
+    for name in [
+        "wharf.local/wharf-server:0.1.0",
+        local.as_str(),
+        "docker.io/library/nginx:1",
+        pulled.as_str(),
+    ] {
+        assert!(names.iter().any(|n| n == name), "{name} in {names:?}");
+    }
+}
