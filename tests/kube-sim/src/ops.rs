@@ -101,15 +101,6 @@ pub fn rand_suffix(n: usize) -> String {
         .collect()
 }
 
-fn strip_meta_status(v: &Value) -> Value {
-    let mut c = v.clone();
-    if let Some(m) = c.as_object_mut() {
-        m.remove("metadata");
-        m.remove("status");
-    }
-    c
-}
-
 fn is_claim(rt: &ResourceType) -> bool {
     rt.group.is_empty() && rt.kind == "PersistentVolumeClaim"
 }
@@ -367,7 +358,10 @@ impl State {
             }
             md.insert("uid".into(), json!(new_uid()));
             md.insert("creationTimestamp".into(), json!(now()));
-            md.insert("generation".into(), json!(1));
+            md.remove("generation");
+            if crate::generation::tracked(rt) {
+                md.insert("generation".into(), json!(1));
+            }
         }
         if rt.status
             && let Some(m) = body.as_object_mut()
@@ -382,6 +376,7 @@ impl State {
             managed::record_update(
                 None,
                 &mut body,
+                crate::shape::for_type(rt),
                 &ctx.manager,
                 Scope::Main {
                     status_separate: rt.status,
@@ -491,12 +486,12 @@ impl State {
             self.check_claim_update(old, &obj)?;
         }
         if let Some(manager) = record_as {
-            managed::record_update(Some(old), &mut obj, manager, scope, &now());
+            let shape = crate::shape::for_type(rt);
+            managed::record_update(Some(old), &mut obj, shape, manager, scope, &now());
         }
         self.validate_object(rt, &mut obj, Some(old))?;
-        if strip_meta_status(old) != strip_meta_status(&obj) {
-            let g = old["metadata"]["generation"].as_i64().unwrap_or(1);
-            obj["metadata"]["generation"] = json!(g + 1);
+        if let Some(g) = crate::generation::next(rt, old, &obj) {
+            obj["metadata"]["generation"] = json!(g);
         }
         if &obj == old || ctx.dry_run {
             return Ok(obj);
@@ -584,11 +579,18 @@ impl State {
                         if rt.namespaced {
                             skeleton["metadata"]["namespace"] = json!(ns);
                         }
-                        let mut obj =
-                            managed::apply(&skeleton, &applied, &ctx.manager, force, scope, &now)
-                                .map_err(|c| {
-                                ApiError::new(409, "Conflict", managed::conflict_message(&c))
-                            })?;
+                        let mut obj = managed::apply(
+                            &skeleton,
+                            &applied,
+                            crate::shape::for_type(rt),
+                            &ctx.manager,
+                            force,
+                            scope,
+                            &now,
+                        )
+                        .map_err(|c| {
+                            ApiError::new(409, "Conflict", managed::conflict_message(&c))
+                        })?;
                         for k in ["generateName"] {
                             if let Some(v) = applied["metadata"].get(k) {
                                 obj["metadata"][k] = v.clone();
@@ -604,7 +606,7 @@ impl State {
                         {
                             return Err(ApiError::conflict(&rt.plural, &rt.group, name));
                         }
-                        let merged = managed::apply(&old, &applied, &ctx.manager, force, scope, &now).map_err(|c| {
+                        let merged = managed::apply(&old, &applied, crate::shape::for_type(rt), &ctx.manager, force, scope, &now).map_err(|c| {
                             let mut e = ApiError::new(409, "Conflict", managed::conflict_message(&c));
                             let causes: Vec<Value> = c
                                 .iter()
