@@ -10,6 +10,7 @@ pub mod diff;
 pub mod errors;
 pub mod execute;
 pub mod object;
+pub mod owned;
 pub mod plan;
 pub mod progress;
 pub mod prune;
