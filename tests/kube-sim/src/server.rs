@@ -351,6 +351,12 @@ async fn resource(
         };
         shared.lock().authorize(user, &attrs)?;
     }
+    if q.get("fieldValidation").is_some_and(|v| v == "Strict")
+        && matches!(*method, Method::POST | Method::PUT | Method::PATCH)
+        && rp.sub.is_none()
+    {
+        crate::openapi::check_strict(&rt, *method == Method::PATCH, headers, body)?;
+    }
     let ctx = WriteCtx {
         manager: manager(q, headers),
         dry_run: q.get("dryRun").is_some_and(|d| d == "All"),

@@ -137,6 +137,46 @@ impl<'a> Shape<'a> {
     }
 }
 
+/// Fields of `obj` its schema does not declare, as `spec.containers[0].bogus` (what
+/// `fieldValidation=Strict` refuses). Only where the schema is known and closed: no schema,
+/// `additionalProperties` and `x-kubernetes-preserve-unknown-fields` accept anything.
+pub fn unknown_fields(obj: &Value, shape: Shape) -> Vec<String> {
+    fn walk(v: &Value, shape: Shape, path: &str, out: &mut Vec<String>) {
+        let node = shape.resolved();
+        match v {
+            Value::Object(m) => {
+                let closed = node.is_some_and(|n| {
+                    n["properties"].is_object()
+                        && n.get("additionalProperties").is_none_or(|a| a == false)
+                        && n["x-kubernetes-preserve-unknown-fields"] != true
+                });
+                for (k, c) in m {
+                    let here = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    let declared = node.is_some_and(|n| n["properties"].get(k).is_some());
+                    if closed && !declared && !(shape.root && k == "metadata") {
+                        out.push(here);
+                    } else {
+                        walk(c, shape.field(k), &here, out);
+                    }
+                }
+            }
+            Value::Array(items) => {
+                for (i, c) in items.iter().enumerate() {
+                    walk(c, shape.items(), &format!("{path}[{i}]"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(obj, shape, "", &mut out);
+    out
+}
+
 /// The shape of objects of a served type.
 pub fn for_type(rt: &ResourceType) -> Shape<'_> {
     match &rt.crd {
@@ -201,6 +241,23 @@ mod tests {
         );
         // Labels are a map of strings: each key its own field.
         assert!(!deploy.field("metadata").field("labels").atomic_map());
+    }
+
+    #[test]
+    fn unknown_fields_are_named_where_the_schema_is_closed() {
+        let deploy = crate::openapi::builtin_kind("apps", "v1", "Deployment").unwrap();
+        let obj = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "labels": {"any": "x"}},
+            "spec": {"template": {"spec": {"containers": [{"name": "c", "ports": [{"containerPort": 1, "bogus": 1}]}]}},
+                     "replicaz": 2}});
+        assert_eq!(
+            unknown_fields(&obj, deploy),
+            [
+                "spec.replicaz",
+                "spec.template.spec.containers[0].ports[0].bogus"
+            ]
+        );
+        let open = json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true});
+        assert!(unknown_fields(&json!({"anything": 1}), Shape::root(&open, None)).is_empty());
     }
 
     #[test]
