@@ -629,6 +629,7 @@ impl ImagesCommand {
                 out: a.out.clone(),
                 arch: a.arch.clone(),
                 binaries: a.binaries.clone(),
+                images: a.images.clone(),
                 dataset: a.dataset.clone(),
                 ca_bundle: (!a.no_ca_bundle).then(|| a.ca_bundle.clone()),
                 source_date_epoch: a.source_date_epoch,

@@ -1196,3 +1196,101 @@ async fn refuses_wharf_images_no_node_has_and_image_registry_points_elsewhere() 
         "{last}"
     );
 }
+
+/// A service mesh (or a user) adds a sidecar container and an env var to wharf's Deployment with
+/// its own field manager. Server-side apply merges containers and env by name, so wharf's next
+/// apply keeps them, and they are not wharf's drift: the plan says unchanged and --diff is empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssa_keeps_other_managers_containers() {
+    use kube::api::{Api, Patch, PatchParams};
+    let env = start(fast()).await;
+    assert!(env.deploy(&[]).await.status.success());
+    let kubeconfig = kube::config::Kubeconfig::read_from(&env.kubeconfig).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
+    let client = kube::Client::try_from(config).unwrap();
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(client, MODEL);
+    let injection = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {"template": {"spec": {"containers": [
+            {"name": "web", "env": [{"name": "MESH_ENABLED", "value": "true"}]},
+            {"name": "mesh-proxy", "image": "envoyproxy/envoy:v1.31"}]}}}});
+    deployments
+        .patch(
+            "web",
+            &PatchParams::apply("mesh-injector"),
+            &Patch::Apply(&injection),
+        )
+        .await
+        .unwrap();
+    let theirs = |d: &serde_json::Value| {
+        let containers = d["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .clone();
+        let names: Vec<String> = containers
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_owned())
+            .collect();
+        let env: Vec<String> = containers[0]["env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| e["name"].as_str().unwrap().to_owned())
+            .collect();
+        (names, env)
+    };
+    let web = || env.sim.get("apps/v1", "Deployment", MODEL, "web").unwrap();
+    assert_eq!(
+        theirs(&web()),
+        (
+            vec!["web".into(), "mesh-proxy".into()],
+            vec!["MESH_ENABLED".into()]
+        )
+    );
+
+    // Not wharf's drift: the plan leaves the Deployment alone and the diff does not show it.
+    let out = env.deploy(&["--dry-run"]).await;
+    let plan = text(&out.stdout);
+    assert!(plan.contains("unchanged Deployment tiny/web"), "{plan}");
+    let out = env.deploy(&["--dry-run", "--diff"]).await;
+    let diff = text(&out.stdout);
+    assert!(!diff.contains("Deployment tiny/web"), "{diff}");
+    assert!(!diff.contains("mesh-proxy"), "{diff}");
+
+    // A deploy that does change the Deployment (the port) keeps what the mesh added, and drops
+    // only wharf's old port.
+    let out = env.deploy(&["--set", "web.port=9090"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let after = web();
+    assert_eq!(
+        theirs(&after),
+        (
+            vec!["web".into(), "mesh-proxy".into()],
+            vec!["MESH_ENABLED".into()]
+        )
+    );
+    let ports: Vec<i64> = after["spec"]["template"]["spec"]["containers"][0]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["containerPort"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ports, [9090]);
+    // `wharf config` goes through the same engine and keeps them too.
+    let out = env.wharf(&["config", "web", "port=9191"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        theirs(&web()),
+        (
+            vec!["web".into(), "mesh-proxy".into()],
+            vec!["MESH_ENABLED".into()]
+        )
+    );
+    let status = env.status_json().await;
+    assert_eq!(app(&status, "web")["status"], "active", "{status}");
+    let out = env.deploy(&["--dry-run"]).await;
+    let plan = text(&out.stdout);
+    assert!(plan.contains("unchanged Deployment tiny/web"), "{plan}");
+}

@@ -35,6 +35,8 @@ pub struct BuildOptions {
     pub arch: Vec<String>,
     /// `ARCH=DIR`, as given.
     pub binaries: Vec<String>,
+    /// The images to build, by name (`wharf-trainer`, `wharf-server`, `wharf`), as given.
+    pub images: Vec<String>,
     pub dataset: PathBuf,
     /// The CA bundle to put in the images; None: none.
     pub ca_bundle: Option<PathBuf>,

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::plan::Item;
-use super::{Catalog, FIELD_MANAGER, ObjectRef, compare, errors};
+use super::{Catalog, FIELD_MANAGER, ObjectRef, compare, errors, owned};
 use crate::store::lock::Guard;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -129,7 +129,7 @@ impl Applier {
             None => Change::Create,
             Some(live) => {
                 let same_as_recorded = recorded.is_none_or(|d| d == compare::digest(desired));
-                if same_as_recorded && compare::contains(live, desired) {
+                if same_as_recorded && compare::contains(&owned::wharf_view(live), desired) {
                     Change::Unchanged
                 } else {
                     Change::Update

@@ -51,7 +51,7 @@ fn yaml(v: &Value) -> String {
 pub fn object_diff(title: &str, live: Option<&Value>, desired: &Value) -> Option<String> {
     let desired = redact(desired);
     let old = live
-        .map(|l| yaml(&redact(&project(l, &desired))))
+        .map(|l| yaml(&redact(&project(&super::owned::wharf_view(l), &desired))))
         .unwrap_or_default();
     let new = yaml(&desired);
     if old == new {

@@ -13,6 +13,7 @@ pub mod execute;
 pub mod images;
 pub mod node_images;
 pub mod object;
+pub mod owned;
 pub mod plan;
 pub mod progress;
 pub mod prune;

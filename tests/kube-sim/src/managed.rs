@@ -1,15 +1,37 @@
-//! Server-side apply and `metadata.managedFields`, simplified: a manager owns a set of leaf paths
-//! (a map key path; lists are atomic leaves, they are never merged by key). Apply merges the applied
-//! configuration into the live object, removes fields the same manager applied before but omits
-//! now (unless another manager also owns them), and reports a conflict when a field owned by a
-//! different manager would change value. Non-apply writes (create, PUT, patches) take ownership of
-//! the fields they change, as `operation: Update` entries.
+//! Server-side apply and `metadata.managedFields`, as structured-merge-diff does them: a manager
+//! owns a set of field paths. Maps are descended key by key; lists follow their schema
+//! (`shape.rs`): `map` lists by their keys (`k:{"name":"c"}`, the element itself and each field
+//! inside it owned separately), `set` lists by value (`v:"x"`), `atomic` lists whole. Apply merges
+//! the applied configuration into the live object, removes fields and elements the same manager
+//! applied before but omits now (unless another manager owns them, or for an element anything
+//! inside it), and reports a conflict when a field owned by a different manager would change
+//! value, named as the apiserver does (`.spec.template.spec.containers[name="c"].image`).
+//! Non-apply writes (create, PUT, patches) take ownership of the fields they change, as
+//! `operation: Update` entries.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
-pub type Path = Vec<String>;
+use crate::shape::{ListType, Shape};
+
+/// One step of a field path, as fieldsV1 spells it after the `f:`/`k:`/`v:` prefix.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Seg {
+    /// A map key or struct field: `f:name`.
+    Field(String),
+    /// A `map` list element by its keys, canonical JSON: `k:{"name":"c"}`.
+    Key(String),
+    /// A `set` list element by its value, canonical JSON: `v:"x"`.
+    Value(String),
+}
+
+pub type Path = Vec<Seg>;
+
+/// `["spec", "replicas"]` as a path of fields.
+pub fn fields(names: &[&str]) -> Path {
+    names.iter().map(|n| Seg::Field(n.to_string())).collect()
+}
 
 /// Which part of an object a write may touch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,9 +51,67 @@ impl Scope {
     }
 }
 
-/// `.spec.replicas`
+/// The apiserver's spelling: `.spec.replicas`, `.spec.containers[name="c"].image`,
+/// `.spec.ports[containerPort=80,protocol="TCP"]`, `.metadata.finalizers[="f"]`.
 pub fn display(path: &Path) -> String {
-    path.iter().map(|s| format!(".{s}")).collect()
+    path.iter()
+        .map(|s| match s {
+            Seg::Field(f) => format!(".{f}"),
+            Seg::Key(k) => {
+                let pairs: Vec<String> = serde_json::from_str::<Map<String, Value>>(k)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|(n, v)| format!("{n}={v}"))
+                    .collect();
+                format!("[{}]", pairs.join(","))
+            }
+            Seg::Value(v) => format!("[={v}]"),
+        })
+        .collect()
+}
+
+/// JSON with object keys sorted, so equal values give equal path segments.
+fn canonical(v: &Value) -> String {
+    fn sorted(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => {
+                let ordered: BTreeMap<&String, Value> =
+                    m.iter().map(|(k, c)| (k, sorted(c))).collect();
+                let mut out = Map::new();
+                for (k, c) in ordered {
+                    out.insert(k.clone(), c);
+                }
+                Value::Object(out)
+            }
+            Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    sorted(v).to_string()
+}
+
+/// The `k:` segment of a `map` list element: its key fields (a missing one takes the schema's
+/// default, as a port's protocol does).
+fn element_key(elem: &Value, item: Shape, keys: &[String]) -> String {
+    let mut m = Map::new();
+    for k in keys {
+        if let Some(v) = elem.get(k).or_else(|| item.default_of(k)) {
+            m.insert(k.clone(), v.clone());
+        }
+    }
+    canonical(&Value::Object(m))
+}
+
+/// Where the element a segment names sits in a list of this shape.
+fn find_element(list: &[Value], shape: Shape, seg: &Seg) -> Option<usize> {
+    match (seg, shape.list_type()) {
+        (Seg::Key(k), ListType::Map(keys)) => {
+            let item = shape.items();
+            list.iter().position(|e| &element_key(e, item, &keys) == k)
+        }
+        (Seg::Value(v), _) => list.iter().position(|e| &canonical(e) == v),
+        _ => None,
+    }
 }
 
 /// The part of `obj` a writer in `scope` owns: no identity/system metadata, no status on the main
@@ -68,71 +148,150 @@ pub fn scoped(obj: &Value, scope: Scope) -> Value {
     Value::Object(out)
 }
 
-/// Leaf paths and their values (maps are descended, everything else is a leaf).
-pub fn leaves(v: &Value) -> BTreeMap<Path, Value> {
-    fn walk(v: &Value, path: &mut Path, out: &mut BTreeMap<Path, Value>) {
+/// Every owned path and its value: leaves (scalars, atomic lists and maps, empty maps), `set`
+/// elements, and `map` list elements themselves (value `null`: an element is owned, it has no
+/// value of its own to conflict over).
+pub fn leaves(v: &Value, shape: Shape) -> BTreeMap<Path, Value> {
+    fn walk(v: &Value, shape: Shape, path: &mut Path, out: &mut BTreeMap<Path, Value>) {
         match v {
-            Value::Object(m) if !m.is_empty() => {
+            Value::Object(m) if !m.is_empty() && !shape.atomic_map() => {
                 for (k, c) in m {
-                    path.push(k.clone());
-                    walk(c, path, out);
+                    path.push(Seg::Field(k.clone()));
+                    walk(c, shape.field(k), path, out);
                     path.pop();
                 }
+                return;
             }
-            _ if path.is_empty() => {}
-            _ => {
-                out.insert(path.clone(), v.clone());
-            }
+            // An empty keyed or set list owns no element and nothing else: were the list a
+            // leaf, dropping it later would take other managers' elements with it.
+            Value::Array(a) if a.is_empty() && shape.list_type() != ListType::Atomic => return,
+            Value::Array(a) if !path.is_empty() => match shape.list_type() {
+                ListType::Map(keys) => {
+                    let item = shape.items();
+                    for e in a {
+                        path.push(Seg::Key(element_key(e, item, &keys)));
+                        out.insert(path.clone(), Value::Null);
+                        walk(e, item, path, out);
+                        path.pop();
+                    }
+                    return;
+                }
+                ListType::Set => {
+                    for e in a {
+                        path.push(Seg::Value(canonical(e)));
+                        out.insert(path.clone(), e.clone());
+                        path.pop();
+                    }
+                    return;
+                }
+                ListType::Atomic => {}
+            },
+            _ => {}
+        }
+        if !path.is_empty() {
+            out.insert(path.clone(), v.clone());
         }
     }
     let mut out = BTreeMap::new();
-    walk(v, &mut Vec::new(), &mut out);
+    walk(v, shape, &mut Vec::new(), &mut out);
     out
 }
 
-pub fn value_at<'a>(v: &'a Value, path: &Path) -> Option<&'a Value> {
-    path.iter().try_fold(v, |cur, k| cur.as_object()?.get(k))
-}
-
-/// Remove the leaf at `path`, then any parent map it leaves empty (below `keep_depth`).
-pub fn remove_at(v: &mut Value, path: &Path) {
-    fn rec(v: &mut Value, path: &[String], depth: usize) {
-        let Some(m) = v.as_object_mut() else { return };
-        if path.len() == 1 {
-            m.remove(&path[0]);
-            return;
-        }
-        if let Some(child) = m.get_mut(&path[0]) {
-            rec(child, &path[1..], depth + 1);
-            // Keep metadata itself; prune maps the removal emptied.
-            if child.as_object().is_some_and(|c| c.is_empty())
-                && !(depth == 0 && path[0] == "metadata")
-            {
-                m.remove(&path[0]);
+pub fn value_at<'a>(v: &'a Value, shape: Shape, path: &Path) -> Option<&'a Value> {
+    let mut cur = v;
+    let mut shape = shape;
+    for seg in path {
+        match seg {
+            Seg::Field(f) => {
+                cur = cur.as_object()?.get(f)?;
+                shape = shape.field(f);
+            }
+            Seg::Key(_) | Seg::Value(_) => {
+                let list = cur.as_array()?;
+                let i = find_element(list, shape, seg)?;
+                cur = &list[i];
+                shape = shape.items();
             }
         }
     }
+    Some(cur)
+}
+
+/// Remove the field or element at `path`, then any map or list the removal left empty
+/// (`metadata` itself stays).
+pub fn remove_at(v: &mut Value, shape: Shape, path: &Path) {
+    fn rec(v: &mut Value, shape: Shape, path: &[Seg], depth: usize) {
+        let last = path.len() == 1;
+        match (&path[0], v) {
+            (Seg::Field(f), Value::Object(m)) => {
+                if last {
+                    m.remove(f);
+                    return;
+                }
+                if let Some(child) = m.get_mut(f) {
+                    rec(child, shape.field(f), &path[1..], depth + 1);
+                    if is_empty_container(child) && !(depth == 0 && f == "metadata") {
+                        m.remove(f);
+                    }
+                }
+            }
+            (seg, Value::Array(list)) => {
+                let Some(i) = find_element(list, shape, seg) else {
+                    return;
+                };
+                if last {
+                    list.remove(i);
+                    return;
+                }
+                rec(&mut list[i], shape.items(), &path[1..], depth + 1);
+            }
+            _ => {}
+        }
+    }
     if !path.is_empty() {
-        rec(v, path, 0)
+        rec(v, shape, path, 0)
     }
 }
 
-/// Deep-merge `src` into `dst`: maps recursively, anything else replaces.
-pub fn merge_into(dst: &mut Value, src: &Value) {
-    match (dst.as_object_mut(), src.as_object()) {
-        (Some(d), Some(s)) => {
+fn is_empty_container(v: &Value) -> bool {
+    v.as_object().is_some_and(|m| m.is_empty()) || v.as_array().is_some_and(|a| a.is_empty())
+}
+
+/// Merge the applied `src` into `dst`: maps key by key, `map` lists element by element (by key,
+/// new elements appended), `set` lists by value, anything else replaced.
+pub fn merge_into(dst: &mut Value, src: &Value, shape: Shape) {
+    match (dst, src) {
+        (Value::Object(d), Value::Object(s)) if !shape.atomic_map() => {
             for (k, v) in s {
                 match d.get_mut(k) {
-                    Some(existing) if existing.is_object() && v.is_object() => {
-                        merge_into(existing, v)
-                    }
-                    _ => {
+                    Some(existing) => merge_into(existing, v, shape.field(k)),
+                    None => {
                         d.insert(k.clone(), v.clone());
                     }
                 }
             }
         }
-        _ => *dst = src.clone(),
+        (Value::Array(d), Value::Array(s)) => match shape.list_type() {
+            ListType::Map(keys) => {
+                let item = shape.items();
+                for e in s {
+                    let key = element_key(e, item, &keys);
+                    match d.iter().position(|x| element_key(x, item, &keys) == key) {
+                        Some(i) => merge_into(&mut d[i], e, item),
+                        None => d.push(e.clone()),
+                    }
+                }
+            }
+            ListType::Set => {
+                for e in s {
+                    if !d.contains(e) {
+                        d.push(e.clone());
+                    }
+                }
+            }
+            ListType::Atomic => *d = s.clone(),
+        },
+        (dst, src) => *dst = src.clone(),
     }
 }
 
@@ -153,6 +312,16 @@ impl Entry {
     }
 }
 
+fn seg_name(s: &Seg) -> String {
+    match s {
+        Seg::Field(f) => format!("f:{f}"),
+        Seg::Key(k) => format!("k:{k}"),
+        Seg::Value(v) => format!("v:{v}"),
+    }
+}
+
+/// fieldsV1: a tree of `f:`/`k:`/`v:` nodes; a leaf is `{}`, an owned element that also has owned
+/// fields says so with `".": {}`.
 fn encode(fields: &BTreeSet<Path>) -> Value {
     let mut root = Value::Object(Map::new());
     for p in fields {
@@ -161,8 +330,13 @@ fn encode(fields: &BTreeSet<Path>) -> Value {
             cur = cur
                 .as_object_mut()
                 .expect("fieldsV1 nodes are maps")
-                .entry(format!("f:{seg}"))
+                .entry(seg_name(seg))
                 .or_insert(json!({}));
+        }
+        if matches!(p.last(), Some(Seg::Key(_))) {
+            cur.as_object_mut()
+                .expect("fieldsV1 nodes are maps")
+                .insert(".".into(), json!({}));
         }
     }
     root
@@ -171,17 +345,27 @@ fn encode(fields: &BTreeSet<Path>) -> Value {
 fn decode(v: &Value) -> BTreeSet<Path> {
     fn walk(v: &Value, path: &mut Path, out: &mut BTreeSet<Path>) {
         let Some(m) = v.as_object() else { return };
-        let children: Vec<(&String, &Value)> =
-            m.iter().filter(|(k, _)| k.as_str() != ".").collect();
-        // A leaf, or a list written by a real client in `k:`/`v:` form: we treat lists atomically.
-        if children.is_empty() || children.iter().any(|(k, _)| !k.starts_with("f:")) {
-            if !path.is_empty() {
-                out.insert(path.clone());
-            }
-            return;
+        let children: Vec<(Seg, &Value)> = m
+            .iter()
+            .filter_map(|(k, c)| {
+                let seg = if let Some(f) = k.strip_prefix("f:") {
+                    Seg::Field(f.into())
+                } else if let Some(key) = k.strip_prefix("k:") {
+                    // Re-encode so a real client's spacing or key order still matches ours.
+                    Seg::Key(serde_json::from_str(key).map_or(key.to_string(), |j| canonical(&j)))
+                } else if let Some(val) = k.strip_prefix("v:") {
+                    Seg::Value(serde_json::from_str(val).map_or(val.to_string(), |j| canonical(&j)))
+                } else {
+                    return None;
+                };
+                Some((seg, c))
+            })
+            .collect();
+        if !path.is_empty() && (children.is_empty() || m.contains_key(".")) {
+            out.insert(path.clone());
         }
-        for (k, c) in children {
-            path.push(k[2..].to_string());
+        for (seg, c) in children {
+            path.push(seg);
             walk(c, path, out);
             path.pop();
         }
@@ -207,10 +391,10 @@ pub fn read_entries(obj: &Value) -> Vec<Entry> {
         .collect()
 }
 
-pub fn write_entries(obj: &mut Value, mut entries: Vec<Entry>) {
+pub fn write_entries(obj: &mut Value, shape: Shape, mut entries: Vec<Entry>) {
     // Forget paths that no longer exist, and entries that own nothing.
     for e in entries.iter_mut() {
-        e.fields.retain(|p| value_at(obj, p).is_some());
+        e.fields.retain(|p| value_at(obj, shape, p).is_some());
     }
     entries.retain(|e| !e.fields.is_empty());
     let list: Vec<Value> = entries
@@ -277,11 +461,14 @@ pub fn conflict_message(conflicts: &[Conflict]) -> String {
     )
 }
 
-/// Server-side apply of `applied` (by `manager`) onto `live`. Returns the new object (with
-/// managedFields updated) or the conflicts when `force` is false.
+/// Server-side apply of `applied` (by `manager`) onto `live`, whose schema is `shape`. Returns the
+/// new object (with managedFields updated) or the conflicts when `force` is false.
+// These are the inputs of an apply; bundling them would only rename them.
+#[allow(clippy::too_many_arguments)]
 pub fn apply(
     live: &Value,
     applied: &Value,
+    shape: Shape,
     manager: &str,
     force: bool,
     scope: Scope,
@@ -293,17 +480,21 @@ pub fn apply(
         .unwrap_or_default()
         .to_string();
     let applied_scoped = scoped(applied, scope);
-    let applied_leaves = leaves(&applied_scoped);
+    let applied_leaves = leaves(&applied_scoped, shape);
     let mut entries = read_entries(live);
     let mine_before: BTreeSet<Path> = entries
         .iter()
         .find(|e| e.same_owner(manager, "Apply", sub))
         .map(|e| e.fields.clone())
         .unwrap_or_default();
+    // Another manager owns the path, or (for an element) something inside it.
     let owned_by_others = |p: &Path, entries: &[Entry]| {
-        entries
-            .iter()
-            .any(|e| !e.same_owner(manager, "Apply", sub) && e.fields.contains(p))
+        entries.iter().any(|e| {
+            !e.same_owner(manager, "Apply", sub)
+                && (e.fields.contains(p)
+                    || (matches!(p.last(), Some(Seg::Key(_)))
+                        && e.fields.iter().any(|q| q.starts_with(p))))
+        })
     };
 
     let mut result = live.clone();
@@ -312,20 +503,22 @@ pub fn apply(
         .filter(|p| !applied_leaves.contains_key(*p))
     {
         if !owned_by_others(p, &entries) {
-            remove_at(&mut result, p);
+            remove_at(&mut result, shape, p);
         }
     }
-    merge_into(&mut result, &applied_scoped);
+    merge_into(&mut result, &applied_scoped, shape);
 
     let mut conflicts = Vec::new();
     for e in entries
         .iter_mut()
         .filter(|e| !e.same_owner(manager, "Apply", sub))
     {
+        // Only values conflict: owning an element or a set member is never in the way.
         let changed: Vec<Path> = e
             .fields
             .iter()
-            .filter(|p| value_at(live, p) != value_at(&result, p))
+            .filter(|p| matches!(p.last(), Some(Seg::Field(_))))
+            .filter(|p| value_at(live, shape, p) != value_at(&result, shape, p))
             .cloned()
             .collect();
         for p in changed {
@@ -365,15 +558,24 @@ pub fn apply(
             fields,
         }),
     }
-    write_entries(&mut result, entries);
+    write_entries(&mut result, shape, entries);
     Ok(result)
 }
 
 /// After a non-apply write (`old` -> `new`), give `manager` the fields it changed.
-pub fn record_update(old: Option<&Value>, new: &mut Value, manager: &str, scope: Scope, now: &str) {
+pub fn record_update(
+    old: Option<&Value>,
+    new: &mut Value,
+    shape: Shape,
+    manager: &str,
+    scope: Scope,
+    now: &str,
+) {
     let sub = scope.subresource();
-    let before = old.map(|o| leaves(&scoped(o, scope))).unwrap_or_default();
-    let after = leaves(&scoped(new, scope));
+    let before = old
+        .map(|o| leaves(&scoped(o, scope), shape))
+        .unwrap_or_default();
+    let after = leaves(&scoped(new, scope), shape);
     let changed: BTreeSet<Path> = after
         .iter()
         .filter(|(p, v)| before.get(*p) != Some(*v))
@@ -404,7 +606,7 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, manager: &str, scope:
             }),
         }
     }
-    write_entries(new, entries);
+    write_entries(new, shape, entries);
 }
 
 #[cfg(test)]
@@ -415,6 +617,25 @@ mod tests {
         status_separate: true,
     };
 
+    fn shape() -> Shape<'static> {
+        crate::openapi::builtin_kind("apps", "v1", "Deployment").unwrap()
+    }
+
+    fn apply(
+        live: &Value,
+        applied: &Value,
+        manager: &str,
+        force: bool,
+        scope: Scope,
+        now: &str,
+    ) -> Result<Value, Vec<Conflict>> {
+        super::apply(live, applied, shape(), manager, force, scope, now)
+    }
+
+    fn record_update(old: Option<&Value>, new: &mut Value, manager: &str, scope: Scope, now: &str) {
+        super::record_update(old, new, shape(), manager, scope, now)
+    }
+
     fn deploy(replicas: i64, image: &str) -> Value {
         json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "labels": {"app": "d"}},
                "spec": {"replicas": replicas, "template": {"spec": {"containers": [{"name": "c", "image": image}]}}}})
@@ -422,9 +643,18 @@ mod tests {
 
     #[test]
     fn fields_v1_round_trips() {
+        let mut containers = fields(&["spec", "template", "spec", "containers"]);
+        containers.push(Seg::Key(r#"{"name":"c"}"#.into()));
+        let mut image = containers.clone();
+        image.push(Seg::Field("image".into()));
+        let mut finalizer = fields(&["metadata", "finalizers"]);
+        finalizer.push(Seg::Value(r#""f""#.into()));
         let set: BTreeSet<Path> = [
-            vec!["spec".to_string(), "replicas".to_string()],
-            vec!["metadata".into(), "labels".into(), "app".into()],
+            fields(&["spec", "replicas"]),
+            fields(&["metadata", "labels", "app"]),
+            containers,
+            image,
+            finalizer,
         ]
         .into();
         assert_eq!(decode(&encode(&set)), set);
@@ -456,11 +686,7 @@ mod tests {
             .into_iter()
             .find(|e| e.manager == "wharf")
             .unwrap();
-        assert!(
-            !wharf
-                .fields
-                .contains(&vec!["spec".to_string(), "replicas".to_string()])
-        );
+        assert!(!wharf.fields.contains(&fields(&["spec", "replicas"])));
     }
 
     #[test]
@@ -471,7 +697,7 @@ mod tests {
         let err = apply(&live, &deploy(2, "b"), "other", false, MAIN, "t2").unwrap_err();
         assert_eq!(
             conflict_message(&err),
-            "Apply failed with 2 conflicts: conflicts with \"wharf\" using apps/v1:\n- .spec.replicas\n- .spec.template.spec.containers"
+            "Apply failed with 2 conflicts: conflicts with \"wharf\" using apps/v1:\n- .spec.replicas\n- .spec.template.spec.containers[name=\"c\"].image"
         );
     }
 

@@ -106,15 +106,6 @@ pub fn rand_suffix(n: usize) -> String {
         .collect()
 }
 
-fn strip_meta_status(v: &Value) -> Value {
-    let mut c = v.clone();
-    if let Some(m) = c.as_object_mut() {
-        m.remove("metadata");
-        m.remove("status");
-    }
-    c
-}
-
 fn is_claim(rt: &ResourceType) -> bool {
     rt.group.is_empty() && rt.kind == "PersistentVolumeClaim"
 }
@@ -388,7 +379,10 @@ impl State {
             }
             md.insert("uid".into(), json!(new_uid()));
             md.insert("creationTimestamp".into(), json!(now()));
-            md.insert("generation".into(), json!(1));
+            md.remove("generation");
+            if crate::generation::tracked(rt) {
+                md.insert("generation".into(), json!(1));
+            }
         }
         if rt.status
             && let Some(m) = body.as_object_mut()
@@ -403,6 +397,7 @@ impl State {
             managed::record_update(
                 None,
                 &mut body,
+                crate::shape::for_type(rt),
                 &ctx.manager,
                 Scope::Main {
                     status_separate: rt.status,
@@ -515,15 +510,15 @@ impl State {
             self.check_claim_update(old, &obj)?;
         }
         if let Some(manager) = record_as {
-            managed::record_update(Some(old), &mut obj, manager, scope, &now());
+            let shape = crate::shape::for_type(rt);
+            managed::record_update(Some(old), &mut obj, shape, manager, scope, &now());
         }
         self.validate_object(rt, &mut obj, Some(old))?;
         if let Some(user) = ctx.user.as_ref().filter(|_| scope != Scope::Status) {
             self.confirm_no_escalation(user, rt, &obj)?;
         }
-        if strip_meta_status(old) != strip_meta_status(&obj) {
-            let g = old["metadata"]["generation"].as_i64().unwrap_or(1);
-            obj["metadata"]["generation"] = json!(g + 1);
+        if let Some(g) = crate::generation::next(rt, old, &obj) {
+            obj["metadata"]["generation"] = json!(g);
         }
         if &obj == old || ctx.dry_run {
             return Ok(obj);
@@ -616,11 +611,18 @@ impl State {
                         if rt.namespaced {
                             skeleton["metadata"]["namespace"] = json!(ns);
                         }
-                        let mut obj =
-                            managed::apply(&skeleton, &applied, &ctx.manager, force, scope, &now)
-                                .map_err(|c| {
-                                ApiError::new(409, "Conflict", managed::conflict_message(&c))
-                            })?;
+                        let mut obj = managed::apply(
+                            &skeleton,
+                            &applied,
+                            crate::shape::for_type(rt),
+                            &ctx.manager,
+                            force,
+                            scope,
+                            &now,
+                        )
+                        .map_err(|c| {
+                            ApiError::new(409, "Conflict", managed::conflict_message(&c))
+                        })?;
                         for k in ["generateName"] {
                             if let Some(v) = applied["metadata"].get(k) {
                                 obj["metadata"][k] = v.clone();
@@ -636,7 +638,7 @@ impl State {
                         {
                             return Err(ApiError::conflict(&rt.plural, &rt.group, name));
                         }
-                        let merged = managed::apply(&old, &applied, &ctx.manager, force, scope, &now).map_err(|c| {
+                        let merged = managed::apply(&old, &applied, crate::shape::for_type(rt), &ctx.manager, force, scope, &now).map_err(|c| {
                             let mut e = ApiError::new(409, "Conflict", managed::conflict_message(&c));
                             let causes: Vec<Value> = c
                                 .iter()

@@ -8,7 +8,8 @@
 //! x-kubernetes-preserve-unknown-fields (for pruning), and `x-kubernetes-validations` CEL rules
 //! evaluated with the `cel` crate (`self` bound to the field's value). Not enforced: `format`,
 //! transition rules (those using `oldSelf`), rules the `cel` crate cannot parse (skipped),
-//! `x-kubernetes-list-type`/`list-map-keys` uniqueness, defaults.
+//! `x-kubernetes-list-type`/`list-map-keys` uniqueness, defaults. (Server-side apply reads the
+//! list types through `shape.rs`.)
 
 use serde_json::{Map, Value, json};
 
@@ -55,6 +56,11 @@ impl CrSchema {
             structural: structural.clone(),
             validator,
         })
+    }
+
+    /// The version's `openAPIV3Schema` as the CRD gave it (what SSA and /openapi read).
+    pub fn structural(&self) -> &Value {
+        &self.structural
     }
 
     /// Drop fields the schema does not declare, as the apiserver does before storing.

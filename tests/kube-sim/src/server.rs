@@ -59,6 +59,8 @@ enum Route {
     ApiGroup(String),
     ResourceList(String, String),
     Resource(ResourcePath),
+    /// `/openapi/v2`, `/openapi/v3`, `/openapi/v3/apis/{g}/{v}` (openapi.rs).
+    OpenApi(String),
 }
 
 fn route(path: &str) -> Option<Route> {
@@ -70,6 +72,7 @@ fn route(path: &str) -> Option<Route> {
     let (group, version, rest) = match segs.as_slice() {
         ["healthz" | "livez" | "readyz", ..] => return Some(Route::Health),
         ["version"] => return Some(Route::Version),
+        ["openapi", rest @ ..] => return Some(Route::OpenApi(rest.join("/"))),
         ["api"] => return Some(Route::Api),
         ["apis"] => return Some(Route::ApiGroups),
         ["apis", g] => return Some(Route::ApiGroup(g.to_string())),
@@ -220,6 +223,25 @@ async fn serve(
         Route::ResourceList(g, v) => discovery::resource_list(&shared.lock().catalog, &g, &v)
             .map_or_else(|| Err(ApiError::no_route(path)), ok),
         Route::Resource(rp) => resource(shared, method, rp, q, headers, body, &user).await,
+        Route::OpenApi(rest) => {
+            let accept = headers.get("accept").and_then(|v| v.to_str().ok());
+            if accept.is_some_and(|a| a.contains("protobuf") && !a.contains("json")) {
+                // Only JSON is served; a protobuf-only client gets the apiserver's 406.
+                return Err(ApiError::new(
+                    406,
+                    "NotAcceptable",
+                    "only application/json is supported for /openapi".to_string(),
+                ));
+            }
+            let version = shared
+                .kube_version
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            let (ctype, body) = crate::openapi::serve(&shared.lock(), &version, &rest)
+                .ok_or_else(|| ApiError::no_route(path))?;
+            Ok((StatusCode::OK, [("content-type", ctype)], body).into_response())
+        }
     }
 }
 
@@ -334,6 +356,12 @@ async fn resource(
             name: rp.name.clone(),
         };
         shared.lock().authorize(user, &attrs)?;
+    }
+    if q.get("fieldValidation").is_some_and(|v| v == "Strict")
+        && matches!(*method, Method::POST | Method::PUT | Method::PATCH)
+        && rp.sub.is_none()
+    {
+        crate::openapi::check_strict(&rt, *method == Method::PATCH, headers, body)?;
     }
     let ctx = WriteCtx {
         manager: manager(q, headers),

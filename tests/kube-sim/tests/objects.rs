@@ -472,3 +472,85 @@ async fn large_objects_up_to_the_apiserver_limit_are_accepted() {
     );
     sim.shutdown().await;
 }
+
+/// `metadata.generation` only where the real apiserver keeps one: a Deployment and a custom
+/// resource get 1 and a bump on a spec change; a ConfigMap, Secret or Service never get one.
+#[tokio::test]
+async fn generation_only_on_kinds_that_have_one() {
+    use kube::api::{Api, DynamicObject, Patch, PatchParams};
+    let sim = common::start().await;
+    let client = common::client(&sim, None).await;
+    let pp = PatchParams::apply("test");
+    let apply = |api: &Api<DynamicObject>, obj: serde_json::Value| {
+        let api = api.clone();
+        let pp = pp.clone();
+        async move {
+            let name = obj["metadata"]["name"].as_str().unwrap().to_owned();
+            let obj: DynamicObject = serde_json::from_value(obj).unwrap();
+            api.patch(&name, &pp, &Patch::Apply(&obj)).await.unwrap()
+        }
+    };
+    let api_of = |group: &str, version: &str, kind: &str, plural: &str| {
+        let ar = kube::discovery::ApiResource {
+            group: group.into(),
+            version: version.into(),
+            api_version: if group.is_empty() {
+                version.into()
+            } else {
+                format!("{group}/{version}")
+            },
+            kind: kind.into(),
+            plural: plural.into(),
+        };
+        Api::<DynamicObject>::namespaced_with(client.clone(), "default", &ar)
+    };
+    let cms = api_of("", "v1", "ConfigMap", "configmaps");
+    let cm = apply(&cms, json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}})).await;
+    assert_eq!(cm.metadata.generation, None);
+    let cm = apply(&cms, json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "2"}})).await;
+    assert_eq!(cm.metadata.generation, None, "still none after a change");
+    let secrets = api_of("", "v1", "Secret", "secrets");
+    let s = apply(&secrets, json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "stringData": {"a": "1"}})).await;
+    assert_eq!(s.metadata.generation, None);
+    let services = api_of("", "v1", "Service", "services");
+    let svc = apply(
+        &services,
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "svc"},
+        "spec": {"ports": [{"port": 80}]}}),
+    )
+    .await;
+    assert_eq!(svc.metadata.generation, None);
+
+    let deployments = api_of("apps", "v1", "Deployment", "deployments");
+    let d = |image: &str| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+        "spec": {"selector": {"matchLabels": {"app": "d"}}, "template": {"metadata": {"labels": {"app": "d"}},
+                 "spec": {"containers": [{"name": "c", "image": image}]}}}})
+    };
+    assert_eq!(
+        apply(&deployments, d("a")).await.metadata.generation,
+        Some(1)
+    );
+    assert_eq!(
+        apply(&deployments, d("b")).await.metadata.generation,
+        Some(2)
+    );
+
+    // A custom resource without a /status subresource: a status change is a change too.
+    sim.put(json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "things.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+                 "names": {"plural": "things", "singular": "thing", "kind": "Thing"},
+                 "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {
+                     "type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}}))
+    .unwrap();
+    let things = api_of("example.com", "v1", "Thing", "things");
+    let t = |v: i64| json!({"apiVersion": "example.com/v1", "kind": "Thing", "metadata": {"name": "t"}, "status": {"v": v}});
+    let first = common::eventually("things served", || async {
+        let obj: DynamicObject = serde_json::from_value(t(1)).unwrap();
+        things.patch("t", &pp, &Patch::Apply(&obj)).await.ok()
+    })
+    .await;
+    assert_eq!(first.metadata.generation, Some(1));
+    assert_eq!(apply(&things, t(2)).await.metadata.generation, Some(2));
+}
