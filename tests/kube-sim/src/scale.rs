@@ -227,7 +227,7 @@ fn write(
     let field = &paths.spec_replicas;
     set_pointer(&mut new, field, json!(replicas));
     if new.pointer(field) != old.pointer(field) {
-        take_ownership(&mut new, old, field, &ctx.manager);
+        take_ownership(&mut new, old, rt, field, &ctx.manager);
     }
     let scope = Scope::Main {
         status_separate: rt.status,
@@ -254,12 +254,9 @@ fn set_pointer(obj: &mut Value, pointer: &str, value: Value) {
 
 /// The apiserver's field manager for a write through `/scale`: the writer's `Update` entry with
 /// `subresource: scale` owns the replicas field, taken from whoever held it before.
-fn take_ownership(new: &mut Value, old: &Value, pointer: &str, manager: &str) {
-    let path: managed::Path = pointer
-        .trim_start_matches('/')
-        .split('/')
-        .map(str::to_string)
-        .collect();
+fn take_ownership(new: &mut Value, old: &Value, rt: &ResourceType, pointer: &str, manager: &str) {
+    let names: Vec<&str> = pointer.trim_start_matches('/').split('/').collect();
+    let path = managed::fields(&names);
     let mut entries = managed::read_entries(old);
     for e in entries.iter_mut() {
         e.fields.remove(&path);
@@ -281,7 +278,7 @@ fn take_ownership(new: &mut Value, old: &Value, pointer: &str, manager: &str) {
             fields: [path].into(),
         }),
     }
-    managed::write_entries(new, entries);
+    managed::write_entries(new, crate::shape::for_type(rt), entries);
 }
 
 #[cfg(test)]
