@@ -1104,10 +1104,12 @@ async fn records_keep_the_image_digests_the_pods_run() {
         new_id.starts_with("example.org/web@sha256:") && new_id != id,
         "{new_id}"
     );
-    // `--output yaml` shows them too.
+    // `--output yaml` shows them too (read as YAML: a long ID may be folded onto its own line).
     let out = env.wharf(&["history", "web", "--output", "yaml"]).await;
-    assert!(
-        text(&out.stdout).contains(&format!("imageID: {new_id}")),
+    let yaml: serde_json::Value = serde_saphyr::from_str(&text(&out.stdout)).unwrap();
+    assert_eq!(
+        yaml[1]["images"][0]["imageID"],
+        new_id,
         "{}",
         text(&out.stdout)
     );

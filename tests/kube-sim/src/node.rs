@@ -23,6 +23,10 @@ pub const MAX_IMAGES: usize = 50;
 /// How often the simulated kubelet refreshes the node's image list (a real one: every 10 s or so).
 const REFRESH: Duration = Duration::from_millis(100);
 
+/// The pod sandbox image: every node that runs pods has it (MicroK8s' containerd pulls it for its
+/// own calico and coredns pods before any workload), so a real node never reports an empty list.
+const SANDBOX_IMAGE: &str = "registry.k8s.io/pause:3.10";
+
 /// A reference split the way containerd normalises it: `nginx:1` → (`docker.io/library/nginx`,
 /// `Some("1")`, `None`).
 struct Reference {
@@ -197,7 +201,8 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         return;
     }
     let mut shutdown = shared.shutdown.clone();
-    let mut ran: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut ran: BTreeSet<(String, String)> =
+        [(image_id(&shared, SANDBOX_IMAGE), SANDBOX_IMAGE.to_string())].into();
     loop {
         let stored = stored_images(&shared).unwrap_or_default();
         {

@@ -482,10 +482,12 @@ async fn the_kubelet_reports_image_ids_and_the_node_lists_its_images() {
             .into_iter()
             .flat_map(|i| i.names.unwrap_or_default())
             .collect();
-        (names.len() >= 4).then_some(names)
+        // Two names (tag and digest) for each of the sandbox image, the imported and the pulled one.
+        (names.len() >= 6).then_some(names)
     })
     .await;
     for name in [
+        "registry.k8s.io/pause:3.10",
         "wharf.local/wharf-server:0.1.0",
         local.as_str(),
         "docker.io/library/nginx:1",
