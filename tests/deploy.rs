@@ -826,6 +826,14 @@ async fn unknown_image_is_imagepullbackoff_and_status_says_so() {
         "wharf.local/wharf-server:0.1.0 sha256:1\nwharf.local/wharf-trainer:0.1.0 sha256:2\n",
     )
     .unwrap();
+    // The node reports its images every 100 ms, like a kubelet's status update (but faster).
+    until(10, "the node lists the imported images", || {
+        let node = env.sim.get("v1", "Node", "", "sim-node").unwrap();
+        node["status"]["images"]
+            .to_string()
+            .contains("wharf.local/wharf-trainer:0.1.0")
+    })
+    .await;
     for d in ["trainer", "server"] {
         env.sim.delete("apps/v1", "Deployment", MODEL, d);
     }
