@@ -217,6 +217,9 @@ fn serve(wrapper: Option<&Path>, binary: &Path, repo: &Path, port: u16) -> Guard
         "127.0.0.1",
         "--port",
         &port.to_string(),
+        // Tests run side by side: gRPC on a free port, not the shared default 8081.
+        "--grpc-port",
+        "0",
         "--model-repository",
     ])
     .arg(repo)
@@ -603,6 +606,8 @@ fn real_containerd_imports_the_images_and_runs_the_trainer_and_the_server() {
         "127.0.0.1",
         "--port",
         &port.to_string(),
+        "--grpc-port",
+        "0",
     ]);
     struct Task<'a>(&'a Containerd);
     impl Drop for Task<'_> {
@@ -690,7 +695,13 @@ fn push_to_a_real_registry_and_pull_back_the_same_digest() {
     );
     wait_http(&format!("http://127.0.0.1:{port}/v2/"), "docker-registry");
     let archive = dir.path().join("images.tar");
-    let report = build(&archive, &["amd64", "arm64"]);
+    // CI builds no arm64 wharf binary (scripts/build-release.sh does): push the two workload
+    // images for both architectures.
+    let report = build_images(
+        &archive,
+        &["amd64", "arm64"],
+        &["wharf-server", "wharf-trainer"],
+    );
     let target = format!("127.0.0.1:{port}");
     let push = || {
         let out = run(wharf()
