@@ -826,14 +826,7 @@ async fn unknown_image_is_imagepullbackoff_and_status_says_so() {
         "wharf.local/wharf-server:0.1.0 sha256:1\nwharf.local/wharf-trainer:0.1.0 sha256:2\n",
     )
     .unwrap();
-    // The node reports its images every 100 ms, like a kubelet's status update (but faster).
-    until(10, "the node lists the imported images", || {
-        let node = env.sim.get("v1", "Node", "", "sim-node").unwrap();
-        node["status"]["images"]
-            .to_string()
-            .contains("wharf.local/wharf-trainer:0.1.0")
-    })
-    .await;
+    until_the_node_lists(&env, "wharf.local/wharf-trainer:0.1.0").await;
     for d in ["trainer", "server"] {
         env.sim.delete("apps/v1", "Deployment", MODEL, d);
     }
@@ -1188,13 +1181,7 @@ async fn refuses_wharf_images_no_node_has_and_image_registry_points_elsewhere() 
         ),
     )
     .unwrap();
-    until(10, "the node lists the imported images", || {
-        let node = env.sim.get("v1", "Node", "", "sim-node").unwrap();
-        node["status"]["images"]
-            .to_string()
-            .contains("wharf.local/wharf-server:0.1.0")
-    })
-    .await;
+    until_the_node_lists(&env, "wharf.local/wharf-server:0.1.0").await;
     let out = deploy(&["--image-registry", ""]).await.unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(image("server"), "wharf.local/wharf-server:0.1.0");
@@ -1303,4 +1290,15 @@ async fn ssa_keeps_other_managers_containers() {
     let out = env.deploy(&["--dry-run"]).await;
     let plan = text(&out.stdout);
     assert!(plan.contains("unchanged Deployment tiny/web"), "{plan}");
+}
+
+/// Waits until the simulated node's `status.images` names `image`: the node reports its store
+/// every 100 ms, like a kubelet's status update (but faster), so a deploy right after an import
+/// could still see the old list.
+async fn until_the_node_lists(env: &Env, image: &str) {
+    until(10, &format!("the node lists {image}"), || {
+        let node = env.sim.get("v1", "Node", "", "sim-node").unwrap();
+        node["status"]["images"].to_string().contains(image)
+    })
+    .await;
 }
