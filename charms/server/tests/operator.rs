@@ -8,7 +8,7 @@ use clap::Parser;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Service;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube_sim::{Config, Simulator};
 use serde_json::{Value, json};
@@ -368,12 +368,12 @@ async fn an_inference_service_becomes_a_deployment_a_routed_service_and_an_hpa_t
     );
 
     // Equal bounds: the HPA goes and the Deployment's replicas are the operator's again.
-    let mut changed = api.get("fashion").await.unwrap();
-    changed.spec.min_replicas = 2;
-    changed.spec.max_replicas = 2;
-    api.replace("fashion", &PostParams::default(), &changed)
-        .await
-        .unwrap();
+    merge(
+        &api,
+        "fashion",
+        json!({"spec": {"minReplicas": 2, "maxReplicas": 2}}),
+    )
+    .await;
     eventually("the HPA removed", || async {
         hpas.get_opt("fashion")
             .await
@@ -798,15 +798,12 @@ async fn busy_model_pods_scale_to_the_maximum_through_the_hpa_and_the_operator_k
     // The operator reconciles again (its Deployment changed, and on any spec change of the
     // InferenceService): the count stays the HPA's.
     let before = ok_reconciles(&metrics(&env).await);
-    let mut changed = api.get("fashion").await.unwrap();
-    changed
-        .metadata
-        .labels
-        .get_or_insert_default()
-        .insert("touched".into(), "yes".into());
-    api.replace("fashion", &PostParams::default(), &changed)
-        .await
-        .unwrap();
+    merge(
+        &api,
+        "fashion",
+        json!({"metadata": {"labels": {"touched": "yes"}}}),
+    )
+    .await;
     eventually("another reconcile", || async {
         (ok_reconciles(&metrics(&env).await) > before).then_some(())
     })
@@ -851,12 +848,12 @@ async fn turning_autoscaling_on_keeps_the_replicas_until_the_hpa_decides() {
     .await;
     // 80m of 100m: exactly the HPA's 80 % target, so it keeps whatever count it finds.
     env.sim.set_pod_usage(NS, "fashion-*", 80, 64 << 20);
-    let mut changed = api.get("fashion").await.unwrap();
-    changed.spec.min_replicas = 1;
-    changed.spec.max_replicas = 3;
-    api.replace("fashion", &PostParams::default(), &changed)
-        .await
-        .unwrap();
+    merge(
+        &api,
+        "fashion",
+        json!({"spec": {"minReplicas": 1, "maxReplicas": 3}}),
+    )
+    .await;
     let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(env.admin.clone(), NS);
     eventually("the HPA at work", || async {
         let h = hpas.get_opt("fashion").await.unwrap()?;
@@ -868,4 +865,13 @@ async fn turning_autoscaling_on_keeps_the_replicas_until_the_hpa_decides() {
     let d = deployments.get("fashion").await.unwrap();
     assert_eq!(d.spec.unwrap().replicas, Some(2));
     stop(env).await;
+}
+
+/// Changes an InferenceService the way a user's `kubectl patch` does: a merge patch carries no
+/// resourceVersion, so it cannot lose a race with the operator's status writes (a get-then-replace
+/// can, and did, with a 409).
+async fn merge(api: &Api<InferenceService>, name: &str, patch: Value) {
+    api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .unwrap();
 }
