@@ -26,7 +26,8 @@ pub enum Command {
     /// Print the Profile CustomResourceDefinition as YAML.
     Crd,
     /// Run the Profile operator (kubeconfig from KUBECONFIG or the pod's service account).
-    Operator(OperatorArgs),
+    // Boxed: the flags are large and `crd` carries none (clippy::large_enum_variant).
+    Operator(Box<OperatorArgs>),
 }
 
 #[derive(Debug, Args)]
