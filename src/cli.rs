@@ -102,6 +102,9 @@ pub enum Command {
     /// push them to a registry, export them for an air-gapped site
     #[command(subcommand)]
     Images(ImagesCommand),
+    /// People's workspaces (Kubeflow Profiles): create one for a user, list them, delete one
+    #[command(subcommand)]
+    Profile(ProfileCommand),
     /// Print a shell completion script
     Completions {
         /// The shell to complete for
@@ -131,7 +134,8 @@ pub struct CheckArgs {
 pub struct BundleArgs {
     /// The bundle: lite, full or a path to a bundle file
     pub bundle: String,
-    /// An overlay file merged on top of the bundle (repeatable, applied in order)
+    /// An overlay merged on top of the bundle: a file, or a shipped one by name (`ha`: replicas);
+    /// repeatable, applied in order
     #[arg(long, value_name = "FILE")]
     pub overlay: Vec<PathBuf>,
     /// Set an option: APP.KEY=VALUE (repeatable; wins over the bundle and overlays)
@@ -393,7 +397,8 @@ pub struct UpgradeArgs {
     /// The bundle to upgrade to: lite, full or a path (default: the one the model was deployed
     /// with, with this wharf's charms)
     pub bundle: Option<String>,
-    /// An overlay file merged on top of the bundle (repeatable, applied in order)
+    /// An overlay merged on top of the bundle: a file, or a shipped one by name (`ha`: replicas);
+    /// repeatable, applied in order
     #[arg(long, value_name = "FILE")]
     pub overlay: Vec<PathBuf>,
     /// Set an option: APP.KEY=VALUE (repeatable; kept for later deploys)
@@ -606,10 +611,68 @@ impl UpArgs {
     }
 }
 
+/// `wharf profile …`: a profile is a namespace for one user, who may edit everything in it.
+#[derive(Debug, Subcommand)]
+pub enum ProfileCommand {
+    /// Create a profile: the namespace NAME, owned by the user who logs in as --owner
+    Create {
+        /// The profile's name, which is also its namespace's (a DNS label: lowercase, digits, '-')
+        name: String,
+        /// The owner's login email (what the platform's login passes to Kubernetes)
+        #[arg(long, value_name = "EMAIL")]
+        owner: String,
+        /// Quota on the CPU all pods of the namespace may request (e.g. 2, 500m)
+        #[arg(long, value_name = "QUANTITY")]
+        cpu: Option<String>,
+        /// Quota on the memory all pods of the namespace may request (e.g. 4Gi)
+        #[arg(long, value_name = "QUANTITY")]
+        memory: Option<String>,
+        /// How long to wait for the profile to be ready (0s: do not wait)
+        #[arg(long, default_value = "1m", value_parser = parse_duration)]
+        timeout: std::time::Duration,
+    },
+    /// List the profiles: owner and readiness
+    List,
+    /// Delete a profile, and with it its namespace and everything in it; asks first on a terminal
+    Delete {
+        name: String,
+        /// Answer yes to the question (needed without a terminal)
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+}
+
+impl ProfileCommand {
+    pub fn options(&self) -> crate::action::profile::Options {
+        use crate::action::profile::{CreateOptions, Options};
+        match self {
+            ProfileCommand::Create {
+                name,
+                owner,
+                cpu,
+                memory,
+                timeout,
+            } => Options::Create(CreateOptions {
+                name: name.clone(),
+                owner: owner.clone(),
+                cpu: cpu.clone(),
+                memory: memory.clone(),
+                timeout: *timeout,
+            }),
+            ProfileCommand::List => Options::List,
+            ProfileCommand::Delete { name, yes } => Options::Delete {
+                name: name.clone(),
+                yes: *yes,
+            },
+        }
+    }
+}
+
 #[derive(Debug, Clone, Subcommand)]
 pub enum ImagesCommand {
-    /// Build the OCI images of wharf-trainer, wharf-server and wharf from their static binaries
-    /// into one OCI archive (an image index per image, one manifest per architecture); no Docker
+    /// Build the OCI images of wharf-trainer, wharf-server, wharf-workspaces and wharf from their
+    /// static binaries into one OCI archive (an image index per image, one manifest per
+    /// architecture); no Docker
     Build(ImagesBuildArgs),
     /// List wharf's images (with their digests in an archive) and the upstream images a bundle runs
     List(ImagesListArgs),
@@ -672,11 +735,11 @@ pub struct ImagesBuildArgs {
         value_name = "ARCH"
     )]
     pub arch: Vec<String>,
-    /// The images to build (comma-separated; default all three, as `wharf up` needs them)
+    /// The images to build (comma-separated; default all four, as `wharf up` needs them)
     #[arg(
         long = "image",
         value_delimiter = ',',
-        default_value = "wharf-server,wharf-trainer,wharf",
+        default_value = "wharf-server,wharf-trainer,wharf-workspaces,wharf",
         value_name = "NAME"
     )]
     pub images: Vec<String>,

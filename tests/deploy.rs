@@ -499,23 +499,39 @@ async fn deploy_lite_makes_every_application_active_and_a_rerun_writes_nothing()
     assert!(!err.contains(password) && !text(&out.stdout).contains(password));
 }
 
-/// The shipped `full` bundle: the same six applications, the login, gateway and trainer operator
-/// with two ready replicas each.
+/// The shipped `full` bundle with the shipped `ha` overlay, named bare: lite's six applications
+/// and the workspaces operator (its Profile CRD registered), the login, gateway and operators with
+/// two ready replicas each.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deploy_full_runs_two_replicas_of_the_login_gateway_and_operators() {
+async fn deploy_full_with_the_ha_overlay_runs_two_replicas_of_the_login_gateway_and_operators() {
     let env = start(fast()).await;
-    let args = [&["deploy", "full", "--timeout", "120s"][..], &LOGIN].concat();
+    let args = [
+        &["deploy", "full", "--overlay", "ha", "--timeout", "120s"][..],
+        &LOGIN,
+    ]
+    .concat();
     let out = env.command_shipped(&args).output().await.unwrap();
     assert!(
         out.status.success(),
-        "deploy full failed: {}",
+        "deploy full --overlay ha failed: {}",
         text(&out.stderr)
     );
     let status = env.status_json().await;
     assert_eq!(
         status["applications"].as_array().unwrap().len(),
-        6,
+        7,
         "{status}"
+    );
+    assert!(
+        env.sim
+            .get(
+                "apiextensions.k8s.io/v1",
+                "CustomResourceDefinition",
+                "",
+                "profiles.kubeflow.org"
+            )
+            .is_some(),
+        "the Profile CRD is registered"
     );
     for (name, scale) in [
         ("dex-auth", 2),
@@ -524,6 +540,7 @@ async fn deploy_full_runs_two_replicas_of_the_login_gateway_and_operators() {
         ("trainer", 2),
         ("minio", 1),
         ("server", 2),
+        ("workspaces", 2),
     ] {
         let a = app(&status, name);
         assert_eq!(a["status"], "active", "{a}");
