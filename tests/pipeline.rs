@@ -157,10 +157,20 @@ fn compile_changed(
     pipeline::compile(&p).map(|wf| serde_json::to_value(wf).unwrap())
 }
 
+/// A table row: base case, document, JSON pointer, value, path in the error, what it names.
+type Row<V> = (
+    &'static str,
+    usize,
+    &'static str,
+    V,
+    &'static str,
+    &'static str,
+);
+
 #[test]
 fn features_outside_the_subset_are_refused_by_their_json_path() {
     // (base case, document, JSON pointer to set, value, path in the error, what the error names)
-    let table: Vec<(&str, usize, &str, Value, &str, &str)> = vec![
+    let table: Vec<Row<Value>> = vec![
         (
             "parameters",
             0,
@@ -401,7 +411,7 @@ fn features_outside_the_subset_are_refused_by_their_json_path() {
 #[test]
 fn unknown_fields_and_broken_references_are_refused_by_their_json_path() {
     // (base case, document, JSON pointer, value (None: remove it), path in the error, fragment)
-    let table: Vec<(&str, usize, &str, Option<Value>, &str, &str)> = vec![
+    let table: Vec<Row<Option<Value>>> = vec![
         (
             "parameters",
             0,

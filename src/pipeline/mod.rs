@@ -103,28 +103,28 @@ fn explain(at: &str, message: &str) -> (String, String) {
         }
     };
     let quoted = |rest: &str| rest.split('`').nth(1).map(str::to_owned);
-    if let Some(rest) = message.strip_prefix("unknown field ") {
-        if let Some(field) = quoted(rest) {
-            // serde_path_to_error's path already ends with an unknown field's name.
-            let path = if at == field || at.ends_with(&format!(".{field}")) {
-                at.to_string()
-            } else {
-                join(&field)
-            };
-            let known = rest
-                .split_once("expected ")
-                .map(|(_, k)| format!(" (known here: {})", k.replace('`', "")))
-                .unwrap_or_default();
-            return (
-                path,
-                format!("not a field of the KFP IR subset wharf compiles{known}"),
-            );
-        }
+    if let Some(rest) = message.strip_prefix("unknown field ")
+        && let Some(field) = quoted(rest)
+    {
+        // serde_path_to_error's path already ends with an unknown field's name.
+        let path = if at == field || at.ends_with(&format!(".{field}")) {
+            at.to_string()
+        } else {
+            join(&field)
+        };
+        let known = rest
+            .split_once("expected ")
+            .map(|(_, k)| format!(" (known here: {})", k.replace('`', "")))
+            .unwrap_or_default();
+        return (
+            path,
+            format!("not a field of the KFP IR subset wharf compiles{known}"),
+        );
     }
-    if let Some(rest) = message.strip_prefix("missing field ") {
-        if let Some(field) = quoted(rest) {
-            return (join(&field), "missing (it is required)".into());
-        }
+    if let Some(rest) = message.strip_prefix("missing field ")
+        && let Some(field) = quoted(rest)
+    {
+        return (join(&field), "missing (it is required)".into());
     }
     let path = if at.is_empty() {
         ".".into()
