@@ -105,6 +105,9 @@ pub enum Command {
     /// People's workspaces (Kubeflow Profiles): create one for a user, list them, delete one
     #[command(subcommand)]
     Profile(ProfileCommand),
+    /// Kubeflow Pipelines on Argo: compile a KFP pipeline file to an Argo Workflow, or run it
+    #[command(subcommand)]
+    Pipeline(PipelineCommand),
     /// Print a shell completion script
     Completions {
         /// The shell to complete for
@@ -1086,6 +1089,63 @@ impl RestoreArgs {
             key: self.key.source(),
             run: self.run.options(),
             parallel: self.parallel,
+        }
+    }
+}
+
+/// `wharf pipeline`: KFP v2 pipelines (the YAML `kfp dsl compile` writes) as Argo Workflows.
+#[derive(Debug, Subcommand)]
+pub enum PipelineCommand {
+    /// Print the Argo Workflow a KFP pipeline file compiles to (no cluster needed). Covered:
+    /// container components, parameters, artifacts passed between tasks, task outputs,
+    /// dependencies and kfp-kubernetes PVC mounts; anything else is refused by name
+    Compile(PipelineCompileArgs),
+    /// Compile a KFP pipeline file, submit the Workflow and, with --watch, follow it to the end
+    Run(PipelineRunArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PipelineCompileArgs {
+    /// The pipeline: the YAML `kfp dsl compile` (or `kfp.compiler.Compiler().compile`) wrote
+    pub file: PathBuf,
+    /// Write the Workflow to FILE instead of stdout
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PipelineRunArgs {
+    /// The pipeline: the YAML `kfp dsl compile` wrote
+    pub file: PathBuf,
+    /// A pipeline parameter: NAME=VALUE (repeatable; wins over the pipeline's default)
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    /// The namespace to run in (default: the kubeconfig context's namespace)
+    #[arg(long, short = 'n', value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Follow the Workflow's steps until it ends; exit non-zero unless it succeeded
+    #[arg(long)]
+    pub watch: bool,
+    /// Time between two looks at the Workflow with --watch (e.g. 2s, 500ms)
+    #[arg(long, default_value = "2s", value_parser = parse_duration, hide = true)]
+    pub interval: std::time::Duration,
+}
+
+impl PipelineCommand {
+    pub fn options(&self) -> crate::action::pipeline::Command {
+        use crate::action::pipeline::{Command, CompileOptions, RunOptions};
+        match self {
+            PipelineCommand::Compile(a) => Command::Compile(CompileOptions {
+                file: a.file.clone(),
+                out: a.out.clone(),
+            }),
+            PipelineCommand::Run(a) => Command::Run(RunOptions {
+                file: a.file.clone(),
+                params: a.params.clone(),
+                namespace: a.namespace.clone(),
+                watch: a.watch,
+                interval: a.interval,
+            }),
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod kernels;
 pub mod net;
 pub mod operator;
 pub mod output;
+pub mod predict;
 pub mod train;
 
 pub use train::{EpochReport, TrainConfig, train};
