@@ -416,6 +416,10 @@ pub struct UpgradeArgs {
     /// Allow a charm's major version to change (read its release notes first)
     #[arg(long)]
     pub allow_major: bool,
+    /// Upgrade even though no node reports the new wharf images (they reach the nodes some
+    /// other way); without it such an upgrade is refused before any change
+    #[arg(long)]
+    pub skip_image_check: bool,
     /// Upgrade without the backup an upgrade makes first
     #[arg(long, conflicts_with_all = ["backup_to", "backup_data"])]
     pub no_backup: bool,
@@ -476,6 +480,7 @@ impl UpgradeArgs {
             charms_dir: self.charms_dir.clone(),
             set: self.set.clone(),
             dry_run: self.dry_run,
+            image_check: !self.skip_image_check,
             rollback_on_failure: !self.no_rollback_on_failure,
             allow_major: self.allow_major,
             backup: (!self.no_backup).then(|| crate::action::backup::CreateOptions {

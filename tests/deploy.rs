@@ -853,6 +853,49 @@ async fn unknown_image_is_imagepullbackoff_and_status_says_so() {
         .await
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // An upgrade is held to the same check: a node without the trainer's image refuses it before
+    // any change (instead of a timeout in ImagePullBackOff and a rollback).
+    std::fs::write(store.path(), "wharf.local/wharf-server:0.1.0 sha256:1\n").unwrap();
+    until(10, "the node forgets the trainer's image", || {
+        let node = env.sim.get("v1", "Node", "", "sim-node").unwrap();
+        !node["status"]["images"]
+            .to_string()
+            .contains("wharf.local/wharf-trainer")
+    })
+    .await;
+    let trainer_before = env
+        .sim
+        .get("apps/v1", "Deployment", MODEL, "trainer")
+        .unwrap();
+    let upgrade = ["upgrade", "--set", "trainer.log-level=debug", "--no-backup"];
+    let out = env.command_shipped(&upgrade).output().await.unwrap();
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("refused before any change")
+            && err.contains("wharf.local/wharf-trainer:0.1.0")
+            && err.contains("--skip-image-check"),
+        "{err}"
+    );
+    let trainer_after = env
+        .sim
+        .get("apps/v1", "Deployment", MODEL, "trainer")
+        .unwrap();
+    assert_eq!(
+        trainer_before["metadata"]["resourceVersion"],
+        trainer_after["metadata"]["resourceVersion"]
+    );
+    // A dry run plans anyway and warns.
+    let mut dry_run = upgrade.to_vec();
+    dry_run.push("--dry-run");
+    let out = env.command_shipped(&dry_run).output().await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("warning: no node of the cluster has wharf's own image"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 /// The apiserver fills a CRD's structural-schema defaults into a custom resource that leaves
