@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::Duration;
 
 use common::*;
@@ -854,27 +855,39 @@ async fn unknown_image_is_imagepullbackoff_and_status_says_so() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
 
-    // An upgrade is held to the same check: a node without the trainer's image refuses it before
-    // any change (instead of a timeout in ImagePullBackOff and a rollback).
-    std::fs::write(store.path(), "wharf.local/wharf-server:0.1.0 sha256:1\n").unwrap();
-    until(10, "the node forgets the trainer's image", || {
-        let node = env.sim.get("v1", "Node", "", "sim-node").unwrap();
-        !node["status"]["images"]
-            .to_string()
-            .contains("wharf.local/wharf-trainer")
-    })
-    .await;
+    // An upgrade is held to the same check: a newer wharf whose trainer image no node has yet
+    // is refused before any change (instead of a timeout in ImagePullBackOff and a rollback).
+    let newer = tempfile::tempdir().unwrap();
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("charms"),
+        newer.path(),
+    );
+    let metadata = newer.path().join("trainer/metadata.yaml");
+    let text_of = std::fs::read_to_string(&metadata).unwrap();
+    std::fs::write(
+        &metadata,
+        text_of
+            .replace("version: 0.1.0", "version: 0.2.0")
+            .replace("wharf-trainer:0.1.0", "wharf-trainer:0.2.0"),
+    )
+    .unwrap();
     let trainer_before = env
         .sim
         .get("apps/v1", "Deployment", MODEL, "trainer")
         .unwrap();
-    let upgrade = ["upgrade", "--set", "trainer.log-level=debug", "--no-backup"];
-    let out = env.command_shipped(&upgrade).output().await.unwrap();
+    let upgrade = |extra: &[&str]| {
+        let mut args = vec!["upgrade", "--no-backup"];
+        args.extend_from_slice(extra);
+        let mut command = env.command_shipped(&args);
+        command.env("WHARF_CHARMS", newer.path());
+        command
+    };
+    let out = upgrade(&[]).output().await.unwrap();
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert!(
         err.contains("refused before any change")
-            && err.contains("wharf.local/wharf-trainer:0.1.0")
+            && err.contains("wharf.local/wharf-trainer:0.2.0")
             && err.contains("--skip-image-check"),
         "{err}"
     );
@@ -886,10 +899,8 @@ async fn unknown_image_is_imagepullbackoff_and_status_says_so() {
         trainer_before["metadata"]["resourceVersion"],
         trainer_after["metadata"]["resourceVersion"]
     );
-    // A dry run plans anyway and warns.
-    let mut dry_run = upgrade.to_vec();
-    dry_run.push("--dry-run");
-    let out = env.command_shipped(&dry_run).output().await.unwrap();
+    // A dry run plans anyway, and warns.
+    let out = upgrade(&["--dry-run"]).output().await.unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("warning: no node of the cluster has wharf's own image"),
