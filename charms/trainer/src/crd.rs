@@ -202,10 +202,12 @@ mod tests {
         assert_eq!(spec["properties"]["epochs"]["minimum"], 1.0);
         assert_eq!(spec["properties"]["learningRate"]["exclusiveMinimum"], true);
         assert_eq!(spec["properties"]["learningRate"]["minimum"], 0.0);
+        // Optional since spec.trainer: `null` is in the enum, allowed by `nullable: true`.
         assert_eq!(
             spec["properties"]["model"]["enum"],
-            serde_json::json!(["mlp", "cnn"])
+            serde_json::json!(["mlp", "cnn", null])
         );
+        assert_eq!(spec["properties"]["model"]["nullable"], true);
         let columns: Vec<_> = version["additionalPrinterColumns"]
             .as_array()
             .unwrap()
