@@ -29,68 +29,97 @@ section() { printf '\n======== %s ========\n' "$*"; }
 section "format (cargo fmt --check)"
 cargo fmt --all -- --check
 
-section "lints (cargo clippy, warnings are errors)"
-cargo clippy --workspace --all-targets --locked -- -D warnings
-
-section "S3 test server (moto_server in target/moto-venv)"
+# --- Python environments, made while the Rust build runs ------------------------------------------
+# Three venvs under target/: moto_server (the S3 tests' local S3-compatible server), the inference
+# clients of wharf-server's conformance test (NVIDIA's tritonclient, KServe's), and
+# kubernetes-validate (the manifests step). pip mostly waits on the network, so it runs beside the
+# compiler instead of before it; its output goes to target/python-envs.log and is shown on failure.
 MOTO_VERSION="5.2.5"
 MOTO_VENV="$ROOT/target/moto-venv"
-if ! "$MOTO_VENV/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(m.version("moto") != sys.argv[1])' "$MOTO_VERSION" 2>/dev/null; then
-  echo "installing moto[server]==$MOTO_VERSION into $MOTO_VENV"
-  python3 -m venv "$MOTO_VENV" \
-    || { echo "python3 -m venv failed: apt-get install python3-venv" >&2; exit 1; }
-  "$MOTO_VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" \
-    || { echo "pip install moto[server]==$MOTO_VERSION failed (is PyPI reachable?)" >&2; exit 1; }
-fi
-export WHARF_MOTO_SERVER="$MOTO_VENV/bin/moto_server"
-"$WHARF_MOTO_SERVER" --help >/dev/null
-
-# --- wharf-server conformance clients (issue 18) ----------------------------------------------
-section "inference clients for wharf-server's conformance test (target/conformance-venv)"
-# charms/server/tests/conformance.rs runs NVIDIA's tritonclient (HTTP binary and JSON, gRPC) and
-# KServe's V2 REST and gRPC clients against a real wharf-server. WHARF_SKIP_CONFORMANCE=1 skips
-# that one test loudly (CI must not set it).
 TRITONCLIENT_VERSION="2.73.0"
 KSERVE_VERSION="0.21.0"
 CONFORMANCE_VENV="$ROOT/target/conformance-venv"
-if ! "$CONFORMANCE_VENV/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(m.version("tritonclient") != sys.argv[1] or m.version("kserve") != sys.argv[2])' "$TRITONCLIENT_VERSION" "$KSERVE_VERSION" 2>/dev/null; then
-  echo "installing tritonclient[http,grpc]==$TRITONCLIENT_VERSION and kserve==$KSERVE_VERSION into $CONFORMANCE_VENV"
-  start=$SECONDS
-  python3 -m venv "$CONFORMANCE_VENV" \
-    || { echo "python3 -m venv failed: apt-get install python3-venv" >&2; exit 1; }
-  "$CONFORMANCE_VENV/bin/pip" install --quiet --disable-pip-version-check \
-    "tritonclient[http,grpc]==$TRITONCLIENT_VERSION" "kserve==$KSERVE_VERSION" \
-    || { echo "pip install tritonclient/kserve failed (is PyPI reachable?)" >&2; exit 1; }
-  echo "conformance clients installed in $((SECONDS - start))s"
-fi
+prepare_python_envs() {
+  set -euo pipefail
+  if ! "$MOTO_VENV/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(m.version("moto") != sys.argv[1])' "$MOTO_VERSION" 2>/dev/null; then
+    echo "installing moto[server]==$MOTO_VERSION into $MOTO_VENV"
+    python3 -m venv "$MOTO_VENV" \
+      || { echo "python3 -m venv failed: apt-get install python3-venv" >&2; return 1; }
+    "$MOTO_VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" \
+      || { echo "pip install moto[server]==$MOTO_VERSION failed (is PyPI reachable?)" >&2; return 1; }
+  fi
+  "$MOTO_VENV/bin/moto_server" --help >/dev/null
+  if ! "$CONFORMANCE_VENV/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(m.version("tritonclient") != sys.argv[1] or m.version("kserve") != sys.argv[2])' "$TRITONCLIENT_VERSION" "$KSERVE_VERSION" 2>/dev/null; then
+    echo "installing tritonclient[http,grpc]==$TRITONCLIENT_VERSION and kserve==$KSERVE_VERSION into $CONFORMANCE_VENV"
+    python3 -m venv "$CONFORMANCE_VENV" \
+      || { echo "python3 -m venv failed: apt-get install python3-venv" >&2; return 1; }
+    "$CONFORMANCE_VENV/bin/pip" install --quiet --disable-pip-version-check \
+      "tritonclient[http,grpc]==$TRITONCLIENT_VERSION" "kserve==$KSERVE_VERSION" \
+      || { echo "pip install tritonclient/kserve failed (is PyPI reachable?)" >&2; return 1; }
+  fi
+  scripts/validate-manifests.sh --prepare
+}
+mkdir -p "$ROOT/target"
+PYTHON_LOG="$ROOT/target/python-envs.log"
+python_started=$SECONDS
+( prepare_python_envs ) >"$PYTHON_LOG" 2>&1 &
+python_pid=$!
+wait_for_python_envs() {
+  if ! wait "$python_pid"; then
+    cat "$PYTHON_LOG" >&2
+    echo "preparing the Python environments failed (log above, also in $PYTHON_LOG)" >&2
+    exit 1
+  fi
+  echo "Python environments ready $((SECONDS - python_started))s after they were started"
+}
+export WHARF_MOTO_SERVER="$MOTO_VENV/bin/moto_server"
+# charms/server/tests/conformance.rs runs tritonclient (HTTP binary and JSON, gRPC) and KServe's V2
+# REST and gRPC clients against a real wharf-server. WHARF_SKIP_CONFORMANCE=1 skips that one test
+# loudly (CI must not set it).
 export WHARF_CONFORMANCE_PYTHON="$CONFORMANCE_VENV/bin/python"
-# --- end wharf-server conformance clients ------------------------------------------------------
 
-section "musl binaries for the image tests (tests/images.rs)"
-# wharf's images hold static musl binaries: the image tests build, import, run and push real
-# ones. The dev profile (dependencies at opt-level 2) for amd64 — wharf itself too, for its own
-# image (the backup Jobs) —, and the server and trainer for arm64 (the arm64 image, and the
-# server under qemu-aarch64-static); an arm64 wharf is left to scripts/build-release.sh, which
-# builds the release set. ring's C parts: gcc for x86_64, gcc-aarch64-linux-gnu for aarch64.
-start=$SECONDS
-CC_x86_64_unknown_linux_musl=gcc \
-  cargo build --locked --target x86_64-unknown-linux-musl -p wharf-server -p wharf-trainer -p wharf-workspaces -p wharf
-CC_aarch64_unknown_linux_musl=aarch64-linux-gnu-gcc CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld \
-  cargo build --locked --target aarch64-unknown-linux-musl -p wharf-server -p wharf-trainer -p wharf-workspaces
-echo "musl binaries built in $((SECONDS - start))s"
+section "lints (cargo clippy, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# --- the Rust build ----------------------------------------------------------------------------------
+# The tests are built for x86_64-unknown-linux-musl, not the host's glibc target: wharf's images hold
+# static musl binaries, and the image tests (tests/images.rs) package the very binaries this build
+# makes, so every dependency is compiled once for amd64 rather than once for the tests and once for
+# the images. rust-lld links (as for arm64): ~65 test binaries each link kube, tokio and candle.
+HOST_TARGET=x86_64-unknown-linux-musl
+export CC_x86_64_unknown_linux_musl=gcc CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-export WHARF_IMAGE_BINARIES_AMD64="$TARGET_DIR/x86_64-unknown-linux-musl/debug"
-export WHARF_IMAGE_BINARIES_ARM64="$TARGET_DIR/aarch64-unknown-linux-musl/debug"
+
+section "arm64 binaries for the image tests (profile arm64-test)"
+# The arm64 image holds wharf-server, wharf-trainer and wharf-workspaces; the tests run the server
+# under qemu-aarch64-static for a few inferences and time nothing, so the arm64-test profile skips
+# optimising dependencies (see Cargo.toml). An arm64 wharf is left to scripts/build-release.sh.
+# ring's C parts need gcc-aarch64-linux-gnu.
+start=$SECONDS
+CC_aarch64_unknown_linux_musl=aarch64-linux-gnu-gcc CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld \
+  cargo build --locked --profile arm64-test --target aarch64-unknown-linux-musl \
+  -p wharf-server -p wharf-trainer -p wharf-workspaces
+echo "arm64 binaries built in $((SECONDS - start))s"
+export WHARF_IMAGE_BINARIES_AMD64="$TARGET_DIR/$HOST_TARGET/debug"
+export WHARF_IMAGE_BINARIES_ARM64="$TARGET_DIR/aarch64-unknown-linux-musl/arm64-test"
+
+section "tests: build (cargo test --no-run, $HOST_TARGET)"
+start=$SECONDS
+cargo test --workspace --locked --target "$HOST_TARGET" --no-run
+echo "tests built in $((SECONDS - start))s"
+wait_for_python_envs
 
 section "tests (cargo test)"
 # tests/images.rs runs containerd as root; WHARF_SKIP_CONTAINERD=1 skips that one test loudly
 # (CI must not set it).
-cargo test --workspace --locked
+start=$SECONDS
+cargo test --workspace --locked --target "$HOST_TARGET"
+echo "tests ran in $((SECONDS - start))s"
 
 section "manifests (kubernetes-validate --strict, every bundle, Kubernetes 1.29-1.33)"
 # The wharf binary that `cargo test --workspace` just built: `cargo run -p wharf` would rebuild
 # every dependency with wharf's features alone, doubling the time and the disk.
-WHARF_BIN="$ROOT/target/debug/wharf" scripts/validate-manifests.sh
+WHARF_BIN="$TARGET_DIR/$HOST_TARGET/debug/wharf" scripts/validate-manifests.sh
 
 section "gateway routing (nginx with the rendered configuration, fake upstreams)"
 if [ "${WHARF_SKIP_GATEWAY_TEST:-}" = "1" ]; then

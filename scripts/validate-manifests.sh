@@ -5,6 +5,8 @@
 #   scripts/validate-manifests.sh              # all bundles/*.yaml, Kubernetes 1.29 ... 1.33
 #   scripts/validate-manifests.sh bundles/lite.yaml
 #   KUBE_VERSIONS="1.33" WHARF_BIN=target/debug/wharf scripts/validate-manifests.sh
+#   scripts/validate-manifests.sh --prepare    # only install the validator (scripts/test.sh does
+#                                              # it while the Rust build runs)
 #
 # Uses kubernetes-validate (PyPI, it bundles the schemas) in a venv under target/validate-venv.
 # The rendered manifests stay in target/validate-manifests/<bundle>/ for inspection (and for
@@ -38,6 +40,7 @@ if ! "$VENV/bin/python" -c 'import kubernetes_validate' 2>/dev/null \
     || die "pip install kubernetes-validate==$KUBERNETES_VALIDATE_VERSION failed (is PyPI reachable?)"
 fi
 PY="$VENV/bin/python"
+if [ "${1:-}" = "--prepare" ]; then exit 0; fi
 
 # Refuse a version the installed schemas do not cover rather than let kubernetes-validate fall back
 # to an older schema silently.
