@@ -105,6 +105,9 @@ pub enum Command {
     /// People's workspaces (Kubeflow Profiles): create one for a user, list them, delete one
     #[command(subcommand)]
     Profile(ProfileCommand),
+    /// Jupyter servers in a profile's namespace (Kubeflow Notebooks): create, list, delete
+    #[command(subcommand)]
+    Notebook(NotebookCommand),
     /// Kubeflow Pipelines on Argo: compile a KFP pipeline file to an Argo Workflow, or run it
     #[command(subcommand)]
     Pipeline(PipelineCommand),
@@ -671,6 +674,73 @@ impl ProfileCommand {
             ProfileCommand::Delete { name, yes } => Options::Delete {
                 name: name.clone(),
                 yes: *yes,
+            },
+        }
+    }
+}
+
+/// `wharf notebook …`: a Jupyter server in a profile's namespace, for the profile's owner.
+#[derive(Debug, Subcommand)]
+pub enum NotebookCommand {
+    /// Create a notebook server NAME in the profile namespace -n, at /notebook/<namespace>/NAME/
+    Create {
+        /// The notebook's name (lowercase letters, digits, '-'; starting with a letter)
+        name: String,
+        /// The profile's namespace
+        #[arg(long, short = 'n', value_name = "NAMESPACE")]
+        namespace: String,
+        /// `minimal` or `scipy` (jupyter/docker-stacks, pinned by the workspaces charm), or an
+        /// image serving Jupyter under $NB_PREFIX on port 8888
+        #[arg(long, default_value = "scipy")]
+        image: String,
+        /// CPU the server requests (e.g. 500m)
+        #[arg(long, value_name = "QUANTITY")]
+        cpu: Option<String>,
+        /// Memory the server requests (e.g. 1Gi)
+        #[arg(long, value_name = "QUANTITY")]
+        memory: Option<String>,
+        /// How long to wait for the server to run (0s: do not wait)
+        #[arg(long, default_value = "5m", value_parser = parse_duration)]
+        timeout: std::time::Duration,
+    },
+    /// List notebooks: readiness and path (all namespaces unless -n)
+    List {
+        #[arg(long, short = 'n', value_name = "NAMESPACE")]
+        namespace: Option<String>,
+    },
+    /// Delete a notebook server; its workspace volume (your files) is kept
+    Delete {
+        name: String,
+        #[arg(long, short = 'n', value_name = "NAMESPACE")]
+        namespace: String,
+    },
+}
+
+impl NotebookCommand {
+    pub fn options(&self) -> crate::action::notebook::Options {
+        use crate::action::notebook::{CreateOptions, Options};
+        match self {
+            NotebookCommand::Create {
+                name,
+                namespace,
+                image,
+                cpu,
+                memory,
+                timeout,
+            } => Options::Create(CreateOptions {
+                name: name.clone(),
+                namespace: namespace.clone(),
+                image: image.clone(),
+                cpu: cpu.clone(),
+                memory: memory.clone(),
+                timeout: *timeout,
+            }),
+            NotebookCommand::List { namespace } => Options::List {
+                namespace: namespace.clone(),
+            },
+            NotebookCommand::Delete { name, namespace } => Options::Delete {
+                name: name.clone(),
+                namespace: namespace.clone(),
             },
         }
     }

@@ -33,6 +33,7 @@ fn main() -> std::process::ExitCode {
         Command::Cluster(command) => action::cluster::run(&global, &command.options()),
         Command::Images(command) => action::images::run(&global, &command.options()),
         Command::Profile(command) => action::profile::run(&global, &command.options()),
+        Command::Notebook(command) => action::notebook::run(&global, &command.options()),
         Command::Pipeline(command) => action::pipeline::run(&global, &command.options()),
         Command::Completions { shell } => {
             action::completions::run(shell, <Cli as clap::CommandFactory>::command())

@@ -113,8 +113,16 @@ fn full_is_lite_plus_workspaces_at_one_replica_each() {
     expected.insert("workspaces".into(), 1);
     assert_eq!(full, expected);
     assert!(full.values().all(|&s| s == 1), "{full:?}");
-    // The same relations as lite: workspaces needs none.
-    assert_eq!(load("full", &[]).relations, load("lite", &[]).relations);
+    // The same relations as lite, and the gateway's route to notebooks (the owner check the
+    // workspaces operator answers).
+    let mut relations = load("lite", &[]).relations;
+    relations.push(load("full", &[]).relations.last().unwrap().clone());
+    assert_eq!(load("full", &[]).relations, relations);
+    let last = format!("{:?}", relations.last().unwrap());
+    assert!(
+        last.contains("notebook-authz") && last.contains("notebooks"),
+        "{last}"
+    );
 }
 
 #[test]

@@ -501,7 +501,7 @@ async fn deploy_lite_makes_every_application_active_and_a_rerun_writes_nothing()
 }
 
 /// The shipped `full` bundle with the shipped `ha` overlay, named bare: lite's six applications
-/// and the workspaces operator (its Profile CRD registered), the login, gateway and operators with
+/// and the workspaces operator (its Profile and Notebook CRDs registered), the login, gateway and operators with
 /// two ready replicas each.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploy_full_with_the_ha_overlay_runs_two_replicas_of_the_login_gateway_and_operators() {
@@ -533,6 +533,23 @@ async fn deploy_full_with_the_ha_overlay_runs_two_replicas_of_the_login_gateway_
             )
             .is_some(),
         "the Profile CRD is registered"
+    );
+    assert!(
+        env.sim
+            .get(
+                "apiextensions.k8s.io/v1",
+                "CustomResourceDefinition",
+                "",
+                "notebooks.kubeflow.org"
+            )
+            .is_some(),
+        "the Notebook CRD is registered"
+    );
+    assert!(
+        env.sim
+            .get("v1", "Service", MODEL, "workspaces-authz")
+            .is_some(),
+        "the notebook owner check the gateway asks has its Service"
     );
     for (name, scale) in [
         ("dex-auth", 2),

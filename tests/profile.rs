@@ -1,8 +1,9 @@
 //! `wharf profile create|list|delete` against kube-sim with the workspaces charm's CRD: what
 //! each writes and prints, the quota flags, the refusal a create waits for, a delete that needs
 //! `--yes` without a terminal and says that the namespace goes with the profile, and the message
-//! when Profiles are not served. (The operator that acts on Profiles is tested in
-//! charms/workspaces/tests/operator.rs; here its status is written by the test.)
+//! when Profiles are not served; `wharf notebook create|list|delete` likewise. (The operator that
+//! acts on Profiles and Notebooks is tested in charms/workspaces/tests/operator.rs; here its
+//! status is written by the test.)
 
 mod common;
 
@@ -286,4 +287,123 @@ async fn a_bad_flag_is_refused_before_any_write_and_without_the_crd_the_fix_is_n
     );
     let out = env.wharf(&["profile", "list"]).await;
     assert!(text(&out.stderr).contains("deploy the workspaces charm"));
+}
+
+/// `wharf notebook`: create writes a Kubeflow Notebook and waits for the operator's Running,
+/// list shows it with its path, delete says the workspace volume is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notebook_create_waits_for_running_list_shows_the_path_and_delete_keeps_the_workspace() {
+    let env = started().await;
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/charms/workspaces/templates/notebook-crd.yaml"
+    );
+    let crd: Value = serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    env.sim.put(crd).unwrap();
+    env.sim
+        .put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "alice"}}))
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let bad = env
+        .wharf(&["notebook", "create", "Nb", "-n", "alice", "--timeout", "0s"])
+        .await;
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("notebook name `Nb`"),
+        "{}",
+        text(&bad.stderr)
+    );
+
+    // What the operator would write once the server runs, while create waits.
+    let client = admin(&env).await;
+    let notebooks: Api<DynamicObject> = Api::namespaced_with(
+        client,
+        "alice",
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("kubeflow.org", "v1", "Notebook"),
+            "notebooks",
+        ),
+    );
+    let operator = tokio::spawn(async move {
+        for _ in 0..200 {
+            let running = json!({"status": {"readyReplicas": 1, "conditions": [{
+                "type": "Ready", "status": "True", "reason": "Running",
+                "message": "Jupyter answers at /notebook/alice/nb/",
+                "lastTransitionTime": "2026-01-01T00:00:00Z"}]}});
+            if notebooks
+                .patch_status("nb", &PatchParams::default(), &Patch::Merge(running))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the Notebook was never created");
+    });
+    let out = env
+        .wharf(&[
+            "notebook",
+            "create",
+            "nb",
+            "-n",
+            "alice",
+            "--image",
+            "minimal",
+            "--memory",
+            "1Gi",
+            "--timeout",
+            "20s",
+        ])
+        .await;
+    operator.await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "notebook alice/nb running: open /notebook/alice/nb/ on the platform (its profile's \
+         owner only)\n"
+    );
+    let nb = env
+        .sim
+        .get("kubeflow.org/v1", "Notebook", "alice", "nb")
+        .expect("the Notebook");
+    assert_eq!(
+        nb["spec"]["template"]["spec"]["containers"],
+        json!([{"name": "notebook", "image": "minimal",
+                "resources": {"requests": {"memory": "1Gi"}}}])
+    );
+
+    let out = env.wharf(&["notebook", "list", "--output", "json"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        rows,
+        json!([{"namespace": "alice", "name": "nb", "ready": "True", "reason": "Running",
+                "path": "/notebook/alice/nb/"}])
+    );
+
+    let out = env
+        .wharf(&["notebook", "delete", "nb", "-n", "alice"])
+        .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("its workspace volume nb-workspace (your files) is kept"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        env.sim
+            .get("kubeflow.org/v1", "Notebook", "alice", "nb")
+            .is_none()
+    );
+    let out = env
+        .wharf(&["notebook", "delete", "nb", "-n", "alice"])
+        .await;
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("no notebook nb in alice"),
+        "{}",
+        text(&out.stderr)
+    );
 }

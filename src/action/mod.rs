@@ -14,6 +14,7 @@ pub mod deploy;
 pub mod history;
 pub mod images;
 pub mod kubernetes;
+pub mod notebook;
 pub mod pipeline;
 pub mod profile;
 pub mod remove;

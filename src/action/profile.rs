@@ -68,7 +68,7 @@ fn check_name(name: &str) -> anyhow::Result<()> {
 }
 
 /// A Kubernetes quantity (`2`, `500m`, `4Gi`), checked here so that the error names the flag.
-fn check_quantity(flag: &str, value: &str) -> anyhow::Result<()> {
+pub(super) fn check_quantity(flag: &str, value: &str) -> anyhow::Result<()> {
     let re =
         regex::Regex::new(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$").expect("valid regex");
     if !re.is_match(value) {

@@ -1,12 +1,18 @@
 #!/usr/bin/env python3
 """Run the gateway's rendered nginx configuration against fake upstreams and check its routing.
 
-    routing_test.py MANIFESTS   # a file or a directory of rendered manifests (wharf render -o DIR)
+    routing_test.py MANIFESTS [--expect-notebooks]
+                                # MANIFESTS: a file or a directory of rendered manifests (wharf render -o DIR)
+
+With --expect-notebooks (the full bundle) the /notebook/ route must be there and is tested: the
+profile's owner reaches their notebook, another user gets 403 even with a forged identity header.
+Without it (lite) /notebook/ must not be proxied at all.
 
 The configuration is taken verbatim from the gateway ConfigMap; only what ties it to a cluster is
 rewritten: the listen port, /tmp paths, the html root, the DNS resolver (a fake one answering
 127.0.0.1 for every name, recording the names asked) and the upstream ports (fake Dex,
-oauth2-proxy and model servers on free local ports). Needs nginx (apt-get install nginx-light)
+oauth2-proxy, model servers, the workspaces operator's owner check and a notebook on free local
+ports). Needs nginx (apt-get install nginx-light)
 and PyYAML.
 """
 import http.client
@@ -26,6 +32,9 @@ import yaml
 
 GOOD_COOKIE = "_wharf_session=valid"
 GOOD_TOKEN = "Bearer good-token"
+# Sessions of two users; alice owns the profile (namespace) "alice".
+USERS = {"_wharf_session=alice": "alice@example.test", "_wharf_session=bob": "bob@example.test"}
+OWNERS = {"alice": "alice@example.test"}
 
 
 def free_port():
@@ -92,14 +101,40 @@ def serve(handler_fn):
 
 def oauth2_proxy(req):
     if req.path.startswith("/oauth2/auth"):
-        if GOOD_COOKIE in (req.headers.get("Cookie") or "") or req.headers.get("Authorization") == GOOD_TOKEN:
+        cookie = req.headers.get("Cookie") or ""
+        if cookie in USERS:
+            email = USERS[cookie]
+            return 202, {"X-Auth-Request-Email": email, "X-Auth-Request-User": email.split("@")[0]}, b""
+        if GOOD_COOKIE in cookie or req.headers.get("Authorization") == GOOD_TOKEN:
             return 202, {"X-Auth-Request-Email": "admin@example.test", "X-Auth-Request-User": "admin"}, b""
         return 401, {}, b""
     return 200, {}, f"oauth2:{req.path}|redirect={req.headers.get('X-Auth-Request-Redirect')}".encode()
 
 
+def owner_check(req):
+    """The workspaces operator's /authorize, by the same rule (charms/workspaces/src/authz.rs)."""
+    uri = req.headers.get("X-Original-URI") or ""
+    email = req.headers.get("X-Auth-Request-Email") or ""
+    parts = uri.split("/")
+    if req.path != "/authorize" or not email:
+        return 401, {}, b""
+    if len(parts) > 3 and parts[1] == "notebook" and OWNERS.get(parts[2]) == email:
+        return 200, {}, b""
+    return 403, {}, b""
+
+
+NOTEBOOK_HITS = []
+
+
+def notebook(req):
+    NOTEBOOK_HITS.append(req.path)
+    return 200, {}, f"notebook:{req.path}|email={req.headers.get('X-Auth-Request-Email')}|host={req.headers.get('Host')}".encode()
+
+
 def main():
-    conf, html = load_gateway_config(sys.argv[1])
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    expect_notebooks = "--expect-notebooks" in sys.argv[1:]
+    conf, html = load_gateway_config(args[0])
     work = Path(tempfile.mkdtemp(prefix="wharf-gateway-"))
     os.chmod(work, 0o777)
     (work / "html").mkdir()
@@ -109,7 +144,15 @@ def main():
     dex_port = serve(lambda r: (200, {}, f"dex:{r.path}|host={r.headers.get('Host')}".encode()))
     auth_port = serve(oauth2_proxy)
     model_port = serve(lambda r: (200, {}, f"model:{r.path}|email={r.headers.get('X-Auth-Request-Email')}".encode()))
+    authz_port = serve(owner_check)
+    notebook_port = serve(notebook)
     listen = free_port()
+    second_pass = free_port()
+    has_notebooks = "/notebook/" in conf
+    if has_notebooks != expect_notebooks:
+        sys.exit(f"FAIL: the gateway's nginx.conf {'has' if has_notebooks else 'has no'} /notebook/ route "
+                 f"({'un' if not expect_notebooks else ''}expected: --expect-notebooks is for bundles whose gateway "
+                 "has the notebooks relation)")
 
     # Only the cluster-bound parts change; the routing under test stays as rendered.
     conf = re.sub(r"listen 8080;", f"listen 127.0.0.1:{listen};", conf)
@@ -118,7 +161,13 @@ def main():
     conf = re.sub(r"(http://dex-auth[^:]*):\d+", rf"\1:{dex_port}", conf)
     conf = re.sub(r"(http://[a-z0-9.-]*gatekeeper[^:]*):\d+", rf"\1:{auth_port}", conf)
     conf = re.sub(r"(http://\$model_name\.[^:]+):\d+", rf"\1:{model_port}", conf)
-    for name, port in [("dex", dex_port), ("oauth2-proxy", auth_port), ("model", model_port)]:
+    upstreams = [("dex", dex_port), ("oauth2-proxy", auth_port), ("model", model_port)]
+    if has_notebooks:
+        conf = conf.replace("127.0.0.1:8081", f"127.0.0.1:{second_pass}")
+        conf = re.sub(r"(http://[a-z0-9.-]*-authz\.[^:]*):\d+", rf"\1:{authz_port}", conf)
+        conf = re.sub(r"(http://\$nb_name\.[^:]+):\d+", rf"\1:{notebook_port}", conf)
+        upstreams += [("second pass", second_pass), ("owner check", authz_port), ("notebook", notebook_port)]
+    for name, port in upstreams:
         assert f":{port}" in conf, f"could not point the {name} upstream of nginx.conf at the fake"
     (work / "nginx.conf").write_text(conf)
 
@@ -131,7 +180,7 @@ def main():
                 break
             except OSError:
                 time.sleep(0.1)
-        failures = run_cases(listen, dns)
+        failures = run_cases(listen, dns, has_notebooks)
     finally:
         nginx.terminate()
         nginx.wait(timeout=10)
@@ -148,7 +197,7 @@ def request(port, path, headers=None, method="GET"):
     return r.status, dict(r.getheaders()), r.read().decode(errors="replace")
 
 
-def run_cases(port, dns):
+def run_cases(port, dns, has_notebooks):
     cookie = {"Cookie": GOOD_COOKIE}
     cases = [
         # (what, path, headers, expected status, check on (headers, body))
@@ -172,6 +221,25 @@ def run_cases(port, dns):
         ("an invalid model name is not proxied", "/models/Bad_Name/x", cookie, 404, lambda h, b: True),
         ("an unknown page is a 404 behind the login", "/nope", cookie, 404, lambda h, b: True),
     ]
+    alice, bob = {"Cookie": "_wharf_session=alice"}, {"Cookie": "_wharf_session=bob"}
+    if has_notebooks:
+        cases += [
+            ("the owner reaches their notebook, path unchanged, with their identity", "/notebook/alice/nb/api/status?x=1", alice, 200,
+             lambda h, b: b == "notebook:/notebook/alice/nb/api/status?x=1|email=alice@example.test|host=platform.test"),
+            ("another user gets 403 on someone else's notebook", "/notebook/alice/nb/lab", bob, 403, lambda h, b: True),
+            ("a forged identity header does not help", "/notebook/alice/nb/lab",
+             dict(bob, **{"X-Auth-Request-Email": "alice@example.test"}), 403, lambda h, b: True),
+            ("a namespace without a profile is nobody's", "/notebook/kube-system/nb/", alice, 403, lambda h, b: True),
+            ("a notebook without login goes to the login and back", "/notebook/alice/nb/lab", {}, 302,
+             lambda h, b: h.get("Location", "").endswith("/oauth2/start?rd=/notebook/alice/nb/lab")),
+            ("a notebook path without its slash gets it", "/notebook/alice/nb", alice, 302,
+             lambda h, b: h.get("Location", "").endswith("/notebook/alice/nb/")),
+        ]
+    else:
+        cases += [
+            ("without the notebooks relation /notebook/ is not proxied", "/notebook/alice/nb/lab", alice, 404,
+             lambda h, b: True),
+        ]
     failures = []
     for what, path, headers, want, check in cases:
         status, h, body = request(port, path, headers)
@@ -181,6 +249,11 @@ def run_cases(port, dns):
             failures.append(f"FAIL {what}: GET {path} -> {status} (want {want}), headers {h}, body {body[:300]!r}")
     if not any(n.startswith("mnist.") and ".svc." in n for n in dns.names):
         failures.append(f"FAIL model Service name: nginx never resolved mnist.<namespace>.svc.<domain> (asked: {dns.names})")
+    if has_notebooks:
+        if not any(n.startswith("nb.alice.svc.") for n in dns.names):
+            failures.append(f"FAIL notebook Service name: nginx never resolved nb.alice.svc.<domain> (asked: {dns.names})")
+        if NOTEBOOK_HITS != ["/notebook/alice/nb/api/status?x=1"]:
+            failures.append(f"FAIL only the owner's request may reach the notebook; it saw {NOTEBOOK_HITS}")
     return failures
 
 

@@ -5,13 +5,16 @@ use std::net::SocketAddr;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{ContainerDefaults, OperatorConfig};
+use std::time::Duration;
+
+use crate::config::{ContainerDefaults, DEFAULT_NOTEBOOK_IMAGES, OperatorConfig, parse_images};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "wharf-workspaces",
     version,
-    about = "The workspaces operator: a namespace per user from Profile resources (kubeflow.org/v1)"
+    about = "The workspaces operator: a namespace per user from Profile resources, and Jupyter \
+             servers from Notebook resources (kubeflow.org/v1)"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -23,9 +26,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Print the Profile CustomResourceDefinition as YAML.
-    Crd,
-    /// Run the Profile operator (kubeconfig from KUBECONFIG or the pod's service account).
+    /// Print a CustomResourceDefinition as YAML (the Profile's, or the Notebook's).
+    Crd {
+        #[arg(value_parser = ["profile", "notebook"], default_value = "profile")]
+        kind: String,
+    },
+    /// Run the Profile and Notebook operator (kubeconfig from KUBECONFIG or the pod's service account).
     // Boxed: the flags are large and `crd` carries none (clippy::large_enum_variant).
     Operator(Box<OperatorArgs>),
 }
@@ -70,10 +76,34 @@ pub struct OperatorArgs {
     pub leader_elect: bool,
     #[arg(long, default_value = "wharf-workspaces-operator")]
     pub lease_name: String,
+    /// Notebook images to choose from, NAME=IMAGE,...; the first is the default. A Notebook's
+    /// container with `image: NAME` runs that image.
+    #[arg(long, default_value = DEFAULT_NOTEBOOK_IMAGES)]
+    pub notebook_images: String,
+    /// Size of the workspace volume a new Notebook gets (mounted at /home/jovyan).
+    #[arg(long, default_value = "5Gi")]
+    pub notebook_workspace_size: String,
+    /// Storage class of new workspace volumes; empty: the cluster's default.
+    #[arg(long, default_value = "")]
+    pub notebook_storage_class: String,
+    /// Stop a notebook server idle (Jupyter's last activity) for this many minutes; 0: never.
+    #[arg(long, default_value_t = 1440)]
+    pub cull_idle_minutes: u64,
+    /// How often a running notebook server's activity is read, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub cull_check_seconds: u64,
+    /// Reach Jupyter at this base URL instead of the notebook's Service (an operator run outside
+    /// the cluster, tests); `/notebook/<namespace>/<name>/api/status` is appended.
+    #[arg(long, default_value = "")]
+    pub jupyter_url_base: String,
+    /// Address the gateway asks whether a user owns a notebook's namespace.
+    #[arg(long, default_value = "0.0.0.0:8081")]
+    pub authz_addr: SocketAddr,
 }
 
 impl OperatorArgs {
-    pub fn config(&self) -> OperatorConfig {
+    /// The settings; an error names the flag and the fix.
+    pub fn config(&self) -> anyhow::Result<OperatorConfig> {
         let mut config = OperatorConfig::new(&self.namespace);
         if !self.gateway_namespace.is_empty() {
             config.gateway_namespace = self.gateway_namespace.clone();
@@ -89,7 +119,19 @@ impl OperatorArgs {
         config.metrics_addr = self.metrics_addr;
         config.instance = self.pod_name.clone();
         config.lease_name = self.leader_elect.then(|| self.lease_name.clone());
-        config
+        let notebook = &mut config.notebook;
+        notebook.images = parse_images(&self.notebook_images)
+            .map_err(|e| anyhow::anyhow!("--notebook-images: {e}"))?;
+        notebook.workspace_size = self.notebook_workspace_size.clone();
+        notebook.storage_class =
+            Some(self.notebook_storage_class.clone()).filter(|s| !s.is_empty());
+        notebook.cull_idle = (self.cull_idle_minutes > 0)
+            .then(|| Duration::from_secs(self.cull_idle_minutes.saturating_mul(60)));
+        notebook.cull_check_interval = Duration::from_secs(self.cull_check_seconds.max(1));
+        notebook.jupyter_url_base =
+            Some(self.jupyter_url_base.trim_end_matches('/').to_owned()).filter(|s| !s.is_empty());
+        config.authz_addr = self.authz_addr;
+        Ok(config)
     }
 }
 
@@ -102,7 +144,7 @@ mod tests {
         let Command::Operator(args) = cli.command else {
             panic!("parsed as operator")
         };
-        args.config()
+        args.config().unwrap()
     }
 
     #[test]
@@ -134,5 +176,50 @@ mod tests {
         assert_eq!(config.gateway_namespace, "wharf");
         assert_eq!(config.s3_secret.as_deref(), Some("minio-credentials"));
         assert_eq!(config.lease_name, None);
+        assert_eq!(config.notebook.cull_idle, Some(Duration::from_secs(86_400)));
+        assert_eq!(config.notebook.images[0].0, "minimal");
+        assert_eq!(config.notebook.images[1].0, "scipy");
+    }
+
+    #[test]
+    fn notebook_flags_become_its_config_and_zero_turns_culling_off() {
+        let config = parse(&[
+            "wharf-workspaces",
+            "operator",
+            "--namespace=wharf",
+            "--cull-idle-minutes=0",
+            "--notebook-images=lab=example.com/lab:1",
+            "--notebook-storage-class=fast",
+            "--jupyter-url-base=http://127.0.0.1:9/",
+        ]);
+        assert_eq!(config.notebook.cull_idle, None);
+        assert_eq!(
+            config.notebook.images,
+            [("lab".to_owned(), "example.com/lab:1".to_owned())]
+        );
+        assert_eq!(config.notebook.storage_class.as_deref(), Some("fast"));
+        assert_eq!(
+            config.notebook.jupyter_url_base.as_deref(),
+            Some("http://127.0.0.1:9")
+        );
+    }
+
+    #[test]
+    fn a_notebook_image_without_a_name_is_refused_naming_the_flag() {
+        let cli = Cli::try_parse_from([
+            "wharf-workspaces",
+            "operator",
+            "--namespace=wharf",
+            "--notebook-images=quay.io/jupyter/minimal-notebook:1",
+        ])
+        .unwrap();
+        let Command::Operator(args) = cli.command else {
+            panic!("parsed as operator")
+        };
+        let error = args.config().unwrap_err().to_string();
+        assert!(
+            error.starts_with("--notebook-images:") && error.contains("NAME=IMAGE"),
+            "{error}"
+        );
     }
 }

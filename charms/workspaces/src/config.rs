@@ -1,6 +1,7 @@
 //! What the operator needs to know that is not in a Profile: where it runs (the model namespace:
 //! its Lease, the platform's MinIO Secret, the gateway), which ClusterRole owners get, the
-//! LimitRange defaults of every profile namespace, and its metrics address.
+//! LimitRange defaults of every profile namespace, how Notebooks are run and culled, and its
+//! metrics and authorization addresses.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -25,6 +26,68 @@ impl Default for ContainerDefaults {
             memory_limit: "1Gi".into(),
         }
     }
+}
+
+/// The pinned Jupyter images (jupyter/docker-stacks, amd64 + arm64), by choice name: the first is
+/// the default. Pinned by tag; digests need a registry lookup (`wharf images` resolves them where
+/// it can reach the registry).
+pub const DEFAULT_NOTEBOOK_IMAGES: &str = "minimal=quay.io/jupyter/minimal-notebook:2025-11-10,\
+     scipy=quay.io/jupyter/scipy-notebook:2025-11-10";
+
+/// How Notebooks are run and culled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotebookConfig {
+    /// Image choices (name, reference); a Notebook's empty image is the first one's.
+    pub images: Vec<(String, String)>,
+    /// Size of a new workspace claim.
+    pub workspace_size: String,
+    /// Storage class of new workspace claims; None: the cluster's default.
+    pub storage_class: Option<String>,
+    /// Stop a server whose Jupyter reports no activity for this long; None: never.
+    pub cull_idle: Option<Duration>,
+    /// How often a running server's activity is read.
+    pub cull_check_interval: Duration,
+    /// Where Jupyter is reached, instead of `http://<name>.<namespace>.svc.cluster.local`
+    /// (tests, and an operator run outside the cluster); `/notebook/<ns>/<name>/api/status` is
+    /// appended.
+    pub jupyter_url_base: Option<String>,
+}
+
+impl Default for NotebookConfig {
+    fn default() -> Self {
+        NotebookConfig {
+            images: parse_images(DEFAULT_NOTEBOOK_IMAGES).expect("valid default images"),
+            workspace_size: "5Gi".into(),
+            storage_class: None,
+            cull_idle: Some(Duration::from_secs(1440 * 60)),
+            cull_check_interval: Duration::from_secs(60),
+            jupyter_url_base: None,
+        }
+    }
+}
+
+/// `name=reference,name=reference`: the image choices, in order.
+pub fn parse_images(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut images = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let Some((name, reference)) = item.split_once('=') else {
+            return Err(format!(
+                "notebook image `{item}` has no name: write NAME=IMAGE, e.g. \
+                 minimal=quay.io/jupyter/minimal-notebook:2025-11-10"
+            ));
+        };
+        let (name, reference) = (name.trim(), reference.trim());
+        if name.is_empty() || reference.is_empty() {
+            return Err(format!(
+                "notebook image `{item}`: both NAME and IMAGE are needed"
+            ));
+        }
+        images.push((name.to_owned(), reference.to_owned()));
+    }
+    if images.is_empty() {
+        return Err("no notebook image is configured: give at least one NAME=IMAGE".into());
+    }
+    Ok(images)
 }
 
 /// The operator's settings (`wharf-workspaces operator` flags, set by the charm).
@@ -56,6 +119,9 @@ pub struct OperatorConfig {
     /// How soon a Profile that waits for something (a MinIO Secret, a terminating namespace)
     /// is looked at again.
     pub retry_after: Duration,
+    pub notebook: NotebookConfig,
+    /// Where the gateway asks whether a user owns a notebook's namespace.
+    pub authz_addr: SocketAddr,
 }
 
 impl OperatorConfig {
@@ -74,6 +140,8 @@ impl OperatorConfig {
             lease_name: None,
             resync: Duration::from_secs(300),
             retry_after: Duration::from_secs(10),
+            notebook: NotebookConfig::default(),
+            authz_addr: SocketAddr::from(([0, 0, 0, 0], 8081)),
         }
     }
 

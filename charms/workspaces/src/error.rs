@@ -5,7 +5,7 @@
 pub enum Error {
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
-    #[error("the Profile has no uid yet (it was not read from the API server)")]
+    #[error("the object has no uid yet (it was not read from the API server)")]
     NoUid,
 }
 

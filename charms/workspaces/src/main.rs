@@ -8,8 +8,13 @@ use wharf_workspaces::cli::{Cli, Command};
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Crd => {
-            print!("{}", wharf_workspaces::profile::crd::crd_yaml()?);
+        Command::Crd { kind } => {
+            let yaml = if kind == "notebook" {
+                wharf_workspaces::notebook::crd::crd_yaml()?
+            } else {
+                wharf_workspaces::profile::crd::crd_yaml()?
+            };
+            print!("{yaml}");
             Ok(())
         }
         Command::Operator(args) => {
@@ -21,7 +26,7 @@ async fn main() -> anyhow::Result<()> {
                 )
             })?;
             let operator =
-                wharf_workspaces::operator::Operator::start(client, args.config()).await?;
+                wharf_workspaces::operator::Operator::start(client, args.config()?).await?;
             operator.run_until(shutdown_signal()).await
         }
     }

@@ -1,10 +1,11 @@
 //! The operator's Prometheus metrics, served on `/metrics` (with `/healthz` for the probes):
 //! reconciliations by result, their duration, failures by kind, refusals by reason, and
-//! leadership. One registry for the binary: the Notebook controller will add its own here.
+//! leadership; for Notebooks, reconciliations, their failures and duration, and servers culled.
+//! One registry for the binary.
 
 use std::net::SocketAddr;
 
-use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 #[derive(Clone)]
 pub struct OperatorMetrics {
@@ -13,11 +14,18 @@ pub struct OperatorMetrics {
     pub reconciliations: IntCounterVec,
     /// Failed Profile reconciliations by kind of error.
     pub failures: IntCounterVec,
-    /// Profiles refused (NamespaceConflict, InvalidName, …), by condition reason.
+    /// Profiles and Notebooks refused (NamespaceConflict, InvalidName, …), by condition reason.
     pub refusals: IntCounterVec,
     pub duration: Histogram,
     /// 1 while this replica reconciles (it holds the Lease, or there is no leader election).
     pub leader: IntGauge,
+    /// Notebook reconciliations by result: ok or error.
+    pub notebook_reconciliations: IntCounterVec,
+    /// Failed Notebook reconciliations by kind of error.
+    pub notebook_failures: IntCounterVec,
+    pub notebook_duration: Histogram,
+    /// Notebook servers stopped for idleness.
+    pub notebooks_culled: IntCounter,
 }
 
 impl Default for OperatorMetrics {
@@ -47,14 +55,33 @@ impl OperatorMetrics {
             "Profile reconciliations that refused to make a namespace, by condition reason",
             "reason",
         );
-        let duration = Histogram::with_opts(
-            HistogramOpts::new(
-                "wharf_workspaces_profile_reconcile_duration_seconds",
-                "Time one Profile reconciliation took",
-            )
-            .buckets(vec![
+        let histogram = |name: &str, help: &str| {
+            Histogram::with_opts(HistogramOpts::new(name, help).buckets(vec![
                 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-            ]),
+            ]))
+            .expect("valid metric")
+        };
+        let duration = histogram(
+            "wharf_workspaces_profile_reconcile_duration_seconds",
+            "Time one Profile reconciliation took",
+        );
+        let notebook_reconciliations = counter(
+            "wharf_workspaces_notebook_reconciliations_total",
+            "Notebook reconciliations by result (ok or error)",
+            "result",
+        );
+        let notebook_failures = counter(
+            "wharf_workspaces_notebook_reconcile_errors_total",
+            "Failed Notebook reconciliations by kind of error (api, client)",
+            "error",
+        );
+        let notebook_duration = histogram(
+            "wharf_workspaces_notebook_reconcile_duration_seconds",
+            "Time one Notebook reconciliation took",
+        );
+        let notebooks_culled = IntCounter::new(
+            "wharf_workspaces_notebooks_culled_total",
+            "Notebook servers stopped because Jupyter reported no activity for the idle time",
         )
         .expect("valid metric");
         let leader = IntGauge::new(
@@ -62,19 +89,31 @@ impl OperatorMetrics {
             "1 while this replica reconciles (holds the leader Lease, or runs alone)",
         )
         .expect("valid metric");
-        for c in [&reconciliations, &failures, &refusals] {
+        for c in [
+            &reconciliations,
+            &failures,
+            &refusals,
+            &notebook_reconciliations,
+            &notebook_failures,
+        ] {
             registry
                 .register(Box::new(c.clone()))
                 .expect("unique metric");
         }
+        for h in [&duration, &notebook_duration] {
+            registry
+                .register(Box::new(h.clone()))
+                .expect("unique metric");
+        }
         registry
-            .register(Box::new(duration.clone()))
+            .register(Box::new(notebooks_culled.clone()))
             .expect("unique metric");
         registry
             .register(Box::new(leader.clone()))
             .expect("unique metric");
         for result in ["ok", "error"] {
             reconciliations.with_label_values(&[result]);
+            notebook_reconciliations.with_label_values(&[result]);
         }
         OperatorMetrics {
             registry,
@@ -83,6 +122,10 @@ impl OperatorMetrics {
             refusals,
             duration,
             leader,
+            notebook_reconciliations,
+            notebook_failures,
+            notebook_duration,
+            notebooks_culled,
         }
     }
 

@@ -1,6 +1,7 @@
-//! `wharf-workspaces operator`: starts the metrics listener, waits for the leader Lease when
-//! there is more than one replica (`wharf_leader`), and runs the Profile controller until a
-//! signal. The Notebook controller will run here too, under the same Lease and metrics.
+//! `wharf-workspaces operator`: starts the metrics listener and the notebook owner check the
+//! gateway asks ([`crate::authz`], on every replica), waits for the leader Lease when there is
+//! more than one replica (`wharf_leader`), and runs the Profile and Notebook controllers until a
+//! signal.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,14 +13,16 @@ use wharf_leader::Elector;
 
 use crate::config::OperatorConfig;
 use crate::metrics::{self, OperatorMetrics};
-use crate::profile;
 use crate::profile::reconcile::Context;
+use crate::{authz, notebook, profile};
 
 /// A started operator: its metrics listener is bound; [`Operator::run_until`] runs the controllers.
 pub struct Operator {
     ctx: Arc<Context>,
     metrics_addr: SocketAddr,
     metrics_server: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>>,
+    authz_addr: SocketAddr,
+    authz_server: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>>,
 }
 
 impl Operator {
@@ -32,6 +35,15 @@ impl Operator {
                 anyhow::anyhow!(
                     "cannot listen for metrics on {}: {e} (choose another --metrics-addr)",
                     config.metrics_addr
+                )
+            })?;
+        let (authz_addr, authz_server) = authz::serve(client.clone(), config.authz_addr)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot listen for the notebook owner check on {}: {e} (choose another \
+                     --authz-addr)",
+                    config.authz_addr
                 )
             })?;
         let recorder = Recorder::new(
@@ -47,15 +59,23 @@ impl Operator {
                 config,
                 metrics,
                 recorder,
+                http: reqwest::Client::new(),
             }),
             metrics_addr,
             metrics_server: Box::pin(server),
+            authz_addr,
+            authz_server: Box::pin(authz_server),
         })
     }
 
     /// Where `/metrics` answers.
     pub fn metrics_addr(&self) -> SocketAddr {
         self.metrics_addr
+    }
+
+    /// Where `/authorize` answers.
+    pub fn authz_addr(&self) -> SocketAddr {
+        self.authz_addr
     }
 
     /// Reconcile until `shutdown` resolves. With leader election, wait as a standby until this
@@ -70,6 +90,8 @@ impl Operator {
             ctx,
             metrics_addr,
             metrics_server,
+            authz_addr: _,
+            authz_server,
         } = self;
         let elector = ctx.config.lease_name.as_ref().map(|lease| {
             Elector::new(
@@ -88,7 +110,11 @@ impl Operator {
             }
             ctx.metrics.leader.set(1);
             tracing::info!(namespace = %ctx.config.namespace, metrics = %metrics_addr, "workspaces operator started");
-            let controllers = profile::controller(ctx.clone(), shutdown.clone());
+            let controllers = futures::future::join(
+                profile::controller(ctx.clone(), shutdown.clone()),
+                notebook::controller(ctx.clone(), shutdown.clone()),
+            )
+            .map(|_| ());
             let led = match &elector {
                 Some(elector) => elector.while_leading(controllers).await,
                 None => {
@@ -105,6 +131,9 @@ impl Operator {
             result = work => result,
             result = metrics_server => {
                 result.map_err(|e| anyhow::anyhow!("the metrics server stopped: {e}"))
+            }
+            result = authz_server => {
+                result.map_err(|e| anyhow::anyhow!("the notebook owner check stopped: {e}"))
             }
         }
     }

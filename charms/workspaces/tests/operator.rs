@@ -1,4 +1,5 @@
-//! The Profile operator, as the `wharf-workspaces operator` binary, against the API simulator.
+//! The Profile and Notebook operator, as the `wharf-workspaces operator` binary, against the API
+//! simulator (Notebook culling against a fake Jupyter status endpoint, served by the test).
 //!
 //! The charm is rendered with wharf's own renderer and its objects (CRD, ServiceAccount,
 //! ClusterRole, Role, bindings, Deployment) are put into the simulator; the operator runs with the
@@ -13,11 +14,13 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{ConfigMap, LimitRange, Namespace, ResourceQuota, Secret};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::RoleBinding;
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube_sim::Simulator;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use wharf_workspaces::notebook::crd::Notebook;
 use wharf_workspaces::profile::crd::Profile;
 
 /// The model namespace the charm is deployed into (the gateway's too).
@@ -56,6 +59,7 @@ struct Harness {
     admin: kube::Client,
     operator: tokio::process::Child,
     metrics_port: u16,
+    authz_port: u16,
     _dir: tempfile::TempDir,
 }
 
@@ -77,11 +81,20 @@ async fn client(path: &Path) -> kube::Client {
 
 /// GET `path` from 127.0.0.1:`port`; the status code and body.
 async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    http_get_with(port, path, &[]).await
+}
+
+/// GET with request headers.
+async fn http_get_with(port: u16, path: &str, headers: &[(&str, &str)]) -> Option<(u16, String)> {
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .ok()?;
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n{extra}\r\n").as_bytes())
         .await
         .ok()?;
     let mut response = String::new();
@@ -114,6 +127,11 @@ impl Harness {
     /// The simulator with the model namespace, the MinIO Secret, the charm deployed and its
     /// operator running as the charm's ServiceAccount.
     async fn start() -> Harness {
+        Harness::start_with(&[]).await
+    }
+
+    /// The same, with these operator flags replacing the charm's (or added).
+    async fn start_with(overrides: &[String]) -> Harness {
         let sim = Simulator::start(kube_sim::Config {
             crd_established_delay: Duration::from_millis(50),
             ..kube_sim::Config::default()
@@ -144,17 +162,17 @@ impl Harness {
             });
         }
         let port = free_port();
-        let args: Vec<String> = args
+        let authz_port = free_port();
+        let mut overrides = overrides.to_vec();
+        overrides.push(format!("--metrics-addr=127.0.0.1:{port}"));
+        overrides.push(format!("--authz-addr=127.0.0.1:{authz_port}"));
+        let flag = |a: &str| a.split('=').next().unwrap_or_default().to_owned();
+        let mut args: Vec<String> = args
             .expect("the charm renders the operator Deployment")
             .into_iter()
-            .map(|a| {
-                if a.starts_with("--metrics-addr=") {
-                    format!("--metrics-addr=127.0.0.1:{port}")
-                } else {
-                    a
-                }
-            })
+            .filter(|a| !overrides.iter().any(|o| flag(o) == flag(a)))
             .collect();
+        args.extend(overrides);
 
         let dir = tempfile::tempdir().unwrap();
         let admin_path = dir.path().join("admin.kubeconfig");
@@ -178,6 +196,7 @@ impl Harness {
             sim,
             operator,
             metrics_port: port,
+            authz_port,
             _dir: dir,
         }
     }
@@ -521,5 +540,321 @@ async fn a_namespace_that_is_not_the_profiles_is_refused_never_adopted_nor_delet
     assert!(ns.metadata.deletion_timestamp.is_none());
     let work: ConfigMap = h.in_ns("carol").get("work").await.unwrap();
     assert_eq!(work.data.unwrap()["k"], "v");
+    h.stop().await;
+}
+
+// --- Notebooks ---------------------------------------------------------------------------------
+
+fn notebooks(h: &Harness, ns: &str) -> Api<Notebook> {
+    Api::namespaced(h.admin.clone(), ns)
+}
+
+/// A user's namespace (what a Profile makes; the Notebook operator needs only the namespace).
+fn put_namespace(h: &Harness, ns: &str) {
+    h.sim
+        .put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
+        .unwrap();
+}
+
+async fn create_notebook(h: &Harness, ns: &str, name: &str, pod_spec: Value) -> Notebook {
+    let nb: Notebook = serde_json::from_value(json!({
+        "apiVersion": "kubeflow.org/v1", "kind": "Notebook",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"template": {"spec": pod_spec}},
+    }))
+    .unwrap();
+    eventually("the Notebook created", || async {
+        notebooks(h, ns)
+            .create(&PostParams::default(), &nb)
+            .await
+            .ok()
+    })
+    .await
+}
+
+/// Waits until the Notebook's Ready condition has `status` and `reason`.
+async fn wait_notebook(h: &Harness, ns: &str, name: &str, status: &str, reason: &str) -> Notebook {
+    eventually(
+        &format!("Notebook {ns}/{name}: Ready={status} ({reason})"),
+        || async {
+            let nb = notebooks(h, ns).get(name).await.ok()?;
+            let c = nb.status.as_ref()?.conditions.first()?.clone();
+            (c.status == status && c.reason == reason).then_some(nb)
+        },
+    )
+    .await
+}
+
+fn statefulset(h: &Harness, ns: &str, name: &str) -> Option<Value> {
+    h.sim.get("apps/v1", "StatefulSet", ns, name)
+}
+
+#[tokio::test]
+async fn a_notebook_runs_with_its_workspace_and_deleting_it_keeps_the_workspace() {
+    let h = Harness::start().await;
+    put_namespace(&h, "alice");
+    let created = create_notebook(
+        &h,
+        "alice",
+        "nb",
+        json!({"containers": [{"name": "notebook", "image": "scipy",
+            "resources": {"requests": {"memory": "1Gi"}}}]}),
+    )
+    .await;
+    let ready = wait_notebook(&h, "alice", "nb", "True", "Running").await;
+    let status = ready.status.unwrap();
+    assert_eq!(status.ready_replicas, 1);
+    assert_eq!(status.url.as_deref(), Some("/notebook/alice/nb/"));
+
+    let sts = statefulset(&h, "alice", "nb").unwrap();
+    assert_eq!(sts["spec"]["replicas"], 1);
+    assert_eq!(
+        sts["metadata"]["ownerReferences"][0]["uid"],
+        created.metadata.uid.clone().unwrap().as_str()
+    );
+    let container = &sts["spec"]["template"]["spec"]["containers"][0];
+    assert!(
+        container["image"]
+            .as_str()
+            .unwrap()
+            .starts_with("quay.io/jupyter/scipy-notebook:"),
+        "{container}"
+    );
+    assert_eq!(container["resources"]["requests"]["memory"], "1Gi");
+    assert!(
+        container["env"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"name": "NB_PREFIX", "value": "/notebook/alice/nb"}))
+    );
+    assert!(
+        container["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"name": "workspace", "mountPath": "/home/jovyan"}))
+    );
+    let svc = h.sim.get("v1", "Service", "alice", "nb").unwrap();
+    assert_eq!(svc["spec"]["ports"][0]["port"], 80);
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], 8888);
+    assert_eq!(svc["spec"]["selector"]["notebook-name"], "nb");
+    let pvc = h
+        .sim
+        .get("v1", "PersistentVolumeClaim", "alice", "nb-workspace")
+        .unwrap();
+    assert!(pvc["metadata"].get("ownerReferences").is_none(), "{pvc}");
+    assert_eq!(pvc["spec"]["resources"]["requests"]["storage"], "5Gi");
+    // The pod the simulator made from the StatefulSet mounts it.
+    let pod = h.sim.get("v1", "Pod", "alice", "nb-0").unwrap();
+    assert_eq!(
+        pod["spec"]["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == "workspace")
+            .unwrap()["persistentVolumeClaim"]["claimName"],
+        "nb-workspace"
+    );
+
+    notebooks(&h, "alice")
+        .delete("nb", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(
+        "the StatefulSet and Service gone with the Notebook",
+        || async {
+            (statefulset(&h, "alice", "nb").is_none()
+                && h.sim.get("v1", "Service", "alice", "nb").is_none())
+            .then_some(())
+        },
+    )
+    .await;
+    assert!(
+        h.sim
+            .get("v1", "PersistentVolumeClaim", "alice", "nb-workspace")
+            .is_some(),
+        "the workspace (the user's files) survives its notebook"
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_notebook_that_cannot_run_says_why() {
+    let h = Harness::start().await;
+    put_namespace(&h, "alice");
+    create_notebook(&h, "alice", "nb", json!({"containers": []})).await;
+    let refused = wait_notebook(&h, "alice", "nb", "False", "InvalidSpec").await;
+    let message = &refused.status.unwrap().conditions[0].message;
+    assert!(message.contains("containers is empty"), "{message}");
+    assert!(statefulset(&h, "alice", "nb").is_none());
+    h.stop().await;
+}
+
+/// Jupyter's `/api/status` for notebook alice/nb, with a last activity the test moves.
+async fn fake_jupyter(
+    last_activity: std::sync::Arc<std::sync::Mutex<String>>,
+    asked: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> u16 {
+    use axum::routing::get;
+    let app = axum::Router::new().route(
+        "/notebook/alice/nb/api/status",
+        get(move || {
+            let last = last_activity.lock().unwrap().clone();
+            asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move {
+                axum::Json(json!({"started": "2026-01-01T00:00:00.000000Z",
+                    "last_activity": last, "connections": 0, "kernels": 0}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    port
+}
+
+fn minutes_ago(minutes: i64) -> String {
+    let t =
+        k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_mins(minutes);
+    t.to_string()
+}
+
+#[tokio::test]
+async fn an_idle_notebook_is_stopped_and_starts_again_without_the_annotation() {
+    let last = std::sync::Arc::new(std::sync::Mutex::new(minutes_ago(0)));
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let jupyter = fake_jupyter(last.clone(), asked.clone()).await;
+    let h = Harness::start_with(&[
+        "--cull-idle-minutes=60".into(),
+        "--cull-check-seconds=1".into(),
+        format!("--jupyter-url-base=http://127.0.0.1:{jupyter}"),
+    ])
+    .await;
+    put_namespace(&h, "alice");
+    create_notebook(&h, "alice", "nb", json!({"containers": [{"name": "nb"}]})).await;
+    wait_notebook(&h, "alice", "nb", "True", "Running").await;
+
+    // Active: read (the annotation records it) and left running.
+    let recorded = eventually("the last activity recorded", || async {
+        let nb = notebooks(&h, "alice").get("nb").await.ok()?;
+        nb.metadata
+            .annotations?
+            .get("notebooks.kubeflow.org/last-activity")
+            .cloned()
+    })
+    .await;
+    assert!(!recorded.is_empty());
+    let before = asked.load(std::sync::atomic::Ordering::SeqCst);
+    eventually("a second activity check", || async {
+        (asked.load(std::sync::atomic::Ordering::SeqCst) > before).then_some(())
+    })
+    .await;
+    let nb = notebooks(&h, "alice").get("nb").await.unwrap();
+    assert!(
+        !nb.annotations().contains_key("kubeflow-resource-stopped"),
+        "an active server is not culled"
+    );
+    assert_eq!(
+        statefulset(&h, "alice", "nb").unwrap()["spec"]["replicas"],
+        1
+    );
+
+    // Idle for longer than the hour: stopped, scaled to 0, the workspace kept.
+    *last.lock().unwrap() = minutes_ago(61);
+    let stopped = wait_notebook(&h, "alice", "nb", "False", "Stopped").await;
+    assert!(
+        stopped
+            .annotations()
+            .contains_key("kubeflow-resource-stopped")
+    );
+    assert_eq!(
+        statefulset(&h, "alice", "nb").unwrap()["spec"]["replicas"],
+        0
+    );
+    assert_eq!(stopped.status.unwrap().ready_replicas, 0);
+    assert!(
+        h.sim
+            .get("v1", "PersistentVolumeClaim", "alice", "nb-workspace")
+            .is_some()
+    );
+    let (_, metrics) = http_get(h.metrics_port, "/metrics").await.unwrap();
+    // At least one (a reconcile racing the annotation's watch event may count a second stop).
+    assert!(
+        metrics.contains("wharf_workspaces_notebooks_culled_total ")
+            && !metrics.contains("wharf_workspaces_notebooks_culled_total 0"),
+        "{metrics}"
+    );
+
+    // The user starts it again by removing the annotation.
+    *last.lock().unwrap() = minutes_ago(0);
+    notebooks(&h, "alice")
+        .patch(
+            "nb",
+            &PatchParams::default(),
+            &Patch::Json::<()>(
+                serde_json::from_value(json!([
+                    {"op": "remove", "path": "/metadata/annotations/kubeflow-resource-stopped"}
+                ]))
+                .unwrap(),
+            ),
+        )
+        .await
+        .unwrap();
+    wait_notebook(&h, "alice", "nb", "True", "Running").await;
+    assert_eq!(
+        statefulset(&h, "alice", "nb").unwrap()["spec"]["replicas"],
+        1
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn the_owner_check_lets_only_the_profiles_owner_through() {
+    let h = Harness::start().await;
+    h.create("alice", owner("alice@example.com")).await;
+    let ask = |email: Option<&'static str>, uri: &'static str| {
+        let port = h.authz_port;
+        async move {
+            let mut headers = vec![("X-Original-URI", uri)];
+            if let Some(email) = email {
+                headers.push(("X-Auth-Request-Email", email));
+            }
+            http_get_with(port, "/authorize", &headers)
+                .await
+                .map(|(code, _)| code)
+        }
+    };
+    // The cache fills from the watch: the owner gets through once it has the Profile.
+    eventually("the owner let through", || async {
+        (ask(Some("alice@example.com"), "/notebook/alice/nb/lab").await == Some(200)).then_some(())
+    })
+    .await;
+    assert_eq!(
+        ask(Some("bob@example.com"), "/notebook/alice/nb/lab").await,
+        Some(403)
+    );
+    assert_eq!(
+        ask(Some("alice@example.com"), "/notebook/bob/nb/").await,
+        Some(403),
+        "no profile, no owner"
+    );
+    assert_eq!(ask(None, "/notebook/alice/nb/").await, Some(401));
+
+    // A new owner takes over at once; the old one is out.
+    h.profiles()
+        .patch(
+            "alice",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"owner": {"name": "carol@example.com"}}})),
+        )
+        .await
+        .unwrap();
+    eventually("the new owner let through", || async {
+        (ask(Some("carol@example.com"), "/notebook/alice/nb/").await == Some(200)).then_some(())
+    })
+    .await;
+    assert_eq!(
+        ask(Some("alice@example.com"), "/notebook/alice/nb/").await,
+        Some(403)
+    );
     h.stop().await;
 }

@@ -27,12 +27,14 @@ use crate::config::OperatorConfig;
 use crate::error::Error;
 use crate::metrics::OperatorMetrics;
 
-/// What every reconcile shares.
+/// What every reconcile shares (the Notebook controller's too).
 pub struct Context {
     pub client: Client,
     pub config: OperatorConfig,
     pub metrics: OperatorMetrics,
     pub recorder: Recorder,
+    /// For Jupyter's status (notebook culling).
+    pub http: reqwest::Client,
 }
 
 /// Reconcile one Profile; the controller calls this on every change of it or of its namespace.

@@ -60,7 +60,12 @@ pub fn status(
     }
 }
 
-fn condition(old: &[Condition], type_: &str, v: &Verdict, generation: Option<i64>) -> Condition {
+pub fn condition(
+    old: &[Condition],
+    type_: &str,
+    v: &Verdict,
+    generation: Option<i64>,
+) -> Condition {
     let status = if v.ok { "True" } else { "False" };
     let since = old
         .iter()
