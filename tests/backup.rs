@@ -1012,9 +1012,9 @@ async fn volume_world() -> Env {
     })
     .await;
     let meta = env.charms.join("store/metadata.yaml");
-    let mut text = std::fs::read_to_string(&meta).unwrap();
-    text.push_str("data:\n  - claim: \"{{ app.name }}-data\"\n    quiesce: scale-down\n");
-    std::fs::write(&meta, text).unwrap();
+    let mut declared = std::fs::read_to_string(&meta).unwrap();
+    declared.push_str("data:\n  - claim: \"{{ app.name }}-data\"\n    quiesce: scale-down\n");
+    std::fs::write(&meta, declared).unwrap();
     let out = env.deploy(&[]).await;
     assert!(out.status.success(), "deploy: {}", text(&out.stderr));
     env
