@@ -582,13 +582,52 @@ where
             let _ = tokio::io::copy(&mut r, &mut tokio::io::sink()).await;
         }
     });
-    let writer: &mut (dyn tokio::io::AsyncWrite + Unpin + Send) = &mut stdin;
-    let fed = feed(writer).await;
-    let closed = stdin.shutdown().await;
-    drop(stdin);
-    let why = outcome(status, stderr).await;
-    sink.abort();
+    // The agent may end before it has read everything (it refuses a claim that is not empty):
+    // then nothing reads stdin any more, so feeding would wait forever. Whichever ends first
+    // decides: the exit status, or the end of the stream (then the status is awaited).
     let what = format!("claim {} of application `{}`", claim.claim, claim.app);
+    let (fed, closed, why) = {
+        let feeding = async {
+            let writer: &mut (dyn tokio::io::AsyncWrite + Unpin + Send) = &mut stdin;
+            let fed = feed(writer).await;
+            (fed, stdin.shutdown().await)
+        };
+        tokio::pin!(feeding);
+        let finished = outcome(status, stderr);
+        tokio::pin!(finished);
+        enum First<T> {
+            Fed(T),
+            Ended(Option<String>),
+        }
+        let first = tokio::select! {
+            done = &mut feeding => First::Fed(done),
+            why = &mut finished => First::Ended(why),
+        };
+        match first {
+            First::Fed((fed, closed)) => (fed, closed, finished.await),
+            // A failure: its reason is the error, whatever is left unsent.
+            First::Ended(Some(why)) => {
+                sink.abort();
+                bail!("the backup agent failed restoring {what}: {why}");
+            }
+            // Success may come a moment before our end of the stream is closed (tar stops at
+            // its end-of-archive blocks); anything more than a moment is a stream cut short.
+            First::Ended(None) => {
+                match tokio::time::timeout(std::time::Duration::from_secs(30), &mut feeding).await {
+                    Ok((fed, closed)) => (fed, closed, None),
+                    Err(_) => {
+                        sink.abort();
+                        bail!(
+                            "the backup agent ended before it had read the whole stream \
+                             restoring {what}"
+                        );
+                    }
+                }
+            }
+        }
+    };
+    drop(stdin);
+    sink.abort();
     if let Some(why) = why {
         bail!("the backup agent failed restoring {what}: {why}");
     }
