@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Static release binaries for amd64 and arm64 (musl), each checked static, then wharf's images:
 #
-#   scripts/build-release.sh            # dist/{amd64,arm64}/{wharf,wharf-trainer,wharf-server},
+#   scripts/build-release.sh            # dist/{amd64,arm64}/{wharf,wharf-trainer,wharf-server,wharf-workspaces},
 #                                       # dist/wharf-images-<version>.tar
 #   PROFILE=dev scripts/build-release.sh   # the same with the dev profile (faster, larger)
 #
@@ -31,10 +31,11 @@ for arch in amd64 arm64; do
   echo "== $arch ($target, $PROFILE)"
   start=$SECONDS
   env $(musl_env "$arch") cargo build --locked --profile "$PROFILE" --target "$target" \
-    -p wharf -p wharf-trainer -p wharf-server --bin wharf --bin wharf-trainer --bin wharf-server
+    -p wharf -p wharf-trainer -p wharf-server -p wharf-workspaces \
+    --bin wharf --bin wharf-trainer --bin wharf-server --bin wharf-workspaces
   dir="$CARGO_TARGET_DIR/$target/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")"
   mkdir -p "dist/$arch"
-  for bin in wharf wharf-trainer wharf-server; do
+  for bin in wharf wharf-trainer wharf-server wharf-workspaces; do
     cp "$dir/$bin" "dist/$arch/$bin"
     if readelf -d "dist/$arch/$bin" 2>/dev/null | grep -q NEEDED; then
       echo "dist/$arch/$bin is dynamically linked (readelf -d lists NEEDED); it cannot run in wharf's images" >&2

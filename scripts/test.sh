@@ -74,9 +74,9 @@ section "musl binaries for the image tests (tests/images.rs)"
 # builds the release set. ring's C parts: gcc for x86_64, gcc-aarch64-linux-gnu for aarch64.
 start=$SECONDS
 CC_x86_64_unknown_linux_musl=gcc \
-  cargo build --locked --target x86_64-unknown-linux-musl -p wharf-server -p wharf-trainer -p wharf
+  cargo build --locked --target x86_64-unknown-linux-musl -p wharf-server -p wharf-trainer -p wharf-workspaces -p wharf
 CC_aarch64_unknown_linux_musl=aarch64-linux-gnu-gcc CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld \
-  cargo build --locked --target aarch64-unknown-linux-musl -p wharf-server -p wharf-trainer
+  cargo build --locked --target aarch64-unknown-linux-musl -p wharf-server -p wharf-trainer -p wharf-workspaces
 echo "musl binaries built in $((SECONDS - start))s"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 export WHARF_IMAGE_BINARIES_AMD64="$TARGET_DIR/x86_64-unknown-linux-musl/debug"

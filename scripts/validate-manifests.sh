@@ -60,14 +60,25 @@ fi
 if [ "$#" -gt 0 ]; then bundles=("$@"); else bundles=(bundles/*.yaml); fi
 [ -e "${bundles[0]}" ] || die "no bundles found (looked for bundles/*.yaml in $ROOT)"
 
+# Files of bundles/ that are overlays (src/charm/source.rs SHIPPED_OVERLAYS), not bundles: each is
+# validated on top of the bundle it is for, as `full+ha`.
+OVERLAY_BASES="ha=full"
+
 failed=0
 for bundle in "${bundles[@]}"; do
   name="$(basename "$bundle" .yaml)"
+  render_args=("$bundle")
+  for pair in $OVERLAY_BASES; do
+    if [ "${pair%%=*}" = "$name" ]; then
+      render_args=("bundles/${pair#*=}.yaml" --overlay "$bundle")
+      name="${pair#*=}+$name"
+    fi
+  done
   dir="$OUT/$name"
   rm -rf "$dir"
   mkdir -p "$dir"
-  say "rendering $bundle -> ${dir#"$ROOT"/}"
-  if ! "${wharf[@]}" render "$bundle" -o "$dir"; then
+  say "rendering ${render_args[*]} -> ${dir#"$ROOT"/}"
+  if ! "${wharf[@]}" render "${render_args[@]}" -o "$dir"; then
     echo "FAIL $bundle: wharf render failed (see above)" >&2
     failed=1
     continue

@@ -102,6 +102,12 @@ pub enum Command {
     /// push them to a registry, export them for an air-gapped site
     #[command(subcommand)]
     Images(ImagesCommand),
+    /// People's workspaces (Kubeflow Profiles): create one for a user, list them, delete one
+    #[command(subcommand)]
+    Profile(ProfileCommand),
+    /// Kubeflow Pipelines on Argo: compile a KFP pipeline file to an Argo Workflow, or run it
+    #[command(subcommand)]
+    Pipeline(PipelineCommand),
     /// Print a shell completion script
     Completions {
         /// The shell to complete for
@@ -131,7 +137,8 @@ pub struct CheckArgs {
 pub struct BundleArgs {
     /// The bundle: lite, full or a path to a bundle file
     pub bundle: String,
-    /// An overlay file merged on top of the bundle (repeatable, applied in order)
+    /// An overlay merged on top of the bundle: a file, or a shipped one by name (`ha`: replicas);
+    /// repeatable, applied in order
     #[arg(long, value_name = "FILE")]
     pub overlay: Vec<PathBuf>,
     /// Set an option: APP.KEY=VALUE (repeatable; wins over the bundle and overlays)
@@ -393,7 +400,8 @@ pub struct UpgradeArgs {
     /// The bundle to upgrade to: lite, full or a path (default: the one the model was deployed
     /// with, with this wharf's charms)
     pub bundle: Option<String>,
-    /// An overlay file merged on top of the bundle (repeatable, applied in order)
+    /// An overlay merged on top of the bundle: a file, or a shipped one by name (`ha`: replicas);
+    /// repeatable, applied in order
     #[arg(long, value_name = "FILE")]
     pub overlay: Vec<PathBuf>,
     /// Set an option: APP.KEY=VALUE (repeatable; kept for later deploys)
@@ -408,6 +416,10 @@ pub struct UpgradeArgs {
     /// Allow a charm's major version to change (read its release notes first)
     #[arg(long)]
     pub allow_major: bool,
+    /// Upgrade even though no node reports the new wharf images (they reach the nodes some
+    /// other way); without it such an upgrade is refused before any change
+    #[arg(long)]
+    pub skip_image_check: bool,
     /// Upgrade without the backup an upgrade makes first
     #[arg(long, conflicts_with_all = ["backup_to", "backup_data"])]
     pub no_backup: bool,
@@ -468,6 +480,7 @@ impl UpgradeArgs {
             charms_dir: self.charms_dir.clone(),
             set: self.set.clone(),
             dry_run: self.dry_run,
+            image_check: !self.skip_image_check,
             rollback_on_failure: !self.no_rollback_on_failure,
             allow_major: self.allow_major,
             backup: (!self.no_backup).then(|| crate::action::backup::CreateOptions {
@@ -607,10 +620,68 @@ impl UpArgs {
     }
 }
 
+/// `wharf profile …`: a profile is a namespace for one user, who may edit everything in it.
+#[derive(Debug, Subcommand)]
+pub enum ProfileCommand {
+    /// Create a profile: the namespace NAME, owned by the user who logs in as --owner
+    Create {
+        /// The profile's name, which is also its namespace's (a DNS label: lowercase, digits, '-')
+        name: String,
+        /// The owner's login email (what the platform's login passes to Kubernetes)
+        #[arg(long, value_name = "EMAIL")]
+        owner: String,
+        /// Quota on the CPU all pods of the namespace may request (e.g. 2, 500m)
+        #[arg(long, value_name = "QUANTITY")]
+        cpu: Option<String>,
+        /// Quota on the memory all pods of the namespace may request (e.g. 4Gi)
+        #[arg(long, value_name = "QUANTITY")]
+        memory: Option<String>,
+        /// How long to wait for the profile to be ready (0s: do not wait)
+        #[arg(long, default_value = "1m", value_parser = parse_duration)]
+        timeout: std::time::Duration,
+    },
+    /// List the profiles: owner and readiness
+    List,
+    /// Delete a profile, and with it its namespace and everything in it; asks first on a terminal
+    Delete {
+        name: String,
+        /// Answer yes to the question (needed without a terminal)
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+}
+
+impl ProfileCommand {
+    pub fn options(&self) -> crate::action::profile::Options {
+        use crate::action::profile::{CreateOptions, Options};
+        match self {
+            ProfileCommand::Create {
+                name,
+                owner,
+                cpu,
+                memory,
+                timeout,
+            } => Options::Create(CreateOptions {
+                name: name.clone(),
+                owner: owner.clone(),
+                cpu: cpu.clone(),
+                memory: memory.clone(),
+                timeout: *timeout,
+            }),
+            ProfileCommand::List => Options::List,
+            ProfileCommand::Delete { name, yes } => Options::Delete {
+                name: name.clone(),
+                yes: *yes,
+            },
+        }
+    }
+}
+
 #[derive(Debug, Clone, Subcommand)]
 pub enum ImagesCommand {
-    /// Build the OCI images of wharf-trainer, wharf-server and wharf from their static binaries
-    /// into one OCI archive (an image index per image, one manifest per architecture); no Docker
+    /// Build the OCI images of wharf-trainer, wharf-server, wharf-workspaces and wharf from their
+    /// static binaries into one OCI archive (an image index per image, one manifest per
+    /// architecture); no Docker
     Build(ImagesBuildArgs),
     /// List wharf's images (with their digests in an archive) and the upstream images a bundle runs
     List(ImagesListArgs),
@@ -673,11 +744,11 @@ pub struct ImagesBuildArgs {
         value_name = "ARCH"
     )]
     pub arch: Vec<String>,
-    /// The images to build (comma-separated; default all three, as `wharf up` needs them)
+    /// The images to build (comma-separated; default all four, as `wharf up` needs them)
     #[arg(
         long = "image",
         value_delimiter = ',',
-        default_value = "wharf-server,wharf-trainer,wharf",
+        default_value = "wharf-server,wharf-trainer,wharf-workspaces,wharf",
         value_name = "NAME"
     )]
     pub images: Vec<String>,
@@ -1036,6 +1107,63 @@ impl RestoreArgs {
             key: self.key.source(),
             run: self.run.options(),
             parallel: self.parallel,
+        }
+    }
+}
+
+/// `wharf pipeline`: KFP v2 pipelines (the YAML `kfp dsl compile` writes) as Argo Workflows.
+#[derive(Debug, Subcommand)]
+pub enum PipelineCommand {
+    /// Print the Argo Workflow a KFP pipeline file compiles to (no cluster needed). Covered:
+    /// container components, parameters, artifacts passed between tasks, task outputs,
+    /// dependencies and kfp-kubernetes PVC mounts; anything else is refused by name
+    Compile(PipelineCompileArgs),
+    /// Compile a KFP pipeline file, submit the Workflow and, with --watch, follow it to the end
+    Run(PipelineRunArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PipelineCompileArgs {
+    /// The pipeline: the YAML `kfp dsl compile` (or `kfp.compiler.Compiler().compile`) wrote
+    pub file: PathBuf,
+    /// Write the Workflow to FILE instead of stdout
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PipelineRunArgs {
+    /// The pipeline: the YAML `kfp dsl compile` wrote
+    pub file: PathBuf,
+    /// A pipeline parameter: NAME=VALUE (repeatable; wins over the pipeline's default)
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    /// The namespace to run in (default: the kubeconfig context's namespace)
+    #[arg(long, short = 'n', value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Follow the Workflow's steps until it ends; exit non-zero unless it succeeded
+    #[arg(long)]
+    pub watch: bool,
+    /// Time between two looks at the Workflow with --watch (e.g. 2s, 500ms)
+    #[arg(long, default_value = "2s", value_parser = parse_duration, hide = true)]
+    pub interval: std::time::Duration,
+}
+
+impl PipelineCommand {
+    pub fn options(&self) -> crate::action::pipeline::Command {
+        use crate::action::pipeline::{Command, CompileOptions, RunOptions};
+        match self {
+            PipelineCommand::Compile(a) => Command::Compile(CompileOptions {
+                file: a.file.clone(),
+                out: a.out.clone(),
+            }),
+            PipelineCommand::Run(a) => Command::Run(RunOptions {
+                file: a.file.clone(),
+                params: a.params.clone(),
+                namespace: a.namespace.clone(),
+                watch: a.watch,
+                interval: a.interval,
+            }),
         }
     }
 }

@@ -10,5 +10,6 @@ pub mod host;
 pub mod images;
 pub mod kube;
 pub mod logging;
+pub mod pipeline;
 pub mod render;
 pub mod store;

@@ -32,6 +32,8 @@ fn main() -> std::process::ExitCode {
         Command::Up(args) => action::up::run(&global, &args.options()),
         Command::Cluster(command) => action::cluster::run(&global, &command.options()),
         Command::Images(command) => action::images::run(&global, &command.options()),
+        Command::Profile(command) => action::profile::run(&global, &command.options()),
+        Command::Pipeline(command) => action::pipeline::run(&global, &command.options()),
         Command::Completions { shell } => {
             action::completions::run(shell, <Cli as clap::CommandFactory>::command())
         }

@@ -343,6 +343,12 @@ const CASES: &[Case] = &[
         stderr: &["missing.yaml", "cannot read the overlay"],
     },
     Case {
+        name: "overlay name wharf does not ship",
+        args: &["full", "--overlay", "hq"],
+        files: &[],
+        stderr: &["no overlay `hq`", "shipped overlays (ha)"],
+    },
+    Case {
         name: "overlay with a bad option value",
         args: &["lite", "--overlay", "o.yaml"],
         files: &[Write(

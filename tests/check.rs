@@ -131,12 +131,30 @@ fn large_host_passes_lite_and_full() {
     }
 }
 
+/// `full` (lite + workspaces, one replica each) is made for one 8 GB machine: a Raspberry Pi
+/// with 8 GB passes its memory and CPU checks (the replicas are the `ha` overlay's).
 #[test]
-fn the_full_bundle_asks_more_than_lite() {
+fn the_full_bundle_fits_an_8_gb_pi_and_its_ha_overlay_does_not() {
+    // The fixtures carry the shipped files' requirements, exactly.
+    for (fixture, shipped) in [("full", "full"), ("full-ha", "ha")] {
+        let read = |path: PathBuf| -> Value {
+            serde_saphyr::from_str::<Value>(&std::fs::read_to_string(&path).unwrap()).unwrap()
+                ["requirements"]
+                .clone()
+        };
+        assert_eq!(
+            read(fixtures().join(format!("hosts/requirements-{fixture}.yaml"))),
+            read(Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("bundles/{shipped}.yaml"))),
+            "{fixture}"
+        );
+    }
     let (out, _, _state) = check(&host("rpi4-no-cgroup"), "full", &[]);
     let (_, got) = statuses(&out);
-    assert_eq!(got["memory"], "fail", "8 GiB is not enough for full");
+    assert_eq!(got["memory"], "pass", "8 GB is enough for full");
     assert_eq!(got["cpu"], "pass");
+    let (out, _, _state) = check(&host("rpi4-no-cgroup"), "full-ha", &[]);
+    let (_, got) = statuses(&out);
+    assert_eq!(got["memory"], "fail", "8 GB is not enough for two replicas");
 }
 
 #[test]

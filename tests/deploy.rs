@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::Duration;
 
 use common::*;
@@ -499,23 +500,39 @@ async fn deploy_lite_makes_every_application_active_and_a_rerun_writes_nothing()
     assert!(!err.contains(password) && !text(&out.stdout).contains(password));
 }
 
-/// The shipped `full` bundle: the same six applications, the login, gateway and trainer operator
-/// with two ready replicas each.
+/// The shipped `full` bundle with the shipped `ha` overlay, named bare: lite's six applications
+/// and the workspaces operator (its Profile CRD registered), the login, gateway and operators with
+/// two ready replicas each.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deploy_full_runs_two_replicas_of_the_login_gateway_and_operators() {
+async fn deploy_full_with_the_ha_overlay_runs_two_replicas_of_the_login_gateway_and_operators() {
     let env = start(fast()).await;
-    let args = [&["deploy", "full", "--timeout", "120s"][..], &LOGIN].concat();
+    let args = [
+        &["deploy", "full", "--overlay", "ha", "--timeout", "120s"][..],
+        &LOGIN,
+    ]
+    .concat();
     let out = env.command_shipped(&args).output().await.unwrap();
     assert!(
         out.status.success(),
-        "deploy full failed: {}",
+        "deploy full --overlay ha failed: {}",
         text(&out.stderr)
     );
     let status = env.status_json().await;
     assert_eq!(
         status["applications"].as_array().unwrap().len(),
-        6,
+        7,
         "{status}"
+    );
+    assert!(
+        env.sim
+            .get(
+                "apiextensions.k8s.io/v1",
+                "CustomResourceDefinition",
+                "",
+                "profiles.kubeflow.org"
+            )
+            .is_some(),
+        "the Profile CRD is registered"
     );
     for (name, scale) in [
         ("dex-auth", 2),
@@ -524,6 +541,7 @@ async fn deploy_full_runs_two_replicas_of_the_login_gateway_and_operators() {
         ("trainer", 2),
         ("minio", 1),
         ("server", 2),
+        ("workspaces", 2),
     ] {
         let a = app(&status, name);
         assert_eq!(a["status"], "active", "{a}");
@@ -836,6 +854,59 @@ async fn unknown_image_is_imagepullbackoff_and_status_says_so() {
         .await
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // An upgrade is held to the same check: a newer wharf whose trainer image no node has yet
+    // is refused before any change (instead of a timeout in ImagePullBackOff and a rollback).
+    let newer = tempfile::tempdir().unwrap();
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("charms"),
+        newer.path(),
+    );
+    let metadata = newer.path().join("trainer/metadata.yaml");
+    let text_of = std::fs::read_to_string(&metadata).unwrap();
+    std::fs::write(
+        &metadata,
+        text_of
+            .replace("version: 0.1.0", "version: 0.2.0")
+            .replace("wharf-trainer:0.1.0", "wharf-trainer:0.2.0"),
+    )
+    .unwrap();
+    let trainer_before = env
+        .sim
+        .get("apps/v1", "Deployment", MODEL, "trainer")
+        .unwrap();
+    let upgrade = |extra: &[&str]| {
+        let mut args = vec!["upgrade", "--no-backup"];
+        args.extend_from_slice(extra);
+        let mut command = env.command_shipped(&args);
+        command.env("WHARF_CHARMS", newer.path());
+        command
+    };
+    let out = upgrade(&[]).output().await.unwrap();
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("refused before any change")
+            && err.contains("wharf.local/wharf-trainer:0.2.0")
+            && err.contains("--skip-image-check"),
+        "{err}"
+    );
+    let trainer_after = env
+        .sim
+        .get("apps/v1", "Deployment", MODEL, "trainer")
+        .unwrap();
+    assert_eq!(
+        trainer_before["metadata"]["resourceVersion"],
+        trainer_after["metadata"]["resourceVersion"]
+    );
+    // A dry run plans anyway, and warns.
+    let out = upgrade(&["--dry-run"]).output().await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("warning: no node of the cluster has wharf's own image"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 /// The apiserver fills a CRD's structural-schema defaults into a custom resource that leaves

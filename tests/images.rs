@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 const SERVER: &str = "wharf.local/wharf-server:0.1.0";
 const TRAINER: &str = "wharf.local/wharf-trainer:0.1.0";
 const WHARF: &str = "wharf.local/wharf:0.1.0";
+const WORKSPACES: &str = "wharf.local/wharf-workspaces:0.1.0";
 
 fn binaries(arch: &str) -> PathBuf {
     let var = format!("WHARF_IMAGE_BINARIES_{}", arch.to_uppercase());
@@ -24,7 +25,8 @@ fn binaries(arch: &str) -> PathBuf {
         .unwrap_or_else(|| {
             panic!(
                 "{var} is not set: scripts/test.sh builds the musl binaries and sets it \
-             (or build them yourself: cargo build --target {} -p wharf-server -p wharf-trainer)",
+             (or build them yourself: cargo build --target {} -p wharf-server -p wharf-trainer \
+             -p wharf-workspaces)",
                 if arch == "amd64" {
                     "x86_64-unknown-linux-musl"
                 } else {
@@ -71,7 +73,11 @@ fn wharf() -> Command {
 
 /// `wharf images build` of every image for the given arches into `out`; returns its JSON report.
 fn build(out: &Path, arches: &[&str]) -> serde_json::Value {
-    build_images(out, arches, &["wharf-server", "wharf-trainer", "wharf"])
+    build_images(
+        out,
+        arches,
+        &["wharf-server", "wharf-trainer", "wharf-workspaces", "wharf"],
+    )
 }
 
 /// `wharf images build --image …` for the given arches into `out`; returns its JSON report.
@@ -239,7 +245,7 @@ fn the_archive_has_each_architecture_and_the_same_inputs_give_the_same_digests()
     let (a, b) = (dir.path().join("a.tar"), dir.path().join("b.tar"));
     // wharf's own image for arm64 needs an arm64 build of all of wharf, which CI leaves out for
     // time (scripts/build-release.sh builds it); the amd64 one is checked below.
-    let two = ["wharf-server", "wharf-trainer"];
+    let two = ["wharf-server", "wharf-trainer", "wharf-workspaces"];
     let ra = build_images(&a, &["amd64", "arm64"], &two);
     let rb = build_images(&b, &["amd64", "arm64"], &two);
     assert_eq!(
@@ -252,7 +258,7 @@ fn the_archive_has_each_architecture_and_the_same_inputs_give_the_same_digests()
         "and write the same bytes"
     );
     let skopeo = tool("skopeo", "skopeo");
-    for reference in [SERVER, TRAINER] {
+    for reference in [SERVER, TRAINER, WORKSPACES] {
         for arch in ["amd64", "arm64"] {
             let out = run(Command::new(&skopeo)
                 .args(["inspect", "--override-os", "linux", "--override-arch", arch])
@@ -778,7 +784,7 @@ fn push_to_a_real_registry_and_pull_back_the_same_digest() {
         .arg(&lite));
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let rows = rows.as_array().unwrap();
-    assert_eq!(rows.len(), 3 + upstream.len(), "{rows:?}");
+    assert_eq!(rows.len(), 4 + upstream.len(), "{rows:?}");
     for row in rows {
         let want = if row["source"] == "wharf" {
             digest_of(&local_report, row["reference"].as_str().unwrap())

@@ -1213,7 +1213,7 @@ fn up_imports_the_images_before_the_deploy_and_a_rerun_skips_them() {
     );
     let imported = err.find(
         "[7/10] images: imported wharf.local/wharf-server:0.1.0, wharf.local/wharf-trainer:0.1.0, \
-         wharf.local/wharf:0.1.0",
+         wharf.local/wharf-workspaces:0.1.0, wharf.local/wharf:0.1.0",
     );
     let deployed = err.find("[8/10] deploy: bundle deployed");
     assert!(imported.is_some() && imported < deployed, "{err}");
@@ -1233,7 +1233,7 @@ fn up_imports_the_images_before_the_deploy_and_a_rerun_skips_them() {
     assert!(host.log().contains(&IMPORT_LS.to_string()));
     assert!(!host.log().contains(&import), "{:#?}", host.log());
     assert!(
-        stderr(&again).contains("[7/10] images: 3 images present already"),
+        stderr(&again).contains("[7/10] images: 4 images present already"),
         "{}",
         stderr(&again)
     );

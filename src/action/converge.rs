@@ -571,3 +571,44 @@ pub fn run_report(
             .collect(),
     }
 }
+
+/// Refuse, before any change, a deploy or upgrade whose pods run wharf's own images when no node has them:
+/// they would wait in ImagePullBackOff until the timeout. A dry run, `--skip-image-check` and a
+/// cluster that cannot tell get a warning instead.
+pub async fn check_images_on_nodes(
+    session: &Session,
+    prepared: &crate::engine::Prepared,
+    image_check: bool,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    use crate::kube::node_images::{self, Verdict};
+    let wanted = node_images::local_images(prepared.plan.items().map(|i| &i.object));
+    match node_images::check(session.client(), session.server(), &wanted).await {
+        Verdict::Present => Ok(()),
+        Verdict::Missing(missing) => {
+            let what = format!(
+                "no node of the cluster has wharf's own image(s) {}, and no registry serves \
+                 wharf.local: their pods would wait in ImagePullBackOff until the timeout",
+                missing.join(", ")
+            );
+            if image_check && !dry_run {
+                anyhow::bail!(
+                    "refused before any change: {what}.\n{}; or, if the images reach the \
+                     nodes another way, pass --skip-image-check",
+                    node_images::remedy()
+                );
+            }
+            eprintln!("warning: {what}; {}", node_images::remedy());
+            Ok(())
+        }
+        Verdict::Unknown(why) => {
+            eprintln!(
+                "warning: could not check that the nodes have wharf's own images ({}): {why}; \
+                 if they do not, {}",
+                wanted.into_iter().collect::<Vec<_>>().join(", "),
+                node_images::remedy()
+            );
+            Ok(())
+        }
+    }
+}

@@ -67,7 +67,8 @@ pub async fn deploy(global: &Global, options: &Options) -> Outcome {
             session.model, resolution.resolved.bundle.name
         );
     }
-    check_images_on_nodes(&session, &prepared, options).await?;
+    converge::check_images_on_nodes(&session, &prepared, options.image_check, options.dry_run)
+        .await?;
     let changes = converge::option_changes(&prepared);
     if global.output.is_text() {
         for (app, lines) in &changes {
@@ -109,46 +110,6 @@ pub async fn deploy(global: &Global, options: &Options) -> Outcome {
         .output
         .document(&converge::run_report(&session.model, &performed, &changes))?;
     converge::conclude(&session.model, &performed, &progress)
-}
-
-/// Refuse, before any change, a deploy whose pods run wharf's own images when no node has them:
-/// they would wait in ImagePullBackOff until the timeout. A dry run, `--skip-image-check` and a
-/// cluster that cannot tell get a warning instead.
-async fn check_images_on_nodes(
-    session: &Session,
-    prepared: &crate::engine::Prepared,
-    options: &Options,
-) -> anyhow::Result<()> {
-    use crate::kube::node_images::{self, Verdict};
-    let wanted = node_images::local_images(prepared.plan.items().map(|i| &i.object));
-    match node_images::check(session.client(), session.server(), &wanted).await {
-        Verdict::Present => Ok(()),
-        Verdict::Missing(missing) => {
-            let what = format!(
-                "no node of the cluster has wharf's own image(s) {}, and no registry serves \
-                 wharf.local: their pods would wait in ImagePullBackOff until the timeout",
-                missing.join(", ")
-            );
-            if options.image_check && !options.dry_run {
-                anyhow::bail!(
-                    "refused before any change: {what}.\n{}; or, if the images reach the \
-                     nodes another way, deploy with --skip-image-check",
-                    node_images::remedy()
-                );
-            }
-            eprintln!("warning: {what}; {}", node_images::remedy());
-            Ok(())
-        }
-        Verdict::Unknown(why) => {
-            eprintln!(
-                "warning: could not check that the nodes have wharf's own images ({}): {why}; \
-                 if they do not, {}",
-                wanted.into_iter().collect::<Vec<_>>().join(", "),
-                node_images::remedy()
-            );
-            Ok(())
-        }
-    }
 }
 
 /// Create the model namespace if it does not exist (labelled, so `remove --all` knows wharf

@@ -14,6 +14,8 @@ pub mod deploy;
 pub mod history;
 pub mod images;
 pub mod kubernetes;
+pub mod pipeline;
+pub mod profile;
 pub mod remove;
 pub mod render;
 pub mod restore;

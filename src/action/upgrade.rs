@@ -35,6 +35,8 @@ pub struct Options {
     pub dry_run: bool,
     pub rollback_on_failure: bool,
     pub allow_major: bool,
+    /// Refuse an upgrade whose pods need wharf's own images that no node has (see deploy).
+    pub image_check: bool,
     /// The backup made first (None: `--no-backup`).
     pub backup: Option<super::backup::CreateOptions>,
     pub run: RunOptions,
@@ -134,6 +136,13 @@ async fn upgrade(global: &Global, options: &Options) -> Outcome {
         }
     }
     converge::refuse(&refusals)?;
+    // A new wharf brings new versions of its own images: without them on the nodes, the upgrade
+    // would wait out its timeout in ImagePullBackOff and then roll back.
+    let noop = prepared.is_noop() && resolution.inputs == resolution.stored;
+    if !noop {
+        converge::check_images_on_nodes(&session, &prepared, options.image_check, options.dry_run)
+            .await?;
+    }
     for a in &plan {
         if let Some(d) = prepared.desired.get_mut(&a.app) {
             d.description = match &a.from {
@@ -156,7 +165,7 @@ async fn upgrade(global: &Global, options: &Options) -> Outcome {
     if options.dry_run {
         return Ok(ExitCode::SUCCESS);
     }
-    if prepared.is_noop() && resolution.inputs == resolution.stored {
+    if noop {
         eprintln!("nothing to upgrade: every application is at this wharf's charms");
         return Ok(ExitCode::SUCCESS);
     }

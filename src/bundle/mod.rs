@@ -145,12 +145,7 @@ impl Texts {
         let (file, text) = read_bundle(spec)?;
         let overlays = overlays
             .iter()
-            .map(|path| {
-                let shown = path.display().to_string();
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("{shown}: cannot read the overlay"))?;
-                Ok((shown, text))
-            })
+            .map(|path| read_overlay(path))
             .collect::<Result<_>>()?;
         Ok(Texts {
             file,
@@ -159,6 +154,27 @@ impl Texts {
             shipped,
         })
     }
+}
+
+/// An overlay file, or one shipped with wharf by its bare name (`ha` is `bundles/ha.yaml`) when
+/// no such file exists here.
+fn read_overlay(path: &Path) -> Result<(String, String)> {
+    let shown = path.display().to_string();
+    if !path.exists()
+        && let Some(shipped) = source::shipped_overlay(&shown)
+    {
+        return Ok(shipped);
+    }
+    if !path.exists() && path.components().count() == 1 && path.extension().is_none() {
+        bail!(
+            "no overlay `{shown}`: give one of the shipped overlays ({}) or the path to an \
+             overlay file",
+            source::SHIPPED_OVERLAYS.join(", ")
+        );
+    }
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{shown}: cannot read the overlay"))?;
+    Ok((shown, text))
 }
 
 /// `lite`/`full` from the bundles shipped with wharf, or a file.

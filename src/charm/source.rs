@@ -91,8 +91,12 @@ impl Source {
     }
 }
 
-/// A bundle shipped with wharf (`lite`, `full`), as (display path, text).
-pub fn shipped_bundle(name: &str) -> Option<(String, String)> {
+/// The files of `bundles/` that are overlays, not bundles: they only change a bundle
+/// (`wharf deploy full --overlay ha`).
+pub const SHIPPED_OVERLAYS: &[&str] = &["ha"];
+
+/// A file of `bundles/` by name, as (display path, text).
+fn shipped(name: &str) -> Option<(String, String)> {
     let wanted = format!("bundles/{name}.yaml");
     EMBEDDED
         .iter()
@@ -100,10 +104,21 @@ pub fn shipped_bundle(name: &str) -> Option<(String, String)> {
         .map(|(path, text)| (path.to_string(), text.to_string()))
 }
 
+/// A bundle shipped with wharf (`lite`, `full`), as (display path, text).
+pub fn shipped_bundle(name: &str) -> Option<(String, String)> {
+    shipped(name).filter(|_| !SHIPPED_OVERLAYS.contains(&name))
+}
+
+/// An overlay shipped with wharf (`ha`), as (display path, text).
+pub fn shipped_overlay(name: &str) -> Option<(String, String)> {
+    shipped(name).filter(|_| SHIPPED_OVERLAYS.contains(&name))
+}
+
 /// Names of the bundles shipped with wharf.
 pub fn shipped_bundle_names() -> Vec<&'static str> {
     EMBEDDED
         .iter()
         .filter_map(|(path, _)| path.strip_prefix("bundles/")?.strip_suffix(".yaml"))
+        .filter(|name| !SHIPPED_OVERLAYS.contains(name))
         .collect()
 }

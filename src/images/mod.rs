@@ -1,5 +1,5 @@
 //! wharf's own container images: which there are (the trainer and the model server, each its
-//! static binary that is both operator and workload; and wharf itself, which the backup agent's
+//! static binary that is both operator and workload; the workspaces operator; and wharf itself, which the backup agent's
 //! Jobs and the scheduled backup's CronJob run), what they are called, and for which
 //! architectures. `build` makes them from the binaries, `oci` and `layer` are the format,
 //! `registry` pushes and pulls them over the OCI distribution API, `upstream` lists the images
@@ -90,17 +90,24 @@ impl FromStr for Arch {
 pub enum Workload {
     Trainer,
     Server,
+    Workspaces,
     Wharf,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 3] = [Workload::Server, Workload::Trainer, Workload::Wharf];
+    pub const ALL: [Workload; 4] = [
+        Workload::Server,
+        Workload::Trainer,
+        Workload::Workspaces,
+        Workload::Wharf,
+    ];
 
     /// The image's and the binary's name.
     pub fn name(self) -> &'static str {
         match self {
             Workload::Trainer => "wharf-trainer",
             Workload::Server => "wharf-server",
+            Workload::Workspaces => "wharf-workspaces",
             Workload::Wharf => "wharf",
         }
     }
@@ -110,6 +117,7 @@ impl Workload {
         match self {
             Workload::Trainer => Some("trainer"),
             Workload::Server => Some("server"),
+            Workload::Workspaces => Some("workspaces"),
             Workload::Wharf => None,
         }
     }
@@ -120,6 +128,7 @@ impl Workload {
             Workload::Server => {
                 "InferenceService operator and model server (Open Inference Protocol V2, TF Serving REST)"
             }
+            Workload::Workspaces => "Profile operator (a namespace per user)",
             Workload::Wharf => "wharf: the backup agent's Jobs and the scheduled backups' CronJob",
         }
     }
@@ -190,7 +199,10 @@ mod tests {
             format!("wharf.local/wharf:{VERSION}")
         );
         let err = "wharf-agent".parse::<Workload>().unwrap_err();
-        assert!(err.contains("wharf-server, wharf-trainer, wharf"), "{err}");
+        assert!(
+            err.contains("wharf-server, wharf-trainer, wharf-workspaces, wharf"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,11 +1,14 @@
 //! The `TrainJob` custom resource (`wharf.dev/v1alpha1`): what the operator ([`crate::operator`])
-//! turns into a Kubernetes Job running `wharf-trainer train`. The Rust type is the source of truth;
+//! turns into a Kubernetes Job running `wharf-trainer train` (`spec.model`) or the user's own
+//! container (`spec.trainer`, in the shape of Kubeflow Trainer v2's `trainer` block), and the status
+//! it reports back: conditions, final metrics and the per-epoch history ([`crate::progress`]).
+//! The Rust type is the source of truth;
 //! `wharf-trainer crd` prints the CRD YAML and a test keeps `charms/trainer/templates/crd.yaml`
 //! identical to it.
 
-use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::{CustomResource, CustomResourceExt};
+use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -15,8 +18,9 @@ pub const CONDITION_RUNNING: &str = "Running";
 pub const CONDITION_SUCCEEDED: &str = "Succeeded";
 pub const CONDITION_FAILED: &str = "Failed";
 
-/// Train one Fashion-MNIST model and write its artifact to `output.uri`.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+/// Train one model and write its artifact to `output.uri`: one of wharf's Fashion-MNIST models
+/// (`model`), or whatever your own container (`trainer`) trains.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "wharf.dev",
     version = "v1alpha1",
@@ -32,12 +36,23 @@ pub const CONDITION_FAILED: &str = "Failed";
     printcolumn = r#"{"name":"AGE","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+// The API server refuses both or neither at once (CEL, Kubernetes 1.25+); the operator checks
+// again (job::validate), so a cluster that skipped the rule still gets an InvalidSpec condition.
+#[x_kube(
+    validation = Rule::new("has(self.model) != has(self.trainer)").message("set exactly one of spec.model (wharf's built-in trainer: mlp or cnn) and spec.trainer (your own container: spec.trainer.image)")
+)]
 pub struct TrainJobSpec {
-    /// Architecture to train.
-    pub model: ModelKind,
-    /// Passes over the training set.
+    /// Architecture for wharf's built-in trainer: mlp or cnn. Exactly one of `model` and `trainer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelKind>,
+    /// Your own training container instead of the built-in trainer. Exactly one of `model` and
+    /// `trainer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trainer: Option<ContainerTrainer>,
+    /// Passes over the training set (built-in trainer). Unset: the trainer's default (10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
-    pub epochs: u32,
+    pub epochs: Option<u32>,
     /// Examples per optimiser step. Unset: the trainer's default for the model (mlp 32, cnn 64).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
@@ -48,14 +63,14 @@ pub struct TrainJobSpec {
     // OpenAPI v3.0 (what CRDs use) spells an exclusive bound as minimum + exclusiveMinimum: true.
     #[schemars(extend("minimum" = 0, "exclusiveMinimum" = true))]
     pub learning_rate: Option<f64>,
-    /// Seed for initialisation and shuffling: the same seed gives the same model.
+    /// Seed for initialisation and shuffling (built-in trainer): the same seed gives the same model.
     #[serde(default)]
     pub seed: u64,
     /// Where the Fashion-MNIST IDX files are.
     pub dataset: Location,
     /// Where the artifact is written (a new numbered version under it).
     pub output: Location,
-    /// CPU and memory for the training container.
+    /// CPU and memory for the training container (with `trainer`, set them there instead).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
     /// Retries of a failed training pod before the TrainJob fails.
@@ -66,6 +81,31 @@ pub struct TrainJobSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub active_deadline_seconds: Option<i64>,
+}
+
+/// A training container of your own (Kubeflow Trainer v2's `trainer` block, without its
+/// multi-node fields). It runs with the dataset and output the TrainJob names: `WHARF_DATASET_URI`
+/// and `WHARF_OUTPUT_URI` always, `WHARF_DATASET_DIR` / `WHARF_OUTPUT_DIR` for `pvc://` and
+/// `file://` (mounted there), S3 credentials as `AWS_*` for `s3://`; and reports progress as JSON
+/// lines on stdout (see `crate::progress`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerTrainer {
+    /// The image to run, e.g. `ghcr.io/me/train:1.0` (a digest pins it).
+    #[schemars(length(min = 1))]
+    pub image: String,
+    /// The entrypoint; unset: the image's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// Arguments to the entrypoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Vec<String>>,
+    /// More environment variables (names wharf sets itself, WHARF_* and AWS_*, are refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<Vec<EnvVar>>,
+    /// CPU and memory for the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
@@ -96,9 +136,13 @@ pub struct TrainJobStatus {
     pub start_time: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_time: Option<Time>,
-    /// The final metrics the trainer reported in its termination message.
+    /// The final metrics: the trainer's termination message, else its last epoch line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<TrainMetrics>,
+    /// Per-epoch metrics from the training container's JSON lines, read while it runs, oldest
+    /// first; the most recent `progress::MAX_EPOCHS` (500) are kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub epochs: Vec<EpochMetrics>,
     /// Where the artifact was written (the version directory).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_uri: Option<String>,
@@ -108,9 +152,25 @@ pub struct TrainJobStatus {
 #[serde(rename_all = "camelCase")]
 pub struct TrainMetrics {
     pub test_accuracy: f64,
-    pub train_accuracy: f64,
+    /// Reported by the built-in trainer; a container's final line may leave it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_accuracy: Option<f64>,
     pub loss: f64,
     pub epochs: u32,
+}
+
+/// One epoch of `status.epochs`: what one JSON line of the trainer said.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EpochMetrics {
+    pub epoch: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<f64>,
+    /// The held-out accuracy (the built-in trainer's `test_accuracy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_accuracy: Option<f64>,
 }
 
 /// The CRD as YAML, exactly what `wharf-trainer crd` prints.
@@ -142,10 +202,12 @@ mod tests {
         assert_eq!(spec["properties"]["epochs"]["minimum"], 1.0);
         assert_eq!(spec["properties"]["learningRate"]["exclusiveMinimum"], true);
         assert_eq!(spec["properties"]["learningRate"]["minimum"], 0.0);
+        // Optional since spec.trainer: `null` is in the enum, allowed by `nullable: true`.
         assert_eq!(
             spec["properties"]["model"]["enum"],
-            serde_json::json!(["mlp", "cnn"])
+            serde_json::json!(["mlp", "cnn", null])
         );
+        assert_eq!(spec["properties"]["model"]["nullable"], true);
         let columns: Vec<_> = version["additionalPrinterColumns"]
             .as_array()
             .unwrap()
@@ -165,7 +227,34 @@ mod tests {
         .unwrap();
         assert_eq!(
             (spec.model, spec.batch_size, spec.learning_rate),
-            (ModelKind::Cnn, None, None)
+            (Some(ModelKind::Cnn), None, None)
         );
+    }
+
+    #[test]
+    fn the_crd_refuses_both_or_neither_trainer_with_a_cel_rule() {
+        let crd = serde_json::to_value(TrainJob::crd()).unwrap();
+        let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+        let rules = spec["x-kubernetes-validations"].as_array().unwrap();
+        assert_eq!(rules[0]["rule"], "has(self.model) != has(self.trainer)");
+        assert!(
+            rules[0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("spec.trainer.image")
+        );
+        let required: Vec<&str> = spec["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap())
+            .collect();
+        assert_eq!(
+            required,
+            ["dataset", "output"],
+            "model and epochs became optional"
+        );
+        let image = &spec["properties"]["trainer"]["properties"]["image"];
+        assert_eq!(image["minLength"], 1);
     }
 }

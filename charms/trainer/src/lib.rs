@@ -1,6 +1,7 @@
 //! wharf-trainer: trains Fashion-MNIST models (mlp, cnn) with candle and writes wharf-model
-//! artifacts, and runs the TrainJob operator ([`operator`]). The binary (`main.rs`) only parses
-//! flags and calls into these modules.
+//! artifacts, and runs the TrainJob operator ([`operator`]) for those and for any training
+//! container that reports progress in the same JSON lines ([`progress`]). The binary (`main.rs`)
+//! only parses flags and calls into these modules.
 
 pub mod crd;
 pub mod data;
@@ -9,6 +10,8 @@ pub mod kernels;
 pub mod net;
 pub mod operator;
 pub mod output;
+pub mod predict;
+pub mod progress;
 pub mod train;
 
 pub use train::{EpochReport, TrainConfig, train};

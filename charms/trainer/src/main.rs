@@ -25,6 +25,9 @@ struct Cli {
 enum Command {
     /// Train a model and write it to OUT/<version>/.
     Train(TrainArgs),
+    /// Predict the first test images with the latest model under MODEL_DIR; print the result as
+    /// JSON (and write it to --out).
+    Predict(PredictArgs),
     /// Print the TrainJob CustomResourceDefinition as YAML.
     Crd,
     /// Run the TrainJob operator: TrainJobs become Jobs running `wharf-trainer train`.
@@ -75,6 +78,40 @@ struct TrainArgs {
     /// Use only the first N test images.
     #[arg(long)]
     test_limit: Option<usize>,
+}
+
+#[derive(clap::Args)]
+struct PredictArgs {
+    /// Directory or s3://bucket/prefix that `train --out` wrote to; its highest numbered version
+    /// is used.
+    #[arg(long)]
+    model_dir: String,
+    /// Directory or s3://bucket/prefix holding the Fashion-MNIST IDX files.
+    #[arg(long, default_value = data::DEFAULT_DATA_DIR)]
+    data: String,
+    /// How many test images, from the first.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10000))]
+    count: u32,
+    /// Also write the result to this file (its directory is created): a pipeline step's output.
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+}
+
+fn run_predict(args: PredictArgs) -> Result<()> {
+    let dir = Location::parse(&args.model_dir).context("--model-dir")?;
+    let data_location = Location::parse(&args.data).context("--data")?;
+    let dataset = data::Dataset::load_from(&data_location)?;
+    let report = wharf_trainer::predict::predict(&dir, &dataset.test, args.count as usize)?;
+    let json = serde_json::to_string(&report).expect("report serialises");
+    println!("{json}");
+    if let Some(path) = &args.out {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::write(path, &json).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 fn run_train(args: TrainArgs) -> Result<()> {
@@ -144,6 +181,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => run_train(args),
+        Command::Predict(args) => run_predict(args),
         Command::Crd => wharf_trainer::crd::crd_yaml()
             .map(|yaml| print!("{yaml}"))
             .context("rendering the TrainJob CRD"),

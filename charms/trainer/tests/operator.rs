@@ -174,6 +174,8 @@ impl Harness {
                 .env("POD_NAMESPACE", MODEL)
                 .env("POD_NAME", format!("trainer-{replica}"))
                 .env("RUST_LOG", "warn")
+                // Progress is read every 10 s by default; the tests append epochs and wait.
+                .env("WHARF_TRAINER_PROGRESS_INTERVAL", "200ms")
                 .stdin(Stdio::null())
                 .kill_on_drop(true)
                 .spawn()
@@ -677,5 +679,267 @@ async fn the_shipped_example_is_accepted_and_trains() {
         .unwrap();
     assert_eq!(limits["memory"].0, "1Gi");
     h.wait_state("fashion-mlp", "Succeeded").await;
+    h.stop().await;
+}
+
+/// A user's own training container: its image and command run with the TrainJob's locations.
+fn custom_spec() -> Value {
+    json!({
+        "trainer": {
+            "image": "ghcr.io/example/train:1.0",
+            "command": ["python", "/app/train.py"],
+            "args": ["--epochs", "620"],
+            "env": [{"name": "LR", "value": "0.01"}],
+            "resources": {"limits": {"memory": "1Gi"}}
+        },
+        "dataset": {"uri": "pvc://data/fashion"},
+        "output": {"uri": "s3://wharf/models/mine"}
+    })
+}
+
+/// The status's epochs, once `want` of them are there.
+async fn wait_epochs(h: &Harness, name: &str, want: usize) -> TrainJob {
+    let api = h.trainjobs();
+    eventually(&format!("{want} epochs in {name}'s status"), || {
+        let api = api.clone();
+        async move {
+            let tj = api.get(name).await.ok()?;
+            (tj.status.as_ref()?.epochs.len() == want).then_some(tj)
+        }
+    })
+    .await
+}
+
+fn line(epoch: u32) -> String {
+    format!(
+        "{{\"epoch\": {epoch}, \"loss\": {:.4}, \"accuracy\": {:.4}}}\n",
+        1.0 / f64::from(epoch),
+        1.0 - 1.0 / f64::from(epoch + 1)
+    )
+}
+
+#[tokio::test]
+async fn a_custom_container_runs_and_its_epochs_reach_the_status_while_it_runs_capped() {
+    let h = Harness::start(1).await;
+    h.sim.set_job_outcome(USER, "mine", Outcome::Hold);
+    h.create("mine", custom_spec()).await.unwrap();
+    let job = eventually("the Job", || async {
+        h.jobs().get_opt("mine").await.unwrap()
+    })
+    .await;
+    let c = &job
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0];
+    assert_eq!(c.image.as_deref(), Some("ghcr.io/example/train:1.0"));
+    assert_eq!(c.command.clone().unwrap(), ["python", "/app/train.py"]);
+    assert_eq!(c.args.clone().unwrap(), ["--epochs", "620"]);
+    let env = c.env.clone().unwrap();
+    let value = |name: &str| {
+        env.iter()
+            .find(|e| e.name == name)
+            .unwrap_or_else(|| panic!("no {name} in {env:?}"))
+            .value
+            .clone()
+    };
+    assert_eq!(
+        value("WHARF_DATASET_URI").as_deref(),
+        Some("pvc://data/fashion")
+    );
+    assert_eq!(
+        value("WHARF_DATASET_DIR").as_deref(),
+        Some("/mnt/claims/data/fashion")
+    );
+    assert_eq!(
+        value("WHARF_OUTPUT_URI").as_deref(),
+        Some("s3://wharf/models/mine")
+    );
+    assert_eq!(value("LR").as_deref(), Some("0.01"));
+    let key = env
+        .iter()
+        .find(|e| e.name == "AWS_SECRET_ACCESS_KEY")
+        .unwrap();
+    assert!(
+        key.value.is_none() && key.value_from.is_some(),
+        "by secretKeyRef only"
+    );
+
+    h.wait_state("mine", "Running").await;
+    let pod = |n: usize| assert_eq!(n, 1, "one training pod to write to");
+    pod(h.sim.append_pod_log(
+        USER,
+        "mine-*",
+        "trainer",
+        &format!("loading pvc://data/fashion\n{}{}", line(1), line(2)),
+    ));
+    let tj = wait_epochs(&h, "mine", 2).await;
+    let status = tj.status.as_ref().unwrap();
+    assert_eq!(status.epochs[1].epoch, 2);
+    assert_eq!(status.epochs[1].loss, Some(0.5));
+    assert_eq!(
+        status.state.as_deref(),
+        Some("Running"),
+        "read while it runs"
+    );
+    assert!(status.metrics.is_none(), "no final metrics before the end");
+
+    // It grows as the container prints, and keeps the most recent 500.
+    pod(h.sim.append_pod_log(
+        USER,
+        "mine-*",
+        "trainer",
+        &format!("{}checkpoint saved\n", line(3)),
+    ));
+    wait_epochs(&h, "mine", 3).await;
+    let many: String = (4..=620).map(line).collect();
+    pod(h.sim.append_pod_log(USER, "mine-*", "trainer", &many));
+    let tj = eventually("the history capped at 500, up to epoch 620", || async {
+        let tj = h.trainjobs().get("mine").await.ok()?;
+        let epochs = &tj.status.as_ref()?.epochs;
+        (epochs.last()?.epoch == 620).then_some(tj)
+    })
+    .await;
+    let epochs = &tj.status.as_ref().unwrap().epochs;
+    assert_eq!(epochs.len(), wharf_trainer::progress::MAX_EPOCHS);
+    assert_eq!((epochs[0].epoch, epochs[499].epoch), (121, 620));
+
+    // It ends writing its final metrics to WHARF_METRICS_FILE (the termination message).
+    h.sim.set_job_outcome(
+        USER,
+        "mine",
+        Outcome::Succeed {
+            message: "{\"epoch\": 620, \"loss\": 0.0016, \"accuracy\": 0.9312}".into(),
+        },
+    );
+    let tj = h.wait_state("mine", "Succeeded").await;
+    let status = tj.status.as_ref().unwrap();
+    let metrics = status.metrics.as_ref().unwrap();
+    assert_eq!(
+        (metrics.test_accuracy, metrics.loss, metrics.epochs),
+        (0.9312, 0.0016, 620)
+    );
+    assert!(condition(&tj, "Succeeded").message.contains("0.9312"));
+    assert_eq!(status.epochs.len(), 500, "the history stays");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_custom_container_without_a_metrics_file_ends_with_its_last_epoch() {
+    let h = Harness::start(1).await;
+    h.sim.set_job_outcome(USER, "quiet", Outcome::Hold);
+    h.create("quiet", custom_spec()).await.unwrap();
+    h.wait_state("quiet", "Running").await;
+    // No metrics file: the termination message is empty, the log has the epochs.
+    h.sim.append_pod_log(
+        USER,
+        "quiet-*",
+        "trainer",
+        &format!("{}{}", line(1), line(2)),
+    );
+    h.sim.set_job_outcome(
+        USER,
+        "quiet",
+        Outcome::Succeed {
+            message: String::new(),
+        },
+    );
+    let tj = h.wait_state("quiet", "Succeeded").await;
+    let status = tj.status.as_ref().unwrap();
+    let metrics = status.metrics.as_ref().unwrap();
+    assert_eq!((metrics.epochs, metrics.loss), (2, 0.5));
+    assert_eq!(status.epochs.len(), 2);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_spec_with_both_or_neither_trainer_is_refused_and_built_in_fields_with_a_container_fail()
+{
+    let h = Harness::start(1).await;
+    let raw: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        h.admin.clone(),
+        USER,
+        &kube::api::ApiResource::erase::<TrainJob>(&()),
+    );
+    let locations = json!({"dataset": {"uri": "pvc://d"}, "output": {"uri": "pvc://m"}});
+    for (name, extra) in [
+        (
+            "both",
+            json!({"model": "mlp", "trainer": {"image": "ghcr.io/example/train:1.0"}}),
+        ),
+        ("neither", json!({"epochs": 2})),
+    ] {
+        let mut spec = locations.clone();
+        for (k, v) in extra.as_object().unwrap() {
+            spec[k] = v.clone();
+        }
+        let obj = serde_json::from_value(json!({"apiVersion": "wharf.dev/v1alpha1",
+            "kind": "TrainJob", "metadata": {"name": name}, "spec": spec}))
+        .unwrap();
+        match raw.create(&PostParams::default(), &obj).await {
+            Err(kube::Error::Api(s)) => {
+                assert_eq!(s.code, 422, "{name}: {s:?}");
+                assert!(
+                    s.message.contains("set exactly one of spec.model")
+                        && s.message.contains("spec.trainer.image"),
+                    "{name}: {}",
+                    s.message
+                );
+            }
+            other => panic!("{name}: expected 422 Invalid, got {other:?}"),
+        }
+    }
+    // What the rule lets through, the operator refuses with a condition naming the field.
+    let mut spec = custom_spec();
+    spec["epochs"] = json!(5);
+    h.create("epochs-too", spec).await.unwrap();
+    let tj = h.wait_state("epochs-too", "Failed").await;
+    let failed = condition(&tj, "Failed");
+    assert_eq!(failed.reason, "InvalidSpec");
+    assert!(
+        failed
+            .message
+            .starts_with("spec.epochs is for wharf's built-in trainer"),
+        "{failed:?}"
+    );
+    assert!(h.jobs().get_opt("epochs-too").await.unwrap().is_none());
+    h.wait_events("epochs-too", &["InvalidSpec"]).await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn the_shipped_own_container_example_is_accepted_and_runs_its_image() {
+    let h = Harness::start(1).await;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/own-container.yaml");
+    let tj: TrainJob = serde_saphyr::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    h.trainjobs()
+        .create(&PostParams::default(), &tj)
+        .await
+        .unwrap();
+    let job = eventually("the Job", || async {
+        h.jobs().get_opt("my-model").await.unwrap()
+    })
+    .await;
+    let container = &job.spec.unwrap().template.spec.unwrap().containers[0];
+    assert_eq!(
+        container.image.as_deref(),
+        Some("registry.example.com/me/fashion-train:1.0")
+    );
+    assert_eq!(
+        container
+            .resources
+            .as_ref()
+            .unwrap()
+            .limits
+            .as_ref()
+            .unwrap()["memory"]
+            .0,
+        "2Gi"
+    );
+    h.wait_state("my-model", "Succeeded").await;
     h.stop().await;
 }

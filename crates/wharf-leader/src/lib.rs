@@ -3,8 +3,10 @@
 //! before the Lease expires it stops, so that two replicas never reconcile at once (the kubelet
 //! restarts it as a standby).
 //!
-//! Shared by the trainer's and the server's operators: both run as Deployments whose replicas
-//! must not reconcile the same objects at once.
+//! Shared by every wharf operator (trainer, server, workspaces), whose replicas must not reconcile
+//! the same objects at once; `metrics` serves their Prometheus and health endpoint.
+
+pub mod metrics;
 
 use std::time::Duration;
 

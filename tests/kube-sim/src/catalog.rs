@@ -128,6 +128,27 @@ const BUILTINS: &[Row] = &[
         false,
         false,
     ),
+    // Stored only (no quota accounting, no admission defaults): what the workspaces operator writes.
+    (
+        "",
+        "v1",
+        "ResourceQuota",
+        "resourcequotas",
+        true,
+        &["quota"],
+        true,
+        false,
+    ),
+    (
+        "",
+        "v1",
+        "LimitRange",
+        "limitranges",
+        true,
+        &["limits"],
+        false,
+        false,
+    ),
     (
         "apps",
         "v1",

@@ -97,9 +97,14 @@ pub async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Arc<Event>
                 if let Some(pod) = pod_name {
                     let (shared, key) = (shared.clone(), ev.key.clone());
                     tokio::spawn(async move {
-                        tokio::time::sleep(shared.config.readiness_delay).await;
-                        let mut st = shared.lock();
-                        finish_job(&mut st, &key, &pod);
+                        // A held Job (Outcome::Hold) is looked at again until a rule ends it.
+                        loop {
+                            tokio::time::sleep(shared.config.readiness_delay).await;
+                            let mut st = shared.lock();
+                            if finish_job(&mut st, &key, &pod) {
+                                break;
+                            }
+                        }
                     });
                 }
             }
@@ -609,9 +614,10 @@ fn start_job(st: &mut State, shared: &Shared, key: &ObjKey) -> Option<String> {
 }
 
 /// End the Job's pod per the test's rules (default: succeed) and set the Job's final status.
-fn finish_job(st: &mut State, key: &ObjKey, pod_name: &str) {
+/// False while the rule is `Outcome::Hold` (the pod keeps running); true when the Job ended or is gone.
+fn finish_job(st: &mut State, key: &ObjKey, pod_name: &str) -> bool {
     let Some(job) = st.get(key).cloned() else {
-        return;
+        return true;
     };
     let outcome = st
         .job_rules
@@ -626,6 +632,7 @@ fn finish_job(st: &mut State, key: &ObjKey, pod_name: &str) {
     let (ok, message, reason) = match &outcome {
         Outcome::Succeed { message } => (true, message.clone(), "Completed".to_string()),
         Outcome::Fail { message, reason } => (false, message.clone(), reason.clone()),
+        Outcome::Hold => return false,
     };
     let pod_key = ObjKey {
         group: String::new(),
@@ -679,6 +686,7 @@ fn finish_job(st: &mut State, key: &ObjKey, pod_name: &str) {
         ]);
     }
     write_status(st, key, status);
+    true
 }
 
 fn bind_pvc(st: &mut State, key: &ObjKey) {

@@ -102,6 +102,9 @@ pub fn resource_list(c: &Catalog, group: &str, version: &str) -> Option<Value> {
         if t.status {
             subs.push(("status", t.kind.clone(), json!(["get", "patch", "update"])));
         }
+        if t.group.is_empty() && t.plural == "pods" {
+            subs.push(("log", t.kind.clone(), json!(["get"])));
+        }
         for (sub, kind, verbs) in subs {
             resources.push(json!({"name": format!("{}/{sub}", t.plural), "singularName": "", "namespaced": t.namespaced, "kind": kind, "verbs": verbs}));
         }

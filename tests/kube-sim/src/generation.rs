@@ -19,6 +19,8 @@ const WITHOUT: &[(&str, &str)] = &[
     ("", "PersistentVolumeClaim"),
     ("", "PersistentVolume"),
     ("", "Endpoints"),
+    ("", "ResourceQuota"),
+    ("", "LimitRange"),
     ("", "Event"),
     ("", "Node"),
     ("events.k8s.io", "Event"),

@@ -21,6 +21,7 @@ pub mod error;
 pub mod exec;
 pub mod generation;
 mod hpa;
+mod logs;
 pub mod managed;
 pub mod metrics;
 mod node;
@@ -59,6 +60,8 @@ pub enum Outcome {
     Succeed { message: String },
     /// Exit 1; the Job gets condition Failed with `reason` (e.g. `BackoffLimitExceeded`).
     Fail { message: String, reason: String },
+    /// Keeps running (a long training run): a later `set_job_outcome` for the Job ends it.
+    Hold,
 }
 
 /// Simulator settings; `Config::default()` suits most tests.
@@ -388,6 +391,21 @@ impl Simulator {
             pattern,
             outcome,
         });
+    }
+
+    /// Appends `text` to what container `container` of the pods in `namespace` whose name matches
+    /// `pod` (exact, or a glob with `*`) printed, as `GET .../pods/NAME/log` serves it. Returns how
+    /// many pods matched (a pod that does not exist yet gets nothing).
+    pub fn append_pod_log(&self, namespace: &str, pod: &str, container: &str, text: &str) -> usize {
+        let re = format!("^{}$", regex::escape(pod).replace("\\*", ".*"));
+        let pattern = regex::Regex::new(&re).expect("an escaped glob is a valid regex");
+        logs::append(
+            &mut self.shared.lock(),
+            namespace,
+            &pattern,
+            container,
+            text,
+        )
     }
 
     /// What each container of the running pods in `namespace` whose name matches `pod` (exact,

@@ -335,6 +335,10 @@ async fn resource(
         Some("scale") if rt.scale && matches!(verb, "get" | "update" | "patch") => Scope::Main {
             status_separate: rt.status,
         },
+        // `pods/log` (logs.rs): read only, answered below once RBAC allowed it.
+        Some("log") if rt.group.is_empty() && rt.plural == "pods" && verb == "get" => Scope::Main {
+            status_separate: rt.status,
+        },
         Some(s) => {
             return Err(ApiError::no_route(&format!(
                 "{}/{s} (subresource not served by kube-sim)",
@@ -387,6 +391,10 @@ async fn resource(
             rp.namespace.as_deref(),
             rp.name.as_deref(),
         )?);
+    }
+    if rp.sub.as_deref() == Some("log") {
+        let text = crate::logs::get(&shared.lock(), &ns, &name, q)?;
+        return Ok((StatusCode::OK, [("content-type", "text/plain")], text).into_response());
     }
     if rp.sub.as_deref() == Some("scale") {
         return scale_request(&shared, verb, &rt, &ns, &name, headers, q, body, &ctx);

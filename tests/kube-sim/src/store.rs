@@ -75,6 +75,8 @@ pub struct State {
     pub job_rules: Vec<JobRule>,
     /// bearer token -> user name (`system:serviceaccount:ns:name`, or the admin).
     pub tokens: BTreeMap<String, String>,
+    /// What simulated containers printed (`pods/log`, see `logs.rs`).
+    pub pod_logs: crate::logs::Logs,
 }
 
 impl State {
@@ -90,6 +92,7 @@ impl State {
             alloc,
             job_rules: Vec::new(),
             tokens: BTreeMap::new(),
+            pod_logs: Default::default(),
         }
     }
 

@@ -554,3 +554,59 @@ async fn generation_only_on_kinds_that_have_one() {
     assert_eq!(first.metadata.generation, Some(1));
     assert_eq!(apply(&things, t(2)).await.metadata.generation, Some(2));
 }
+
+/// ResourceQuota and LimitRange (what the workspaces operator writes into a profile namespace)
+/// are served, applied with their list types, have no generation, and go with their namespace.
+#[tokio::test]
+async fn quotas_and_limit_ranges_are_stored_and_go_with_their_namespace() {
+    use k8s_openapi::api::core::v1::{LimitRange, ResourceQuota};
+    let sim = common::start().await;
+    let client = common::client(&sim, None).await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "alice"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let pp = PatchParams::apply("test");
+    let quotas: Api<ResourceQuota> = Api::namespaced(client.clone(), "alice");
+    let quota = quotas
+        .patch(
+            "q",
+            &pp,
+            &Patch::Apply(json!({"apiVersion": "v1", "kind": "ResourceQuota",
+                "metadata": {"name": "q"}, "spec": {"hard": {"cpu": "2", "memory": "4Gi"}}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(quota.metadata.generation, None);
+    assert_eq!(quota.spec.unwrap().hard.unwrap()["memory"].0, "4Gi");
+    let limits: Api<LimitRange> = Api::namespaced(client.clone(), "alice");
+    let limit = limits
+        .patch(
+            "l",
+            &pp,
+            &Patch::Apply(json!({"apiVersion": "v1", "kind": "LimitRange",
+                "metadata": {"name": "l"}, "spec": {"limits": [{"type": "Container",
+                "defaultRequest": {"cpu": "100m"}, "default": {"cpu": "1"}}]}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(limit.metadata.generation, None);
+    assert_eq!(limit.spec.unwrap().limits[0].type_, "Container");
+
+    namespaces
+        .delete("alice", &DeleteParams::default())
+        .await
+        .unwrap();
+    common::eventually("the namespace and its contents gone", || async {
+        sim.get("v1", "Namespace", "", "alice")
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(sim.list("v1", "ResourceQuota", Some("alice")).is_empty());
+    assert!(sim.list("v1", "LimitRange", Some("alice")).is_empty());
+}

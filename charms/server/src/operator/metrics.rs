@@ -3,14 +3,7 @@
 
 use std::net::SocketAddr;
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
-use axum::routing::get;
-use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
-};
+use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
 
 #[derive(Clone)]
 pub struct OperatorMetrics {
@@ -94,32 +87,15 @@ impl OperatorMetrics {
 
     /// The text exposition format.
     pub fn render(&self) -> String {
-        let mut buf = Vec::new();
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buf)
-            .expect("text encoding");
-        String::from_utf8(buf).expect("utf-8 metrics")
+        wharf_leader::metrics::render(&self.registry)
     }
 }
 
-/// Bind the metrics listener now (so a bad address fails at start-up) and return it with its
-/// address and the server future.
+/// Bind the metrics listener now (so a bad address fails at start-up) and return its address and
+/// the server future.
 pub async fn serve(
     addr: SocketAddr,
     metrics: OperatorMetrics,
 ) -> std::io::Result<(SocketAddr, impl Future<Output = std::io::Result<()>>)> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
-    let app = Router::new()
-        .route("/metrics", get(render))
-        .route("/healthz", get(|| async { "ok" }))
-        .with_state(metrics);
-    Ok((local, async move { axum::serve(listener, app).await }))
-}
-
-async fn render(State(metrics): State<OperatorMetrics>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        metrics.render(),
-    )
+    wharf_leader::metrics::serve(addr, metrics.registry).await
 }

@@ -1,6 +1,7 @@
 //! TrainJob → batch/v1 Job: where the dataset and the output live inside the pod (volumes for
-//! `pvc://` and, when allowed, `file://` host paths), the `wharf-trainer train` command line, and
-//! the owner reference that lets garbage collection remove the Job with its TrainJob.
+//! `pvc://` and, when allowed, `file://` host paths), the container — the `wharf-trainer train`
+//! command line, or the user's own image with the locations in its environment — and the owner
+//! reference that lets garbage collection remove the Job with its TrainJob.
 //!
 //! Pure functions over the spec and the operator's settings, so every mapping is unit-tested
 //! without a cluster.
@@ -10,13 +11,13 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, EnvVar, HostPathVolumeSource, PersistentVolumeClaimVolumeSource,
-    PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile, SecurityContext, Volume,
-    VolumeMount,
+    PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile,
+    SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{Resource, ResourceExt};
 
-use crate::crd::{ModelKind, TrainJob};
+use crate::crd::{ContainerTrainer, ModelKind, TrainJob};
 
 /// Label on the Job and its pod naming the TrainJob they belong to.
 pub const TRAINJOB_LABEL: &str = "wharf.dev/trainjob";
@@ -25,8 +26,20 @@ pub const TRAINJOB_LABEL: &str = "wharf.dev/trainjob";
 pub const GENERATION_ANNOTATION: &str = "wharf.dev/trainjob-generation";
 /// Where `pvc://` claims are mounted: `/mnt/claims/<claim>`.
 const CLAIMS_ROOT: &str = "/mnt/claims";
-/// The non-root user of the trainer image (distroless `nonroot`).
+/// The non-root user of the trainer image (distroless `nonroot`); user images run as it too.
 const TRAINER_UID: i64 = 65532;
+/// Where the pod's termination message is read from; a user's container writes its final
+/// metrics line there (`WHARF_METRICS_FILE`).
+const TERMINATION_LOG: &str = "/dev/termination-log";
+
+/// The environment a user's training container is given (documented in the README's "Train with
+/// your own container"): the locations as written in the TrainJob, the directories they are
+/// mounted at (pvc:// and file:// only), and where to write final metrics.
+pub const ENV_DATASET_URI: &str = "WHARF_DATASET_URI";
+pub const ENV_OUTPUT_URI: &str = "WHARF_OUTPUT_URI";
+pub const ENV_DATASET_DIR: &str = "WHARF_DATASET_DIR";
+pub const ENV_OUTPUT_DIR: &str = "WHARF_OUTPUT_DIR";
+pub const ENV_METRICS_FILE: &str = "WHARF_METRICS_FILE";
 
 /// What the operator was told by the charm's config.
 #[derive(Debug, Clone)]
@@ -68,7 +81,14 @@ enum Resolved {
     S3(String),
 }
 
-fn resolve(role: &str, uri: &str, settings: &JobSettings) -> Result<Resolved, InvalidSpec> {
+/// `builtin`: the built-in trainer runs, whose image carries Fashion-MNIST under
+/// `settings.dataset_path` (a user's image does not: there, that path is a host path like any).
+fn resolve(
+    role: &str,
+    uri: &str,
+    settings: &JobSettings,
+    builtin: bool,
+) -> Result<Resolved, InvalidSpec> {
     let bad = |why: String| InvalidSpec(format!("{role}.uri {uri:?}: {why}"));
     if let Some(rest) = uri.strip_prefix("pvc://") {
         let (claim, sub) = rest.split_once('/').unwrap_or((rest, ""));
@@ -98,13 +118,19 @@ fn resolve(role: &str, uri: &str, settings: &JobSettings) -> Result<Resolved, In
         let path = path.trim_end_matches('/');
         let path = if path.is_empty() { "/" } else { path };
         let baked = settings.dataset_path.trim_end_matches('/');
-        if role == "dataset" && (path == baked || path.starts_with(&format!("{baked}/"))) {
+        if builtin && role == "dataset" && (path == baked || path.starts_with(&format!("{baked}/")))
+        {
             return Ok(Resolved::Image(path.to_owned()));
         }
         if !settings.allow_host_path {
+            let outside = if builtin {
+                format!("a file:// location outside the image's dataset ({baked})")
+            } else {
+                "with spec.trainer, a file:// location".to_owned()
+            };
             return Err(bad(format!(
-                "a file:// location outside the image's dataset ({baked}) is a hostPath volume; \
-                 use pvc://CLAIM/PATH, or set the trainer charm's allow-host-path to true"
+                "{outside} is a hostPath volume; use pvc://CLAIM/PATH, or set the trainer \
+                 charm's allow-host-path to true"
             )));
         }
         return Ok(Resolved::Host(path.to_owned()));
@@ -194,8 +220,73 @@ impl Layout {
     }
 }
 
-/// Checks what the CRD schema cannot: the locations and the name's length (Jobs label their pods
-/// with their name, and a label value has at most 63 characters).
+/// Names a user's `trainer.env` may not set: wharf sets them (or may, for s3:// locations), and a
+/// second value would silently win or lose.
+fn reserved_env(name: &str) -> bool {
+    name.starts_with("WHARF_") || name.starts_with("AWS_")
+}
+
+/// Which trainer runs: exactly one of `spec.model` and `spec.trainer` (the CRD's CEL rule says
+/// the same; this check is what a cluster without it, or an older CRD, relies on), and with a
+/// user's container none of the built-in trainer's fields.
+fn trainer_of(tj: &TrainJob) -> Result<Option<&ContainerTrainer>, InvalidSpec> {
+    let spec = &tj.spec;
+    let trainer = match (&spec.model, &spec.trainer) {
+        (Some(_), None) => return Ok(None),
+        (Some(_), Some(_)) => {
+            return Err(InvalidSpec(
+                "spec.model and spec.trainer are both set; keep spec.model (mlp or cnn) for \
+                 wharf's built-in trainer, or spec.trainer.image for your own container"
+                    .into(),
+            ));
+        }
+        (None, None) => {
+            return Err(InvalidSpec(
+                "neither spec.model nor spec.trainer is set; set spec.model (mlp or cnn) for \
+                 wharf's built-in trainer, or spec.trainer.image for your own container"
+                    .into(),
+            ));
+        }
+        (None, Some(trainer)) => trainer,
+    };
+    if trainer.image.trim().is_empty() {
+        return Err(InvalidSpec(
+            "spec.trainer.image is empty; name the image to run, e.g. ghcr.io/me/train:1.0".into(),
+        ));
+    }
+    let builtin_only = [
+        ("epochs", spec.epochs.is_some()),
+        ("batchSize", spec.batch_size.is_some()),
+        ("learningRate", spec.learning_rate.is_some()),
+        ("seed", spec.seed != 0),
+    ];
+    if let Some((field, _)) = builtin_only.iter().find(|(_, set)| *set) {
+        return Err(InvalidSpec(format!(
+            "spec.{field} is for wharf's built-in trainer and does nothing for spec.trainer; \
+             remove it and pass it to your container in spec.trainer.args or spec.trainer.env"
+        )));
+    }
+    if spec.resources.is_some() && trainer.resources.is_some() {
+        return Err(InvalidSpec(
+            "spec.resources and spec.trainer.resources are both set; keep one \
+             (spec.trainer.resources)"
+                .into(),
+        ));
+    }
+    for (i, var) in trainer.env.iter().flatten().enumerate() {
+        if reserved_env(&var.name) {
+            return Err(InvalidSpec(format!(
+                "spec.trainer.env[{i}].name {:?}: WHARF_* and AWS_* are set by wharf from \
+                 spec.dataset and spec.output (and the trainer charm's s3-* options); remove it",
+                var.name
+            )));
+        }
+    }
+    Ok(Some(trainer))
+}
+
+/// Checks what the CRD schema cannot: which trainer runs, the locations and the name's length
+/// (Jobs label their pods with their name, and a label value has at most 63 characters).
 pub fn validate(tj: &TrainJob, settings: &JobSettings) -> Result<(), InvalidSpec> {
     let name = tj.name_any();
     if name.len() > 63 {
@@ -203,8 +294,9 @@ pub fn validate(tj: &TrainJob, settings: &JobSettings) -> Result<(), InvalidSpec
             "metadata.name {name:?} is longer than 63 characters, the limit for the Job it becomes"
         )));
     }
-    resolve("dataset", &tj.spec.dataset.uri, settings)?;
-    match resolve("output", &tj.spec.output.uri, settings)? {
+    let builtin = trainer_of(tj)?.is_none();
+    resolve("dataset", &tj.spec.dataset.uri, settings, builtin)?;
+    match resolve("output", &tj.spec.output.uri, settings, builtin)? {
         Resolved::Image(_) => unreachable!("only datasets resolve into the image"),
         Resolved::Claim { .. } | Resolved::Host(_) | Resolved::S3(_) => {}
     }
@@ -244,8 +336,10 @@ pub fn build(tj: &TrainJob, settings: &JobSettings) -> Result<Job, InvalidSpec> 
         empty_dir: Some(Default::default()),
         ..Volume::default()
     });
-    let dataset = resolve("dataset", &spec.dataset.uri, settings)?;
-    let output = resolve("output", &spec.output.uri, settings)?;
+    let trainer = trainer_of(tj)?;
+    let builtin = trainer.is_none();
+    let dataset = resolve("dataset", &spec.dataset.uri, settings, builtin)?;
+    let output = resolve("output", &spec.output.uri, settings, builtin)?;
     let data = layout.place(&dataset, true);
     let out = layout.place(&output, false);
     // Credentials by secretKeyRef: they never appear in the Job, and the operator never reads
@@ -262,30 +356,6 @@ pub fn build(tj: &TrainJob, settings: &JobSettings) -> Result<Job, InvalidSpec> 
             ))
             .expect("pod_env builds valid EnvVars")
         });
-    let model = match spec.model {
-        ModelKind::Mlp => "mlp",
-        ModelKind::Cnn => "cnn",
-    };
-    // Unset batch size and learning rate stay unset: the trainer picks its per-model defaults
-    // (the CNN's come with a cosine schedule), so a TrainJob trains like the CLI does.
-    let optional = [
-        spec.batch_size.map(|b| format!("--batch-size={b}")),
-        spec.learning_rate.map(|lr| format!("--lr={lr}")),
-    ];
-    let args: Vec<String> = [
-        Some("train".to_owned()),
-        Some(format!("--model={model}")),
-        Some(format!("--epochs={}", spec.epochs)),
-    ]
-    .into_iter()
-    .chain(optional)
-    .chain([
-        Some(format!("--seed={}", spec.seed)),
-        Some(format!("--data={data}")),
-        Some(format!("--out={out}")),
-    ])
-    .flatten()
-    .collect();
     let labels = BTreeMap::from([
         (TRAINJOB_LABEL.to_owned(), name.clone()),
         (
@@ -296,29 +366,22 @@ pub fn build(tj: &TrainJob, settings: &JobSettings) -> Result<Job, InvalidSpec> 
     let owner = tj
         .controller_owner_ref(&())
         .expect("a TrainJob read from the API has a name and uid");
-    let container = Container {
-        name: "trainer".into(),
-        image: Some(settings.image.clone()),
-        image_pull_policy: Some("IfNotPresent".into()),
-        args: Some(args),
-        env,
-        resources: spec.resources.clone(),
-        // The trainer writes {"model_uri", "metrics"} (or "error: ...") here; the operator reads
-        // it from the pod's terminated state.
-        termination_message_path: Some("/dev/termination-log".into()),
-        termination_message_policy: Some("FallbackToLogsOnError".into()),
-        volume_mounts: Some(layout.mounts).filter(|m| !m.is_empty()),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            read_only_root_filesystem: Some(true),
-            run_as_non_root: Some(true),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                add: None,
-            }),
-            ..SecurityContext::default()
-        }),
-        ..Container::default()
+    let container = match trainer {
+        Some(trainer) => {
+            let locations = UserLocations {
+                dataset: (&spec.dataset.uri, &dataset, &data),
+                output: (&spec.output.uri, &output, &out),
+            };
+            let resources = trainer.resources.clone().or(spec.resources.clone());
+            user_container(
+                trainer,
+                &locations,
+                env.unwrap_or_default(),
+                resources,
+                layout.mounts,
+            )
+        }
+        None => builtin_container(tj, settings, &data, &out, env, layout.mounts),
     };
     Ok(Job {
         metadata: ObjectMeta {
@@ -364,6 +427,128 @@ pub fn build(tj: &TrainJob, settings: &JobSettings) -> Result<Job, InvalidSpec> 
         }),
         status: None,
     })
+}
+
+/// The container's hardening, the same for the built-in trainer and a user's image: no
+/// privilege escalation, no capabilities, a read-only root filesystem (/tmp is writable).
+fn hardened() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            add: None,
+        }),
+        ..SecurityContext::default()
+    }
+}
+
+/// `wharf-trainer train` with the spec's flags.
+fn builtin_container(
+    tj: &TrainJob,
+    settings: &JobSettings,
+    data: &str,
+    out: &str,
+    env: Option<Vec<EnvVar>>,
+    mounts: Vec<VolumeMount>,
+) -> Container {
+    let spec = &tj.spec;
+    let model = match spec.model {
+        Some(ModelKind::Mlp) => "mlp",
+        Some(ModelKind::Cnn) => "cnn",
+        None => unreachable!("trainer_of: no spec.trainer means spec.model is set"),
+    };
+    // Unset batch size and learning rate stay unset: the trainer picks its per-model defaults
+    // (the CNN's come with a cosine schedule), so a TrainJob trains like the CLI does.
+    let optional = [
+        spec.batch_size.map(|b| format!("--batch-size={b}")),
+        spec.learning_rate.map(|lr| format!("--lr={lr}")),
+    ];
+    let args: Vec<String> = [
+        Some("train".to_owned()),
+        Some(format!("--model={model}")),
+        spec.epochs.map(|e| format!("--epochs={e}")),
+    ]
+    .into_iter()
+    .chain(optional)
+    .chain([
+        Some(format!("--seed={}", spec.seed)),
+        Some(format!("--data={data}")),
+        Some(format!("--out={out}")),
+    ])
+    .flatten()
+    .collect();
+    Container {
+        name: "trainer".into(),
+        image: Some(settings.image.clone()),
+        image_pull_policy: Some("IfNotPresent".into()),
+        args: Some(args),
+        env,
+        resources: spec.resources.clone(),
+        // The trainer writes {"model_uri", "metrics"} (or "error: ...") here; the operator reads
+        // it from the pod's terminated state.
+        termination_message_path: Some(TERMINATION_LOG.into()),
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        volume_mounts: Some(mounts).filter(|m| !m.is_empty()),
+        security_context: Some(hardened()),
+        ..Container::default()
+    }
+}
+
+/// Each location of a user's TrainJob: the URI as written, how it resolved, its path in the pod.
+struct UserLocations<'a> {
+    dataset: (&'a str, &'a Resolved, &'a str),
+    output: (&'a str, &'a Resolved, &'a str),
+}
+
+/// The user's image, command, args and resources, with the locations in its environment (wharf's
+/// variables first, then the S3 ones, then the user's own), and HOME on the writable /tmp.
+fn user_container(
+    trainer: &ContainerTrainer,
+    locations: &UserLocations,
+    s3_env: Vec<EnvVar>,
+    resources: Option<ResourceRequirements>,
+    mounts: Vec<VolumeMount>,
+) -> Container {
+    let var = |name: &str, value: &str| EnvVar {
+        name: name.to_owned(),
+        value: Some(value.to_owned()),
+        value_from: None,
+    };
+    let mut env = Vec::new();
+    for ((uri, resolved, path), uri_var, dir_var) in [
+        (locations.dataset, ENV_DATASET_URI, ENV_DATASET_DIR),
+        (locations.output, ENV_OUTPUT_URI, ENV_OUTPUT_DIR),
+    ] {
+        env.push(var(uri_var, uri.trim_end_matches('/')));
+        if !matches!(resolved, Resolved::S3(_)) {
+            env.push(var(dir_var, path));
+        }
+    }
+    env.push(var(ENV_METRICS_FILE, TERMINATION_LOG));
+    env.extend(s3_env);
+    let user_env = trainer.env.clone().unwrap_or_default();
+    // Many tools write under ~ (caches, configs); the root filesystem is read-only.
+    if !user_env.iter().any(|v| v.name == "HOME") {
+        env.push(var("HOME", "/tmp"));
+    }
+    env.extend(user_env);
+    Container {
+        name: "trainer".into(),
+        image: Some(trainer.image.clone()),
+        image_pull_policy: Some("IfNotPresent".into()),
+        command: trainer.command.clone(),
+        args: trainer.args.clone(),
+        env: Some(env),
+        resources,
+        termination_message_path: Some(TERMINATION_LOG.into()),
+        // A container that writes no metrics file and fails leaves its last log lines instead.
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        volume_mounts: Some(mounts).filter(|m| !m.is_empty()),
+        security_context: Some(hardened()),
+        ..Container::default()
+    }
 }
 
 #[cfg(test)]
@@ -587,6 +772,221 @@ mod tests {
             let err = build(&trainjob(dataset, output), &settings(false)).unwrap_err();
             assert!(err.0.contains(want), "{dataset} {output}: {err}");
         }
+    }
+
+    fn custom(dataset: &str, output: &str, trainer: serde_json::Value) -> TrainJob {
+        serde_json::from_value(json!({
+            "apiVersion": "wharf.dev/v1alpha1", "kind": "TrainJob",
+            "metadata": {"name": "mine", "namespace": "ml", "uid": "u-2", "generation": 1},
+            "spec": {"trainer": trainer, "dataset": {"uri": dataset}, "output": {"uri": output}}
+        }))
+        .unwrap()
+    }
+
+    fn env_of(job: &Job) -> Vec<(String, Option<String>)> {
+        job.spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0]
+            .env
+            .clone()
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.name, e.value))
+            .collect()
+    }
+
+    #[test]
+    fn a_custom_trainer_runs_its_image_with_the_locations_in_its_environment() {
+        let tj = custom(
+            "pvc://data/fashion",
+            "pvc://models/mine/",
+            json!({"image": "ghcr.io/me/train:1.0", "command": ["python", "train.py"],
+                   "args": ["--epochs", "3"], "env": [{"name": "LR", "value": "0.01"}],
+                   "resources": {"limits": {"memory": "2Gi"}}}),
+        );
+        let job = build(&tj, &settings(false)).unwrap();
+        let pod = job.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+        let c = &pod.containers[0];
+        assert_eq!(c.name, "trainer", "the operator reads this container's log");
+        assert_eq!(c.image.as_deref(), Some("ghcr.io/me/train:1.0"));
+        assert_eq!(c.command.clone().unwrap(), ["python", "train.py"]);
+        assert_eq!(c.args.clone().unwrap(), ["--epochs", "3"]);
+        assert_eq!(
+            c.resources.as_ref().unwrap().limits.as_ref().unwrap()["memory"].0,
+            "2Gi"
+        );
+        let some = |v: &str| Some(v.to_owned());
+        assert_eq!(
+            env_of(&job),
+            [
+                ("WHARF_DATASET_URI".to_owned(), some("pvc://data/fashion")),
+                (
+                    "WHARF_DATASET_DIR".to_owned(),
+                    some("/mnt/claims/data/fashion")
+                ),
+                ("WHARF_OUTPUT_URI".to_owned(), some("pvc://models/mine")),
+                (
+                    "WHARF_OUTPUT_DIR".to_owned(),
+                    some("/mnt/claims/models/mine")
+                ),
+                (
+                    "WHARF_METRICS_FILE".to_owned(),
+                    some("/dev/termination-log")
+                ),
+                ("HOME".to_owned(), some("/tmp")),
+                ("LR".to_owned(), some("0.01")),
+            ]
+        );
+        let mounts: Vec<_> = c
+            .volume_mounts
+            .clone()
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.mount_path, m.read_only))
+            .collect();
+        assert_eq!(
+            mounts,
+            [
+                ("/tmp".to_owned(), None),
+                ("/mnt/claims/data".to_owned(), Some(true)),
+                ("/mnt/claims/models".to_owned(), None)
+            ]
+        );
+        let hardened = c.security_context.as_ref().unwrap();
+        assert_eq!(hardened.read_only_root_filesystem, Some(true));
+        assert_eq!(pod.automount_service_account_token, Some(false));
+        assert_eq!(job.metadata.owner_references.unwrap()[0].uid, "u-2");
+    }
+
+    #[test]
+    fn a_custom_trainer_on_s3_gets_the_credentials_by_reference_and_no_directory() {
+        let tj = custom(
+            "s3://wharf/datasets/fashion",
+            "s3://wharf/models/mine",
+            json!({"image": "ghcr.io/me/train:1.0"}),
+        );
+        let job = build(&tj, &settings(false)).unwrap();
+        let env = env_of(&job);
+        let names: Vec<&str> = env.iter().map(|(n, _)| n.as_str()).collect();
+        assert!(!names.contains(&"WHARF_DATASET_DIR") && !names.contains(&"WHARF_OUTPUT_DIR"));
+        assert!(names.contains(&"WHARF_DATASET_URI") && names.contains(&"AWS_ENDPOINT_URL"));
+        let c = &job.spec.unwrap().template.spec.unwrap().containers[0];
+        let secret = c
+            .env
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|e| e.name == "AWS_SECRET_ACCESS_KEY")
+            .unwrap();
+        assert_eq!(secret.value, None, "never a secret value in the Job");
+        assert_eq!(
+            secret
+                .value_from
+                .as_ref()
+                .unwrap()
+                .secret_key_ref
+                .as_ref()
+                .unwrap()
+                .name,
+            "minio-credentials"
+        );
+        assert_eq!(
+            (c.command.clone(), c.args.clone()),
+            (None, None),
+            "the image's own entrypoint"
+        );
+    }
+
+    #[test]
+    fn the_built_in_images_dataset_is_not_in_a_custom_image() {
+        let tj = custom(
+            "file:///usr/share/datasets/fashion-mnist",
+            "pvc://models",
+            json!({"image": "ghcr.io/me/train:1.0"}),
+        );
+        let err = build(&tj, &settings(false)).unwrap_err();
+        assert!(
+            err.0
+                .contains("with spec.trainer, a file:// location is a hostPath volume"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn which_trainer_runs_must_be_clear() {
+        let both = |extra: serde_json::Value| {
+            let mut v = json!({
+                "apiVersion": "wharf.dev/v1alpha1", "kind": "TrainJob",
+                "metadata": {"name": "x", "namespace": "ml", "uid": "u"},
+                "spec": {"dataset": {"uri": "pvc://d"}, "output": {"uri": "pvc://m"}}
+            });
+            for (k, val) in extra.as_object().unwrap() {
+                v["spec"][k] = val.clone();
+            }
+            serde_json::from_value::<TrainJob>(v).unwrap()
+        };
+        let image = json!({"image": "ghcr.io/me/train:1.0"});
+        let cases = [
+            (
+                json!({"model": "mlp", "trainer": image}),
+                "spec.model and spec.trainer are both set",
+            ),
+            (json!({}), "neither spec.model nor spec.trainer is set"),
+            (
+                json!({"trainer": {"image": " "}}),
+                "spec.trainer.image is empty",
+            ),
+            (
+                json!({"trainer": image, "epochs": 3}),
+                "spec.epochs is for wharf's built-in trainer",
+            ),
+            (
+                json!({"trainer": image, "learningRate": 0.1}),
+                "spec.learningRate is for",
+            ),
+            (json!({"trainer": image, "seed": 4}), "spec.seed is for"),
+            (
+                json!({"trainer": {"image": "i", "resources": {}}, "resources": {}}),
+                "spec.resources and spec.trainer.resources are both set",
+            ),
+            (
+                json!({"trainer": {"image": "i", "env": [{"name": "A", "value": "1"}, {"name": "WHARF_OUTPUT_URI", "value": "x"}]}}),
+                "spec.trainer.env[1].name \"WHARF_OUTPUT_URI\"",
+            ),
+            (
+                json!({"trainer": {"image": "i", "env": [{"name": "AWS_SECRET_ACCESS_KEY", "value": "x"}]}}),
+                "AWS_* are set by wharf",
+            ),
+        ];
+        for (extra, want) in cases {
+            let err = validate(&both(extra.clone()), &settings(true)).unwrap_err();
+            assert!(err.0.contains(want), "{extra}: {err}");
+        }
+        let fine =
+            both(json!({"trainer": {"image": "i", "env": [{"name": "HOME", "value": "/work"}]}}));
+        let job = build(&fine, &settings(false)).unwrap();
+        let homes: Vec<_> = env_of(&job)
+            .into_iter()
+            .filter(|(n, _)| n == "HOME")
+            .collect();
+        assert_eq!(
+            homes,
+            [("HOME".to_owned(), Some("/work".to_owned()))],
+            "the user's HOME wins alone"
+        );
+    }
+
+    #[test]
+    fn a_built_in_trainjob_without_epochs_leaves_them_to_the_trainer() {
+        let mut tj = trainjob("pvc://data/fashion", "pvc://models/fashion");
+        tj.spec.epochs = None;
+        let args = args(&build(&tj, &settings(false)).unwrap());
+        assert!(!args.iter().any(|a| a.starts_with("--epochs")), "{args:?}");
     }
 
     #[test]

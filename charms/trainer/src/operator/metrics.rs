@@ -3,13 +3,7 @@
 
 use std::net::SocketAddr;
 
-use axum::Router;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
-};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -87,33 +81,17 @@ impl Metrics {
 
     /// The text exposition format.
     pub fn render(&self) -> String {
-        let mut buf = Vec::new();
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buf)
-            .expect("text encoding cannot fail");
-        String::from_utf8(buf).expect("the text format is UTF-8")
+        wharf_leader::metrics::render(&self.registry)
     }
 }
 
 /// Serves `/metrics` and `/healthz` on `addr` until the process ends.
 pub async fn serve(addr: SocketAddr, metrics: Metrics) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr)
+    let (local, server) = wharf_leader::metrics::serve(addr, metrics.registry)
         .await
         .map_err(|e| anyhow::anyhow!("binding the metrics address {addr}: {e}"))?;
-    tracing::info!(addr = %listener.local_addr()?, "serving /metrics and /healthz");
-    let app = Router::new()
-        .route(
-            "/metrics",
-            get(move || {
-                let text = metrics.render();
-                async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text) }
-            }),
-        )
-        .route(
-            "/healthz",
-            get(|| async { (StatusCode::OK, "ok\n").into_response() }),
-        );
-    axum::serve(listener, app).await?;
+    tracing::info!(addr = %local, "serving /metrics and /healthz");
+    server.await?;
     Ok(())
 }
 

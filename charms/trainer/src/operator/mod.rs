@@ -1,6 +1,7 @@
 //! `wharf-trainer operator`: the TrainJob controller. It watches TrainJobs in every namespace and
-//! the Jobs they own, turns each TrainJob into a Job running `wharf-trainer train`, and reports the
-//! outcome in the TrainJob's status and as Events. `/metrics` and `/healthz` are served on
+//! the Jobs they own, turns each TrainJob into a Job running `wharf-trainer train` or the user's
+//! own container, and reports the outcome — and, while it runs, the per-epoch progress read from
+//! the pod's log — in the TrainJob's status and as Events. `/metrics` and `/healthz` are served on
 //! `--metrics-addr`; with `--leader-elect` only the replica holding the Lease reconciles.
 //!
 //! Modules, one job each: [`job`] (spec → Job), [`status`] (Job and pod → status),
@@ -51,6 +52,9 @@ pub struct OperatorArgs {
     /// For s3:// locations: the region requests are signed for.
     #[arg(long, default_value = "us-east-1")]
     pub s3_region: String,
+    /// How often a running TrainJob's pod log is read for new epoch lines (status.epochs).
+    #[arg(long, env = "WHARF_TRAINER_PROGRESS_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub progress_interval: std::time::Duration,
     /// Address of `/metrics` and `/healthz`.
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub metrics_addr: SocketAddr,
@@ -112,6 +116,7 @@ pub async fn run(args: OperatorArgs) -> Result<()> {
             },
         ),
         metrics: metrics.clone(),
+        progress_interval: args.progress_interval,
     });
     let trainjobs: Api<TrainJob> = Api::all(client.clone());
     let jobs: Api<Job> = Api::all(client.clone());

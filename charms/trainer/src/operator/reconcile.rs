@@ -1,13 +1,14 @@
 //! One reconciliation of one TrainJob: refuse a spec the trainer cannot run, make sure its Job
-//! exists, read the Job and its pod, write the status when it changed, and tell the user through
-//! Events (JobCreated, Running, Succeeded, Failed, InvalidSpec).
+//! exists, read the Job and its pod (and, while it trains, the pod's log for the per-epoch
+//! progress lines), write the status when it changed, and tell the user through Events
+//! (JobCreated, Running, Succeeded, Failed, InvalidSpec).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, LogParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Resource, ResourceExt};
@@ -16,7 +17,8 @@ use serde_json::json;
 use super::job::{self, JobSettings};
 use super::metrics::Metrics;
 use super::status::{self, Phase};
-use crate::crd::{CONDITION_CREATED, CONDITION_RUNNING, TrainJob, TrainJobStatus};
+use crate::crd::{CONDITION_CREATED, CONDITION_RUNNING, EpochMetrics, TrainJob, TrainJobStatus};
+use crate::progress;
 
 /// Everything a reconciliation needs, shared by all of them.
 pub struct Context {
@@ -24,7 +26,14 @@ pub struct Context {
     pub settings: JobSettings,
     pub recorder: Recorder,
     pub metrics: Metrics,
+    /// How often a running TrainJob's log is read for new epochs (`--progress-interval`).
+    pub progress_interval: Duration,
 }
+
+/// How much of the log one read takes: the last lines only, so a read costs the same at epoch 5
+/// and epoch 5000. Epochs already in the status are kept by the merge; a container printing more
+/// than this many other lines between two reads loses the epochs among them from the history.
+const LOG_TAIL_LINES: i64 = 2 * progress::MAX_EPOCHS as i64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -162,7 +171,20 @@ async fn reconcile_inner(tj: &TrainJob, ctx: &Context) -> Result<Action, Error> 
         } => Some(job::model_uri(&tj.spec.output.uri, path)),
         _ => None,
     };
-    let next = status::status(previous, &phase, Some(&current), model_uri, generation);
+    // While it trains, and once more when it ends (the last epochs may have come after the last
+    // read); a finished TrainJob's history stands.
+    let read = if phase == Phase::Running || (phase.is_finished() && !finished) {
+        match status::log_pod(&pods) {
+            Some(pod) => progress_lines(ctx, &ns, &pod).await,
+            None => Vec::new(),
+        }
+    } else {
+        Vec::new()
+    };
+    let next = status::with_epochs(
+        status::status(previous, &phase, Some(&current), model_uri, generation),
+        read,
+    );
     let changed_state = previous.and_then(|s| s.state.as_deref()) != next.state.as_deref();
     let wrote = write_status(ctx, tj, &ns, previous, &next).await?;
     let job_generation = job::built_from(&current);
@@ -259,8 +281,28 @@ async fn reconcile_inner(tj: &TrainJob, ctx: &Context) -> Result<Action, Error> 
     Ok(match phase {
         _ if phase.is_finished() => Action::await_change(),
         Phase::Created { .. } => Action::requeue(RESYNC_NOT_STARTED),
+        Phase::Running => Action::requeue(ctx.progress_interval.min(RESYNC)),
         _ => Action::requeue(RESYNC),
     })
+}
+
+/// The epochs in the tail of the training container's log. Progress is a view, not the outcome:
+/// a log that cannot be read (the pod just went, a kubelet that does not answer) is logged and
+/// leaves the history as it was; the conditions still move.
+async fn progress_lines(ctx: &Context, ns: &str, pod: &str) -> Vec<EpochMetrics> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let params = LogParams {
+        container: Some("trainer".into()),
+        tail_lines: Some(LOG_TAIL_LINES),
+        ..LogParams::default()
+    };
+    match pods.logs(pod, &params).await {
+        Ok(text) => progress::parse(&text),
+        Err(e) => {
+            tracing::warn!(%pod, namespace = %ns, error = %e, "could not read the training pod's log for progress");
+            Vec::new()
+        }
+    }
 }
 
 /// Writes `next` to the status subresource if it differs; true when it wrote.

@@ -1,7 +1,7 @@
 //! What a TrainJob's status should say, from its Job and the Job's pod: the phase, the four
 //! conditions (each with observedGeneration; a transition time that moves only when the status
-//! flips), start and completion times, and the metrics and model URI the trainer left in its
-//! termination message.
+//! flips), start and completion times, the metrics and model URI the trainer left in its
+//! termination message, and the per-epoch history read from its log ([`with_epochs`]).
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod};
@@ -10,9 +10,10 @@ use k8s_openapi::jiff::Timestamp;
 use serde::Deserialize;
 
 use crate::crd::{
-    CONDITION_CREATED, CONDITION_FAILED, CONDITION_RUNNING, CONDITION_SUCCEEDED, TrainJobStatus,
-    TrainMetrics,
+    CONDITION_CREATED, CONDITION_FAILED, CONDITION_RUNNING, CONDITION_SUCCEEDED, EpochMetrics,
+    TrainJobStatus, TrainMetrics,
 };
+use crate::progress;
 
 /// Where a TrainJob is.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,7 +80,7 @@ impl From<wharf_model::Metrics> for TrainMetrics {
     fn from(m: wharf_model::Metrics) -> Self {
         TrainMetrics {
             test_accuracy: m.test_accuracy,
-            train_accuracy: m.train_accuracy,
+            train_accuracy: Some(m.train_accuracy),
             loss: m.loss,
             epochs: m.epochs,
         }
@@ -144,8 +145,21 @@ pub fn phase(job: &Job, pods: &[Pod]) -> Phase {
         .unwrap_or_default();
     if job_condition(job, "Complete").is_some() {
         let summary: Option<Summary> = serde_json::from_str(message.trim()).ok();
+        // A user's container writes one progress line to WHARF_METRICS_FILE instead (the last
+        // such line, if it wrote several).
+        let line = || {
+            message
+                .lines()
+                .rev()
+                .find_map(progress::parse_line)
+                .as_ref()
+                .and_then(progress::final_metrics)
+        };
         return Phase::Succeeded {
-            metrics: summary.as_ref().map(|s| s.metrics.clone().into()),
+            metrics: summary
+                .as_ref()
+                .map(|s| s.metrics.clone().into())
+                .or_else(line),
             model_path: summary.map(|s| s.model_uri),
         };
     }
@@ -337,6 +351,38 @@ pub fn status(
     next
 }
 
+/// The pod whose log holds the progress: the newest one whose trainer container has started
+/// (running or ended; a waiting container has no log yet).
+pub fn log_pod(pods: &[Pod]) -> Option<String> {
+    pods.iter()
+        .filter(|pod| {
+            let statuses = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref());
+            statuses.into_iter().flatten().any(|c| {
+                c.name == "trainer"
+                    && c.state
+                        .as_ref()
+                        .is_some_and(|s| s.running.is_some() || s.terminated.is_some())
+            })
+        })
+        .max_by_key(|pod| pod.metadata.creation_timestamp.clone())
+        .and_then(|pod| pod.metadata.name.clone())
+}
+
+/// `next` with the epochs just read from the log merged into its history (bounded, see
+/// [`progress::merge`]); a finished run that reported no final metrics gets its last epoch's.
+pub fn with_epochs(mut next: TrainJobStatus, read: Vec<EpochMetrics>) -> TrainJobStatus {
+    if !read.is_empty() {
+        next.epochs = progress::merge(&next.epochs, read);
+    }
+    if next.state.as_deref() == Some(CONDITION_SUCCEEDED) && next.metrics.is_none() {
+        next.metrics = next.epochs.last().and_then(progress::final_metrics);
+    }
+    next
+}
+
 /// The status of a TrainJob whose spec the operator refused (no Job is created).
 pub fn invalid(
     previous: Option<&TrainJobStatus>,
@@ -510,6 +556,112 @@ mod tests {
             running.message,
             "the training pod is waiting: secret \"minio-credentials\" not found"
         );
+    }
+
+    fn epoch(n: u32, loss: f64, accuracy: f64) -> EpochMetrics {
+        EpochMetrics {
+            epoch: n,
+            loss: Some(loss),
+            accuracy: Some(accuracy),
+            train_accuracy: None,
+        }
+    }
+
+    #[test]
+    fn a_containers_metrics_file_line_is_its_final_metrics() {
+        let done = job(json!({"conditions": [{"type": "Complete", "status": "True"}]}));
+        let written = "{\"epoch\": 5, \"loss\": 0.2, \"accuracy\": 0.93}\n";
+        let Phase::Succeeded {
+            metrics,
+            model_path,
+        } = phase(&done, &[pod(written, 0)])
+        else {
+            panic!()
+        };
+        let m = metrics.unwrap();
+        assert_eq!(
+            (m.test_accuracy, m.loss, m.epochs, m.train_accuracy),
+            (0.93, 0.2, 5, None)
+        );
+        assert_eq!(model_path, None, "no artifact path was reported");
+        let s = status(
+            None,
+            &phase(&done, &[pod(written, 0)]),
+            Some(&done),
+            None,
+            Some(1),
+        );
+        assert_eq!(
+            condition(&s, "Succeeded").message,
+            "test accuracy 0.9300 after 5 epochs"
+        );
+    }
+
+    #[test]
+    fn epochs_grow_while_running_and_the_last_one_is_the_final_metrics_when_none_were_written() {
+        let running = job(json!({"active": 1, "startTime": "2026-01-01T00:00:01Z"}));
+        let first = with_epochs(
+            status(None, &Phase::Running, Some(&running), None, Some(1)),
+            vec![epoch(1, 0.9, 0.6)],
+        );
+        assert_eq!(first.epochs.len(), 1);
+        assert_eq!(first.metrics, None, "not finished: no final metrics yet");
+        let second = with_epochs(
+            status(Some(&first), &Phase::Running, Some(&running), None, Some(1)),
+            vec![epoch(1, 0.9, 0.6), epoch(2, 0.7, 0.7)],
+        );
+        assert_eq!(second.epochs.len(), 2);
+        let unchanged = with_epochs(
+            status(
+                Some(&second),
+                &Phase::Running,
+                Some(&running),
+                None,
+                Some(1),
+            ),
+            vec![],
+        );
+        assert_eq!(unchanged, second, "nothing new read: nothing to write");
+        let done = job(json!({"conditions": [{"type": "Complete", "status": "True"}]}));
+        let finished = with_epochs(
+            status(
+                Some(&second),
+                &phase(&done, &[]),
+                Some(&done),
+                None,
+                Some(1),
+            ),
+            vec![epoch(3, 0.5, 0.8)],
+        );
+        let m = finished.metrics.unwrap();
+        assert_eq!((m.test_accuracy, m.loss, m.epochs), (0.8, 0.5, 3));
+    }
+
+    #[test]
+    fn the_log_is_read_from_the_newest_pod_that_started() {
+        let started = pod(SUMMARY, 0);
+        let mut waiting: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "fashion-new", "creationTimestamp": "2026-01-01T00:05:00Z"},
+            "status": {"containerStatuses": [{"name": "trainer", "image": "i", "imageID": "",
+                "ready": false, "restartCount": 0, "state": {"waiting": {"reason": "ErrImagePull"}}}]}
+        }))
+        .unwrap();
+        assert_eq!(
+            log_pod(&[started.clone(), waiting.clone()]).as_deref(),
+            Some("fashion-abc")
+        );
+        waiting
+            .status
+            .as_mut()
+            .unwrap()
+            .container_statuses
+            .as_mut()
+            .unwrap()[0]
+            .state =
+            serde_json::from_value(json!({"running": {"startedAt": "2026-01-01T00:05:01Z"}}))
+                .unwrap();
+        assert_eq!(log_pod(&[started, waiting]).as_deref(), Some("fashion-new"));
+        assert_eq!(log_pod(&[]), None);
     }
 
     #[test]
