@@ -13,6 +13,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ws::{
     Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection,
@@ -297,9 +298,21 @@ fn prepare(
         .into_response())
 }
 
+/// How long the output a process wrote may keep coming after it exited (a process it left behind
+/// may hold its pipes), and how long a client gets to read the exit status and go before the
+/// socket is dropped.
+const GRACE: Duration = Duration::from_secs(5);
+
 /// Run the command, relaying its stdin, stdout and stderr, then send its exit status and close.
+///
+/// The close lingers, as an HTTP server's does: after the status and the Close frame the socket
+/// is still read (what arrives is dropped) until the client goes, for at most [`GRACE`]. A
+/// client is often still sending stdin when the process ends (wharf's restore, when the agent
+/// refuses a claim that is not empty); dropping the socket with its data unread makes the
+/// kernel reset the connection, and the client then fails writing stdin instead of reading the
+/// status it was sent (kube-rs ends its exec with that error and no status).
 async fn run(socket: WebSocket, v5: bool, plan: Plan, req: ExecRequest) {
-    let (mut sink, mut source) = socket.split();
+    let (mut sink, source) = socket.split();
     let spawned = if plan.program.as_os_str().is_empty() {
         Err(std::io::Error::other(format!(
             "OCI runtime exec failed: exec failed: unable to start container process: exec: \"{}\": \
@@ -325,21 +338,9 @@ async fn run(socket: WebSocket, v5: bool, plan: Plan, req: ExecRequest) {
             .kill_on_drop(true)
             .spawn()
     };
-    let mut child = match spawned {
-        Ok(c) => c,
-        Err(e) => {
-            let status = json!({"metadata": {}, "status": "Failure", "message": e.to_string(),
-                "reason": "InternalError", "code": 500});
-            let _ = sink
-                .send(channel(ERROR, status.to_string().as_bytes()))
-                .await;
-            let _ = sink.close().await;
-            return;
-        }
-    };
     // One writer owns the socket; the output pumps and the status go through it in order.
     let (out, mut outbox) = tokio::sync::mpsc::channel::<Message>(8);
-    let writer = tokio::spawn(async move {
+    let mut writer = tokio::spawn(async move {
         while let Some(m) = outbox.recv().await {
             if sink.send(m).await.is_err() {
                 return;
@@ -347,8 +348,56 @@ async fn run(socket: WebSocket, v5: bool, plan: Plan, req: ExecRequest) {
         }
         let _ = sink.close().await;
     });
-    let mut stdin = child.stdin.take();
-    let reader = tokio::spawn(async move {
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            let status = json!({"metadata": {}, "status": "Failure", "message": e.to_string(),
+                "reason": "InternalError", "code": 500});
+            let _ = out
+                .send(channel(ERROR, status.to_string().as_bytes()))
+                .await;
+            drop(out);
+            linger(writer, drain(source, None, v5)).await;
+            return;
+        }
+    };
+    let reader = drain(source, child.stdin.take(), v5);
+    let pumps = [
+        pump(child.stdout.take().map(boxed), STDOUT, out.clone()),
+        pump(child.stderr.take().map(boxed), STDERR, out.clone()),
+    ];
+    let mut outputs = tokio::spawn(futures::future::join_all(pumps));
+    let code = child.wait().await.ok().and_then(|s| {
+        use std::os::unix::process::ExitStatusExt;
+        s.code().or_else(|| s.signal().map(|sig| 128 + sig))
+    });
+    // What the process wrote comes before its status, however long a process it left holding
+    // the pipes lives.
+    if tokio::time::timeout(GRACE, &mut outputs).await.is_err() {
+        outputs.abort();
+    }
+    let status = exit_status(&req.command, code);
+    let _ = tokio::time::timeout(
+        GRACE,
+        out.send(channel(ERROR, status.to_string().as_bytes())),
+    )
+    .await;
+    drop(out);
+    // Belt and braces: a writer stuck on a client that reads nothing is not waited for.
+    if tokio::time::timeout(GRACE, &mut writer).await.is_err() {
+        writer.abort();
+    }
+    linger(writer, reader).await;
+}
+
+/// Read the client's messages until it goes: stdin goes to the process while it has one (and
+/// reads it), everything else is dropped. Ends when the client closes or the socket breaks.
+fn drain(
+    mut source: futures::stream::SplitStream<WebSocket>,
+    mut stdin: Option<tokio::process::ChildStdin>,
+    v5: bool,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
         while let Some(Ok(m)) = source.next().await {
             match m {
                 Message::Binary(b) if b.first() == Some(&STDIN) => {
@@ -365,39 +414,33 @@ async fn run(socket: WebSocket, v5: bool, plan: Plan, req: ExecRequest) {
         }
         // The client went or closed the socket (v4's only way to end stdin): stdin ends.
         drop(stdin);
-    });
-    let pump = |r: Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>, ch: u8| {
-        let out = out.clone();
-        async move {
-            let Some(mut r) = r else { return };
-            let mut buf = vec![0u8; 64 * 1024];
-            while let Ok(n) = r.read(&mut buf).await {
-                if n == 0 || out.send(channel(ch, &buf[..n])).await.is_err() {
-                    return;
-                }
-            }
+    })
+}
+
+/// The lingering close: once the writer is done (status and Close frame sent), keep reading for
+/// at most [`GRACE`] so the client can read all of it and go.
+async fn linger(writer: tokio::task::JoinHandle<()>, mut reader: tokio::task::JoinHandle<()>) {
+    let _ = tokio::time::timeout(GRACE, writer).await;
+    if tokio::time::timeout(GRACE, &mut reader).await.is_err() {
+        reader.abort();
+    }
+}
+
+type Output = Box<dyn tokio::io::AsyncRead + Unpin + Send>;
+
+fn boxed(r: impl tokio::io::AsyncRead + Unpin + Send + 'static) -> Output {
+    Box::new(r)
+}
+
+/// Relay one of the process's outputs to the socket, a message per read, until it ends.
+async fn pump(r: Option<Output>, ch: u8, out: tokio::sync::mpsc::Sender<Message>) {
+    let Some(mut r) = r else { return };
+    let mut buf = vec![0u8; 64 * 1024];
+    while let Ok(n) = r.read(&mut buf).await {
+        if n == 0 || out.send(channel(ch, &buf[..n])).await.is_err() {
+            return;
         }
-    };
-    let stdout = child
-        .stdout
-        .take()
-        .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>);
-    let stderr = child
-        .stderr
-        .take()
-        .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>);
-    tokio::join!(pump(stdout, STDOUT), pump(stderr, STDERR));
-    let code = child.wait().await.ok().and_then(|s| {
-        use std::os::unix::process::ExitStatusExt;
-        s.code().or_else(|| s.signal().map(|sig| 128 + sig))
-    });
-    let status = exit_status(&req.command, code);
-    let _ = out
-        .send(channel(ERROR, status.to_string().as_bytes()))
-        .await;
-    drop(out);
-    let _ = writer.await;
-    reader.abort();
+    }
 }
 
 fn channel(ch: u8, data: &[u8]) -> Message {

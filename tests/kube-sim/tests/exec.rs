@@ -20,7 +20,8 @@ fn fake_wharf(dir: &Path) -> PathBuf {
     std::fs::write(
         &path,
         "#!/bin/sh\ncase \"$1\" in\n  cat) exec cat ;;\n  fail) echo went wrong >&2; exit 3 ;;\n  \
-         write) cat > \"$2\" ;;\n  env) echo \"$GREETING\" ;;\nesac\n",
+         write) cat > \"$2\" ;;\n  env) echo \"$GREETING\" ;;\n  \
+         refuse) echo not empty >&2; exit 2 ;;\nesac\n",
     )
     .unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -139,6 +140,51 @@ async fn exec_relays_stdin_stdout_stderr_and_the_exit_status() {
         s.message.unwrap().contains("executable file not found"),
         "no shell in wharf's image"
     );
+    sim.shutdown().await;
+}
+
+/// The exit status reaches a client that is still writing stdin when the process ends without
+/// reading it (wharf's restore into a claim that is not empty). kube-sim must close as a server
+/// should: a socket dropped with unread stdin is reset by the kernel, kube-rs then fails
+/// sending stdin and ends the exec without the status, its stderr never ending. Twenty rounds:
+/// whether the reset wins depends on timing.
+#[tokio::test]
+async fn the_exit_status_reaches_a_client_still_writing_stdin() {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start(&fake_wharf(dir.path())).await;
+    let client = common::client(&sim, None).await;
+    let pods = running_pod(&client, "agent", "wharf.local/wharf:0.1.0").await;
+    for round in 0..20 {
+        let mut p = pods
+            .exec(
+                "agent",
+                ["wharf", "refuse"],
+                &params(true).max_stdin_buf_size(64 * 1024),
+            )
+            .await
+            .unwrap();
+        let mut stdin = p.stdin().unwrap();
+        let mut stderr = p.stderr().unwrap();
+        let status = p.take_status().unwrap();
+        // Writes until kube-rs stops taking bytes (then it waits: it is aborted below).
+        let writer = tokio::spawn(async move {
+            let chunk = vec![7u8; 64 * 1024];
+            while stdin.write_all(&chunk).await.is_ok() {}
+        });
+        let s = tokio::time::timeout(Duration::from_secs(20), status)
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: no exit status within 20 s"))
+            .unwrap_or_else(|| panic!("round {round}: the exec ended without its exit status"));
+        assert_eq!(s.reason.as_deref(), Some("NonZeroExitCode"), "{s:?}");
+        let mut err = String::new();
+        tokio::time::timeout(Duration::from_secs(5), stderr.read_to_string(&mut err))
+            .await
+            .unwrap_or_else(|_| panic!("round {round}: stderr did not end"))
+            .unwrap();
+        assert_eq!(err, "not empty\n");
+        writer.abort();
+    }
     sim.shutdown().await;
 }
 
