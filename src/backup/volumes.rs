@@ -21,15 +21,16 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{
-    Api, ApiResource, AttachParams, AttachedProcess, DeleteParams, DynamicObject, ListParams,
-    Patch, PatchParams, PostParams,
+    Api, ApiResource, AttachParams, DeleteParams, DynamicObject, ListParams, Patch, PatchParams,
+    PostParams,
 };
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use crate::action::Session;
 use crate::charm::metadata::Quiesce;
 use crate::charm::{Charm, Source};
+use crate::kube::pod_exec::Exec;
 use crate::store::releases::History;
 
 /// Where the agent pod mounts the claim.
@@ -44,6 +45,8 @@ const WAIT: Duration = Duration::from_secs(120);
 const AGENT_LIFETIME_SECONDS: u64 = 6 * 3600;
 /// Bytes buffered between the websocket and the stream (kube-rs's default is 1 KiB).
 const BUFFER: usize = 256 * 1024;
+/// How long the agent may take to exit once its stream has ended (all sent or all read).
+const STATUS_WAIT: Duration = Duration::from_secs(120);
 
 /// One data volume of a deployed application.
 #[derive(Debug, Clone, PartialEq)]
@@ -442,14 +445,10 @@ pub async fn start_agent(
     }
 }
 
-/// `wharf backup agent VERB /data` in the agent pod, through pods/exec.
-async fn exec(
-    session: &Session,
-    pod: &str,
-    verb: &str,
-    stdin: bool,
-) -> anyhow::Result<AttachedProcess> {
-    let pods: Api<Pod> = Api::namespaced(session.client().clone(), &session.model);
+/// `wharf backup agent VERB /data` in the agent pod, through pods/exec (on the client without a
+/// read timeout: `kube::pod_exec` bounds every wait of the exec instead).
+async fn exec(session: &Session, pod: &str, verb: &str, stdin: bool) -> anyhow::Result<Exec> {
+    let pods: Api<Pod> = Api::namespaced(session.cluster.streams.clone(), &session.model);
     let params = AttachParams::default()
         .container("agent")
         .stdin(stdin)
@@ -457,8 +456,17 @@ async fn exec(
         .stderr(true)
         .max_stdin_buf_size(BUFFER)
         .max_stdout_buf_size(BUFFER);
-    pods.exec(pod, [BINARY, "backup", "agent", verb, MOUNT], &params)
+    let command = [BINARY, "backup", "agent", verb, MOUNT];
+    // Bounded: the request and its upgrade are one short exchange.
+    let proc = tokio::time::timeout(WAIT, pods.exec(pod, command, &params))
         .await
+        .map_err(|_| {
+            anyhow!(
+                "exec in pod {pod} did not start within {}s (pods/exec through {})",
+                WAIT.as_secs(),
+                session.server()
+            )
+        })?
         .map_err(|e| match e {
             kube::Error::Api(s) if s.code == 403 => anyhow!(
                 "{}: wharf streams data volumes through pods/exec; grant `create` on \
@@ -467,61 +475,11 @@ async fn exec(
                 session.model
             ),
             e => session.describe(&format!("exec in pod {pod}"))(e),
-        })
-}
-
-/// What the command wrote to stderr (its error), read as it comes so it never blocks the stream.
-fn drain_stderr(proc: &mut AttachedProcess) -> tokio::task::JoinHandle<String> {
-    let stderr = proc.stderr();
-    tokio::spawn(async move {
-        let Some(mut r) = stderr else {
-            return String::new();
-        };
-        let mut all = Vec::new();
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = r.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-            if all.len() < 64 * 1024 {
-                all.extend_from_slice(&buf[..n]);
-            }
-        }
-        String::from_utf8_lossy(&all).trim().to_owned()
-    })
-}
-
-/// Why a finished command failed, or None when it succeeded.
-async fn outcome(
-    status: Option<
-        impl Future<Output = Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Status>>,
-    >,
-    stderr: tokio::task::JoinHandle<String>,
-) -> Option<String> {
-    let status = match status {
-        Some(s) => s.await,
-        None => None,
-    };
-    let stderr = stderr.await.unwrap_or_default();
-    match status {
-        Some(s) if s.status.as_deref() == Some("Success") => None,
-        Some(s) => {
-            let message = s.message.unwrap_or_default();
-            Some(if stderr.is_empty() {
-                message
-            } else {
-                format!("{stderr} ({message})")
-            })
-        }
-        None => Some(format!(
-            "the connection ended without an exit status{}",
-            if stderr.is_empty() {
-                String::new()
-            } else {
-                format!(": {stderr}")
-            }
-        )),
-    }
+        })?;
+    Ok(Exec::new(
+        proc,
+        format!("`wharf backup agent {verb}` in pod {pod}"),
+    ))
 }
 
 /// The claim's files as a tar stream from the agent pod: the item's bytes. The stream ends with
@@ -531,28 +489,24 @@ pub async fn stream(
     pod: &str,
     claim: &DataClaim,
 ) -> anyhow::Result<impl Stream<Item = Result<Bytes, object_store::Error>> + use<>> {
-    let mut proc = exec(session, pod, "stream", false).await?;
-    let stdout = proc
+    let mut exec = exec(session, pod, "stream", false).await?;
+    let stdout = exec
         .stdout()
         .ok_or_else(|| anyhow!("pods/exec gave no stdout"))?;
-    let stderr = drain_stderr(&mut proc);
-    let status = proc.take_status();
     let what = format!("claim {} of application `{}`", claim.claim, claim.app);
-    let body = tokio_util::io::ReaderStream::with_capacity(stdout, BUFFER).map(|r| {
-        r.map_err(|e| object_store::Error::Generic {
-            store: "pods/exec",
-            source: Box::new(e),
-        })
-    });
+    let failed = |e: anyhow::Error| object_store::Error::Generic {
+        store: "pods/exec",
+        source: e.into(),
+    };
+    let body = tokio_util::io::ReaderStream::with_capacity(stdout, BUFFER)
+        .map(move |r| r.map_err(|e| failed(anyhow!(e))));
     let end = futures::stream::once(async move {
-        // Keep the process (and its websocket task) alive until the end.
-        let _proc = proc;
-        match outcome(status, stderr).await {
-            None => Ok(Bytes::new()),
-            Some(why) => Err(object_store::Error::Generic {
-                store: "pods/exec",
-                source: anyhow!("the backup agent failed reading {what}: {why}").into(),
-            }),
+        // The exec (its process and websocket) lives until here.
+        match exec.finish(STATUS_WAIT, "its output ended").await {
+            Ok(()) => Ok(Bytes::new()),
+            Err(why) => Err(failed(anyhow!(
+                "the backup agent failed reading {what}: {why}"
+            ))),
         }
     });
     Ok(body.chain(end))
@@ -569,71 +523,59 @@ pub async fn restore<F>(
 where
     F: AsyncFnOnce(&mut (dyn tokio::io::AsyncWrite + Unpin + Send)) -> anyhow::Result<()>,
 {
-    let mut proc = exec(session, pod, "restore", true).await?;
-    let mut stdin = proc
+    let what = format!("claim {} of application `{}`", claim.claim, claim.app);
+    let mut exec = exec(session, pod, "restore", true).await?;
+    let mut stdin = exec
         .stdin()
         .ok_or_else(|| anyhow!("pods/exec gave no stdin"))?;
-    let stderr = drain_stderr(&mut proc);
-    let status = proc.take_status();
-    // stdout is unused, but must be read or the exec's buffer could fill.
-    let stdout = proc.stdout();
-    let sink = tokio::spawn(async move {
-        if let Some(mut r) = stdout {
+    // stdout is unused, but must be read or the exec's buffer could fill; it ends with the exec.
+    let sink = exec.stdout().map(|mut r| {
+        tokio::spawn(async move {
             let _ = tokio::io::copy(&mut r, &mut tokio::io::sink()).await;
-        }
+        })
     });
-    // The agent may end before it has read everything (it refuses a claim that is not empty):
-    // then nothing reads stdin any more, so feeding would wait forever. Whichever ends first
-    // decides: the exit status, or the end of the stream (then the status is awaited).
-    let what = format!("claim {} of application `{}`", claim.claim, claim.app);
-    let (fed, closed, why) = {
-        let feeding = async {
-            let writer: &mut (dyn tokio::io::AsyncWrite + Unpin + Send) = &mut stdin;
-            let fed = feed(writer).await;
-            (fed, stdin.shutdown().await)
-        };
-        tokio::pin!(feeding);
-        let finished = outcome(status, stderr);
-        tokio::pin!(finished);
-        enum First<T> {
-            Fed(T),
-            Ended(Option<String>),
-        }
-        let first = tokio::select! {
-            done = &mut feeding => First::Fed(done),
-            why = &mut finished => First::Ended(why),
-        };
-        match first {
-            First::Fed((fed, closed)) => (fed, closed, finished.await),
-            // A failure: its reason is the error, whatever is left unsent.
-            First::Ended(Some(why)) => {
-                sink.abort();
-                bail!("the backup agent failed restoring {what}: {why}");
+    let feeding = async {
+        let writer: &mut (dyn tokio::io::AsyncWrite + Unpin + Send) = &mut stdin;
+        let fed = feed(writer).await;
+        (fed, stdin.shutdown().await)
+    };
+    tokio::pin!(feeding);
+    let finished = exec.outcome();
+    tokio::pin!(finished);
+    // The agent may end before it has read everything (it refuses a claim that is not empty);
+    // whichever ends first decides. Its own failure explains more than a failed write does.
+    let result = tokio::select! {
+        (fed, closed) = &mut feeding => {
+            match tokio::time::timeout(STATUS_WAIT, &mut finished).await {
+                Ok(Err(why)) => Err(anyhow!("the backup agent failed restoring {what}: {why}")),
+                Err(_) => Err(anyhow!(
+                    "the backup agent restoring {what} gave no exit status {}s after the whole \
+                     stream was sent",
+                    STATUS_WAIT.as_secs()
+                )),
+                Ok(Ok(())) => fed.and_then(|()| {
+                    closed.map_err(|e| anyhow!("restoring {what}: {e}"))
+                }),
             }
+        }
+        done = &mut finished => match done {
+            Err(why) => Err(anyhow!("the backup agent failed restoring {what}: {why}")),
             // Success may come a moment before our end of the stream is closed (tar stops at
             // its end-of-archive blocks); anything more than a moment is a stream cut short.
-            First::Ended(None) => {
-                match tokio::time::timeout(std::time::Duration::from_secs(30), &mut feeding).await {
-                    Ok((fed, closed)) => (fed, closed, None),
-                    Err(_) => {
-                        sink.abort();
-                        bail!(
-                            "the backup agent ended before it had read the whole stream \
-                             restoring {what}"
-                        );
-                    }
-                }
-            }
-        }
+            Ok(()) => match tokio::time::timeout(Duration::from_secs(30), &mut feeding).await {
+                Ok((fed, closed)) => fed.and_then(|()| {
+                    closed.map_err(|e| anyhow!("restoring {what}: {e}"))
+                }),
+                Err(_) => Err(anyhow!(
+                    "the backup agent ended before it had read the whole stream restoring {what}"
+                )),
+            },
+        },
     };
-    drop(stdin);
-    sink.abort();
-    if let Some(why) = why {
-        bail!("the backup agent failed restoring {what}: {why}");
+    if let Some(sink) = sink {
+        sink.abort();
     }
-    fed?;
-    closed.map_err(|e| anyhow!("restoring {what}: {e}"))?;
-    Ok(())
+    result
 }
 
 /// The claims the backup's volume items name, with what to quiesce from the model's records

@@ -14,6 +14,7 @@ pub mod images;
 pub mod node_images;
 pub mod object;
 pub mod owned;
+pub mod pod_exec;
 pub mod plan;
 pub mod progress;
 pub mod prune;
