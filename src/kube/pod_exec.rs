@@ -229,7 +229,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Ending<T> {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        self.get_mut().poll_op(cx, |w, cx| w.poll_shutdown(cx), gone)
+        self.get_mut()
+            .poll_op(cx, |w, cx| w.poll_shutdown(cx), gone)
     }
 }
 
