@@ -340,7 +340,7 @@ async fn run(socket: WebSocket, v5: bool, plan: Plan, req: ExecRequest) {
     };
     // One writer owns the socket; the output pumps and the status go through it in order.
     let (out, mut outbox) = tokio::sync::mpsc::channel::<Message>(8);
-    let mut writer = tokio::spawn(async move {
+    let writer = tokio::spawn(async move {
         while let Some(m) = outbox.recv().await {
             if sink.send(m).await.is_err() {
                 return;
@@ -383,10 +383,6 @@ async fn run(socket: WebSocket, v5: bool, plan: Plan, req: ExecRequest) {
     )
     .await;
     drop(out);
-    // Belt and braces: a writer stuck on a client that reads nothing is not waited for.
-    if tokio::time::timeout(GRACE, &mut writer).await.is_err() {
-        writer.abort();
-    }
     linger(writer, reader).await;
 }
 
@@ -417,10 +413,13 @@ fn drain(
     })
 }
 
-/// The lingering close: once the writer is done (status and Close frame sent), keep reading for
-/// at most [`GRACE`] so the client can read all of it and go.
-async fn linger(writer: tokio::task::JoinHandle<()>, mut reader: tokio::task::JoinHandle<()>) {
-    let _ = tokio::time::timeout(GRACE, writer).await;
+/// The lingering close: once the writer is done (status and Close frame sent; a writer stuck on
+/// a client that reads nothing is given up after [`GRACE`]), keep reading for at most [`GRACE`]
+/// so the client can read all of it and go.
+async fn linger(mut writer: tokio::task::JoinHandle<()>, mut reader: tokio::task::JoinHandle<()>) {
+    if tokio::time::timeout(GRACE, &mut writer).await.is_err() {
+        writer.abort();
+    }
     if tokio::time::timeout(GRACE, &mut reader).await.is_err() {
         reader.abort();
     }
