@@ -491,6 +491,7 @@ impl UpgradeArgs {
                 data: self.backup_data,
                 s3_endpoint: self.s3_endpoint.clone(),
                 key: self.key.source(),
+                charms_dir: self.charms_dir.clone(),
                 ..Default::default()
             }),
             run: self.run.options(),
@@ -1024,6 +1025,7 @@ impl BackupCommand {
             BackupCommand::Agent(AgentCommand::Restore { dir }) => {
                 Command::AgentRestore(dir.clone())
             }
+            BackupCommand::Agent(AgentCommand::Wait { seconds }) => Command::AgentWait(*seconds),
         }
     }
 }
@@ -1035,7 +1037,8 @@ pub struct BackupCreateArgs {
     /// Where to keep it: a directory or s3://BUCKET/PREFIX (S3 credentials from AWS_* variables)
     #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
     pub to: Option<String>,
-    /// Leave MinIO's data out (state, custom resources and Dex only)
+    /// Leave the data out — MinIO's buckets and the charms' data volumes (state, custom
+    /// resources and Dex only; needs no pods or pods/exec rights)
     #[arg(long)]
     pub no_data: bool,
     /// MinIO's S3 API as this machine reaches it (a port-forward or an ingress); its credentials
@@ -1058,6 +1061,10 @@ pub struct BackupCreateArgs {
     pub parallel: usize,
     #[command(flatten)]
     pub key: KeyArgs,
+    /// Directory holding the charms, whose `data:` says which volumes hold data (default: the
+    /// charms shipped with wharf)
+    #[arg(long, env = "WHARF_CHARMS", value_name = "DIR", hide = true)]
+    pub charms_dir: Option<PathBuf>,
 }
 
 impl BackupCreateArgs {
@@ -1072,6 +1079,7 @@ impl BackupCreateArgs {
             reason: self.reason.clone(),
             keep: self.keep,
             parallel: self.parallel,
+            charms_dir: self.charms_dir.clone(),
         }
     }
 }
@@ -1121,6 +1129,11 @@ pub enum AgentCommand {
     Stream { dir: PathBuf },
     /// Unpack a tar stream from stdin into the empty DIR
     Restore { dir: PathBuf },
+    /// Wait (the agent pod's main process) until wharf is done with the pod
+    Wait {
+        #[arg(long, default_value_t = 21600)]
+        seconds: u64,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -1136,7 +1149,7 @@ pub struct RestoreArgs {
     /// What to do with objects and data that exist: keep them, or overwrite them
     #[arg(long, value_enum, default_value_t = crate::backup::restore::Existing::Skip)]
     pub existing: crate::backup::restore::Existing,
-    /// Leave MinIO's data out
+    /// Leave the data out: MinIO's buckets and the charms' data volumes
     #[arg(long)]
     pub no_data: bool,
     /// MinIO's S3 API as this machine reaches it; credentials from the restored secret values

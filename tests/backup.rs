@@ -1000,3 +1000,372 @@ async fn restore_backup_made_by_previous_format_version() {
     let h = history(&w, "web").await;
     assert_eq!(h.last().unwrap().2, "restore from tiny-format-1", "{h:?}");
 }
+
+// ---- Data volumes: the backup agent in its pod, through pods/exec -------------------------------
+
+/// The deploy fixture with `store`'s claim declared as data (scaled to 0 while it is read), on a
+/// kube-sim that runs exec in wharf's image as this wharf binary.
+async fn volume_world() -> Env {
+    let env = start(Config {
+        wharf_binary: Some(PathBuf::from(env!("CARGO_BIN_EXE_wharf"))),
+        ..fast()
+    })
+    .await;
+    let meta = env.charms.join("store/metadata.yaml");
+    let mut declared = std::fs::read_to_string(&meta).unwrap();
+    declared.push_str("data:\n  - claim: \"{{ app.name }}-data\"\n    quiesce: scale-down\n");
+    std::fs::write(&meta, declared).unwrap();
+    let out = env.deploy(&[]).await;
+    assert!(out.status.success(), "deploy: {}", text(&out.stderr));
+    env
+}
+
+/// Files of every kind the agent keeps: nested directories, a big file, an empty one, modes, an
+/// old mtime and a symlink.
+fn fill_volume(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir.join("db/tables")).unwrap();
+    let mut big = vec![0u8; 3 * 1024 * 1024 + 11];
+    for (i, b) in big.iter_mut().enumerate() {
+        *b = (i * 13 % 241) as u8;
+    }
+    std::fs::write(dir.join("db/tables/t1.dat"), &big).unwrap();
+    std::fs::write(dir.join("db/empty"), b"").unwrap();
+    std::fs::write(dir.join("secret.key"), b"k3y").unwrap();
+    std::fs::set_permissions(
+        dir.join("secret.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    std::fs::write(dir.join("run.sh"), b"#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(dir.join("run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let old = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(dir.join("db/empty"))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    std::os::unix::fs::symlink("db/tables", dir.join("current")).unwrap();
+}
+
+/// path → (bytes, mode, symlink target, mtime of non-links): what "bit-identical" compares.
+type Tree = BTreeMap<String, (Vec<u8>, u32, Option<String>, Option<i64>)>;
+
+fn volume_tree(dir: &Path) -> Tree {
+    use std::os::unix::fs::MetadataExt;
+    fn walk(root: &Path, dir: &Path, out: &mut Tree) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let rel = path.strip_prefix(root).unwrap().display().to_string();
+            let link = meta
+                .file_type()
+                .is_symlink()
+                .then(|| std::fs::read_link(&path).unwrap().display().to_string());
+            let bytes = if meta.is_file() {
+                std::fs::read(&path).unwrap()
+            } else {
+                vec![]
+            };
+            let mtime = link.is_none().then(|| meta.mtime());
+            out.insert(rel, (bytes, meta.mode() & 0o7777, link, mtime));
+            if meta.is_dir() {
+                walk(root, &path, out);
+            }
+        }
+    }
+    let mut out = Tree::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+fn store_replicas(env: &Env) -> i64 {
+    env.sim
+        .get("apps/v1", "Deployment", MODEL, "store")
+        .unwrap()["spec"]["replicas"]
+        .as_i64()
+        .unwrap_or(1)
+}
+
+fn agent_pods(env: &Env) -> Vec<String> {
+    env.sim
+        .list("v1", "Pod", Some(MODEL))
+        .into_iter()
+        .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_owned))
+        .filter(|n| n.starts_with("wharf-agent-"))
+        .collect()
+}
+
+/// Run wharf while watching `store`'s replicas: the output and the fewest replicas seen.
+async fn watching_replicas(env: &Env, args: &[&str]) -> (Output, i64) {
+    let run = env.wharf(args);
+    tokio::pin!(run);
+    let mut fewest = i64::MAX;
+    loop {
+        tokio::select! {
+            out = &mut run => return (out, fewest),
+            _ = tokio::time::sleep(std::time::Duration::from_millis(5)) => {
+                fewest = fewest.min(store_replicas(env));
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_agent_streams_a_volume_directory_and_restores_it_bit_identical() {
+    let env = volume_world().await;
+    let dir = env
+        .sim
+        .claim_dir(MODEL, "store-data")
+        .expect("store's claim is bound");
+    fill_volume(&dir);
+    let before = volume_tree(&dir);
+    let backups = env.dir.path().join("backups");
+    let to = backups.display().to_string();
+
+    let (out, fewest) = watching_replicas(&env, &["backup", "create", "v1", "--to", &to]).await;
+    assert!(out.status.success(), "backup: {}", text(&out.stderr));
+    assert_eq!(fewest, 0, "store was scaled to 0 while its volume was read");
+    assert_eq!(store_replicas(&env), 1, "and back to its replicas after");
+    assert!(agent_pods(&env).is_empty(), "the agent pod is deleted");
+    // The replicas are wharf's field again: a later deploy may change them without a conflict.
+    let store = env
+        .sim
+        .get("apps/v1", "Deployment", MODEL, "store")
+        .unwrap();
+    for m in store["metadata"]["managedFields"].as_array().unwrap() {
+        // (The controller's status writes own `status.replicas`; only `spec.replicas` matters.)
+        if m["manager"] != "wharf" {
+            assert!(
+                m["fieldsV1"]["f:spec"]["f:replicas"].is_null(),
+                "{} owns the replicas: {m}",
+                m["manager"]
+            );
+        }
+    }
+    let out = env
+        .wharf(&["backup", "describe", "v1", "--from", &to])
+        .await;
+    assert!(
+        text(&out.stdout).contains("volume: 1 item(s)"),
+        "{}",
+        text(&out.stdout)
+    );
+    // The stream is encrypted: the volume's bytes appear nowhere in the backup.
+    for f in files(&backups.join("v1")) {
+        let bytes = std::fs::read(&f).unwrap();
+        assert!(
+            !bytes.windows(10).any(|w| w == b"#!/bin/sh\n"),
+            "{} holds plaintext",
+            f.display()
+        );
+    }
+
+    // Wipe the volume's files, then restore.
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let p = entry.unwrap().path();
+        if std::fs::symlink_metadata(&p).unwrap().is_dir() {
+            std::fs::remove_dir_all(&p).unwrap();
+        } else {
+            std::fs::remove_file(&p).unwrap();
+        }
+    }
+    assert!(volume_tree(&dir).is_empty());
+    let (out, fewest) = watching_replicas(&env, &["restore", "v1", "--from", &to]).await;
+    assert!(out.status.success(), "restore: {}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("store-data of `store`")
+            && text(&out.stderr).contains("matches the backup's checksums"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        volume_tree(&dir),
+        before,
+        "bit-identical: content, modes, mtimes, links"
+    );
+    assert_eq!(
+        fewest, 0,
+        "store was scaled to 0 while its volume was written"
+    );
+    assert_eq!(store_replicas(&env), 1);
+    assert!(agent_pods(&env).is_empty());
+}
+
+/// Without `create` on `pods/exec`, a backup with data fails naming the right (and `--no-data`),
+/// keeps nothing, and leaves no agent pod and no workload scaled down behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volume_backup_without_pods_exec_is_refused_and_cleaned_up() {
+    let env = volume_world().await;
+    // Everything a backup with data needs, but pods/exec.
+    let resources = [
+        "secrets",
+        "configmaps",
+        "leases",
+        "customresourcedefinitions",
+        "greetings",
+        "deployments",
+        "statefulsets",
+        "pods",
+    ];
+    env.sim
+        .put(
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "no-exec"},
+            "rules": [{"apiGroups": ["*"], "resources": resources, "verbs": ["*"]}]}),
+        )
+        .unwrap();
+    env.sim
+        .put(
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": "no-exec"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                        "name": "no-exec"},
+            "subjects": [{"kind": "ServiceAccount", "name": "backup", "namespace": MODEL}]}),
+        )
+        .unwrap();
+    let token = env.sim.token_for_service_account(MODEL, "backup");
+    let kubeconfig = env.dir.path().join("sa.kubeconfig");
+    env.sim.write_kubeconfig(&kubeconfig, Some(&token)).unwrap();
+    let to = env.dir.path().join("backups").display().to_string();
+    let as_sa = |args: &[&str]| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_wharf"));
+        cmd.args(args)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["-m", MODEL])
+            .env("WHARF_CHARMS", &env.charms)
+            .env("WHARF_BACKUP_PASSPHRASE", PASSPHRASE)
+            .env("HOME", env.dir.path())
+            .env_remove("KUBECONFIG");
+        cmd
+    };
+    let out = as_sa(&["backup", "create", "v1", "--to", &to])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success(), "a backup without pods/exec");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("pods/exec") && err.contains("--no-data") && err.contains("forbidden"),
+        "{err}"
+    );
+    assert!(agent_pods(&env).is_empty(), "the agent pod is deleted");
+    assert_eq!(store_replicas(&env), 1, "store has its replica back");
+    assert!(!env.dir.path().join("backups/v1").exists(), "nothing kept");
+    // --no-data needs no exec.
+    let out = as_sa(&["backup", "create", "v2", "--to", &to, "--no-data"])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+/// A restore into a claim that is not empty fails in the agent (never mixing files), and the
+/// agent pod is deleted and the application scaled back all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_volume_restore_deletes_the_agent_pod_and_scales_back() {
+    let env = volume_world().await;
+    let dir = env.sim.claim_dir(MODEL, "store-data").unwrap();
+    fill_volume(&dir);
+    let to = env.dir.path().join("backups").display().to_string();
+    let out = env.wharf(&["backup", "create", "v1", "--to", &to]).await;
+    assert!(out.status.success(), "backup: {}", text(&out.stderr));
+    std::fs::write(dir.join("written-since"), b"new").unwrap();
+
+    let (out, fewest) = watching_replicas(&env, &["restore", "v1", "--from", &to]).await;
+    assert!(!out.status.success(), "a restore over files");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("store-data") && err.contains("is not empty"),
+        "{err}"
+    );
+    assert_eq!(fewest, 0);
+    assert_eq!(store_replicas(&env), 1, "store has its replica back");
+    assert!(agent_pods(&env).is_empty(), "the agent pod is deleted");
+    assert_eq!(std::fs::read(dir.join("written-since")).unwrap(), b"new");
+}
+
+/// Throughput of a data volume's backup against `tar c DIR | cat >/dev/null` and `rclone copy DIR`
+/// on the same machine (a measurement, not a check: run by hand,
+/// `WHARF_BENCH_MIB=512 cargo test --release --test backup bench_volume_backup -- --ignored --nocapture`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: prints MB/s"]
+async fn bench_volume_backup() {
+    let mib: usize = std::env::var("WHARF_BENCH_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
+    let env = volume_world().await;
+    let dir = env.sim.claim_dir(MODEL, "store-data").unwrap();
+    // Files of 4 MiB with varied bytes (incompressible enough), plus 1,000 small ones.
+    let mut seed = 0x9e3779b97f4a7c15u64;
+    let mut chunk = vec![0u8; 4 << 20];
+    for i in 0..mib / 4 {
+        for b in chunk.iter_mut() {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            *b = seed as u8;
+        }
+        std::fs::create_dir_all(dir.join(format!("d{}", i % 8))).unwrap();
+        std::fs::write(dir.join(format!("d{}/f{i}", i % 8)), &chunk).unwrap();
+    }
+    std::fs::create_dir_all(dir.join("small")).unwrap();
+    for i in 0..1000 {
+        std::fs::write(dir.join(format!("small/{i}")), format!("{i}").repeat(100)).unwrap();
+    }
+    let bytes: u64 = volume_tree(&dir).values().map(|v| v.0.len() as u64).sum();
+    let mb = bytes as f64 / 1e6;
+    let time = |mut cmd: std::process::Command| {
+        let t = std::time::Instant::now();
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        t.elapsed().as_secs_f64()
+    };
+    let mut tar = std::process::Command::new("sh");
+    tar.arg("-c").arg(format!(
+        "tar cf - -C '{}' . | cat >/dev/null",
+        dir.display()
+    ));
+    let tar_s = time(tar);
+    let to = env.dir.path().join("backups").display().to_string();
+    let t = std::time::Instant::now();
+    let out = env.wharf(&["backup", "create", "bench", "--to", &to]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let wharf_s = t.elapsed().as_secs_f64();
+    println!("volume: {mb:.1} MB in {} files", volume_tree(&dir).len());
+    println!(
+        "  tar c DIR | cat >/dev/null: {tar_s:6.2} s {:8.1} MB/s",
+        mb / tar_s
+    );
+    println!(
+        "  wharf backup create:        {wharf_s:6.2} s {:8.1} MB/s  ({:.2}x tar's time)",
+        mb / wharf_s,
+        wharf_s / tar_s
+    );
+    if which_rclone() {
+        let mut rclone = std::process::Command::new("rclone");
+        rclone
+            .arg("copy")
+            .arg(&dir)
+            .arg(env.dir.path().join("rclone-copy"))
+            .args(["--transfers", "4"]);
+        let rclone_s = time(rclone);
+        println!(
+            "  rclone copy DIR DEST:       {rclone_s:6.2} s {:8.1} MB/s  (wharf takes {:.2}x rclone's time)",
+            mb / rclone_s,
+            wharf_s / rclone_s
+        );
+    } else {
+        println!("  rclone: not installed (apt-get install rclone)");
+    }
+}
+
+fn which_rclone() -> bool {
+    std::process::Command::new("rclone")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}

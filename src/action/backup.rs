@@ -21,7 +21,8 @@ use crate::backup::crypto::{self, BackupKey, UserKey};
 use crate::backup::format::{self, INFO_FILE, Info, ItemKind, MANIFEST_FILE};
 use crate::backup::items::{self, ItemWriter};
 use crate::backup::key::{KeySource, Purpose};
-use crate::backup::{Repo, capture, objects};
+use crate::backup::{Repo, capture, objects, volumes};
+use crate::charm::metadata::Quiesce;
 
 /// Where backups go by default: `$XDG_DATA_HOME/wharf/backups/<model>`, else
 /// `~/.local/share/wharf/backups/<model>`.
@@ -51,6 +52,8 @@ pub struct CreateOptions {
     pub keep: Option<usize>,
     /// Data objects transferred at once (0 is taken as 1).
     pub parallel: usize,
+    /// Where the charms are (their `data:` volumes); None: the charms shipped with wharf.
+    pub charms_dir: Option<PathBuf>,
 }
 
 /// Data objects transferred at once unless told otherwise: rclone's default `--transfers`.
@@ -68,6 +71,7 @@ impl Default for CreateOptions {
             reason: String::new(),
             keep: None,
             parallel: DEFAULT_PARALLEL,
+            charms_dir: None,
         }
     }
 }
@@ -155,6 +159,20 @@ pub async fn make(
     } else {
         None
     };
+    // Which volumes hold data, decided before anything is written.
+    let volumes = if options.data {
+        let source = crate::charm::Source::new(options.charms_dir.as_deref());
+        let mut claims = volumes::claims(&history, &session.model, &source)?;
+        // MinIO's data is read through its S3 API (objects with their metadata, restorable into
+        // any MinIO); streaming its volume too would store it twice, and its restore would find
+        // the claim already filled by the objects.
+        if let Some(m) = &minio {
+            claims.retain(|c| c.app != m.app);
+        }
+        claims
+    } else {
+        Vec::new()
+    };
     let backup_key = BackupKey::generate();
     let sealed = backup_key.seal(key)?;
     let started = Instant::now();
@@ -162,6 +180,7 @@ pub async fn make(
         history: &history,
         state,
         minio: minio.as_ref(),
+        volumes: &volumes,
         parallel: options.parallel,
     };
     let result = write_items(session, &repo, &name, &backup_key, captured).await;
@@ -189,7 +208,7 @@ pub async fn make(
         } else {
             options.reason.clone()
         },
-        data: minio.is_some(),
+        data: minio.is_some() || !volumes.is_empty(),
         items: writer.manifest.items.len() as u64,
         bytes: writer.bytes,
         seconds: started.elapsed().as_secs_f64(),
@@ -209,6 +228,8 @@ struct Captured<'c> {
     history: &'c crate::store::releases::History,
     state: Vec<serde_json::Value>,
     minio: Option<&'c capture::MinioSource>,
+    /// The charms' data volumes.
+    volumes: &'c [volumes::DataClaim],
     /// Objects transferred at once.
     parallel: usize,
 }
@@ -224,6 +245,7 @@ async fn write_items<'a>(
         history,
         state,
         minio,
+        volumes,
         parallel,
     } = captured;
     let progress = Bytes::new();
@@ -301,6 +323,37 @@ async fn write_items<'a>(
             });
             w.stream_all(transfers, parallel).await?;
         }
+    }
+    for claim in volumes {
+        progress.stage(&format!(
+            "data volume {} of application `{}`{}",
+            claim.claim,
+            claim.app,
+            if claim.quiesce == Quiesce::ScaleDown {
+                " (scaled to 0 while it is read)"
+            } else {
+                ""
+            }
+        ));
+        let kind = ItemKind::Volume {
+            app: claim.app.clone(),
+            claim: claim.claim.clone(),
+            scale_down: claim.quiesce == Quiesce::ScaleDown,
+        };
+        let cleanup = &volumes::Cleanup::default();
+        let w = &mut w;
+        volumes::guarded(session, cleanup, async move {
+            volumes::quiesce(session, claim, cleanup).await?;
+            let pod = volumes::start_agent(session, claim, false, cleanup).await?;
+            let stream = volumes::stream(session, &pod, claim).await?;
+            w.stream(
+                format!("volume {}/{}", claim.app, claim.claim),
+                kind,
+                stream,
+            )
+            .await
+        })
+        .await?;
     }
     progress.done();
     Ok(w)
@@ -671,6 +724,8 @@ pub enum Command {
     AgentStream(PathBuf),
     /// Inside the cluster: a tar stream from stdin into an empty directory.
     AgentRestore(PathBuf),
+    /// Inside the cluster: the agent pod's main process, until wharf deletes the pod.
+    AgentWait(u64),
 }
 
 /// A backup by name, where it is, and its key.
@@ -704,11 +759,17 @@ pub fn run(global: &Global, command: &Command) -> Outcome {
         Command::Prune { keep, from, yes } => prune(global, *keep, from.as_deref(), *yes),
         Command::Schedule(options) => schedule(global, options),
         Command::AgentStream(dir) => {
-            crate::backup::agent::stream(dir, std::io::stdout().lock())?;
+            // Buffered: stdout is line-buffered, and a tar stream is binary.
+            let out = std::io::BufWriter::with_capacity(256 * 1024, std::io::stdout().lock());
+            crate::backup::agent::stream(dir, out)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::AgentRestore(dir) => {
             crate::backup::agent::restore(dir, std::io::stdin().lock())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::AgentWait(seconds) => {
+            crate::backup::agent::wait(*seconds);
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -2,7 +2,8 @@
 //! describe a backup. `backup.json` is plaintext and written last, so a backup without it is
 //! incomplete; `manifest.age` is encrypted and lists every item with its size and sha256.
 //!
-//! Format 1 is the first. A later wharf reads every earlier format (the test
+//! Format 1 is the first; format 2 adds the `volume` item kind (a charm's data volume), which a
+//! format-1 reader could not parse. A later wharf reads every earlier format (the test
 //! `restore_backup_made_by_previous_format_version` restores a committed format-1 backup).
 
 use std::collections::BTreeMap;
@@ -10,7 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// The format this wharf writes.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 /// The oldest format this wharf reads.
 pub const OLDEST_READABLE: u32 = 1;
 
@@ -43,7 +44,7 @@ pub struct Info {
     /// Why it was made: "manual", "before upgrade", "scheduled".
     #[serde(default)]
     pub reason: String,
-    /// Whether MinIO's data is in it.
+    /// Whether data is in it: MinIO's buckets, the charms' data volumes.
     pub data: bool,
     pub items: u64,
     /// Plaintext bytes of every item.
@@ -81,6 +82,15 @@ pub enum ItemKind {
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         attributes: BTreeMap<String, String>,
     },
+    /// The files of a data volume a charm declares (`data:` in its metadata.yaml), as the tar
+    /// stream `wharf backup agent stream` writes: entries sorted, with modes, owners and mtimes.
+    Volume {
+        app: String,
+        claim: String,
+        /// The application was scaled to zero while it was read (and is while it is restored).
+        #[serde(default, rename = "scaleDown")]
+        scale_down: bool,
+    },
 }
 
 impl ItemKind {
@@ -91,6 +101,7 @@ impl ItemKind {
             ItemKind::DexDefinition => "Dex definition",
             ItemKind::Dex => "Dex",
             ItemKind::S3Object { .. } => "data",
+            ItemKind::Volume { .. } => "volume",
         }
     }
 }

@@ -69,6 +69,12 @@ impl Charm {
                 .add_raw_template(&field, &rule.when)
                 .map_err(|e| anyhow!("{field}: {}", tera_error(&e)))?;
         }
+        for (index, volume) in meta.data.iter().enumerate() {
+            let field = format!("{meta_file}: data[{index}].claim");
+            engine
+                .add_raw_template(&field, &volume.claim)
+                .map_err(|e| anyhow!("{field}: {}", tera_error(&e)))?;
+        }
         Ok(Charm {
             meta,
             config,

@@ -20,6 +20,9 @@ const READ_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Clone)]
 pub struct Cluster {
     pub client: Client,
+    /// The same connection without the read timeout, for pods/exec streams: they may be silent
+    /// for long (a restore sends nothing back), and `kube::pod_exec` bounds their waits instead.
+    pub streams: Client,
     /// The API server URL from the kubeconfig.
     pub server: String,
     /// The context in use.
@@ -97,18 +100,25 @@ pub async fn connect(flag: Option<&Path>, context: Option<&str>) -> anyhow::Resu
         .to_string()
         .trim_end_matches('/')
         .to_owned();
-    let client = Client::try_from(config).map_err(|e| {
-        anyhow!(
-            "cannot build a client for {server} from kubeconfig {shown}: {}",
-            errors::root_cause(&e)
-        )
-    })?;
+    let build = |config: kube::Config| {
+        Client::try_from(config).map_err(|e| {
+            anyhow!(
+                "cannot build a client for {server} from kubeconfig {shown}: {}",
+                errors::root_cause(&e)
+            )
+        })
+    };
+    let mut streaming = config.clone();
+    streaming.read_timeout = None;
+    let streams = build(streaming)?;
+    let client = build(config)?;
     let info = client
         .apiserver_version()
         .await
         .map_err(|e| anyhow!(errors::describe(&e, "connect", &server)))?;
     Ok(Cluster {
         client,
+        streams,
         server,
         context: context_name,
         kube_version: info.git_version,

@@ -15,6 +15,7 @@ pub mod node_images;
 pub mod object;
 pub mod owned;
 pub mod plan;
+pub mod pod_exec;
 pub mod progress;
 pub mod prune;
 pub mod readiness;

@@ -121,6 +121,31 @@ pub async fn run(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Arc<Event>
                     shared.lock().purge_namespace(&name);
                 });
             }
+            // A pod made directly, without a controller: the scheduler and kubelet start it
+            // once its claims are bound (a real kubelet cannot mount an unbound claim).
+            ("", "pods")
+                if ev.etype == "ADDED"
+                    && !deleting
+                    && obj["status"]["phase"].is_null()
+                    && obj["metadata"]["ownerReferences"]
+                        .as_array()
+                        .is_none_or(|o| o.is_empty()) =>
+            {
+                let (shared, key) = (shared.clone(), ev.key.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(shared.config.readiness_delay).await;
+                    let mut st = shared.lock();
+                    let Some(pod) = st.get(&key).cloned() else {
+                        return;
+                    };
+                    for c in crate::storage::claims_of(&pod) {
+                        bind_pvc(&mut st, &crate::storage::claim_key(&key.namespace, &c));
+                    }
+                    let ready = !never_ready(&shared, &pod);
+                    let status = pod_status(&shared, &pod, ready, &next_pod_ip());
+                    write_status(&mut st, &key, status);
+                });
+            }
             ("", "persistentvolumeclaims") if deleting => {
                 release_claim(&mut shared.lock(), &ev.key);
             }

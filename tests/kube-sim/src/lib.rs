@@ -18,6 +18,7 @@ mod crd_cleanup;
 pub mod defaults;
 pub mod discovery;
 pub mod error;
+pub mod exec;
 pub mod generation;
 mod hpa;
 mod logs;
@@ -35,6 +36,7 @@ pub mod shape;
 pub mod storage;
 pub mod store;
 pub mod validate;
+mod volumes;
 mod watch;
 
 use std::net::SocketAddr;
@@ -107,6 +109,9 @@ pub struct Config {
     /// How long a scale-down waits for lower recommendations to hold (the real default
     /// `behavior.scaleDown.stabilizationWindowSeconds` is 300 s; an HPA's own `behavior` wins).
     pub hpa_downscale_stabilization: Duration,
+    /// The `wharf` binary that `pods/exec` runs in containers on wharf's own image
+    /// (`wharf.local/wharf:*`), as a local process; `None`: exec is refused everywhere (exec.rs).
+    pub wharf_binary: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -127,6 +132,7 @@ impl Default for Config {
             metrics_server: false,
             hpa_sync_period: Duration::from_millis(500),
             hpa_downscale_stabilization: Duration::from_secs(300),
+            wharf_binary: None,
         }
     }
 }
@@ -142,6 +148,9 @@ pub(crate) struct Shared {
     pub addr: SocketAddr,
     /// Pod usage the simulated metrics-server reports.
     pub usage: Mutex<metrics::Usage>,
+    /// Where bound claims keep their files: one directory per volume (volumes.rs), removed with
+    /// the simulator.
+    pub volumes: tempfile::TempDir,
 }
 
 impl Shared {
@@ -209,6 +218,10 @@ impl Simulator {
             shutdown: shutdown_rx.clone(),
             addr,
             usage: Mutex::default(),
+            volumes: tempfile::Builder::new()
+                .prefix("kube-sim-volumes-")
+                .tempdir()
+                .context("creating kube-sim's directory for claims' files")?,
         });
         let controllers = tokio::spawn(controllers::run(shared.clone(), ctl_rx));
         let autoscaler = tokio::spawn(hpa::run(shared.clone()));
@@ -404,6 +417,13 @@ impl Simulator {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .set(namespace, pod, cpu_millis, memory_bytes);
+    }
+
+    /// The directory holding the files of claim `name` in `namespace` (created when first asked
+    /// for), which `pods/exec` maps the claim's mount paths to; `None` while the claim is not
+    /// bound. A new claim (even of the same name) is a new, empty volume.
+    pub fn claim_dir(&self, namespace: &str, name: &str) -> Option<std::path::PathBuf> {
+        volumes::claim_dir(&self.shared, namespace, name)
     }
 
     /// Stop serving: watches end, the server and controllers stop.

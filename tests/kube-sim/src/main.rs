@@ -48,6 +48,10 @@ struct Args {
     /// metrics), so HorizontalPodAutoscalers can read CPU and memory.
     #[arg(long)]
     metrics_server: bool,
+    /// The `wharf` binary that pods/exec runs in containers on wharf's own image (none: exec is
+    /// refused).
+    #[arg(long)]
+    wharf_binary: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -70,6 +74,7 @@ async fn main() -> anyhow::Result<()> {
         anonymous_admin: a.anonymous_admin,
         unavailable_apis: a.unavailable_api,
         metrics_server: a.metrics_server,
+        wharf_binary: a.wharf_binary,
         ..kube_sim::Config::default()
     })
     .await?;

@@ -31,6 +31,7 @@ const BODY_LIMIT: usize = 3 * 1024 * 1024;
 
 pub fn router(shared: Arc<Shared>) -> axum::Router {
     axum::Router::new()
+        .merge(crate::exec::router())
         .fallback(handle)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(shared)
@@ -106,7 +107,7 @@ fn route(path: &str) -> Option<Route> {
     }))
 }
 
-fn authenticate(shared: &Shared, headers: &HeaderMap) -> ApiResult<String> {
+pub(crate) fn authenticate(shared: &Shared, headers: &HeaderMap) -> ApiResult<String> {
     let Some(authorization) = headers.get("authorization") else {
         return if shared.config.anonymous_admin {
             Ok(ADMIN_USER.to_string())
