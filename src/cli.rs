@@ -108,6 +108,8 @@ pub enum Command {
     /// Kubeflow Pipelines on Argo: compile a KFP pipeline file to an Argo Workflow, or run it
     #[command(subcommand)]
     Pipeline(PipelineCommand),
+    /// Print the URL of the platform's dashboard, or serve the dashboard here with --serve
+    Dashboard(DashboardArgs),
     /// Print a shell completion script
     Completions {
         /// The shell to complete for
@@ -1151,6 +1153,31 @@ impl PipelineCommand {
                 watch: a.watch,
                 interval: a.interval,
             }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DashboardArgs {
+    /// Serve the dashboard from this machine against the kubeconfig's cluster, acting with the
+    /// kubeconfig user's own rights (for clusters without the gateway, and for development)
+    #[arg(long)]
+    pub serve: bool,
+    /// Port to serve on with --serve (0 picks a free one; the URL is printed)
+    #[arg(long, default_value_t = 8765, requires = "serve")]
+    pub port: u16,
+    /// Address to listen on with --serve. Anyone who can reach it acts with your kubeconfig's
+    /// rights: keep the loopback default unless you mean it
+    #[arg(long, default_value = "127.0.0.1", requires = "serve")]
+    pub address: std::net::IpAddr,
+}
+
+impl DashboardArgs {
+    pub fn options(&self) -> crate::action::dashboard::Options {
+        crate::action::dashboard::Options {
+            serve: self
+                .serve
+                .then(|| std::net::SocketAddr::new(self.address, self.port)),
         }
     }
 }

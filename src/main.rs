@@ -34,6 +34,7 @@ fn main() -> std::process::ExitCode {
         Command::Images(command) => action::images::run(&global, &command.options()),
         Command::Profile(command) => action::profile::run(&global, &command.options()),
         Command::Pipeline(command) => action::pipeline::run(&global, &command.options()),
+        Command::Dashboard(args) => action::dashboard::run(&global, &args.options()),
         Command::Completions { shell } => {
             action::completions::run(shell, <Cli as clap::CommandFactory>::command())
         }
