@@ -326,3 +326,119 @@ async fn dashboard_in_a_browser() {
     );
     let _ = server.start_kill();
 }
+
+/// The dashboard acts with its user's rights (issue 17): a user who may not read the model's
+/// TrainJobs sees why, and none of them; the overview says it may not read the model.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_nothing_its_user_may_not_read() {
+    use std::time::Duration;
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let env = start(fast()).await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let yaml = std::fs::read_to_string(root.join("charms/trainer/templates/crd.yaml")).unwrap();
+    env.sim
+        .put(serde_saphyr::from_str::<serde_json::Value>(&yaml).unwrap())
+        .unwrap();
+    env.sim
+        .put(serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": MODEL}}))
+        .unwrap();
+    let job = serde_json::json!({"apiVersion": "wharf.dev/v1alpha1", "kind": "TrainJob",
+        "metadata": {"name": "private-run", "namespace": MODEL},
+        "spec": {"model": "mlp", "dataset": {"uri": "file:///d"}, "output": {"uri": "pvc://m/x"}}});
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while env.sim.put(job.clone()).is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the TrainJob CRD was never served"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A user with no rights in the model (a service account of another namespace, no bindings).
+    let kubeconfig = env.dir.path().join("nobody.kubeconfig");
+    let token = env.sim.token_for_service_account("elsewhere", "nobody");
+    env.sim.write_kubeconfig(&kubeconfig, Some(&token)).unwrap();
+    let mut dashboard = tokio::process::Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .args([
+            "dashboard",
+            "--serve",
+            "--port",
+            "0",
+            "-m",
+            MODEL,
+            "--kubeconfig",
+        ])
+        .arg(&kubeconfig)
+        .env_remove("KUBECONFIG")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(dashboard.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(20), out.next_line())
+        .await
+        .expect("the dashboard prints its URL within 20 s")
+        .unwrap()
+        .expect("the dashboard printed nothing");
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    let http = reqwest::Client::new();
+
+    // The watch fails with 403; the page says so once it has (bounded wait), and lists nothing.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let training = loop {
+        let body = http
+            .get(format!("{url}/training"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if body.contains("forbidden (403)") {
+            break body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the training page never said the user may not watch TrainJobs:\n{body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(training.contains("role=\"alert\""), "{training}");
+    assert!(!training.contains("private-run"), "{training}");
+
+    let overview = http.get(format!("{url}/")).send().await.unwrap();
+    assert_eq!(overview.status(), 502);
+    let overview = overview.text().await.unwrap();
+    assert!(overview.contains("forbidden (403)"), "{overview}");
+
+    // Nor can it write there: the create is refused by the cluster, and the page says why.
+    let create = http
+        .post(format!("{url}/training"))
+        .header("origin", &url)
+        .form(&[
+            ("name", "sneaky"),
+            ("model", "mlp"),
+            ("epochs", "1"),
+            ("batch_size", ""),
+            ("learning_rate", ""),
+            ("dataset", "file:///d"),
+            ("output", ""),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(create.status(), 502);
+    assert!(create.text().await.unwrap().contains("forbidden (403)"));
+    assert!(
+        env.sim
+            .get("wharf.dev/v1alpha1", "TrainJob", MODEL, "sneaky")
+            .is_none()
+    );
+}
