@@ -118,7 +118,7 @@ async fn dashboard_prints_the_gateways_url() {
 /// The dashboard in a real browser (issue 17): `wharf dashboard --serve` against kube-sim with the
 /// fixture bundle deployed, a real wharf-server behind the InferenceService `fashion`, and
 /// tests/dashboard/dashboard.test.mjs driving Debian's chromium through playwright-core. It writes
-/// the screenshots README shows (docs/dashboard/*.png) and prints first render and page weight.
+/// screenshots of each page (under target/, or where WHARF_DASHBOARD_SCREENSHOTS says) and prints first render and page weight.
 ///
 /// Needs node, chromium and `npm ci` in tests/dashboard (scripts/test.sh and .ci/run do both);
 /// WHARF_SKIP_BROWSER_TESTS=1 skips it loudly.
@@ -283,8 +283,15 @@ async fn dashboard_in_a_browser() {
         .trim_end_matches('/')
         .to_owned();
 
-    let shots = root.join("docs/dashboard");
+    // Screenshots go under target/ unless asked for elsewhere: the ports in them change on every
+    // run, so writing the committed docs/dashboard/*.png each time would dirty every checkout.
+    // `WHARF_DASHBOARD_SCREENSHOTS=docs/dashboard` refreshes the README's images.
+    let shots = match std::env::var_os("WHARF_DASHBOARD_SCREENSHOTS") {
+        Some(dir) => root.join(dir),
+        None => Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots"),
+    };
     std::fs::create_dir_all(&shots).unwrap();
+    eprintln!("dashboard screenshots: {}", shots.display());
     let started = std::time::Instant::now();
     let run = tokio::process::Command::new("node")
         .arg(script_dir.join("dashboard.test.mjs"))

@@ -7,7 +7,7 @@
 //   STATUS_JSON    a file holding `wharf status --output json`
 //   SERVER_URL     the wharf-server the InferenceService `fashion` points at
 //   SAMPLES        src/dashboard/assets/samples.u8 (the try-it test images)
-//   SCREENSHOTS    where the page screenshots go (docs/dashboard)
+//   SCREENSHOTS    where the page screenshots go (under target/, or WHARF_DASHBOARD_SCREENSHOTS)
 //   CHROMIUM       the browser binary
 // Prints one `METRICS {json}` line (first render and page weight per page). Exits non-zero on the
 // first failed check, saying what was expected and what was seen.
