@@ -1170,6 +1170,15 @@ pub struct DashboardArgs {
     /// rights: keep the loopback default unless you mean it
     #[arg(long, default_value = "127.0.0.1", requires = "serve")]
     pub address: std::net::IpAddr,
+    /// Behind the platform's gateway only (the dashboard charm): act as the user the gateway's
+    /// login names in X-Auth-Request-Email/-User/-Groups, by impersonation, and refuse requests
+    /// without them. Never use it where anything but the gateway can reach the dashboard
+    #[arg(long, requires = "serve")]
+    pub trust_proxy_headers: bool,
+    /// With --trust-proxy-headers: the platform's public URL (https://host[:port]), whose host the
+    /// dashboard answers at besides IP addresses
+    #[arg(long, requires = "trust_proxy_headers", value_name = "URL")]
+    pub public_url: Option<String>,
 }
 
 impl DashboardArgs {
@@ -1178,6 +1187,12 @@ impl DashboardArgs {
             serve: self
                 .serve
                 .then(|| std::net::SocketAddr::new(self.address, self.port)),
+            trust_proxy_headers: self.trust_proxy_headers,
+            public_url: self
+                .public_url
+                .as_deref()
+                .map(|u| u.trim_end_matches('/').to_owned())
+                .filter(|u| !u.is_empty()),
         }
     }
 }

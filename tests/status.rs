@@ -449,3 +449,223 @@ async fn the_dashboard_shows_nothing_its_user_may_not_read() {
             .is_none()
     );
 }
+
+/// The in-cluster dashboard (`--trust-proxy-headers`, as the dashboard charm runs it) acts as the
+/// user the gateway's login names, by impersonation: its own ServiceAccount may impersonate and
+/// watch, nothing else. Alice, bound to a Role in the model, sees and creates TrainJobs; Bob, with
+/// no binding, sees why not and creates nothing, though the dashboard itself may watch them; a
+/// request without the headers (it did not come through the gateway) is refused, and so is a
+/// `system:` group. The gateway's public host name passes the Host guard; another name does not.
+/// kube-sim checks impersonation as the API server does: without `impersonate` the SA is 403.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_in_cluster_dashboard_acts_as_the_user_behind_the_gateway() {
+    use serde_json::json;
+    use std::time::Duration;
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let env = start(fast()).await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let yaml = std::fs::read_to_string(root.join("charms/trainer/templates/crd.yaml")).unwrap();
+    env.sim
+        .put(serde_saphyr::from_str::<serde_json::Value>(&yaml).unwrap())
+        .unwrap();
+    env.sim
+        .put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": MODEL}}))
+        .unwrap();
+    let job = json!({"apiVersion": "wharf.dev/v1alpha1", "kind": "TrainJob",
+        "metadata": {"name": "private-run", "namespace": MODEL},
+        "spec": {"model": "mlp", "dataset": {"uri": "file:///d"}, "output": {"uri": "pvc://m/x"}}});
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while env.sim.put(job.clone()).is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the TrainJob CRD was never served"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The dashboard charm's own RBAC (its template has no conditionals), as wharf would apply it.
+    let rbac = std::fs::read_to_string(root.join("charms/dashboard/templates/00-rbac.yaml"))
+        .unwrap()
+        .replace("{{ app.name }}", "dashboard")
+        .replace("{{ app.namespace }}", MODEL);
+    let mut kinds = Vec::new();
+    for doc in rbac.split("\n---\n") {
+        let mut obj: serde_json::Value = serde_saphyr::from_str(doc).unwrap();
+        kinds.push(obj["kind"].as_str().unwrap().to_owned());
+        if !obj["kind"].as_str().unwrap().starts_with("Cluster") {
+            obj["metadata"]["namespace"] = json!(MODEL);
+        }
+        env.sim.put(obj).unwrap();
+    }
+    assert_eq!(
+        kinds,
+        ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]
+    );
+    // Alice may read and create TrainJobs in the model; Bob has no binding.
+    env.sim
+        .put(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "trainer", "namespace": MODEL},
+            "rules": [{"apiGroups": ["wharf.dev"], "resources": ["trainjobs"],
+                       "verbs": ["get", "list", "watch", "create"]}]}))
+        .unwrap();
+    env.sim
+        .put(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "alice-trains", "namespace": MODEL},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "trainer"},
+            "subjects": [{"kind": "User", "name": "alice@example.com"}]}))
+        .unwrap();
+
+    // kube-sim: a ServiceAccount without `impersonate` cannot act as Alice.
+    let plain = env.sim.token_for_service_account(MODEL, "plain");
+    let refused = reqwest::Client::new()
+        .get(format!(
+            "{}/apis/wharf.dev/v1alpha1/namespaces/{MODEL}/trainjobs",
+            env.sim.url()
+        ))
+        .bearer_auth(&plain)
+        .header("Impersonate-User", "alice@example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let refused = refused.text().await.unwrap();
+    assert!(
+        refused.contains("cannot impersonate resource \\\"users\\\""),
+        "{refused}"
+    );
+
+    let kubeconfig = env.dir.path().join("dashboard.kubeconfig");
+    let token = env.sim.token_for_service_account(MODEL, "dashboard");
+    env.sim.write_kubeconfig(&kubeconfig, Some(&token)).unwrap();
+    let mut dashboard = tokio::process::Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .args(["dashboard", "--serve", "--port", "0", "--trust-proxy-headers"])
+        .args(["--public-url", "https://wharf.example.test/", "-m", MODEL])
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .env_remove("KUBECONFIG")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(dashboard.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(20), out.next_line())
+        .await
+        .expect("the dashboard prints its URL within 20 s")
+        .unwrap()
+        .expect("the dashboard printed nothing");
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let as_user = |path: &str, user: Option<&str>| {
+        let mut r = http
+            .get(format!("{url}{path}"))
+            .header("host", "wharf.example.test");
+        if let Some(u) = user {
+            r = r.header("x-auth-request-email", u);
+        }
+        r
+    };
+
+    // Alice sees the TrainJob once the dashboard's watch has it (bounded wait).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let body = as_user("/training", Some("alice@example.com"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if body.contains("private-run") {
+            assert!(!body.contains("role=\"alert\""), "{body}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Alice never saw her model's TrainJob:\n{body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Bob does not, though the dashboard's own watch holds it: the page says why.
+    for path in ["/training", "/training/events"] {
+        let mut resp = as_user(path, Some("bob@example.com")).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        // The event stream stays open: read its first event only.
+        let mut body = String::new();
+        while !body.contains("</p>") {
+            let chunk = tokio::time::timeout(Duration::from_secs(10), resp.chunk())
+                .await
+                .expect("a first event within 10 s")
+                .unwrap()
+                .expect("the stream ended early");
+            body.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        assert!(body.contains("forbidden (403)"), "{path}: {body}");
+        assert!(body.contains("bob@example.com"), "{path}: {body}");
+        assert!(!body.contains("private-run"), "{path}: {body}");
+    }
+    let overview = as_user("/", Some("bob@example.com")).send().await.unwrap();
+    assert_eq!(overview.status(), 502);
+
+    // No login headers: it did not come through the gateway. A system: group is refused too.
+    let anonymous = as_user("/training", None).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let masters = as_user("/training", Some("alice@example.com"))
+        .header("x-auth-request-groups", "system:masters")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(masters.status(), 401);
+    // Another host name is refused (DNS rebinding); the gateway's public one passed above.
+    let rebound = http
+        .get(format!("{url}/training"))
+        .header("host", "evil.example")
+        .header("x-auth-request-email", "alice@example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status(), 421);
+
+    // Writes: as Bob the cluster refuses; as Alice, from the public origin, it is created.
+    let form = |name: &'static str| {
+        vec![
+            ("name", name),
+            ("model", "mlp"),
+            ("epochs", "1"),
+            ("batch_size", ""),
+            ("learning_rate", ""),
+            ("dataset", "file:///d"),
+            ("output", ""),
+        ]
+    };
+    let post = |user: &str, name: &'static str| {
+        http.post(format!("{url}/training"))
+            .header("host", "wharf.example.test")
+            .header("origin", "https://wharf.example.test")
+            .header("x-auth-request-email", user)
+            .form(&form(name))
+            .send()
+    };
+    let bob = post("bob@example.com", "bobs-run").await.unwrap();
+    assert_eq!(bob.status(), 502);
+    assert!(bob.text().await.unwrap().contains("forbidden (403)"));
+    assert!(
+        env.sim
+            .get("wharf.dev/v1alpha1", "TrainJob", MODEL, "bobs-run")
+            .is_none()
+    );
+    let alice = post("alice@example.com", "alices-run").await.unwrap();
+    assert_eq!(alice.status(), 303, "{:?}", alice.text().await);
+    assert!(
+        env.sim
+            .get("wharf.dev/v1alpha1", "TrainJob", MODEL, "alices-run")
+            .is_some()
+    );
+}

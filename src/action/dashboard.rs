@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 
 use super::{Global, Outcome, status};
 use crate::kube::connect;
@@ -15,14 +15,26 @@ use crate::store::platform;
 #[derive(Debug, Clone)]
 pub struct Options {
     pub serve: Option<SocketAddr>,
+    /// Act as the user the gateway names (the in-cluster dashboard), see [`crate::dashboard::viewer`].
+    pub trust_proxy_headers: bool,
+    pub public_url: Option<String>,
 }
 
 pub fn run(global: &Global, args: &Options) -> Outcome {
     super::runtime()?.block_on(async {
+        if let (true, Some(addr)) = (args.trust_proxy_headers, args.serve) {
+            let (cluster, base) = trusted(global).await?;
+            let trust = crate::dashboard::viewer::Trust {
+                base,
+                public_url: args.public_url.clone(),
+            };
+            crate::dashboard::serve(cluster, &global.model, addr, Some(trust)).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
         let cluster = connect(global.kubeconfig.as_deref(), global.context.as_deref()).await?;
         match args.serve {
             Some(addr) => {
-                crate::dashboard::serve(cluster, &global.model, addr).await?;
+                crate::dashboard::serve(cluster, &global.model, addr, None).await?;
             }
             None => {
                 let url = gateway_url(&cluster, &global.model).await?;
@@ -52,4 +64,42 @@ async fn gateway_url(cluster: &crate::kube::Cluster, model: &str) -> anyhow::Res
              run the dashboard here instead: `wharf dashboard --serve`"
         ),
     }
+}
+
+/// The dashboard's own connection and the configuration its per-user clients are made from: the
+/// kubeconfig when one is given, else the pod's ServiceAccount (in the cluster).
+async fn trusted(global: &Global) -> anyhow::Result<(crate::kube::Cluster, kube::Config)> {
+    let config = match global.kubeconfig.as_deref() {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("read kubeconfig {}", path.display()))?;
+            let options = kube::config::KubeConfigOptions {
+                context: global.context.clone(),
+                ..Default::default()
+            };
+            kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                .await
+                .with_context(|| format!("kubeconfig {}", path.display()))?
+        }
+        None => kube::Config::infer().await.context(
+            "no kubeconfig and not in a pod with a ServiceAccount: pass --kubeconfig",
+        )?,
+    };
+    let server = config
+        .cluster_url
+        .to_string()
+        .trim_end_matches('/')
+        .to_owned();
+    let client = kube::Client::try_from(config.clone())
+        .with_context(|| format!("cannot build a client for {server}"))?;
+    let info = client.apiserver_version().await.map_err(|e| {
+        anyhow::anyhow!(crate::kube::errors::describe(&e, "connect", &server))
+    })?;
+    let cluster = crate::kube::Cluster {
+        client,
+        server,
+        context: global.context.clone().unwrap_or_default(),
+        kube_version: info.git_version,
+    };
+    Ok((cluster, config))
 }

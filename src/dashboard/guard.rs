@@ -2,20 +2,30 @@
 //! not be able to use it: requests must name the dashboard by address (`Host` an IP or
 //! `localhost`, which defeats DNS rebinding: a hostile name pointed at 127.0.0.1), and writes must
 //! come from the dashboard's own pages (`Origin` equal to `http://<Host>`, which defeats cross-site
-//! form posts).
+//! form posts). Behind the gateway (`--trust-proxy-headers`) the platform's public host name is
+//! let through too, and writes may come from its origin.
 
-use axum::extract::Request;
+use axum::extract::{Request, State as Extract};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-pub async fn same_origin_writes(req: Request, next: Next) -> Response {
+pub async fn same_origin_writes(
+    Extract(state): Extract<super::State>,
+    req: Request,
+    next: Next,
+) -> Response {
     let headers = req.headers();
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("");
-    if !host_is_an_address(host) {
+    let public = state.trust.as_ref().and_then(|t| {
+        t.public_host()
+            .filter(|p| p.eq_ignore_ascii_case(host))
+            .and(t.public_url.as_deref())
+    });
+    if public.is_none() && !host_is_an_address(host) {
         return (
             StatusCode::MISDIRECTED_REQUEST,
             format!("the dashboard answers only at an IP address or localhost, not at `{host}`"),
@@ -27,7 +37,7 @@ pub async fn same_origin_writes(req: Request, next: Next) -> Response {
             .get(header::ORIGIN)
             .and_then(|h| h.to_str().ok())
             .unwrap_or("");
-        if origin != format!("http://{host}") {
+        if origin != format!("http://{host}") && Some(origin) != public {
             return (
                 StatusCode::FORBIDDEN,
                 "writes are accepted only from the dashboard's own pages (Origin does not match)",

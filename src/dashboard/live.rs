@@ -130,6 +130,14 @@ fn describe(e: &watcher::Error, what: &str, namespace: &str, server: &str) -> St
     )
 }
 
+/// What a user who may not list a kind sees instead of the shared watch's objects.
+pub fn denied_fragment(reason: &str) -> String {
+    format!(
+        "<p role=\"alert\" class=\"error\">{}</p>",
+        super::html::esc(reason)
+    )
+}
+
 /// Server-sent events named `name`, each carrying `render()` of the current state: one at once
 /// (what changed between the page's render and the browser's connect), then one per change.
 pub fn events<F>(

@@ -17,6 +17,7 @@ mod live;
 mod models;
 mod overview;
 mod training;
+pub mod viewer;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,6 +35,8 @@ pub struct Shared {
     pub live: live::Live,
     /// For the try-it panel's requests to a model's V2 endpoint.
     pub http: reqwest::Client,
+    /// In the cluster: act as the user the gateway names ([`viewer`]); `None`: as `cluster`.
+    pub trust: Option<viewer::Trust>,
 }
 
 pub type State = Arc<Shared>;
@@ -45,13 +48,21 @@ pub fn router(state: State) -> Router {
         .merge(training::router())
         .merge(models::router())
         .merge(assets::router())
-        .layer(axum::middleware::from_fn(guard::same_origin_writes))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::same_origin_writes,
+        ))
         .with_state(state)
 }
 
 /// Serve until Ctrl-C or SIGTERM. Prints the URL once listening (port 0 picks a free one).
-pub async fn serve(cluster: Cluster, model: &str, addr: SocketAddr) -> anyhow::Result<()> {
-    if !addr.ip().is_loopback() {
+pub async fn serve(
+    cluster: Cluster,
+    model: &str,
+    addr: SocketAddr,
+    trust: Option<viewer::Trust>,
+) -> anyhow::Result<()> {
+    if !addr.ip().is_loopback() && trust.is_none() {
         eprintln!(
             "warning: serving on {addr}: anyone who can reach it acts in the cluster with your \
              kubeconfig's rights"
@@ -66,6 +77,7 @@ pub async fn serve(cluster: Cluster, model: &str, addr: SocketAddr) -> anyhow::R
         model: model.to_owned(),
         live,
         http,
+        trust,
     });
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
         format!("listen on {addr} (is the port free? pick another with --port)")

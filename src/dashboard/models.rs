@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 
 use super::assets::{CLASSES, sample};
 use super::html::{Page, esc, page};
+use super::viewer::Viewer;
 use super::{State, live};
 
 pub fn router() -> Router<State> {
@@ -170,21 +171,31 @@ fn try_it_panel(kind: &live::Kind) -> String {
     )
 }
 
-async fn models(Extract(state): Extract<State>) -> Response {
+async fn models(Extract(state): Extract<State>, viewer: Viewer) -> Response {
     let kind = &state.live.inferenceservices;
+    let (list, panel) = match viewer
+        .denied(&live::inferenceservices(), &state.model)
+        .await
+    {
+        Some(reason) => (live::denied_fragment(&reason), String::new()),
+        None => (services_fragment(kind), try_it_panel(kind)),
+    };
     let body = format!(
         "<div id=\"live-models\" data-live=\"/models/events\" data-event=\"models\" \
-         aria-live=\"polite\">{}</div>{}",
-        services_fragment(kind),
-        try_it_panel(kind)
+         aria-live=\"polite\">{list}</div>{panel}"
     );
     page(Page::Models, &state.model, &body).into_response()
 }
 
-async fn events(Extract(state): Extract<State>) -> impl IntoResponse {
+/// The user's rights are checked when the stream opens (the browser reopens it after a drop).
+async fn events(Extract(state): Extract<State>, viewer: Viewer) -> impl IntoResponse {
     let changes = state.live.inferenceservices.changes.clone();
-    live::events(changes, "models", move || {
-        services_fragment(&state.live.inferenceservices)
+    let denied = viewer
+        .denied(&live::inferenceservices(), &state.model)
+        .await;
+    live::events(changes, "models", move || match &denied {
+        Some(reason) => live::denied_fragment(reason),
+        None => services_fragment(&state.live.inferenceservices),
     })
 }
 
@@ -206,12 +217,19 @@ struct TryAnswer {
 /// them as the model was trained).
 async fn try_it(
     Extract(state): Extract<State>,
+    viewer: Viewer,
     Path(name): Path<String>,
     Json(req): Json<TryRequest>,
 ) -> Response {
     let fail = |status: StatusCode, message: String| {
         (status, Json(json!({ "error": message }))).into_response()
     };
+    if let Some(reason) = viewer
+        .denied(&live::inferenceservices(), &state.model)
+        .await
+    {
+        return fail(StatusCode::FORBIDDEN, reason);
+    }
     let Some(pixels) = sample(req.image) else {
         return fail(
             StatusCode::BAD_REQUEST,

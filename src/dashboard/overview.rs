@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::State;
+use super::viewer::Viewer;
 use super::html::{Page, esc, page, table};
 use crate::action::status::{self, APP_COLUMNS, AppRow, HEADER_COLUMNS, UNIT_COLUMNS, UnitRow};
 
@@ -17,16 +18,16 @@ pub fn router() -> Router<State> {
         .route("/api/status", get(status_json))
 }
 
-async fn overview(Extract(state): Extract<State>) -> Response {
-    match status::collect(&state.cluster, &state.model).await {
+async fn overview(Extract(state): Extract<State>, viewer: Viewer) -> Response {
+    match status::collect(&viewer.cluster, &state.model).await {
         Ok(report) => page(Page::Overview, &state.model, &render(&report)).into_response(),
         Err(e) => error_page(Page::Overview, &state.model, &format!("{e:#}")),
     }
 }
 
 /// The report `wharf status --output json` prints.
-async fn status_json(Extract(state): Extract<State>) -> Response {
-    match status::collect(&state.cluster, &state.model).await {
+async fn status_json(Extract(state): Extract<State>, viewer: Viewer) -> Response {
+    match status::collect(&viewer.cluster, &state.model).await {
         Ok(report) => axum::Json(report).into_response(),
         Err(e) => (StatusCode::BAD_GATEWAY, format!("{e:#}")).into_response(),
     }

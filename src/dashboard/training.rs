@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 
 use super::chart::{Series, line_chart, short};
 use super::html::{Page, esc, page};
+use super::viewer::Viewer;
 use super::{State, live};
 use crate::kube::errors;
 use crate::render::names::check_dns_label;
@@ -423,8 +424,16 @@ fn form_html(values: &NewJob, problems: &[String]) -> String {
     out
 }
 
+/// The TrainJobs fragment as `viewer` may see it: the shared watch's, or why not.
+async fn jobs_for(state: &State, viewer: &Viewer) -> String {
+    match viewer.denied(&live::trainjobs(), &state.model).await {
+        Some(reason) => live::denied_fragment(&reason),
+        None => jobs_fragment(&state.live.trainjobs),
+    }
+}
+
 fn render_page(
-    state: &State,
+    jobs: &str,
     values: &NewJob,
     problems: &[String],
     created: Option<&str>,
@@ -441,7 +450,7 @@ fn render_page(
         body,
         "<div id=\"live-training\" data-live=\"/training/events\" data-event=\"training\" \
          aria-live=\"polite\">{}</div>{}",
-        jobs_fragment(&state.live.trainjobs),
+        jobs,
         form_html(values, problems)
     );
     body
@@ -454,17 +463,24 @@ struct Created {
 
 async fn training(
     Extract(state): Extract<State>,
+    viewer: Viewer,
     axum::extract::Query(q): axum::extract::Query<Created>,
 ) -> Response {
-    let body = render_page(&state, &NewJob::default(), &[], q.created.as_deref());
+    let jobs = jobs_for(&state, &viewer).await;
+    let body = render_page(&jobs, &NewJob::default(), &[], q.created.as_deref());
     page(Page::Training, &state.model, &body).into_response()
 }
 
 /// Create the TrainJob (with the user's rights: a 403 is shown as such), then show the list
 /// (POST-redirect-GET, so a reload does not post again).
-async fn create(Extract(state): Extract<State>, Form(form): Form<NewJob>) -> Response {
+async fn create(
+    Extract(state): Extract<State>,
+    viewer: Viewer,
+    Form(form): Form<NewJob>,
+) -> Response {
+    let jobs = jobs_for(&state, &viewer).await;
     let refuse = |status: StatusCode, problems: Vec<String>| {
-        let body = render_page(&state, &form, &problems, None);
+        let body = render_page(&jobs, &form, &problems, None);
         (status, page(Page::Training, &state.model, &body)).into_response()
     };
     let object = match trainjob(&form) {
@@ -476,7 +492,7 @@ async fn create(Extract(state): Extract<State>, Form(form): Form<NewJob>) -> Res
         Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, vec![e.to_string()]),
     };
     let api: Api<DynamicObject> = Api::namespaced_with(
-        state.cluster.client.clone(),
+        viewer.cluster.client.clone(),
         &state.model,
         &live::trainjobs(),
     );
@@ -501,10 +517,13 @@ async fn create(Extract(state): Extract<State>, Form(form): Form<NewJob>) -> Res
     }
 }
 
-async fn events(Extract(state): Extract<State>) -> impl IntoResponse {
+/// The user's rights are checked when the stream opens (the browser reopens it after a drop).
+async fn events(Extract(state): Extract<State>, viewer: Viewer) -> impl IntoResponse {
     let changes = state.live.trainjobs.changes.clone();
-    live::events(changes, "training", move || {
-        jobs_fragment(&state.live.trainjobs)
+    let denied = viewer.denied(&live::trainjobs(), &state.model).await;
+    live::events(changes, "training", move || match &denied {
+        Some(reason) => live::denied_fragment(reason),
+        None => jobs_fragment(&state.live.trainjobs),
     })
 }
 
