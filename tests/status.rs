@@ -499,20 +499,30 @@ async fn the_in_cluster_dashboard_acts_as_the_user_behind_the_gateway() {
     }
     assert_eq!(
         kinds,
-        ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]
+        [
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Role",
+            "RoleBinding"
+        ]
     );
     // Alice may read and create TrainJobs in the model; Bob has no binding.
     env.sim
-        .put(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        .put(
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
             "metadata": {"name": "trainer", "namespace": MODEL},
             "rules": [{"apiGroups": ["wharf.dev"], "resources": ["trainjobs"],
-                       "verbs": ["get", "list", "watch", "create"]}]}))
+                       "verbs": ["get", "list", "watch", "create"]}]}),
+        )
         .unwrap();
     env.sim
-        .put(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        .put(
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
             "metadata": {"name": "alice-trains", "namespace": MODEL},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "trainer"},
-            "subjects": [{"kind": "User", "name": "alice@example.com"}]}))
+            "subjects": [{"kind": "User", "name": "alice@example.com"}]}),
+        )
         .unwrap();
 
     // kube-sim: a ServiceAccount without `impersonate` cannot act as Alice.
@@ -538,7 +548,13 @@ async fn the_in_cluster_dashboard_acts_as_the_user_behind_the_gateway() {
     let token = env.sim.token_for_service_account(MODEL, "dashboard");
     env.sim.write_kubeconfig(&kubeconfig, Some(&token)).unwrap();
     let mut dashboard = tokio::process::Command::new(env!("CARGO_BIN_EXE_wharf"))
-        .args(["dashboard", "--serve", "--port", "0", "--trust-proxy-headers"])
+        .args([
+            "dashboard",
+            "--serve",
+            "--port",
+            "0",
+            "--trust-proxy-headers",
+        ])
         .args(["--public-url", "https://wharf.example.test/", "-m", MODEL])
         .arg("--kubeconfig")
         .arg(&kubeconfig)

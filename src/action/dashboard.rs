@@ -81,9 +81,9 @@ async fn trusted(global: &Global) -> anyhow::Result<(crate::kube::Cluster, kube:
                 .await
                 .with_context(|| format!("kubeconfig {}", path.display()))?
         }
-        None => kube::Config::infer().await.context(
-            "no kubeconfig and not in a pod with a ServiceAccount: pass --kubeconfig",
-        )?,
+        None => kube::Config::infer()
+            .await
+            .context("no kubeconfig and not in a pod with a ServiceAccount: pass --kubeconfig")?,
     };
     let server = config
         .cluster_url
@@ -92,9 +92,10 @@ async fn trusted(global: &Global) -> anyhow::Result<(crate::kube::Cluster, kube:
         .to_owned();
     let client = kube::Client::try_from(config.clone())
         .with_context(|| format!("cannot build a client for {server}"))?;
-    let info = client.apiserver_version().await.map_err(|e| {
-        anyhow::anyhow!(crate::kube::errors::describe(&e, "connect", &server))
-    })?;
+    let info = client
+        .apiserver_version()
+        .await
+        .map_err(|e| anyhow::anyhow!(crate::kube::errors::describe(&e, "connect", &server)))?;
     let cluster = crate::kube::Cluster {
         client,
         server,

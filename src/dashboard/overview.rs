@@ -8,8 +8,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::State;
-use super::viewer::Viewer;
 use super::html::{Page, esc, page, table};
+use super::viewer::Viewer;
 use crate::action::status::{self, APP_COLUMNS, AppRow, HEADER_COLUMNS, UNIT_COLUMNS, UnitRow};
 
 pub fn router() -> Router<State> {

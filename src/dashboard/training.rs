@@ -432,12 +432,7 @@ async fn jobs_for(state: &State, viewer: &Viewer) -> String {
     }
 }
 
-fn render_page(
-    jobs: &str,
-    values: &NewJob,
-    problems: &[String],
-    created: Option<&str>,
-) -> String {
+fn render_page(jobs: &str, values: &NewJob, problems: &[String], created: Option<&str>) -> String {
     let mut body = String::new();
     if let Some(name) = created {
         let _ = write!(
