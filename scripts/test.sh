@@ -109,6 +109,23 @@ cargo test --workspace --locked --target "$HOST_TARGET" --no-run
 echo "tests built in $((SECONDS - start))s"
 wait_for_python_envs
 
+# --- dashboard browser test (issue 17) ------------------------------------------------------
+section "browser test dependencies (playwright-core in tests/dashboard, Debian's chromium)"
+# tests/status.rs `dashboard_in_a_browser` drives `wharf dashboard --serve` with playwright-core
+# and Debian's chromium (no browser download). WHARF_SKIP_BROWSER_TESTS=1 skips it loudly (CI must
+# not set it).
+if [ "${WHARF_SKIP_BROWSER_TESTS:-}" = "1" ]; then
+  echo "SKIPPED: WHARF_SKIP_BROWSER_TESTS=1 (the dashboard will NOT be tested in a browser)"
+else
+  for tool in node npm chromium; do
+    command -v "$tool" >/dev/null \
+      || { echo "$tool not found: apt-get install chromium nodejs npm (or WHARF_SKIP_BROWSER_TESTS=1 to skip)" >&2; exit 1; }
+  done
+  (cd tests/dashboard && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error) \
+    || { echo "npm ci in tests/dashboard failed (is the npm registry reachable?)" >&2; exit 1; }
+fi
+# --- end dashboard browser test ----------------------------------------------------------------
+
 section "tests (cargo test)"
 # tests/images.rs runs containerd as root; WHARF_SKIP_CONTAINERD=1 skips that one test loudly
 # (CI must not set it).
@@ -137,6 +154,7 @@ skipped=()
 for var in WHARF_SKIP_S3_TESTS WHARF_SKIP_ROOT_TESTS WHARF_SKIP_CONTAINERD WHARF_SKIP_GATEWAY_TEST WHARF_SKIP_CONFORMANCE; do
   [ "${!var:-}" = "1" ] && skipped+=("$var")
 done
+[ "${WHARF_SKIP_BROWSER_TESTS:-}" = "1" ] && skipped+=(WHARF_SKIP_BROWSER_TESTS)
 if [ "${#skipped[@]}" -gt 0 ]; then
   section "all tests passed, BUT SOME WERE SKIPPED: ${skipped[*]} (CI must set none of them)"
 else

@@ -111,6 +111,8 @@ pub enum Command {
     /// Kubeflow Pipelines on Argo: compile a KFP pipeline file to an Argo Workflow, or run it
     #[command(subcommand)]
     Pipeline(PipelineCommand),
+    /// Print the URL of the platform's dashboard, or serve the dashboard here with --serve
+    Dashboard(DashboardArgs),
     /// Print a shell completion script
     Completions {
         /// The shell to complete for
@@ -1234,6 +1236,46 @@ impl PipelineCommand {
                 watch: a.watch,
                 interval: a.interval,
             }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DashboardArgs {
+    /// Serve the dashboard from this machine against the kubeconfig's cluster, acting with the
+    /// kubeconfig user's own rights (for clusters without the gateway, and for development)
+    #[arg(long)]
+    pub serve: bool,
+    /// Port to serve on with --serve (0 picks a free one; the URL is printed)
+    #[arg(long, default_value_t = 8765, requires = "serve")]
+    pub port: u16,
+    /// Address to listen on with --serve. Anyone who can reach it acts with your kubeconfig's
+    /// rights: keep the loopback default unless you mean it
+    #[arg(long, default_value = "127.0.0.1", requires = "serve")]
+    pub address: std::net::IpAddr,
+    /// Behind the platform's gateway only (the dashboard charm): act as the user the gateway's
+    /// login names in X-Auth-Request-Email/-User/-Groups, by impersonation, and refuse requests
+    /// without them. Never use it where anything but the gateway can reach the dashboard
+    #[arg(long, requires = "serve")]
+    pub trust_proxy_headers: bool,
+    /// With --trust-proxy-headers: the platform's public URL (https://host[:port]), whose host the
+    /// dashboard answers at besides IP addresses
+    #[arg(long, requires = "trust_proxy_headers", value_name = "URL")]
+    pub public_url: Option<String>,
+}
+
+impl DashboardArgs {
+    pub fn options(&self) -> crate::action::dashboard::Options {
+        crate::action::dashboard::Options {
+            serve: self
+                .serve
+                .then(|| std::net::SocketAddr::new(self.address, self.port)),
+            trust_proxy_headers: self.trust_proxy_headers,
+            public_url: self
+                .public_url
+                .as_deref()
+                .map(|u| u.trim_end_matches('/').to_owned())
+                .filter(|u| !u.is_empty()),
         }
     }
 }

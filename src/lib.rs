@@ -5,6 +5,7 @@ pub mod backup;
 pub mod bundle;
 pub mod charm;
 pub mod cli;
+pub mod dashboard;
 pub mod engine;
 pub mod host;
 pub mod images;

@@ -111,6 +111,7 @@ fn check_labels_and_namespace(model: Option<&str>) {
     assert_eq!(
         names,
         [
+            "dashboard",
             "dex-auth",
             "gateway",
             "minio",
@@ -323,6 +324,7 @@ fn out_dir_writes_one_file_per_application_that_concatenate_to_the_stream() {
     assert_eq!(
         names,
         [
+            "dashboard.yaml",
             "dex-auth.yaml",
             "gateway.yaml",
             "minio.yaml",

@@ -88,3 +88,600 @@ async fn watch_redraws_until_interrupted() {
     let s = text(&out.stdout);
     assert!(s.matches("App ").count() >= 2, "at least two redraws:\n{s}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_prints_the_gateways_url() {
+    let env = start(fast()).await;
+    // No gateway and no public URL: say where else the dashboard is.
+    let out = env.wharf(&["dashboard"]).await;
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("wharf dashboard --serve"),
+        "{}",
+        text(&out.stderr)
+    );
+    // The public URL `wharf deploy --public-url` keeps: the gateway serves the dashboard at `/`.
+    env.sim
+        .put(serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": MODEL}}))
+        .unwrap();
+    env.sim
+        .put(serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "wharf-platform", "namespace": MODEL},
+            "data": {"public-url": "http://10.64.140.43.nip.io"}}))
+        .unwrap();
+    let out = env.wharf(&["dashboard"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "http://10.64.140.43.nip.io/\n");
+}
+
+/// The dashboard in a real browser (issue 17): `wharf dashboard --serve` against kube-sim with the
+/// fixture bundle deployed, a real wharf-server behind the InferenceService `fashion`, and
+/// tests/dashboard/dashboard.test.mjs driving Debian's chromium through playwright-core. It writes
+/// screenshots of each page (under target/, or where WHARF_DASHBOARD_SCREENSHOTS says) and prints first render and page weight.
+///
+/// Needs node, chromium and `npm ci` in tests/dashboard (scripts/test.sh and .ci/run do both);
+/// WHARF_SKIP_BROWSER_TESTS=1 skips it loudly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_in_a_browser() {
+    use std::path::Path;
+    use std::time::Duration;
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    if std::env::var("WHARF_SKIP_BROWSER_TESTS").as_deref() == Ok("1") {
+        eprintln!(
+            "SKIPPED: WHARF_SKIP_BROWSER_TESTS=1 (the dashboard was NOT tested in a browser)"
+        );
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let script_dir = root.join("tests/dashboard");
+    assert!(
+        script_dir.join("node_modules/playwright-core").is_dir(),
+        "run `npm ci` in {} (scripts/test.sh does), or WHARF_SKIP_BROWSER_TESTS=1 to skip this test",
+        script_dir.display()
+    );
+    let chromium = std::env::var("WHARF_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "{chromium} not found: apt-get install chromium (or set WHARF_CHROMIUM), or \
+         WHARF_SKIP_BROWSER_TESTS=1 to skip this test"
+    );
+    // The server and the trainer are other packages' binaries, built beside wharf's.
+    let bins = Path::new(env!("CARGO_BIN_EXE_wharf")).parent().unwrap();
+    let wharf_server = bins.join("wharf-server");
+    for bin in ["wharf-server", "wharf-trainer"] {
+        assert!(
+            bins.join(bin).exists(),
+            "{} not found: `cargo build -p {bin}` first (`cargo test --workspace` builds it)",
+            bins.join(bin).display()
+        );
+    }
+
+    // The cluster: the fixture bundle, and the CRDs the trainer and server charms install.
+    let config = fast();
+    let token = config.admin_token.clone();
+    let env = start(config).await;
+    let deployed = env.deploy(&[]).await;
+    assert!(deployed.status.success(), "{}", text(&deployed.stderr));
+    for crd in [
+        "charms/trainer/templates/crd.yaml",
+        "charms/server/templates/crd.yaml",
+    ] {
+        let yaml = std::fs::read_to_string(root.join(crd)).unwrap();
+        let crd: serde_json::Value = serde_saphyr::from_str(&yaml).unwrap();
+        env.sim.put(crd).unwrap();
+    }
+
+    // A real wharf-server serving a real model as `fashion`: wharf-trainer's MLP, one epoch on the
+    // first 3000 Fashion-MNIST images (about a second).
+    let repo = env.dir.path().join("models");
+    let trained = tokio::process::Command::new(bins.join("wharf-trainer"))
+        .args([
+            "train",
+            "--epochs",
+            "1",
+            "--train-limit",
+            "3000",
+            "--test-limit",
+            "500",
+        ])
+        .arg("--out")
+        .arg(repo.join("fashion"))
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        trained.status.success(),
+        "wharf-trainer train (needs `apt-get install dataset-fashion-mnist`): {}",
+        text(&trained.stderr)
+    );
+    let mut server = tokio::process::Command::new(&wharf_server)
+        .args([
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--grpc-port",
+            "0",
+        ])
+        .arg("--model-repository")
+        .arg(&repo)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut log = BufReader::new(server.stderr.take().unwrap()).lines();
+    let server_addr = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(line) = log.next_line().await.unwrap() {
+            if let Some(rest) = line.split("addr=").nth(1) {
+                return rest.split_whitespace().next().unwrap().to_owned();
+            }
+        }
+        panic!("wharf-server exited without saying where it listens")
+    })
+    .await
+    .expect("wharf-server logs its address within 20 s");
+    tokio::spawn(async move { while let Ok(Some(_)) = log.next_line().await {} });
+    let server_url = format!("http://{server_addr}/");
+    // The CRD becomes Established after a delay; the InferenceService is written once it is.
+    let isvc = serde_json::json!({
+        "apiVersion": "wharf.dev/v1alpha1", "kind": "InferenceService",
+        "metadata": {"name": "fashion", "namespace": MODEL},
+        "spec": {"model": {"name": "fashion", "storageUri": "pvc://models/fashion"},
+            "minReplicas": 1, "maxReplicas": 2},
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while env.sim.put(isvc.clone()).is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the InferenceService CRD was never served"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The status the server operator would write (through the status subresource, as it does).
+    let status = serde_json::json!({"status": {"url": server_url, "servedVersion": 1,
+        "conditions": [{"type": "Ready", "status": "True", "reason": "Ready",
+            "message": format!("serving at {server_url}"),
+            "lastTransitionTime": "2026-01-01T00:00:00Z"}]}});
+    let patched = reqwest::Client::new()
+        .patch(format!(
+            "{}/apis/wharf.dev/v1alpha1/namespaces/{MODEL}/inferenceservices/fashion/status",
+            env.sim.url()
+        ))
+        .bearer_auth(&token)
+        .header("content-type", "application/merge-patch+json")
+        .body(status.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(patched.status().is_success(), "{:?}", patched.text().await);
+    let status = env.status_json().await;
+    let status_file = env.dir.path().join("status.json");
+    std::fs::write(&status_file, serde_json::to_vec(&status).unwrap()).unwrap();
+
+    // The dashboard, on a free loopback port it prints.
+    let mut dashboard = env.command(&["dashboard", "--serve", "--port", "0"]);
+    let mut dashboard = dashboard
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(dashboard.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(20), out.next_line())
+        .await
+        .expect("the dashboard prints its URL within 20 s")
+        .unwrap()
+        .expect("the dashboard printed nothing");
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in `{first}`"))
+        .trim_end_matches('/')
+        .to_owned();
+
+    // Screenshots go under target/ unless asked for elsewhere: the ports in them change on every
+    // run, so writing the committed docs/dashboard/*.png each time would dirty every checkout.
+    // `WHARF_DASHBOARD_SCREENSHOTS=docs/dashboard` refreshes the README's images.
+    let shots = match std::env::var_os("WHARF_DASHBOARD_SCREENSHOTS") {
+        Some(dir) => root.join(dir),
+        None => Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots"),
+    };
+    std::fs::create_dir_all(&shots).unwrap();
+    eprintln!("dashboard screenshots: {}", shots.display());
+    let started = std::time::Instant::now();
+    let run = tokio::process::Command::new("node")
+        .arg(script_dir.join("dashboard.test.mjs"))
+        .current_dir(&script_dir)
+        .env("DASHBOARD_URL", &url)
+        .env("KUBE_URL", env.sim.url())
+        .env("KUBE_TOKEN", &token)
+        .env("NAMESPACE", MODEL)
+        .env("STATUS_JSON", &status_file)
+        .env("SERVER_URL", &server_url)
+        .env("SAMPLES", root.join("src/dashboard/assets/samples.u8"))
+        .env("SCREENSHOTS", &shots)
+        .env("CHROMIUM", &chromium)
+        .kill_on_drop(true)
+        .output();
+    let run = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the browser test finishes within 120 s")
+        .expect("run node (apt-get install nodejs)");
+    let stdout = text(&run.stdout);
+    eprintln!("{stdout}{}", text(&run.stderr));
+    assert!(run.status.success(), "the browser test failed (above)");
+    for page in ["overview", "training", "models"] {
+        assert!(
+            stdout.contains(&format!("ok {page}")),
+            "no `ok {page}` line"
+        );
+    }
+    // The dashboard's memory at idle (after the browser left), for the issue's closing note.
+    let rss = std::fs::read_to_string(format!("/proc/{}/status", dashboard.id().unwrap()))
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("VmRSS"))
+        .map(|l| l.split_whitespace().nth(1).unwrap().to_owned())
+        .unwrap();
+    eprintln!(
+        "browser test took {:.1} s; dashboard resident memory at idle: {rss} kB",
+        started.elapsed().as_secs_f64()
+    );
+    let _ = server.start_kill();
+}
+
+/// The dashboard acts with its user's rights (issue 17): a user who may not read the model's
+/// TrainJobs sees why, and none of them; the overview says it may not read the model.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_nothing_its_user_may_not_read() {
+    use std::time::Duration;
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let env = start(fast()).await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let yaml = std::fs::read_to_string(root.join("charms/trainer/templates/crd.yaml")).unwrap();
+    env.sim
+        .put(serde_saphyr::from_str::<serde_json::Value>(&yaml).unwrap())
+        .unwrap();
+    env.sim
+        .put(serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": MODEL}}))
+        .unwrap();
+    let job = serde_json::json!({"apiVersion": "wharf.dev/v1alpha1", "kind": "TrainJob",
+        "metadata": {"name": "private-run", "namespace": MODEL},
+        "spec": {"model": "mlp", "dataset": {"uri": "file:///d"}, "output": {"uri": "pvc://m/x"}}});
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while env.sim.put(job.clone()).is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the TrainJob CRD was never served"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A user with no rights in the model (a service account of another namespace, no bindings).
+    let kubeconfig = env.dir.path().join("nobody.kubeconfig");
+    let token = env.sim.token_for_service_account("elsewhere", "nobody");
+    env.sim.write_kubeconfig(&kubeconfig, Some(&token)).unwrap();
+    let mut dashboard = tokio::process::Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .args([
+            "dashboard",
+            "--serve",
+            "--port",
+            "0",
+            "-m",
+            MODEL,
+            "--kubeconfig",
+        ])
+        .arg(&kubeconfig)
+        .env_remove("KUBECONFIG")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(dashboard.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(20), out.next_line())
+        .await
+        .expect("the dashboard prints its URL within 20 s")
+        .unwrap()
+        .expect("the dashboard printed nothing");
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    let http = reqwest::Client::new();
+
+    // The watch fails with 403; the page says so once it has (bounded wait), and lists nothing.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let training = loop {
+        let body = http
+            .get(format!("{url}/training"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if body.contains("forbidden (403)") {
+            break body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the training page never said the user may not watch TrainJobs:\n{body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(training.contains("role=\"alert\""), "{training}");
+    assert!(!training.contains("private-run"), "{training}");
+
+    let overview = http.get(format!("{url}/")).send().await.unwrap();
+    assert_eq!(overview.status(), 502);
+    let overview = overview.text().await.unwrap();
+    assert!(overview.contains("forbidden (403)"), "{overview}");
+
+    // Nor can it write there: the create is refused by the cluster, and the page says why.
+    let create = http
+        .post(format!("{url}/training"))
+        .header("origin", &url)
+        .form(&[
+            ("name", "sneaky"),
+            ("model", "mlp"),
+            ("epochs", "1"),
+            ("batch_size", ""),
+            ("learning_rate", ""),
+            ("dataset", "file:///d"),
+            ("output", ""),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(create.status(), 502);
+    assert!(create.text().await.unwrap().contains("forbidden (403)"));
+    assert!(
+        env.sim
+            .get("wharf.dev/v1alpha1", "TrainJob", MODEL, "sneaky")
+            .is_none()
+    );
+}
+
+/// The in-cluster dashboard (`--trust-proxy-headers`, as the dashboard charm runs it) acts as the
+/// user the gateway's login names, by impersonation: its own ServiceAccount may impersonate and
+/// watch, nothing else. Alice, bound to a Role in the model, sees and creates TrainJobs; Bob, with
+/// no binding, sees why not and creates nothing, though the dashboard itself may watch them; a
+/// request without the headers (it did not come through the gateway) is refused, and so is a
+/// `system:` group. The gateway's public host name passes the Host guard; another name does not.
+/// kube-sim checks impersonation as the API server does: without `impersonate` the SA is 403.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_in_cluster_dashboard_acts_as_the_user_behind_the_gateway() {
+    use serde_json::json;
+    use std::time::Duration;
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let env = start(fast()).await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let yaml = std::fs::read_to_string(root.join("charms/trainer/templates/crd.yaml")).unwrap();
+    env.sim
+        .put(serde_saphyr::from_str::<serde_json::Value>(&yaml).unwrap())
+        .unwrap();
+    env.sim
+        .put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": MODEL}}))
+        .unwrap();
+    let job = json!({"apiVersion": "wharf.dev/v1alpha1", "kind": "TrainJob",
+        "metadata": {"name": "private-run", "namespace": MODEL},
+        "spec": {"model": "mlp", "dataset": {"uri": "file:///d"}, "output": {"uri": "pvc://m/x"}}});
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while env.sim.put(job.clone()).is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the TrainJob CRD was never served"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The dashboard charm's own RBAC (its template has no conditionals), as wharf would apply it.
+    let rbac = std::fs::read_to_string(root.join("charms/dashboard/templates/00-rbac.yaml"))
+        .unwrap()
+        .replace("{{ app.name }}", "dashboard")
+        .replace("{{ app.namespace }}", MODEL);
+    let mut kinds = Vec::new();
+    for doc in rbac.split("\n---\n") {
+        let mut obj: serde_json::Value = serde_saphyr::from_str(doc).unwrap();
+        kinds.push(obj["kind"].as_str().unwrap().to_owned());
+        if !obj["kind"].as_str().unwrap().starts_with("Cluster") {
+            obj["metadata"]["namespace"] = json!(MODEL);
+        }
+        env.sim.put(obj).unwrap();
+    }
+    assert_eq!(
+        kinds,
+        [
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Role",
+            "RoleBinding"
+        ]
+    );
+    // Alice may read and create TrainJobs in the model; Bob has no binding.
+    env.sim
+        .put(
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "trainer", "namespace": MODEL},
+            "rules": [{"apiGroups": ["wharf.dev"], "resources": ["trainjobs"],
+                       "verbs": ["get", "list", "watch", "create"]}]}),
+        )
+        .unwrap();
+    env.sim
+        .put(
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "alice-trains", "namespace": MODEL},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "trainer"},
+            "subjects": [{"kind": "User", "name": "alice@example.com"}]}),
+        )
+        .unwrap();
+
+    // kube-sim: a ServiceAccount without `impersonate` cannot act as Alice.
+    let plain = env.sim.token_for_service_account(MODEL, "plain");
+    let refused = reqwest::Client::new()
+        .get(format!(
+            "{}/apis/wharf.dev/v1alpha1/namespaces/{MODEL}/trainjobs",
+            env.sim.url()
+        ))
+        .bearer_auth(&plain)
+        .header("Impersonate-User", "alice@example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let refused = refused.text().await.unwrap();
+    assert!(
+        refused.contains("cannot impersonate resource \\\"users\\\""),
+        "{refused}"
+    );
+
+    let kubeconfig = env.dir.path().join("dashboard.kubeconfig");
+    let token = env.sim.token_for_service_account(MODEL, "dashboard");
+    env.sim.write_kubeconfig(&kubeconfig, Some(&token)).unwrap();
+    let mut dashboard = tokio::process::Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .args([
+            "dashboard",
+            "--serve",
+            "--port",
+            "0",
+            "--trust-proxy-headers",
+        ])
+        .args(["--public-url", "https://wharf.example.test/", "-m", MODEL])
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .env_remove("KUBECONFIG")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(dashboard.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(20), out.next_line())
+        .await
+        .expect("the dashboard prints its URL within 20 s")
+        .unwrap()
+        .expect("the dashboard printed nothing");
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let as_user = |path: &str, user: Option<&str>| {
+        let mut r = http
+            .get(format!("{url}{path}"))
+            .header("host", "wharf.example.test");
+        if let Some(u) = user {
+            r = r.header("x-auth-request-email", u);
+        }
+        r
+    };
+
+    // Alice sees the TrainJob once the dashboard's watch has it (bounded wait).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let body = as_user("/training", Some("alice@example.com"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if body.contains("private-run") {
+            assert!(!body.contains("role=\"alert\""), "{body}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Alice never saw her model's TrainJob:\n{body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Bob does not, though the dashboard's own watch holds it: the page says why.
+    for path in ["/training", "/training/events"] {
+        let mut resp = as_user(path, Some("bob@example.com")).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        // The event stream stays open: read its first event only.
+        let mut body = String::new();
+        while !body.contains("</p>") {
+            let chunk = tokio::time::timeout(Duration::from_secs(10), resp.chunk())
+                .await
+                .expect("a first event within 10 s")
+                .unwrap()
+                .expect("the stream ended early");
+            body.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        assert!(body.contains("forbidden (403)"), "{path}: {body}");
+        assert!(body.contains("bob@example.com"), "{path}: {body}");
+        assert!(!body.contains("private-run"), "{path}: {body}");
+    }
+    let overview = as_user("/", Some("bob@example.com")).send().await.unwrap();
+    assert_eq!(overview.status(), 502);
+
+    // No login headers: it did not come through the gateway. A system: group is refused too.
+    let anonymous = as_user("/training", None).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let masters = as_user("/training", Some("alice@example.com"))
+        .header("x-auth-request-groups", "system:masters")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(masters.status(), 401);
+    // Another host name is refused (DNS rebinding); the gateway's public one passed above.
+    let rebound = http
+        .get(format!("{url}/training"))
+        .header("host", "evil.example")
+        .header("x-auth-request-email", "alice@example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status(), 421);
+
+    // Writes: as Bob the cluster refuses; as Alice, from the public origin, it is created.
+    let form = |name: &'static str| {
+        vec![
+            ("name", name),
+            ("model", "mlp"),
+            ("epochs", "1"),
+            ("batch_size", ""),
+            ("learning_rate", ""),
+            ("dataset", "file:///d"),
+            ("output", ""),
+        ]
+    };
+    let post = |user: &str, name: &'static str| {
+        http.post(format!("{url}/training"))
+            .header("host", "wharf.example.test")
+            .header("origin", "https://wharf.example.test")
+            .header("x-auth-request-email", user)
+            .form(&form(name))
+            .send()
+    };
+    let bob = post("bob@example.com", "bobs-run").await.unwrap();
+    assert_eq!(bob.status(), 502);
+    assert!(bob.text().await.unwrap().contains("forbidden (403)"));
+    assert!(
+        env.sim
+            .get("wharf.dev/v1alpha1", "TrainJob", MODEL, "bobs-run")
+            .is_none()
+    );
+    let alice = post("alice@example.com", "alices-run").await.unwrap();
+    assert_eq!(alice.status(), 303, "{:?}", alice.text().await);
+    assert!(
+        env.sim
+            .get("wharf.dev/v1alpha1", "TrainJob", MODEL, "alices-run")
+            .is_some()
+    );
+}

@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod completions;
 pub mod config;
 pub mod converge;
+pub mod dashboard;
 pub mod deploy;
 pub mod history;
 pub mod images;

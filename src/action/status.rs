@@ -306,61 +306,78 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// The column names of the header, applications and units tables: the words `wharf status`
+/// prints, shared with the dashboard's overview page so both say the same.
+pub const HEADER_COLUMNS: [&str; 4] = ["Model", "Cluster", "Kubernetes", "wharf"];
+pub const APP_COLUMNS: [&str; 8] = [
+    "App", "Version", "Status", "Scale", "Charm", "Rev", "Address", "Message",
+];
+pub const UNIT_COLUMNS: [&str; 4] = ["Unit", "Workload", "Address", "Message"];
+
+impl Report {
+    /// The header table's one row, in [`HEADER_COLUMNS`] order.
+    pub fn header_cells(&self) -> Vec<String> {
+        vec![
+            self.model.clone(),
+            self.cluster.clone(),
+            self.kubernetes.clone(),
+            self.wharf.clone(),
+        ]
+    }
+
+    /// What to say instead of the tables when the model has no applications.
+    pub fn empty_message(&self) -> Option<String> {
+        self.applications.is_empty().then(|| {
+            format!(
+                "Model `{}` has no applications. Deploy one with `wharf deploy lite`.",
+                self.model
+            )
+        })
+    }
+}
+
+impl AppRow {
+    /// The row's cells, in [`APP_COLUMNS`] order.
+    pub fn cells(&self) -> Vec<String> {
+        vec![
+            self.app.clone(),
+            self.version.clone(),
+            self.status.clone(),
+            self.scale.to_string(),
+            self.charm.clone(),
+            self.rev.map(|n| n.to_string()).unwrap_or_default(),
+            self.address.clone(),
+            self.message.clone(),
+        ]
+    }
+}
+
+impl UnitRow {
+    /// The row's cells, in [`UNIT_COLUMNS`] order.
+    pub fn cells(&self) -> Vec<String> {
+        vec![
+            self.unit.clone(),
+            self.workload.clone(),
+            self.address.clone(),
+            self.message.clone(),
+        ]
+    }
+}
+
 pub fn render_text(r: &Report) -> String {
-    let mut out = table(
-        &["Model", "Cluster", "Kubernetes", "wharf"],
-        &[vec![
-            r.model.clone(),
-            r.cluster.clone(),
-            r.kubernetes.clone(),
-            r.wharf.clone(),
-        ]],
-    );
+    let mut out = table(&HEADER_COLUMNS, &[r.header_cells()]);
     out.push('\n');
-    if r.applications.is_empty() {
-        out.push_str(&format!(
-            "Model `{}` has no applications. Deploy one with `wharf deploy lite`.\n",
-            r.model
-        ));
+    if let Some(empty) = r.empty_message() {
+        out.push_str(&empty);
+        out.push('\n');
         return out;
     }
-    let rows: Vec<Vec<String>> = r
-        .applications
-        .iter()
-        .map(|a| {
-            vec![
-                a.app.clone(),
-                a.version.clone(),
-                a.status.clone(),
-                a.scale.to_string(),
-                a.charm.clone(),
-                a.rev.map(|n| n.to_string()).unwrap_or_default(),
-                a.address.clone(),
-                a.message.clone(),
-            ]
-        })
-        .collect();
-    out.push_str(&table(
-        &[
-            "App", "Version", "Status", "Scale", "Charm", "Rev", "Address", "Message",
-        ],
-        &rows,
-    ));
+    let rows: Vec<Vec<String>> = r.applications.iter().map(AppRow::cells).collect();
+    out.push_str(&table(&APP_COLUMNS, &rows));
     if !r.units.is_empty() {
         out.push('\n');
-        let rows: Vec<Vec<String>> = r
-            .units
-            .iter()
-            .map(|u| {
-                vec![
-                    u.unit.clone(),
-                    u.workload.clone(),
-                    u.address.clone(),
-                    u.message.clone(),
-                ]
-            })
-            .collect();
-        out.push_str(&table(&["Unit", "Workload", "Address", "Message"], &rows));
+        let rows: Vec<Vec<String>> = r.units.iter().map(UnitRow::cells).collect();
+        out.push_str(&table(&UNIT_COLUMNS, &rows));
     }
     out
 }

@@ -112,13 +112,13 @@ impl Workload {
         }
     }
 
-    /// The charm that runs it; wharf's own image is run by wharf (backup Jobs), not by a charm.
+    /// The charm that runs it (wharf's own image also runs the backup Jobs wharf makes).
     pub fn charm(self) -> Option<&'static str> {
         match self {
             Workload::Trainer => Some("trainer"),
             Workload::Server => Some("server"),
             Workload::Workspaces => Some("workspaces"),
-            Workload::Wharf => None,
+            Workload::Wharf => Some("dashboard"),
         }
     }
 
@@ -129,7 +129,9 @@ impl Workload {
                 "InferenceService operator and model server (Open Inference Protocol V2, TF Serving REST)"
             }
             Workload::Workspaces => "Profile operator (a namespace per user)",
-            Workload::Wharf => "wharf: the backup agent's Jobs and the scheduled backups' CronJob",
+            Workload::Wharf => {
+                "wharf: the dashboard charm, the backup agent's Jobs and the scheduled backups' CronJob"
+            }
         }
     }
 

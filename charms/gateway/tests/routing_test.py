@@ -11,8 +11,10 @@ Without it (lite) /notebook/ must not be proxied at all.
 The configuration is taken verbatim from the gateway ConfigMap; only what ties it to a cluster is
 rewritten: the listen port, /tmp paths, the html root, the DNS resolver (a fake one answering
 127.0.0.1 for every name, recording the names asked) and the upstream ports (fake Dex,
-oauth2-proxy, model servers, the workspaces operator's owner check and a notebook on free local
-ports). Needs nginx (apt-get install nginx-light)
+oauth2-proxy, model servers, the workspaces operator's owner check, a notebook and, when the
+dashboard charm is related, the dashboard, on free local ports). With the dashboard, `/` must reach
+it behind the login with the user oauth2-proxy named (never one the browser sent) and the page of
+links moves to /links/. Needs nginx (apt-get install nginx-light)
 and PyYAML.
 """
 import http.client
@@ -106,7 +108,8 @@ def oauth2_proxy(req):
             email = USERS[cookie]
             return 202, {"X-Auth-Request-Email": email, "X-Auth-Request-User": email.split("@")[0]}, b""
         if GOOD_COOKIE in cookie or req.headers.get("Authorization") == GOOD_TOKEN:
-            return 202, {"X-Auth-Request-Email": "admin@example.test", "X-Auth-Request-User": "admin"}, b""
+            return 202, {"X-Auth-Request-Email": "admin@example.test", "X-Auth-Request-User": "admin",
+                         "X-Auth-Request-Groups": "ml,admins"}, b""
         return 401, {}, b""
     return 200, {}, f"oauth2:{req.path}|redirect={req.headers.get('X-Auth-Request-Redirect')}".encode()
 
@@ -146,6 +149,11 @@ def main():
     model_port = serve(lambda r: (200, {}, f"model:{r.path}|email={r.headers.get('X-Auth-Request-Email')}".encode()))
     authz_port = serve(owner_check)
     notebook_port = serve(notebook)
+    dashboard_port = serve(lambda r: (200, {}, (
+        f"dashboard:{r.path}|email={r.headers.get('X-Auth-Request-Email')}"
+        f"|user={r.headers.get('X-Auth-Request-User')}|groups={r.headers.get('X-Auth-Request-Groups')}"
+        f"|host={r.headers.get('Host')}").encode()))
+    with_dashboard = "$dashboard_upstream" in conf
     listen = free_port()
     second_pass = free_port()
     has_notebooks = "/notebook/" in conf
@@ -161,12 +169,15 @@ def main():
     conf = re.sub(r"(http://dex-auth[^:]*):\d+", rf"\1:{dex_port}", conf)
     conf = re.sub(r"(http://[a-z0-9.-]*gatekeeper[^:]*):\d+", rf"\1:{auth_port}", conf)
     conf = re.sub(r"(http://\$model_name\.[^:]+):\d+", rf"\1:{model_port}", conf)
+    conf = re.sub(r"(set \$dashboard_upstream http://[^:]+):\d+", rf"\1:{dashboard_port}", conf)
     upstreams = [("dex", dex_port), ("oauth2-proxy", auth_port), ("model", model_port)]
     if has_notebooks:
         conf = conf.replace("127.0.0.1:8081", f"127.0.0.1:{second_pass}")
         conf = re.sub(r"(http://[a-z0-9.-]*-authz\.[^:]*):\d+", rf"\1:{authz_port}", conf)
         conf = re.sub(r"(http://\$nb_name\.[^:]+):\d+", rf"\1:{notebook_port}", conf)
         upstreams += [("second pass", second_pass), ("owner check", authz_port), ("notebook", notebook_port)]
+    if with_dashboard:
+        upstreams.append(("dashboard", dashboard_port))
     for name, port in upstreams:
         assert f":{port}" in conf, f"could not point the {name} upstream of nginx.conf at the fake"
     (work / "nginx.conf").write_text(conf)
@@ -180,7 +191,7 @@ def main():
                 break
             except OSError:
                 time.sleep(0.1)
-        failures = run_cases(listen, dns, has_notebooks)
+        failures = run_cases(listen, dns, has_notebooks, with_dashboard, conf)
     finally:
         nginx.terminate()
         nginx.wait(timeout=10)
@@ -197,9 +208,40 @@ def request(port, path, headers=None, method="GET"):
     return r.status, dict(r.getheaders()), r.read().decode(errors="replace")
 
 
-def run_cases(port, dns, has_notebooks):
+def run_cases(port, dns, has_notebooks, with_dashboard, conf):
     cookie = {"Cookie": GOOD_COOKIE}
-    cases = [
+    if with_dashboard:
+        front = [
+            ("the dashboard gets the signed-in user from oauth2-proxy", "/", cookie, 200,
+             lambda h, b: b == "dashboard:/|email=admin@example.test|user=admin|groups=ml,admins|host=platform.test"),
+            ("identity headers a browser sends are replaced, never passed",
+             "/training", dict(cookie, **{"X-Auth-Request-Email": "root@evil.test", "X-Auth-Request-Groups": "system:masters"}),
+             200, lambda h, b: b.startswith("dashboard:/training|email=admin@example.test|") and "evil" not in b
+             and "system:masters" not in b),
+            ("forged identity headers without a session go to the login", "/training",
+             {"X-Auth-Request-Email": "admin@example.test", "X-Auth-Request-User": "admin"}, 302,
+             lambda h, b: h.get("Location", "").endswith("/oauth2/start?rd=/training")),
+            ("the dashboard sees the public host with its port", "/models", dict(cookie, Host="platform.test:8443"), 200,
+             lambda h, b: b.endswith("|host=platform.test:8443")),
+            ("every other page goes to the dashboard", "/nope", cookie, 200, lambda h, b: b.startswith("dashboard:/nope|")),
+            ("an invalid model name is not proxied to a model (the dashboard answers it)", "/models/Bad_Name/x",
+             cookie, 200, lambda h, b: b.startswith("dashboard:/models/Bad_Name/x|")),
+            ("the page of links is at /links/, behind the login", "/links/", cookie, 200,
+             lambda h, b: "<html" in b and "admin@example.test" in b and 'href="/"' in b
+             and h.get("Cache-Control") == "no-store"),
+            ("/links without the slash is redirected", "/links", cookie, 301,
+             lambda h, b: h.get("Location", "").endswith("/links/")),
+            ("the page of links needs the login too", "/links/", {}, 302,
+             lambda h, b: h.get("Location", "").endswith("/oauth2/start?rd=/links/")),
+        ]
+    else:
+        front = [
+            ("the dashboard shows the signed-in user", "/", cookie, 200,
+             lambda h, b: "<html" in b and "admin@example.test" in b and h.get("Cache-Control") == "no-store"),
+            ("an unknown page is a 404 behind the login", "/nope", cookie, 404, lambda h, b: True),
+            ("an invalid model name is not proxied", "/models/Bad_Name/x", cookie, 404, lambda h, b: True),
+        ]
+    cases = front + [
         # (what, path, headers, expected status, check on (headers, body))
         ("probe needs no login", "/healthz", {}, 200, lambda h, b: b == "ok\n"),
         ("dex is reachable without login", "/dex/.well-known/openid-configuration", {}, 200,
@@ -212,14 +254,10 @@ def run_cases(port, dns, has_notebooks):
          lambda h, b: True),
         ("oauth2-proxy's own paths are proxied", "/oauth2/start?rd=/x", {}, 200,
          lambda h, b: b.startswith("oauth2:/oauth2/start?rd=/x")),
-        ("the dashboard shows the signed-in user", "/", cookie, 200,
-         lambda h, b: "<html" in b and "admin@example.test" in b and h.get("Cache-Control") == "no-store"),
         ("a model is proxied with its path, query and identity", "/models/mnist/v2/models/mnist/infer?x=1", cookie, 200,
          lambda h, b: b == "model:/v2/models/mnist/infer?x=1|email=admin@example.test"),
         ("a bearer token is accepted for models", "/models/iris-2/v1/models/iris-2:predict", {"Authorization": GOOD_TOKEN}, 200,
          lambda h, b: b.startswith("model:/v1/models/iris-2:predict")),
-        ("an invalid model name is not proxied", "/models/Bad_Name/x", cookie, 404, lambda h, b: True),
-        ("an unknown page is a 404 behind the login", "/nope", cookie, 404, lambda h, b: True),
     ]
     alice, bob = {"Cookie": "_wharf_session=alice"}, {"Cookie": "_wharf_session=bob"}
     if has_notebooks:
@@ -237,10 +275,16 @@ def run_cases(port, dns, has_notebooks):
         ]
     else:
         cases += [
-            ("without the notebooks relation /notebook/ is not proxied", "/notebook/alice/nb/lab", alice, 404,
-             lambda h, b: True),
+            ("without the notebooks relation /notebook/ is not proxied", "/notebook/alice/nb/lab", alice,
+             200 if with_dashboard else 404,
+             lambda h, b: b.startswith("dashboard:/notebook/") if with_dashboard else True),
         ]
     failures = []
+    # Server-sent events must reach the browser as they come, not when nginx's buffer fills.
+    if with_dashboard:
+        dashboard_location = conf.split("$dashboard_upstream")[0].rsplit("location", 1)[-1]
+        if "proxy_buffering off;" not in dashboard_location:
+            failures.append("FAIL the dashboard's location buffers responses (its event streams would stall)")
     for what, path, headers, want, check in cases:
         status, h, body = request(port, path, headers)
         ok = status == want and check(h, body)

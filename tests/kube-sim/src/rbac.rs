@@ -4,7 +4,10 @@
 //! groups every service account is in (`system:serviceaccounts[:ns]`, `system:authenticated`)
 //! and `User` subjects by name. Writes of roles and bindings get the RBAC storage's
 //! privilege-escalation checks (`escalate`, `bind`); an apply that creates needs `create`.
-//! Not modelled: aggregated ClusterRoles, non-resource URLs in escalation checks.
+//! Impersonation (`Impersonate-User`/`-Group`, server.rs) needs `impersonate` on `users`/`groups`;
+//! the impersonated user is then authorized here like any other.
+//! Not modelled: aggregated ClusterRoles, non-resource URLs in escalation checks, impersonated
+//! groups as Group subjects.
 
 use std::collections::BTreeMap;
 

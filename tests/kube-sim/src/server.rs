@@ -107,7 +107,53 @@ fn route(path: &str) -> Option<Route> {
     }))
 }
 
+/// The user the request acts as: the token's, or the one it impersonates (`Impersonate-User`,
+/// `Impersonate-Group`), which the token's user must be allowed to (`impersonate` on `users` and
+/// on `groups`, by name, as the real apiserver checks). RBAC then applies to the impersonated
+/// user. Impersonated groups are authorized but not used as Group subjects afterwards (kube-sim
+/// identities carry only the groups derived from the name).
 pub(crate) fn authenticate(shared: &Shared, headers: &HeaderMap) -> ApiResult<String> {
+    let user = authenticate_token(shared, headers)?;
+    let values = |name: &str| -> ApiResult<Vec<String>> {
+        headers
+            .get_all(name)
+            .iter()
+            .map(|v| {
+                v.to_str()
+                    .map(str::to_string)
+                    .map_err(|_| ApiError::bad_request(format!("{name}: not a valid header value")))
+            })
+            .collect()
+    };
+    let users = values("impersonate-user")?;
+    let groups = values("impersonate-group")?;
+    let Some(target) = users.first() else {
+        if !groups.is_empty() {
+            return Err(ApiError::bad_request(format!(
+                "requested {groups:?} without impersonating a user"
+            )));
+        }
+        return Ok(user);
+    };
+    if user != ADMIN_USER && shared.config.rbac {
+        let st = shared.lock();
+        let on = |resource: &str, name: &str| crate::rbac::Attributes {
+            verb: "impersonate".into(),
+            group: String::new(),
+            resource: resource.into(),
+            subresource: None,
+            namespace: String::new(),
+            name: Some(name.into()),
+        };
+        st.authorize(&user, &on("users", target))?;
+        for g in &groups {
+            st.authorize(&user, &on("groups", g))?;
+        }
+    }
+    Ok(target.clone())
+}
+
+fn authenticate_token(shared: &Shared, headers: &HeaderMap) -> ApiResult<String> {
     let Some(authorization) = headers.get("authorization") else {
         return if shared.config.anonymous_admin {
             Ok(ADMIN_USER.to_string())

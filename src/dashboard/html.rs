@@ -1,0 +1,128 @@
+//! The page frame every dashboard page shares (head, skip link, navigation, main landmark) and
+//! HTML escaping. Pages are plain strings: each is a few tables and forms, and escaping every
+//! value through [`esc`] is the one rule to keep.
+
+use std::fmt::Write;
+
+use axum::response::Html;
+
+/// The pages, in the navigation's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    Overview,
+    Training,
+    Models,
+}
+
+impl Page {
+    const ALL: [Page; 3] = [Page::Overview, Page::Training, Page::Models];
+
+    fn path(self) -> &'static str {
+        match self {
+            Page::Overview => "/",
+            Page::Training => "/training",
+            Page::Models => "/models",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Page::Overview => "Overview",
+            Page::Training => "Training",
+            Page::Models => "Models",
+        }
+    }
+}
+
+/// Escape text for an element's content or a quoted attribute.
+pub fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A table with a caption and column headers; the cells are escaped here.
+pub fn table(id: &str, caption: &str, columns: &[&str], rows: &[Vec<String>]) -> String {
+    let mut out = format!(
+        "<table id=\"{id}\"><caption>{}</caption><thead><tr>",
+        esc(caption)
+    );
+    for c in columns {
+        let _ = write!(out, "<th scope=\"col\">{}</th>", esc(c));
+    }
+    out.push_str("</tr></thead><tbody>");
+    for row in rows {
+        out.push_str("<tr>");
+        for cell in row {
+            let _ = write!(out, "<td>{}</td>", esc(cell));
+        }
+        out.push_str("</tr>");
+    }
+    out.push_str("</tbody></table>");
+    out
+}
+
+/// A whole page: `body` goes in `<main>`. `model` is named in the header.
+pub fn page(current: Page, model: &str, body: &str) -> Html<String> {
+    let mut nav = String::new();
+    for p in Page::ALL {
+        let here = if p == current {
+            " aria-current=\"page\""
+        } else {
+            ""
+        };
+        let _ = write!(
+            nav,
+            "<li><a href=\"{}\"{here}>{}</a></li>",
+            p.path(),
+            p.title()
+        );
+    }
+    Html(format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title} · wharf</title>\
+         <link rel=\"stylesheet\" href=\"/assets/style.css\">\
+         <script src=\"/assets/app.js\" defer></script></head>\
+         <body><a class=\"skip\" href=\"#main\">Skip to content</a>\
+         <header><span class=\"brand\">wharf</span> <span class=\"model\">model {model}</span>\
+         <nav aria-label=\"Pages\"><ul>{nav}</ul></nav></header>\
+         <main id=\"main\" tabindex=\"-1\"><h1>{title}</h1>{body}</main></body></html>\n",
+        title = current.title(),
+        model = esc(model),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_escaped_everywhere_it_can_break_out() {
+        assert_eq!(
+            esc("<a href=\"x\">O'Neil & co</a>"),
+            "&lt;a href=&quot;x&quot;&gt;O&#39;Neil &amp; co&lt;/a&gt;"
+        );
+        let t = table("t", "c<", &["A"], &[vec!["<script>".into()]]);
+        assert!(
+            t.contains("<td>&lt;script&gt;</td>") && t.contains("c&lt;"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn the_current_page_is_marked_for_assistive_technology() {
+        let Html(p) = page(Page::Training, "kubeflow", "");
+        assert!(p.contains("<a href=\"/training\" aria-current=\"page\">Training</a>"));
+        assert!(p.contains("<a href=\"/\">Overview</a>"));
+    }
+}

@@ -1,0 +1,59 @@
+//! The Overview page: `wharf status` in the browser — the same report ([`status::collect`]), the
+//! same columns and words ([`status::APP_COLUMNS`] …), read when the page is asked for.
+
+use axum::Router;
+use axum::extract::State as Extract;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use super::State;
+use super::html::{Page, esc, page, table};
+use super::viewer::Viewer;
+use crate::action::status::{self, APP_COLUMNS, AppRow, HEADER_COLUMNS, UNIT_COLUMNS, UnitRow};
+
+pub fn router() -> Router<State> {
+    Router::new()
+        .route("/", get(overview))
+        .route("/api/status", get(status_json))
+}
+
+async fn overview(Extract(state): Extract<State>, viewer: Viewer) -> Response {
+    match status::collect(&viewer.cluster, &state.model).await {
+        Ok(report) => page(Page::Overview, &state.model, &render(&report)).into_response(),
+        Err(e) => error_page(Page::Overview, &state.model, &format!("{e:#}")),
+    }
+}
+
+/// The report `wharf status --output json` prints.
+async fn status_json(Extract(state): Extract<State>, viewer: Viewer) -> Response {
+    match status::collect(&viewer.cluster, &state.model).await {
+        Ok(report) => axum::Json(report).into_response(),
+        Err(e) => (StatusCode::BAD_GATEWAY, format!("{e:#}")).into_response(),
+    }
+}
+
+/// A page that says what went wrong reading the cluster (502: the dashboard is fine, the cluster
+/// answered badly or not at all).
+pub fn error_page(current: Page, model: &str, message: &str) -> Response {
+    let body = format!("<p role=\"alert\" class=\"error\">{}</p>", esc(message));
+    (StatusCode::BAD_GATEWAY, page(current, model, &body)).into_response()
+}
+
+fn render(report: &status::Report) -> String {
+    let mut out = table(
+        "status-header",
+        "Cluster",
+        &HEADER_COLUMNS,
+        &[report.header_cells()],
+    );
+    if let Some(empty) = report.empty_message() {
+        out.push_str(&format!("<p id=\"status-empty\">{}</p>", esc(&empty)));
+        return out;
+    }
+    let apps: Vec<Vec<String>> = report.applications.iter().map(AppRow::cells).collect();
+    out.push_str(&table("applications", "Applications", &APP_COLUMNS, &apps));
+    let units: Vec<Vec<String>> = report.units.iter().map(UnitRow::cells).collect();
+    out.push_str(&table("units", "Units", &UNIT_COLUMNS, &units));
+    out
+}
