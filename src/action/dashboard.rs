@@ -97,6 +97,8 @@ async fn trusted(global: &Global) -> anyhow::Result<(crate::kube::Cluster, kube:
         .await
         .map_err(|e| anyhow::anyhow!(crate::kube::errors::describe(&e, "connect", &server)))?;
     let cluster = crate::kube::Cluster {
+        // The dashboard runs no pods/exec streams, so they need no client of their own.
+        streams: client.clone(),
         client,
         server,
         context: global.context.clone().unwrap_or_default(),
