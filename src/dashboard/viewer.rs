@@ -126,6 +126,9 @@ impl FromRequestParts<State> for Viewer {
         })?;
         Ok(Viewer {
             cluster: Cluster {
+                // Every client of a viewer acts as the user, streams included (none are used yet;
+                // the dashboard's own would act with its ServiceAccount's rights).
+                streams: client.clone(),
                 client,
                 ..state.cluster.clone()
             },
