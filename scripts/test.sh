@@ -39,8 +39,8 @@ MOTO_VENV="$ROOT/target/moto-venv"
 TRITONCLIENT_VERSION="2.73.0"
 KSERVE_VERSION="0.21.0"
 CONFORMANCE_VENV="$ROOT/target/conformance-venv"
+# Every step returns on failure itself: `set -e` does not apply inside the `&&` list that runs it.
 prepare_python_envs() {
-  set -euo pipefail
   if ! "$MOTO_VENV/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(m.version("moto") != sys.argv[1])' "$MOTO_VERSION" 2>/dev/null; then
     echo "installing moto[server]==$MOTO_VERSION into $MOTO_VENV"
     python3 -m venv "$MOTO_VENV" \
@@ -48,7 +48,7 @@ prepare_python_envs() {
     "$MOTO_VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" \
       || { echo "pip install moto[server]==$MOTO_VERSION failed (is PyPI reachable?)" >&2; return 1; }
   fi
-  "$MOTO_VENV/bin/moto_server" --help >/dev/null
+  "$MOTO_VENV/bin/moto_server" --help >/dev/null || { echo "moto_server does not start" >&2; return 1; }
   if ! "$CONFORMANCE_VENV/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(m.version("tritonclient") != sys.argv[1] or m.version("kserve") != sys.argv[2])' "$TRITONCLIENT_VERSION" "$KSERVE_VERSION" 2>/dev/null; then
     echo "installing tritonclient[http,grpc]==$TRITONCLIENT_VERSION and kserve==$KSERVE_VERSION into $CONFORMANCE_VENV"
     python3 -m venv "$CONFORMANCE_VENV" \
@@ -62,15 +62,17 @@ prepare_python_envs() {
 mkdir -p "$ROOT/target"
 PYTHON_LOG="$ROOT/target/python-envs.log"
 python_started=$SECONDS
-( prepare_python_envs ) >"$PYTHON_LOG" 2>&1 &
+( prepare_python_envs && echo "Python environments prepared in $((SECONDS - python_started))s" ) >"$PYTHON_LOG" 2>&1 &
 python_pid=$!
 wait_for_python_envs() {
+  local waited=$SECONDS
   if ! wait "$python_pid"; then
     cat "$PYTHON_LOG" >&2
     echo "preparing the Python environments failed (log above, also in $PYTHON_LOG)" >&2
     exit 1
   fi
-  echo "Python environments ready $((SECONDS - python_started))s after they were started"
+  tail -n 1 "$PYTHON_LOG"
+  echo "(the build waited $((SECONDS - waited))s for them)"
 }
 export WHARF_MOTO_SERVER="$MOTO_VENV/bin/moto_server"
 # charms/server/tests/conformance.rs runs tritonclient (HTTP binary and JSON, gRPC) and KServe's V2
