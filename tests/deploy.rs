@@ -467,7 +467,7 @@ async fn deploy_lite_makes_every_application_active_and_a_rerun_writes_nothing()
         .iter()
         .map(|a| a["app"].as_str().unwrap_or("?"))
         .collect();
-    assert_eq!(apps.len(), 6, "{names:?} {status}");
+    assert_eq!(apps.len(), 7, "{names:?} {status}");
     for a in apps {
         assert_eq!(a["status"], "active", "{a}");
     }
@@ -520,7 +520,7 @@ async fn deploy_full_with_the_ha_overlay_runs_two_replicas_of_the_login_gateway_
     let status = env.status_json().await;
     assert_eq!(
         status["applications"].as_array().unwrap().len(),
-        7,
+        8,
         "{status}"
     );
     assert!(
@@ -855,14 +855,17 @@ async fn unknown_image_is_imagepullbackoff_and_status_says_so() {
     // Upstream images pull from their registries: the rest of the platform runs.
     assert_eq!(app(&status, "minio")["status"], "active", "{status}");
 
-    // Imported (as `microk8s ctr images import` does), the next deploy finishes.
+    // Imported (as `microk8s ctr images import` does), the next deploy finishes. (wharf's own
+    // image runs the dashboard.)
     std::fs::write(
         store.path(),
-        "wharf.local/wharf-server:0.1.0 sha256:1\nwharf.local/wharf-trainer:0.1.0 sha256:2\n",
+        "wharf.local/wharf-server:0.1.0 sha256:1\nwharf.local/wharf-trainer:0.1.0 sha256:2\n\
+         wharf.local/wharf:0.1.0 sha256:3\n",
     )
     .unwrap();
     until_the_node_lists(&env, "wharf.local/wharf-trainer:0.1.0").await;
-    for d in ["trainer", "server"] {
+    until_the_node_lists(&env, "wharf.local/wharf:0.1.0").await;
+    for d in ["trainer", "server", "dashboard"] {
         env.sim.delete("apps/v1", "Deployment", MODEL, d);
     }
     let out = env
@@ -1263,9 +1266,11 @@ async fn refuses_wharf_images_no_node_has_and_image_registry_points_elsewhere() 
     std::fs::write(
         store.path(),
         format!(
-            "wharf.local/wharf-server:0.1.0 {}\nwharf.local/wharf-trainer:0.1.0 {}\n",
+            "wharf.local/wharf-server:0.1.0 {}\nwharf.local/wharf-trainer:0.1.0 {}\n\
+             wharf.local/wharf:0.1.0 {}\n",
             digest(0xa),
-            digest(0xb)
+            digest(0xb),
+            digest(0xc)
         ),
     )
     .unwrap();

@@ -431,11 +431,14 @@ fn a_missing_dataset_or_a_dynamic_binary_is_refused_with_the_fix() {
             && err.contains("train-images-idx3-ubyte"),
         "{err}"
     );
-    // The test binary itself is dynamically linked (glibc).
+    // A dynamically linked (glibc) program standing in for each binary: the system's `true`
+    // (the tests' own binaries are static: scripts/test.sh builds them for musl).
+    let dynamic = Path::new("/bin/true");
+    assert!(dynamic.is_file(), "this test needs /bin/true (coreutils)");
     let fake = dir.path().join("bin");
     std::fs::create_dir(&fake).unwrap();
-    for name in ["wharf-server", "wharf-trainer", "wharf"] {
-        std::fs::copy(env!("CARGO_BIN_EXE_wharf"), fake.join(name)).unwrap();
+    for name in ["wharf-server", "wharf-trainer", "wharf-workspaces", "wharf"] {
+        std::fs::copy(dynamic, fake.join(name)).unwrap();
     }
     let out = wharf()
         .args(["images", "build", "--arch", "amd64", "-o"])
