@@ -184,11 +184,20 @@ fn seed(st: &mut State) {
         "provisioner": "microk8s.io/hostpath", "reclaimPolicy": "Delete", "volumeBindingMode": "WaitForFirstConsumer"});
     st.op_create(&sc, "", class, &ctx, false)
         .expect("seed storage class");
+    let roles = st
+        .catalog
+        .find("rbac.authorization.k8s.io", "v1", "clusterroles")
+        .expect("built-in");
+    for role in rbac::bootstrap_roles() {
+        st.op_create(&roles, "", role, &ctx, false)
+            .expect("seed the default ClusterRoles");
+    }
     node::seed(st);
 }
 
 impl Simulator {
-    /// Bind 127.0.0.1 (plain HTTP), seed the default namespaces and a default StorageClass, start serving.
+    /// Bind 127.0.0.1 (plain HTTP), seed the default namespaces, a default StorageClass and the
+    /// default ClusterRoles (`admin`, `edit`, `view`, aggregated), start serving.
     pub async fn start(config: Config) -> anyhow::Result<Simulator> {
         let pool = defaults::parse_pool(&config.lb_pool).map_err(anyhow::Error::msg)?;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port))

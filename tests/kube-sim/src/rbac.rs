@@ -6,8 +6,13 @@
 //! privilege-escalation checks (`escalate`, `bind`); an apply that creates needs `create`.
 //! Impersonation (`Impersonate-User`/`-Group`, server.rs) needs `impersonate` on `users`/`groups`;
 //! the impersonated user is then authorized here like any other.
-//! Not modelled: aggregated ClusterRoles, non-resource URLs in escalation checks, impersonated
-//! groups as Group subjects.
+//! ClusterRoles with an `aggregationRule` hold the rules of every ClusterRole their selectors match
+//! (nested: `admin` ⊇ `edit` ⊇ `view`), read at authorization time where the apiserver's
+//! aggregation controller writes them into `rules` a moment after a change; the default `admin`,
+//! `edit` and `view` roles are seeded by [`bootstrap_roles`], so a charm's ClusterRole labelled
+//! `rbac.authorization.k8s.io/aggregate-to-edit` reaches everyone bound to `edit`, as on a real
+//! cluster. Not modelled: non-resource URLs in escalation checks, impersonated groups as Group
+//! subjects.
 
 use std::collections::BTreeMap;
 
@@ -15,6 +20,7 @@ use serde_json::Value;
 
 use crate::catalog::ResourceType;
 use crate::error::ApiError;
+use crate::selector::LabelSelector;
 use crate::store::State;
 
 const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
@@ -142,18 +148,55 @@ fn subject_matches(subjects: &Value, user: &str, binding_ns: &str) -> bool {
 impl State {
     fn role_rules(&self, role_ref: &Value, binding_ns: &str) -> Vec<Value> {
         let name = role_ref["name"].as_str().unwrap_or_default();
-        let (plural, ns) = match role_ref["kind"].as_str() {
-            Some("Role") => ("roles", binding_ns),
-            _ => ("clusterroles", ""),
-        };
-        self.scan("rbac.authorization.k8s.io", plural, Some(ns))
+        match role_ref["kind"].as_str() {
+            Some("Role") => self
+                .scan(RBAC_GROUP, "roles", Some(binding_ns))
+                .find(|(k, _)| k.name == name)
+                .and_then(|(_, r)| r["rules"].as_array().cloned())
+                .unwrap_or_default(),
+            _ => {
+                let mut rules = Vec::new();
+                self.cluster_role_rules(name, &mut Vec::new(), &mut rules);
+                rules
+            }
+        }
+    }
+
+    /// The rules of ClusterRole `name`: its own, and for an aggregated one those of every
+    /// ClusterRole its `clusterRoleSelectors` match, recursively (`seen` stops a cycle).
+    fn cluster_role_rules(&self, name: &str, seen: &mut Vec<String>, out: &mut Vec<Value>) {
+        if seen.iter().any(|s| s == name) {
+            return;
+        }
+        seen.push(name.to_owned());
+        let Some((_, role)) = self
+            .scan(RBAC_GROUP, "clusterroles", Some(""))
             .find(|(k, _)| k.name == name)
-            .and_then(|(_, r)| r["rules"].as_array().cloned())
-            .unwrap_or_default()
+        else {
+            return;
+        };
+        out.extend(role["rules"].as_array().into_iter().flatten().cloned());
+        let selectors: Vec<LabelSelector> = role["aggregationRule"]["clusterRoleSelectors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(LabelSelector::from_object)
+            .collect();
+        if selectors.is_empty() {
+            return;
+        }
+        let members: Vec<String> = self
+            .scan(RBAC_GROUP, "clusterroles", Some(""))
+            .filter(|(k, r)| k.name != name && selectors.iter().any(|s| s.matches(r)))
+            .map(|(k, _)| k.name.clone())
+            .collect();
+        for member in members {
+            self.cluster_role_rules(&member, seen, out);
+        }
     }
 
     fn allowed(&self, user: &str, a: &Attributes) -> bool {
-        let g = "rbac.authorization.k8s.io";
+        let g = RBAC_GROUP;
         let via_cluster = self.scan(g, "clusterrolebindings", Some("")).any(|(_, b)| {
             subject_matches(&b["subjects"], user, "")
                 && self
@@ -334,6 +377,91 @@ impl State {
     }
 }
 
+/// The user-facing ClusterRoles every cluster starts with (kube-apiserver's bootstrap policy):
+/// `admin` ⊇ `edit` ⊇ `view`, each aggregated from the ClusterRoles labelled
+/// `rbac.authorization.k8s.io/aggregate-to-<role>`, and the `system:aggregate-to-*` roles that
+/// hold the built-in kinds' rules. The rules are the bootstrap policy's for the kinds kube-sim
+/// serves (the real ones also list kinds it does not have, e.g. replicationcontrollers).
+pub fn bootstrap_roles() -> Vec<Value> {
+    use serde_json::json;
+    let aggregate = |to: &str| json!({"rbac.authorization.k8s.io/aggregate-to-{to}".replace("{to}", to): "true"});
+    let role = |name: &str, labels: Value, selects: Option<&str>, rules: Value| {
+        let mut r = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": name, "labels": labels, "annotations":
+                {"rbac.authorization.kubernetes.io/autoupdate": "true"}},
+            "rules": rules});
+        if let Some(to) = selects {
+            r["aggregationRule"] =
+                json!({"clusterRoleSelectors": [{"matchLabels": aggregate(to)}]});
+        }
+        r
+    };
+    let read = json!(["get", "list", "watch"]);
+    let write = json!(["create", "delete", "deletecollection", "patch", "update"]);
+    let mut edit_labels = aggregate("admin");
+    edit_labels["kubernetes.io/bootstrapping"] = json!("rbac-defaults");
+    let mut view_labels = aggregate("edit");
+    view_labels["kubernetes.io/bootstrapping"] = json!("rbac-defaults");
+    vec![
+        role(
+            "admin",
+            json!({"kubernetes.io/bootstrapping": "rbac-defaults"}),
+            Some("admin"),
+            json!([]),
+        ),
+        role("edit", edit_labels, Some("edit"), json!([])),
+        role("view", view_labels, Some("view"), json!([])),
+        role(
+            "system:aggregate-to-admin",
+            aggregate("admin"),
+            None,
+            json!([
+                {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["rolebindings", "roles"],
+                 "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]},
+                {"apiGroups": ["authorization.k8s.io"], "resources": ["localsubjectaccessreviews"], "verbs": ["create"]},
+            ]),
+        ),
+        role(
+            "system:aggregate-to-edit",
+            aggregate("edit"),
+            None,
+            json!([
+                {"apiGroups": [""], "resources": ["pods", "pods/attach", "pods/exec", "pods/portforward", "pods/proxy"], "verbs": write},
+                {"apiGroups": [""], "resources": ["configmaps", "endpoints", "persistentvolumeclaims", "secrets",
+                  "serviceaccounts", "services", "services/proxy"], "verbs": write},
+                {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]},
+                {"apiGroups": [""], "resources": ["secrets", "pods/attach", "pods/exec", "pods/portforward", "pods/proxy",
+                  "services/proxy"], "verbs": read},
+                {"apiGroups": ["apps"], "resources": ["daemonsets", "deployments", "deployments/rollback", "deployments/scale",
+                  "replicasets", "replicasets/scale", "statefulsets", "statefulsets/scale"], "verbs": write},
+                {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": write},
+                {"apiGroups": ["batch"], "resources": ["cronjobs", "jobs"], "verbs": write},
+                {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses", "networkpolicies"], "verbs": write},
+                {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": write},
+                {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": write},
+            ]),
+        ),
+        role(
+            "system:aggregate-to-view",
+            aggregate("view"),
+            None,
+            json!([
+                {"apiGroups": [""], "resources": ["configmaps", "endpoints", "persistentvolumeclaims",
+                  "persistentvolumeclaims/status", "pods", "pods/log", "pods/status", "services", "services/status",
+                  "serviceaccounts", "events", "limitranges", "resourcequotas", "resourcequotas/status",
+                  "namespaces", "namespaces/status"], "verbs": read},
+                {"apiGroups": ["apps"], "resources": ["daemonsets", "deployments", "deployments/scale", "replicasets",
+                  "replicasets/scale", "statefulsets", "statefulsets/scale"], "verbs": read},
+                {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": read},
+                {"apiGroups": ["batch"], "resources": ["cronjobs", "jobs"], "verbs": read},
+                {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses", "networkpolicies"], "verbs": read},
+                {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": read},
+                {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": read},
+            ]),
+        ),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -396,5 +524,40 @@ mod tests {
         assert!(!subject_matches(&s, "system:serviceaccount:other:op", "ns"));
         let g = json!([{"kind": "Group", "name": "system:serviceaccounts:ns"}]);
         assert!(subject_matches(&g, "system:serviceaccount:ns:any", ""));
+    }
+
+    #[test]
+    fn aggregated_cluster_roles_hold_the_rules_of_the_roles_they_select() {
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut st = State::new(tx, crate::defaults::Allocator::new(vec![]));
+        let ctx = crate::ops::WriteCtx::internal("test");
+        let roles = st.catalog.find(RBAC_GROUP, "v1", "clusterroles").unwrap();
+        let mut all = bootstrap_roles();
+        all.push(json!({"metadata": {"name": "trainjobs-edit",
+            "labels": {"rbac.authorization.k8s.io/aggregate-to-edit": "true"}},
+            "rules": [{"apiGroups": ["wharf.dev"], "resources": ["trainjobs"], "verbs": ["create"]}]}));
+        all.push(json!({"metadata": {"name": "unlabelled"},
+            "rules": [{"apiGroups": ["wharf.dev"], "resources": ["secrets-of-others"], "verbs": ["*"]}]}));
+        for r in all {
+            st.op_create(&roles, "", r, &ctx, false).unwrap();
+        }
+        let rules = |name: &str| st.role_rules(&json!({"kind": "ClusterRole", "name": name}), "ns");
+        let allows = |name: &str, a: Attributes| rules(name).iter().any(|r| rule_allows(r, &a));
+        let create_trainjob = attrs("create", "wharf.dev", "trainjobs", None, None);
+        let list_pods = attrs("list", "", "pods", None, None);
+        let create_role = attrs("create", RBAC_GROUP, "roles", None, None);
+        // edit: its own aggregate, the charm's role labelled for edit, and view's (nested).
+        assert!(allows("edit", create_trainjob.clone()));
+        assert!(allows("edit", list_pods.clone()));
+        assert!(!allows("edit", create_role.clone()));
+        // admin ⊇ edit; view gets none of edit's writes; an unlabelled role joins nothing.
+        assert!(allows("admin", create_trainjob.clone()));
+        assert!(allows("admin", create_role));
+        assert!(allows("view", list_pods));
+        assert!(!allows("view", create_trainjob));
+        assert!(!allows(
+            "edit",
+            attrs("get", "wharf.dev", "secrets-of-others", None, None)
+        ));
     }
 }

@@ -16,8 +16,28 @@ static SUBDOMAIN: LazyLock<Regex> = LazyLock::new(|| {
 static LABEL: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$").expect("static regex"));
 
-/// Causes for an invalid `metadata.name`; Namespaces and Services need a DNS-1123 label, the rest a subdomain.
+/// Causes for an invalid `metadata.name`; Namespaces and Services need a DNS-1123 label, RBAC's
+/// kinds a path segment (`system:aggregate-to-edit`: RBAC's own validation), the rest a subdomain.
 pub fn name(rt: &ResourceType, name: &str) -> Vec<(String, String)> {
+    if rt.group == "rbac.authorization.k8s.io" {
+        let bad = if name == "." || name == ".." {
+            Some(format!("may not be '{name}'"))
+        } else {
+            ["/", "%"]
+                .into_iter()
+                .find(|c| name.contains(c))
+                .map(|c| format!("may not contain '{c}'"))
+        };
+        return bad
+            .map(|why| {
+                (
+                    "metadata.name".into(),
+                    format!("Invalid value: \"{name}\": {why}"),
+                )
+            })
+            .into_iter()
+            .collect();
+    }
     let label_kind = rt.group.is_empty() && (rt.kind == "Namespace" || rt.kind == "Service");
     let ok = if label_kind {
         name.len() <= 63 && LABEL.is_match(name)
@@ -189,7 +209,14 @@ mod tests {
         let c = Catalog::default();
         let cm = c.find("", "v1", "configmaps").unwrap();
         let ns = c.find("", "v1", "namespaces").unwrap();
+        let role = c
+            .find("rbac.authorization.k8s.io", "v1", "clusterroles")
+            .unwrap();
         for (rt, n, ok) in [
+            (&role, "system:aggregate-to-edit", true),
+            (&role, "Mixed_Case", true),
+            (&role, "a/b", false),
+            (&role, "..", false),
             (&cm, "a.b-c", true),
             (&cm, "Bad", false),
             (&cm, "-a", false),
