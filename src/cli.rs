@@ -702,6 +702,11 @@ pub enum NotebookCommand {
         /// Memory the server requests (e.g. 1Gi)
         #[arg(long, value_name = "QUANTITY")]
         memory: Option<String>,
+        /// The ServiceAccount the server runs as: the profile's `default-editor` may create
+        /// TrainJobs and InferenceServices in the namespace (the `kubernetes` client in the
+        /// notebook uses it); name another to give the notebook other rights
+        #[arg(long, value_name = "NAME", default_value = "default-editor")]
+        service_account: String,
         /// How long to wait for the server to run (0s: do not wait)
         #[arg(long, default_value = "5m", value_parser = parse_duration)]
         timeout: std::time::Duration,
@@ -729,6 +734,7 @@ impl NotebookCommand {
                 image,
                 cpu,
                 memory,
+                service_account,
                 timeout,
             } => Options::Create(CreateOptions {
                 name: name.clone(),
@@ -736,6 +742,7 @@ impl NotebookCommand {
                 image: image.clone(),
                 cpu: cpu.clone(),
                 memory: memory.clone(),
+                service_account: service_account.clone(),
                 timeout: *timeout,
             }),
             NotebookCommand::List { namespace } => Options::List {

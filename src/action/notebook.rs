@@ -35,6 +35,9 @@ pub struct CreateOptions {
     pub image: String,
     pub cpu: Option<String>,
     pub memory: Option<String>,
+    /// What the server runs as (the profile's `default-editor` by default, as Kubeflow's
+    /// notebook web app does).
+    pub service_account: String,
     /// How long to wait for the server to run (zero: do not wait).
     pub timeout: Duration,
 }
@@ -89,7 +92,8 @@ fn check_name(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The Notebook's body: one container, the image by choice name or reference, the requests.
+/// The Notebook's body: one container, the image by choice name or reference, the requests, and
+/// the ServiceAccount it runs as.
 fn body(options: &CreateOptions) -> Value {
     let mut requests = serde_json::Map::new();
     if let Some(cpu) = &options.cpu {
@@ -104,7 +108,8 @@ fn body(options: &CreateOptions) -> Value {
     }
     json!({"apiVersion": "kubeflow.org/v1", "kind": "Notebook",
         "metadata": {"name": options.name, "namespace": options.namespace},
-        "spec": {"template": {"spec": {"containers": [container]}}}})
+        "spec": {"template": {"spec": {"serviceAccountName": options.service_account,
+            "containers": [container]}}}})
 }
 
 fn not_served() -> anyhow::Error {
@@ -297,17 +302,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_flags_become_one_container_with_its_image_and_requests() {
+    fn the_flags_become_one_container_with_its_image_requests_and_account() {
         let options = CreateOptions {
             name: "nb".into(),
             namespace: "alice".into(),
             image: "scipy".into(),
             cpu: Some("500m".into()),
             memory: None,
+            service_account: "default-editor".into(),
             timeout: Duration::ZERO,
         };
         let b = body(&options);
         assert_eq!(b["metadata"]["namespace"], "alice");
+        assert_eq!(
+            b["spec"]["template"]["spec"]["serviceAccountName"],
+            "default-editor"
+        );
         assert_eq!(
             b["spec"]["template"]["spec"]["containers"],
             json!([{"name": "notebook", "image": "scipy", "resources": {"requests": {"cpu": "500m"}}}])

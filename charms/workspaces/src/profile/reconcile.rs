@@ -221,10 +221,13 @@ async fn apply(ctx: &Context, ns: &str, object: Value) -> Result<(), Error> {
     Ok(())
 }
 
-/// The owner's RoleBinding, the quota (or its removal), the LimitRange, the NetworkPolicies.
+/// The owner's RoleBinding, the editor account and its binding, the quota (or its removal), the
+/// LimitRange, the NetworkPolicies.
 async fn apply_policies(profile: &Profile, ctx: &Context) -> Result<(), Error> {
     let ns = profile.name_any();
     apply(ctx, &ns, resources::owner_binding(profile, &ctx.config)).await?;
+    apply(ctx, &ns, resources::editor_account(profile)).await?;
+    apply(ctx, &ns, resources::editor_binding(profile, &ctx.config)).await?;
     match resources::quota(profile) {
         Some(quota) => apply(ctx, &ns, quota).await?,
         None => {

@@ -6,6 +6,9 @@
 //!   namespace takes everything in it along);
 //! - the RoleBinding `namespace-admin` giving the owner the configured ClusterRole (`edit`),
 //!   annotated `role: admin`, `user: <owner>` as Kubeflow's access management reads them;
+//! - the ServiceAccount `default-editor` and its RoleBinding to the same ClusterRole: what the
+//!   profile's notebooks run as (Kubeflow's name), so code in a notebook may create TrainJobs
+//!   and InferenceServices in the namespace with the `kubernetes` client and nothing more;
 //! - the ResourceQuota `kf-resource-quota` from `spec.resourceQuotaSpec` (Kubeflow's name);
 //! - the LimitRange `wharf-container-defaults`: requests and limits for containers that set none;
 //! - a copy of the platform's MinIO Secret;
@@ -25,6 +28,8 @@ pub const PROFILE_LABEL: &str = "wharf.dev/profile";
 pub const MANAGED_BY: &str = "wharf-workspaces";
 /// Kubeflow's names, kept so that its tools find them.
 pub const OWNER_BINDING: &str = "namespace-admin";
+/// The ServiceAccount of the profile's workloads that act on the namespace (notebooks).
+pub const EDITOR: &str = "default-editor";
 pub const QUOTA: &str = "kf-resource-quota";
 pub const LIMIT_RANGE: &str = "wharf-container-defaults";
 pub const POLICY_SAME_NAMESPACE: &str = "wharf-allow-same-namespace";
@@ -158,6 +163,36 @@ pub fn owner_binding(profile: &Profile, config: &OperatorConfig) -> Value {
             "apiGroup": "rbac.authorization.k8s.io",
             "kind": "User",
             "name": owner,
+        }],
+    })
+}
+
+/// The ServiceAccount notebooks run as (`wharf notebook create` names it, as Kubeflow's notebook
+/// web app does).
+pub fn editor_account(profile: &Profile) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": metadata(profile, EDITOR),
+    })
+}
+
+/// The editor account's rights in the namespace: the owner's ClusterRole, bound in the namespace
+/// only (so a notebook can do there what its owner can, and nothing elsewhere).
+pub fn editor_binding(profile: &Profile, config: &OperatorConfig) -> Value {
+    json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": metadata(profile, EDITOR),
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": config.owner_role,
+        },
+        "subjects": [{
+            "kind": "ServiceAccount",
+            "name": EDITOR,
+            "namespace": profile.name_any(),
         }],
     })
 }
