@@ -30,15 +30,19 @@ section "format (cargo fmt --check)"
 cargo fmt --all -- --check
 
 # --- Python environments, made while the Rust build runs ------------------------------------------
-# Three venvs under target/: moto_server (the S3 tests' local S3-compatible server), the inference
-# clients of wharf-server's conformance test (NVIDIA's tritonclient, KServe's), and
-# kubernetes-validate (the manifests step). pip mostly waits on the network, so it runs beside the
+# Four venvs under target/: moto_server (the S3 tests' local S3-compatible server), the inference
+# clients of wharf-server's conformance test (NVIDIA's tritonclient, KServe's), the example
+# notebook's kernel and client, and kubernetes-validate (the manifests step). pip mostly waits on the network, so it runs beside the
 # compiler instead of before it; its output goes to target/python-envs.log and is shown on failure.
 MOTO_VERSION="5.2.5"
 MOTO_VENV="$ROOT/target/moto-venv"
 TRITONCLIENT_VERSION="2.73.0"
 KSERVE_VERSION="0.21.0"
 CONFORMANCE_VENV="$ROOT/target/conformance-venv"
+# The example notebook's test (charms/workspaces/tests/operator.rs) runs it in a real IPython
+# kernel (nbclient, ipykernel) with the `kubernetes` client, as a notebook server would.
+NOTEBOOK_PACKAGES=("kubernetes==33.1.0" "nbclient==0.10.2" "nbformat==5.10.4" "ipykernel==6.29.5")
+NOTEBOOK_VENV="$ROOT/target/notebook-venv"
 # Every step returns on failure itself: `set -e` does not apply inside the `&&` list that runs it.
 prepare_python_envs() {
   if ! "$MOTO_VENV/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(m.version("moto") != sys.argv[1])' "$MOTO_VERSION" 2>/dev/null; then
@@ -56,6 +60,13 @@ prepare_python_envs() {
     "$CONFORMANCE_VENV/bin/pip" install --quiet --disable-pip-version-check \
       "tritonclient[http,grpc]==$TRITONCLIENT_VERSION" "kserve==$KSERVE_VERSION" \
       || { echo "pip install tritonclient/kserve failed (is PyPI reachable?)" >&2; return 1; }
+  fi
+  if ! "$NOTEBOOK_VENV/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(any(m.version(p.split("==")[0]) != p.split("==")[1] for p in sys.argv[1:]))' "${NOTEBOOK_PACKAGES[@]}" 2>/dev/null; then
+    echo "installing ${NOTEBOOK_PACKAGES[*]} into $NOTEBOOK_VENV"
+    python3 -m venv "$NOTEBOOK_VENV" \
+      || { echo "python3 -m venv failed: apt-get install python3-venv" >&2; return 1; }
+    "$NOTEBOOK_VENV/bin/pip" install --quiet --disable-pip-version-check "${NOTEBOOK_PACKAGES[@]}" \
+      || { echo "pip install ${NOTEBOOK_PACKAGES[*]} failed (is PyPI reachable?)" >&2; return 1; }
   fi
   scripts/validate-manifests.sh --prepare
 }
@@ -75,6 +86,7 @@ wait_for_python_envs() {
   echo "(the build waited $((SECONDS - waited))s for them)"
 }
 export WHARF_MOTO_SERVER="$MOTO_VENV/bin/moto_server"
+export WHARF_NOTEBOOK_PYTHON="$NOTEBOOK_VENV/bin/python"
 # charms/server/tests/conformance.rs runs tritonclient (HTTP binary and JSON, gRPC) and KServe's V2
 # REST and gRPC clients against a real wharf-server. WHARF_SKIP_CONFORMANCE=1 skips that one test
 # loudly (CI must not set it).

@@ -15,8 +15,10 @@ use k8s_openapi::api::core::v1::{ConfigMap, LimitRange, Namespace, ResourceQuota
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::GroupVersionKind;
+use kube::discovery::ApiResource;
 use kube_sim::Simulator;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -32,14 +34,21 @@ const SECRET_KEY: &str = "czNjcmV0LWtleQ==";
 
 /// The workspaces charm rendered by wharf, as a one-application bundle.
 fn render_charm() -> Vec<Value> {
+    render_charms(&["workspaces"])
+}
+
+/// Charms of this repository rendered by wharf as one bundle of these applications (each named
+/// like its charm, in the model namespace).
+fn render_charms(charms: &[&str]) -> Vec<Value> {
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("bundle.yaml");
-    std::fs::write(
-        &bundle,
-        "bundle: kubernetes\nname: workspaces-test\napplications:\n  workspaces:\n    \
-         charm: workspaces\n    scale: 1\n    trust: true\n",
-    )
-    .unwrap();
+    let mut text = "bundle: kubernetes\nname: workspaces-test\napplications:\n".to_owned();
+    for charm in charms {
+        text.push_str(&format!(
+            "  {charm}:\n    charm: {charm}\n    scale: 1\n    trust: true\n"
+        ));
+    }
+    std::fs::write(&bundle, text).unwrap();
     let charms = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let bundle = wharf::bundle::Bundle::load(bundle.to_str().unwrap(), &[], &[]).unwrap();
     let resolved =
@@ -856,5 +865,272 @@ async fn the_owner_check_lets_only_the_profiles_owner_through() {
         ask(Some("alice@example.com"), "/notebook/alice/nb/").await,
         Some(403)
     );
+    h.stop().await;
+}
+
+// --- The example notebook (examples/notebooks/fashion-mnist.ipynb) -----------------------------
+
+/// The Python with nbclient, ipykernel and kubernetes that scripts/test.sh prepares.
+fn notebook_python() -> String {
+    let python = std::env::var("WHARF_NOTEBOOK_PYTHON").unwrap_or_else(|_| {
+        panic!(
+            "WHARF_NOTEBOOK_PYTHON is not set: scripts/test.sh makes target/notebook-venv (pip \
+             install nbclient ipykernel kubernetes) and sets it"
+        )
+    });
+    assert!(
+        Path::new(&python).exists(),
+        "WHARF_NOTEBOOK_PYTHON={python} does not exist (run scripts/test.sh, which makes it)"
+    );
+    python
+}
+
+/// A binary of another package of the workspace, built beside this test's operator binary.
+fn sibling_binary(name: &str) -> std::path::PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_wharf-workspaces"))
+        .parent()
+        .unwrap()
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} not found: `cargo test --workspace` builds it",
+        path.display()
+    );
+    path
+}
+
+fn custom(client: &kube::Client, ns: &str, kind: &str, plural: &str) -> Api<DynamicObject> {
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("wharf.dev", "v1alpha1", kind),
+        plural,
+    );
+    Api::namespaced_with(client.clone(), ns, &resource)
+}
+
+/// Plays the trainer's operator for TrainJob `name` in `ns`: checks what the notebook asked for,
+/// trains it with the real wharf-trainer (on a slice of Fashion-MNIST, into `repository`) and
+/// writes the status the operator writes (state, per-epoch metrics, final metrics).
+async fn play_the_trainer(client: kube::Client, ns: &str, name: &str, repository: &Path) {
+    let api = custom(&client, ns, "TrainJob", "trainjobs");
+    let job = eventually("the notebook's TrainJob", || async {
+        api.get(name).await.ok()
+    })
+    .await;
+    let spec = &job.data["spec"];
+    assert_eq!(spec["model"], "mlp", "{spec}");
+    assert_eq!(
+        spec["dataset"]["uri"], "file:///usr/share/datasets/fashion-mnist",
+        "the notebook trains on the dataset inside the trainer's image"
+    );
+    assert_eq!(
+        spec["output"]["uri"],
+        format!("s3://wharf/models/{ns}/{name}"),
+        "the notebook writes under its namespace's prefix"
+    );
+    let epochs = spec["epochs"].as_u64().unwrap().to_string();
+    let trained = tokio::process::Command::new(sibling_binary("wharf-trainer"))
+        .args(["train", "--epochs", &epochs, "--train-limit", "6000"])
+        .args([
+            "--test-limit",
+            "1000",
+            "--data",
+            "/usr/share/datasets/fashion-mnist",
+        ])
+        .arg("--out")
+        .arg(repository.join(name))
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        trained.status.success(),
+        "wharf-trainer train (needs `apt-get install dataset-fashion-mnist`): {}",
+        String::from_utf8_lossy(&trained.stderr)
+    );
+    // The progress lines, as the operator reads them from the pod's log.
+    let lines: Vec<Value> = String::from_utf8_lossy(&trained.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["epoch"].is_u64())
+        .collect();
+    let last = lines
+        .last()
+        .expect("the trainer reports its epochs")
+        .clone();
+    let epochs: Vec<Value> = lines
+        .iter()
+        .map(|l| json!({"epoch": l["epoch"], "loss": l["loss"], "accuracy": l["test_accuracy"]}))
+        .collect();
+    let status = json!({"status": {"state": "Succeeded", "epochs": epochs,
+        "metrics": {"testAccuracy": last["test_accuracy"], "loss": last["loss"],
+            "epochs": last["epoch"]},
+        "modelUri": format!("s3://wharf/models/{ns}/{name}/1"),
+        "conditions": [{"type": "Succeeded", "status": "True", "reason": "JobSucceeded",
+            "message": "trained", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}});
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+}
+
+/// Plays the server's operator for InferenceService `name`: checks the notebook's spec, runs the
+/// real wharf-server on `repository` and writes Ready with its URL.
+async fn play_the_server(
+    client: kube::Client,
+    ns: &str,
+    name: &str,
+    repository: &Path,
+) -> tokio::process::Child {
+    use tokio::io::AsyncBufReadExt;
+    let api = custom(&client, ns, "InferenceService", "inferenceservices");
+    let isvc = eventually("the notebook's InferenceService", || async {
+        api.get(name).await.ok()
+    })
+    .await;
+    let model = &isvc.data["spec"]["model"];
+    assert_eq!(model["name"], name);
+    assert_eq!(model["storageUri"], format!("s3://wharf/models/{ns}"));
+    let mut server = tokio::process::Command::new(sibling_binary("wharf-server"))
+        .args([
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--grpc-port",
+            "0",
+        ])
+        .arg("--model-repository")
+        .arg(repository)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut log = tokio::io::BufReader::new(server.stderr.take().unwrap()).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(line) = log.next_line().await.unwrap() {
+            if let Some(rest) = line.split("addr=").nth(1) {
+                return rest.split_whitespace().next().unwrap().to_owned();
+            }
+        }
+        panic!("wharf-server exited without saying where it listens")
+    })
+    .await
+    .expect("wharf-server logs its address within 20 s");
+    tokio::spawn(async move { while let Ok(Some(_)) = log.next_line().await {} });
+    let status = json!({"status": {"url": format!("http://{addr}"), "servedVersion": 1,
+        "conditions": [{"type": "Ready", "status": "True", "reason": "Ready",
+            "message": "serving", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}});
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+    server
+}
+
+/// The shipped example notebook, run top to bottom in a real IPython kernel with the `kubernetes`
+/// client, as a notebook server of profile `alice` runs it: with the token of the profile's
+/// `default-editor` ServiceAccount, which the operator made and bound to `edit`, which reaches
+/// TrainJobs and InferenceServices only through the trainer's and server's charms' aggregated
+/// ClusterRoles — so every one of the notebook's requests is authorized by the RBAC the charms and
+/// the operator ship. The trainer's and server's operators are played by the test (they have
+/// their own tests), with the real wharf-trainer and wharf-server doing the work, so the
+/// notebook's predictions come from a model it trained.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_notebook_trains_serves_and_predicts_as_the_profiles_editor() {
+    let python = notebook_python();
+    let h = Harness::start().await;
+    for object in render_charms(&["trainer", "server"]) {
+        if matches!(
+            object["kind"].as_str(),
+            Some("CustomResourceDefinition" | "ClusterRole")
+        ) {
+            h.sim.put(object).unwrap();
+        }
+    }
+    h.create("alice", owner("alice@example.com")).await;
+    h.wait_condition("alice", "Ready", "True", "Ready").await;
+
+    // What a notebook server of the profile runs as, and, to show the RBAC is in play, the
+    // namespace's `default` account, which may not create TrainJobs.
+    let dir = tempfile::tempdir().unwrap();
+    let editor = dir.path().join("editor.kubeconfig");
+    let token = h.sim.token_for_service_account("alice", "default-editor");
+    h.sim.write_kubeconfig(&editor, Some(&token)).unwrap();
+    let plain = dir.path().join("default.kubeconfig");
+    let token = h.sim.token_for_service_account("alice", "default");
+    h.sim.write_kubeconfig(&plain, Some(&token)).unwrap();
+    let refused = custom(&client(&plain).await, "alice", "TrainJob", "trainjobs")
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"apiVersion": "wharf.dev/v1alpha1", "kind": "TrainJob",
+                "metadata": {"name": "nope"}, "spec": {"model": "mlp",
+                "dataset": {"uri": "file:///usr/share/datasets/fashion-mnist"},
+                "output": {"uri": "s3://wharf/models/alice/nope"}}}),
+            )
+            .unwrap(),
+        )
+        .await;
+    assert!(
+        matches!(&refused, Err(kube::Error::Api(e)) if e.code == 403),
+        "the namespace's default account created a TrainJob: {refused:?}"
+    );
+
+    let repository = dir.path().join("models");
+    let trainer = tokio::spawn({
+        let (client, repository) = (h.admin.clone(), repository.clone());
+        async move { play_the_trainer(client, "alice", "fashion", &repository).await }
+    });
+    let server = tokio::spawn({
+        let (client, repository) = (h.admin.clone(), repository.clone());
+        async move { play_the_server(client, "alice", "fashion", &repository).await }
+    });
+    let notebook =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/notebooks/fashion-mnist.ipynb");
+    let runner = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/run-notebook.py");
+    let run = tokio::process::Command::new(&python)
+        .arg(&runner)
+        .arg(&notebook)
+        .arg("--executed")
+        .arg(dir.path().join("executed.ipynb"))
+        .env("KUBECONFIG", &editor)
+        .env("WHARF_NAMESPACE", "alice")
+        .env("WHARF_EXAMPLE_EPOCHS", "2")
+        .env("WHARF_EXAMPLE_TEST_IMAGES", "50")
+        .env("WHARF_EXAMPLE_POLL_S", "0.2")
+        .env("WHARF_EXAMPLE_TIMEOUT_S", "120")
+        .env("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")
+        // The runner's kernel needs no network: the notebook's `%pip install` finds the package.
+        .env("PIP_NO_INDEX", "1")
+        .kill_on_drop(true)
+        .output();
+    let run = tokio::time::timeout(Duration::from_secs(240), run)
+        .await
+        .expect("the notebook runs within 240 s")
+        .expect("run the notebook runner");
+    let out = String::from_utf8_lossy(&run.stdout).into_owned();
+    eprintln!("{out}{}", String::from_utf8_lossy(&run.stderr));
+    assert!(run.status.success(), "the notebook failed (above)");
+    trainer.await.unwrap();
+    let mut server = server.await.unwrap();
+    let _ = server.start_kill();
+
+    assert!(out.contains("working in namespace alice"), "{out}");
+    assert!(out.contains("TrainJob fashion created"), "{out}");
+    assert!(
+        out.contains("epoch 2: loss"),
+        "the notebook follows the epochs: {out}"
+    );
+    assert!(out.contains("InferenceService fashion created"), "{out}");
+    let accuracy: f64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("accuracy on 50 test images: "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the notebook reports its accuracy")
+        .parse()
+        .unwrap();
+    // Two epochs on 6,000 images: the MLP is right about 3 in 4; chance is 1 in 10.
+    assert!(accuracy >= 0.6, "accuracy {accuracy}: {out}");
     h.stop().await;
 }
