@@ -1269,6 +1269,10 @@ pub struct DashboardArgs {
     /// dashboard answers at besides IP addresses
     #[arg(long, requires = "trust_proxy_headers", value_name = "URL")]
     pub public_url: Option<String>,
+    /// With --trust-proxy-headers: a signed-in user who owns no Profile gets one at their first
+    /// visit (named after their email, owned by it), where the workspaces charm serves Profiles
+    #[arg(long, requires = "trust_proxy_headers")]
+    pub create_profiles: bool,
 }
 
 impl DashboardArgs {
@@ -1283,6 +1287,7 @@ impl DashboardArgs {
                 .as_deref()
                 .map(|u| u.trim_end_matches('/').to_owned())
                 .filter(|u| !u.is_empty()),
+            create_profiles: self.create_profiles,
         }
     }
 }

@@ -461,7 +461,6 @@ async fn the_dashboard_shows_nothing_its_user_may_not_read() {
 async fn the_in_cluster_dashboard_acts_as_the_user_behind_the_gateway() {
     use serde_json::json;
     use std::time::Duration;
-    use tokio::io::{AsyncBufReadExt, BufReader};
 
     let env = start(fast()).await;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -483,20 +482,8 @@ async fn the_in_cluster_dashboard_acts_as_the_user_behind_the_gateway() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // The dashboard charm's own RBAC (its template has no conditionals), as wharf would apply it.
-    let rbac = std::fs::read_to_string(root.join("charms/dashboard/templates/00-rbac.yaml"))
-        .unwrap()
-        .replace("{{ app.name }}", "dashboard")
-        .replace("{{ app.namespace }}", MODEL);
-    let mut kinds = Vec::new();
-    for doc in rbac.split("\n---\n") {
-        let mut obj: serde_json::Value = serde_saphyr::from_str(doc).unwrap();
-        kinds.push(obj["kind"].as_str().unwrap().to_owned());
-        if !obj["kind"].as_str().unwrap().starts_with("Cluster") {
-            obj["metadata"]["namespace"] = json!(MODEL);
-        }
-        env.sim.put(obj).unwrap();
-    }
+    // The dashboard charm's own RBAC, as wharf would apply it.
+    let kinds = put_dashboard_template(&env, "00-rbac.yaml");
     assert_eq!(
         kinds,
         [
@@ -544,37 +531,7 @@ async fn the_in_cluster_dashboard_acts_as_the_user_behind_the_gateway() {
         "{refused}"
     );
 
-    let kubeconfig = env.dir.path().join("dashboard.kubeconfig");
-    let token = env.sim.token_for_service_account(MODEL, "dashboard");
-    env.sim.write_kubeconfig(&kubeconfig, Some(&token)).unwrap();
-    let mut dashboard = tokio::process::Command::new(env!("CARGO_BIN_EXE_wharf"))
-        .args([
-            "dashboard",
-            "--serve",
-            "--port",
-            "0",
-            "--trust-proxy-headers",
-        ])
-        .args(["--public-url", "https://wharf.example.test/", "-m", MODEL])
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .env_remove("KUBECONFIG")
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(dashboard.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(Duration::from_secs(20), out.next_line())
-        .await
-        .expect("the dashboard prints its URL within 20 s")
-        .unwrap()
-        .expect("the dashboard printed nothing");
-    let url = first
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap()
-        .trim_end_matches('/')
-        .to_owned();
+    let (_dashboard, url) = serve_behind_the_gateway(&env, &[]).await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -684,4 +641,188 @@ async fn the_in_cluster_dashboard_acts_as_the_user_behind_the_gateway() {
             .get("wharf.dev/v1alpha1", "TrainJob", MODEL, "alices-run")
             .is_some()
     );
+}
+
+/// Puts the objects of the dashboard charm's template `file` into the simulator as wharf renders
+/// them with the charm's defaults (application `dashboard` in the model): its few template tags
+/// are a comment and `{% if config[...] %}` on options that default to true. The kinds, in order.
+fn put_dashboard_template(env: &Env, file: &str) -> Vec<String> {
+    use serde_json::json;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("charms/dashboard/templates").join(file))
+        .unwrap()
+        .replace("{{ app.name }}", "dashboard")
+        .replace("{{ app.namespace }}", MODEL);
+    // Drop `{#- … -#}` comments and `{%- … %}` lines (conditions on true-by-default options).
+    let mut yaml = String::new();
+    let mut in_comment = false;
+    for line in text.lines() {
+        let t = line.trim_start();
+        if t.starts_with("{#") {
+            in_comment = !t.contains("#}");
+            continue;
+        }
+        if in_comment {
+            in_comment = !t.contains("#}");
+            continue;
+        }
+        if t.starts_with("{%") {
+            continue;
+        }
+        assert!(
+            !line.contains("{{"),
+            "{file}: a template tag this test cannot fill: {line}"
+        );
+        yaml.push_str(line);
+        yaml.push('\n');
+    }
+    let mut kinds = Vec::new();
+    for doc in yaml.split("\n---\n").filter(|d| !d.trim().is_empty()) {
+        let mut obj: serde_json::Value = serde_saphyr::from_str(doc).unwrap();
+        kinds.push(obj["kind"].as_str().unwrap().to_owned());
+        if !obj["kind"].as_str().unwrap().starts_with("Cluster") {
+            obj["metadata"]["namespace"] = json!(MODEL);
+        }
+        env.sim.put(obj).unwrap();
+    }
+    kinds
+}
+
+/// `wharf dashboard --serve --trust-proxy-headers` as the charm runs it, authenticated as the
+/// charm's ServiceAccount (its RBAC must be in the simulator), with `extra` flags. The process
+/// (killed on drop) and its URL.
+async fn serve_behind_the_gateway(env: &Env, extra: &[&str]) -> (tokio::process::Child, String) {
+    use std::time::Duration;
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let kubeconfig = env.dir.path().join("dashboard.kubeconfig");
+    let token = env.sim.token_for_service_account(MODEL, "dashboard");
+    env.sim.write_kubeconfig(&kubeconfig, Some(&token)).unwrap();
+    let mut dashboard = tokio::process::Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .args([
+            "dashboard",
+            "--serve",
+            "--port",
+            "0",
+            "--trust-proxy-headers",
+        ])
+        .args(["--public-url", "https://wharf.example.test/", "-m", MODEL])
+        .args(extra)
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .env_remove("KUBECONFIG")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(dashboard.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(20), out.next_line())
+        .await
+        .expect("the dashboard prints its URL within 20 s")
+        .unwrap()
+        .expect("the dashboard printed nothing");
+    let url = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    (dashboard, url)
+}
+
+/// A first login gets a workspace (issue 15): the in-cluster dashboard with `--create-profiles`
+/// and the charm's RBAC (create, never update or delete, Profiles) makes a Profile owned by the
+/// signed-in email, named after its local part, once; a second user with the same local part gets
+/// the next free name; someone who owns a Profile already gets no other; the overview names the
+/// workspace, even to a user who may not read the platform's model.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_login_gets_a_profile_named_after_the_email_once() {
+    use serde_json::json;
+    use std::time::Duration;
+
+    let env = start(fast()).await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let yaml = std::fs::read_to_string(root.join("charms/workspaces/templates/crd.yaml")).unwrap();
+    env.sim
+        .put(serde_saphyr::from_str::<serde_json::Value>(&yaml).unwrap())
+        .unwrap();
+    env.sim
+        .put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": MODEL}}))
+        .unwrap();
+    put_dashboard_template(&env, "00-rbac.yaml");
+    assert_eq!(
+        put_dashboard_template(&env, "01-profiles-rbac.yaml"),
+        ["ClusterRole", "ClusterRoleBinding"]
+    );
+    // Carol has a profile already, under another name; the Profile CRD takes a moment.
+    let carols = json!({"apiVersion": "kubeflow.org/v1", "kind": "Profile",
+        "metadata": {"name": "carol-team"}, "spec": {"owner": {"kind": "User", "name": "carol@example.com"}}});
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while env.sim.put(carols.clone()).is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Profiles never served"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let (_dashboard, url) = serve_behind_the_gateway(&env, &["--create-profiles"]).await;
+    let http = reqwest::Client::new();
+    let visit = |email: &str| {
+        http.get(format!("{url}/"))
+            .header("host", "wharf.example.test")
+            .header("x-auth-request-email", email)
+            .send()
+    };
+    let owners = || -> Vec<(String, String)> {
+        let mut all: Vec<(String, String)> = env
+            .sim
+            .list("kubeflow.org/v1", "Profile", None)
+            .iter()
+            .map(|p| {
+                (
+                    p["metadata"]["name"].as_str().unwrap().to_owned(),
+                    p["spec"]["owner"]["name"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        all.sort();
+        all
+    };
+
+    let page = visit("Alice@Example.com")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Your workspace: namespace <code>alice</code>"),
+        "{page}"
+    );
+    visit("Alice@Example.com").await.unwrap();
+    visit("alice@other.example").await.unwrap();
+    let page = visit("carol@example.com")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("<code>carol-team</code>"), "{page}");
+    assert_eq!(
+        owners(),
+        [
+            ("alice".to_owned(), "Alice@Example.com".to_owned()),
+            ("alice-2".to_owned(), "alice@other.example".to_owned()),
+            ("carol-team".to_owned(), "carol@example.com".to_owned()),
+        ]
+    );
+    // Without the gateway's headers nothing is made.
+    let anonymous = http
+        .get(format!("{url}/"))
+        .header("host", "wharf.example.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(owners().len(), 3);
 }

@@ -18,15 +18,21 @@ pub struct Options {
     /// Act as the user the gateway names (the in-cluster dashboard), see [`crate::dashboard::viewer`].
     pub trust_proxy_headers: bool,
     pub public_url: Option<String>,
+    /// Give a user who owns no Profile one at their first visit ([`crate::dashboard::first_login`]).
+    pub create_profiles: bool,
 }
 
 pub fn run(global: &Global, args: &Options) -> Outcome {
     super::runtime()?.block_on(async {
         if let (true, Some(addr)) = (args.trust_proxy_headers, args.serve) {
             let (cluster, base) = trusted(global).await?;
+            let profiles = args.create_profiles.then(|| {
+                crate::dashboard::first_login::Registrar::new(&cluster.client, &global.model)
+            });
             let trust = crate::dashboard::viewer::Trust {
                 base,
                 public_url: args.public_url.clone(),
+                profiles,
             };
             crate::dashboard::serve(cluster, &global.model, addr, Some(trust)).await?;
             return Ok(ExitCode::SUCCESS);

@@ -11,6 +11,7 @@
 
 mod assets;
 mod chart;
+pub mod first_login;
 mod guard;
 mod html;
 mod live;

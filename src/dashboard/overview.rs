@@ -20,8 +20,21 @@ pub fn router() -> Router<State> {
 
 async fn overview(Extract(state): Extract<State>, viewer: Viewer) -> Response {
     match status::collect(&viewer.cluster, &state.model).await {
-        Ok(report) => page(Page::Overview, &state.model, &render(&report)).into_response(),
-        Err(e) => error_page(Page::Overview, &state.model, &format!("{e:#}")),
+        Ok(report) => {
+            let mut body = workspace(viewer.profile.as_deref());
+            body.push_str(&render(&report));
+            page(Page::Overview, &state.model, &body).into_response()
+        }
+        // A user who may not read the platform's model still learns where their own work goes.
+        Err(e) => {
+            let mut body = workspace(viewer.profile.as_deref());
+            body.push_str(&alert(&format!("{e:#}")));
+            (
+                StatusCode::BAD_GATEWAY,
+                page(Page::Overview, &state.model, &body),
+            )
+                .into_response()
+        }
     }
 }
 
@@ -36,8 +49,28 @@ async fn status_json(Extract(state): Extract<State>, viewer: Viewer) -> Response
 /// A page that says what went wrong reading the cluster (502: the dashboard is fine, the cluster
 /// answered badly or not at all).
 pub fn error_page(current: Page, model: &str, message: &str) -> Response {
-    let body = format!("<p role=\"alert\" class=\"error\">{}</p>", esc(message));
-    (StatusCode::BAD_GATEWAY, page(current, model, &body)).into_response()
+    (
+        StatusCode::BAD_GATEWAY,
+        page(current, model, &alert(message)),
+    )
+        .into_response()
+}
+
+fn alert(message: &str) -> String {
+    format!("<p role=\"alert\" class=\"error\">{}</p>", esc(message))
+}
+
+/// Where the signed-in user's own work goes: their profile's namespace.
+fn workspace(profile: Option<&str>) -> String {
+    let Some(ns) = profile else {
+        return String::new();
+    };
+    let ns = esc(ns);
+    format!(
+        "<p id=\"workspace\">Your workspace: namespace <code>{ns}</code> (your profile). Start a \
+         notebook there with <code>wharf notebook create nb -n {ns}</code>; it opens at \
+         <a href=\"/notebook/{ns}/nb/\">/notebook/{ns}/nb/</a>.</p>"
+    )
 }
 
 fn render(report: &status::Report) -> String {

@@ -29,6 +29,8 @@ pub struct Trust {
     pub base: kube::Config,
     /// `https://wharf.example.com` (no path): the platform's public URL, if known.
     pub public_url: Option<String>,
+    /// `--create-profiles`: a user who owns no Profile gets one ([`super::first_login`]).
+    pub profiles: Option<super::first_login::Registrar>,
 }
 
 impl Trust {
@@ -81,6 +83,8 @@ pub struct Viewer {
     pub cluster: Cluster,
     /// The impersonated user; `None` when the dashboard acts with its own client (`--serve`).
     pub user: Option<String>,
+    /// The user's profile (their namespace), when the dashboard knows or made it.
+    pub profile: Option<String>,
 }
 
 impl Viewer {
@@ -110,6 +114,7 @@ impl FromRequestParts<State> for Viewer {
             return Ok(Viewer {
                 cluster: state.cluster.clone(),
                 user: None,
+                profile: None,
             });
         };
         let (user, groups) =
@@ -124,7 +129,12 @@ impl FromRequestParts<State> for Viewer {
             )
                 .into_response()
         })?;
+        let profile = match &trust.profiles {
+            Some(registrar) => registrar.ensure(&user).await,
+            None => None,
+        };
         Ok(Viewer {
+            profile,
             cluster: Cluster {
                 // Every client of a viewer acts as the user, streams included (none are used yet;
                 // the dashboard's own would act with its ServiceAccount's rights).
@@ -178,6 +188,7 @@ mod tests {
         let trust = |url: &str| Trust {
             base: kube::Config::new("http://127.0.0.1:1".parse().unwrap()),
             public_url: Some(url.to_owned()),
+            profiles: None,
         };
         assert_eq!(
             trust("https://wharf.example.com").public_host(),
