@@ -826,3 +826,158 @@ async fn a_first_login_gets_a_profile_named_after_the_email_once() {
     assert_eq!(anonymous.status(), 401);
     assert_eq!(owners().len(), 3);
 }
+
+/// The Notebooks page (issues 15 and 17) acts as the signed-in user: Alice, who may edit in her
+/// profile's namespace (a RoleBinding to `edit`, which reaches Notebooks through the workspaces
+/// charm's aggregated ClusterRole, as the profile operator makes it), lists, starts (as the
+/// profile's default-editor, like `wharf notebook create`) and deletes notebooks there; Bob gets
+/// the cluster's refusal and changes nothing; a bad name is refused before any write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_notebooks_page_lists_starts_and_deletes_with_the_users_rights() {
+    use serde_json::json;
+    use std::time::Duration;
+
+    let env = start(fast()).await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let yaml = std::fs::read_to_string(root.join("charms/workspaces/templates/notebook-crd.yaml"))
+        .unwrap();
+    env.sim
+        .put(serde_saphyr::from_str::<serde_json::Value>(&yaml).unwrap())
+        .unwrap();
+    let roles =
+        std::fs::read_to_string(root.join("charms/workspaces/templates/05-user-roles.yaml"))
+            .unwrap()
+            .replace("{{ app.name }}", "workspaces")
+            .replace("{{ app.namespace }}", MODEL);
+    let roles = roles.split_once("-#}").unwrap().1;
+    for doc in roles.split("\n---\n") {
+        env.sim
+            .put(serde_saphyr::from_str::<serde_json::Value>(doc).unwrap())
+            .unwrap();
+    }
+    for ns in [MODEL, "alice"] {
+        env.sim
+            .put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
+            .unwrap();
+    }
+    env.sim
+        .put(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "namespace-admin", "namespace": "alice"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice@example.com"}]}))
+        .unwrap();
+    put_dashboard_template(&env, "00-rbac.yaml");
+    let (_dashboard, url) = serve_behind_the_gateway(&env, &[]).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let get = |user: &str| {
+        http.get(format!("{url}/notebooks?namespace=alice"))
+            .header("host", "wharf.example.test")
+            .header("x-auth-request-email", user)
+            .send()
+    };
+    let post = |user: &str, path: &str, form: Vec<(&'static str, &'static str)>| {
+        http.post(format!("{url}{path}"))
+            .header("host", "wharf.example.test")
+            .header("origin", "https://wharf.example.test")
+            .header("x-auth-request-email", user)
+            .form(&form)
+            .send()
+    };
+    let notebook = |name: &str| env.sim.get("kubeflow.org/v1", "Notebook", "alice", name);
+
+    // The CRD is served after a moment: until then the page says Notebooks are not served.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let page = get("alice@example.com")
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if page.contains("id=\"no-notebooks\"") {
+            assert!(
+                page.contains("<label for=\"nb-name\">Name</label>"),
+                "{page}"
+            );
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{page}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let started = post(
+        "alice@example.com",
+        "/notebooks",
+        vec![("namespace", "alice"), ("name", "nb"), ("image", "minimal")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(started.status(), 303, "{:?}", started.text().await);
+    let made = notebook("nb").expect("the notebook was created");
+    let pod = &made["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "default-editor");
+    assert_eq!(pod["containers"][0]["image"], "minimal");
+    let page = get("alice@example.com")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("<a href=\"/notebook/alice/nb/\">nb</a>"),
+        "{page}"
+    );
+
+    // Bob may not: the cluster's 403 is shown, nothing changes.
+    let bob = post(
+        "bob@example.com",
+        "/notebooks",
+        vec![("namespace", "alice"), ("name", "bobs"), ("image", "scipy")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(bob.status(), 502);
+    assert!(bob.text().await.unwrap().contains("forbidden (403)"));
+    assert!(notebook("bobs").is_none());
+    let bob = post(
+        "bob@example.com",
+        "/notebooks/delete",
+        vec![("namespace", "alice"), ("name", "nb")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(bob.status(), 502);
+    assert!(notebook("nb").is_some());
+    let page = get("bob@example.com").await.unwrap().text().await.unwrap();
+    assert!(
+        page.contains("forbidden (403)") && !page.contains("data-notebook"),
+        "{page}"
+    );
+
+    // A name that cannot name a Service is refused before any write.
+    let bad = post(
+        "alice@example.com",
+        "/notebooks",
+        vec![
+            ("namespace", "alice"),
+            ("name", "Bad_Name"),
+            ("image", "scipy"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(bad.status(), 422);
+    assert!(bad.text().await.unwrap().contains("Bad_Name"));
+
+    let deleted = post(
+        "alice@example.com",
+        "/notebooks/delete",
+        vec![("namespace", "alice"), ("name", "nb")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(deleted.status(), 303);
+    assert!(notebook("nb").is_none());
+}

@@ -43,7 +43,7 @@ pub struct CreateOptions {
 }
 
 /// The Notebook resource (served by the workspaces charm's CRD; namespaced).
-fn resource() -> ApiResource {
+pub(crate) fn resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk("kubeflow.org", "v1", "Notebook"),
         "notebooks",
@@ -75,7 +75,7 @@ pub fn run(global: &Global, options: &Options) -> Outcome {
 }
 
 /// A notebook name names its Service and StatefulSet (the operator's rule, said here first).
-fn check_name(name: &str) -> anyhow::Result<()> {
+pub(crate) fn check_name(name: &str) -> anyhow::Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 52
         && name.starts_with(|c: char| c.is_ascii_lowercase())
@@ -94,7 +94,7 @@ fn check_name(name: &str) -> anyhow::Result<()> {
 
 /// The Notebook's body: one container, the image by choice name or reference, the requests, and
 /// the ServiceAccount it runs as.
-fn body(options: &CreateOptions) -> Value {
+pub(crate) fn body(options: &CreateOptions) -> Value {
     let mut requests = serde_json::Map::new();
     if let Some(cpu) = &options.cpu {
         requests.insert("cpu".into(), json!(cpu));
@@ -121,7 +121,7 @@ fn not_served() -> anyhow::Error {
 }
 
 /// (status, reason, message) of the Ready condition.
-fn ready(data: &Value) -> Option<(String, String, String)> {
+pub(crate) fn ready(data: &Value) -> Option<(String, String, String)> {
     let c = data["status"]["conditions"]
         .as_array()?
         .iter()

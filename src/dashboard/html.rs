@@ -12,16 +12,23 @@ pub enum Page {
     Overview,
     Training,
     Models,
+    Notebooks,
 }
 
 impl Page {
-    const ALL: [Page; 3] = [Page::Overview, Page::Training, Page::Models];
+    const ALL: [Page; 4] = [
+        Page::Overview,
+        Page::Training,
+        Page::Models,
+        Page::Notebooks,
+    ];
 
     fn path(self) -> &'static str {
         match self {
             Page::Overview => "/",
             Page::Training => "/training",
             Page::Models => "/models",
+            Page::Notebooks => "/notebooks",
         }
     }
 
@@ -30,6 +37,7 @@ impl Page {
             Page::Overview => "Overview",
             Page::Training => "Training",
             Page::Models => "Models",
+            Page::Notebooks => "Notebooks",
         }
     }
 }
@@ -48,6 +56,11 @@ pub fn esc(text: &str) -> String {
         }
     }
     out
+}
+
+/// A problem the page reports (read out by screen readers as it appears).
+pub fn alert(message: &str) -> String {
+    format!("<p role=\"alert\" class=\"error\">{}</p>", esc(message))
 }
 
 /// A table with a caption and column headers; the cells are escaped here.

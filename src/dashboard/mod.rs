@@ -1,4 +1,5 @@
-//! The dashboard: an axum web server of server-rendered pages (Overview, Training, Models) with a
+//! The dashboard: an axum web server of server-rendered pages (Overview, Training, Models,
+//! Notebooks) with a
 //! little vanilla JavaScript, reading the cluster through kube-rs with the rights of the client it
 //! is given (`wharf dashboard --serve`: the kubeconfig user's). Live updates are server-sent
 //! events fed by one watch per kind, shared by every browser ([`live`]).
@@ -16,6 +17,7 @@ mod guard;
 mod html;
 mod live;
 mod models;
+mod notebooks;
 mod overview;
 mod training;
 pub mod viewer;
@@ -48,6 +50,7 @@ pub fn router(state: State) -> Router {
         .merge(overview::router())
         .merge(training::router())
         .merge(models::router())
+        .merge(notebooks::router())
         .merge(assets::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

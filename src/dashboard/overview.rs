@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::State;
-use super::html::{Page, esc, page, table};
+use super::html::{Page, alert, esc, page, table};
 use super::viewer::Viewer;
 use crate::action::status::{self, APP_COLUMNS, AppRow, HEADER_COLUMNS, UNIT_COLUMNS, UnitRow};
 
@@ -46,20 +46,6 @@ async fn status_json(Extract(state): Extract<State>, viewer: Viewer) -> Response
     }
 }
 
-/// A page that says what went wrong reading the cluster (502: the dashboard is fine, the cluster
-/// answered badly or not at all).
-pub fn error_page(current: Page, model: &str, message: &str) -> Response {
-    (
-        StatusCode::BAD_GATEWAY,
-        page(current, model, &alert(message)),
-    )
-        .into_response()
-}
-
-fn alert(message: &str) -> String {
-    format!("<p role=\"alert\" class=\"error\">{}</p>", esc(message))
-}
-
 /// Where the signed-in user's own work goes: their profile's namespace.
 fn workspace(profile: Option<&str>) -> String {
     let Some(ns) = profile else {
@@ -68,8 +54,7 @@ fn workspace(profile: Option<&str>) -> String {
     let ns = esc(ns);
     format!(
         "<p id=\"workspace\">Your workspace: namespace <code>{ns}</code> (your profile). Start a \
-         notebook there with <code>wharf notebook create nb -n {ns}</code>; it opens at \
-         <a href=\"/notebook/{ns}/nb/\">/notebook/{ns}/nb/</a>.</p>"
+         Jupyter server there on the <a href=\"/notebooks?namespace={ns}\">Notebooks</a> page.</p>"
     )
 }
 

@@ -1,0 +1,223 @@
+//! The Notebooks page: the Jupyter servers (Kubeflow Notebooks, the workspaces charm) in a
+//! namespace — the signed-in user's profile by default, `?namespace=` for another — with their
+//! state and a link to each, a form that starts one and a button that stops and deletes one (its
+//! workspace volume, the user's files, is kept, as `wharf notebook delete` keeps it). Every read
+//! and write acts with the user's rights: the profile's owner may, others get the cluster's 403.
+//!
+//! The Notebook body and its checks are `wharf notebook create`'s ([`crate::action::notebook`]).
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use axum::extract::{Query, State as Extract};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
+use serde::Deserialize;
+
+use super::State;
+use super::html::{Page, alert, esc, page};
+use super::viewer::Viewer;
+use crate::action::notebook::{self, CreateOptions};
+use crate::kube::errors;
+
+pub fn router() -> Router<State> {
+    Router::new()
+        .route("/notebooks", get(list).post(create))
+        .route("/notebooks/delete", post(delete))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Where {
+    namespace: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct NewNotebook {
+    namespace: String,
+    name: String,
+    image: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Gone {
+    namespace: String,
+    name: String,
+}
+
+/// The namespace asked for, else the user's profile; `None` when neither is known.
+fn namespace(asked: Option<String>, viewer: &Viewer) -> Option<String> {
+    asked
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty())
+        .or_else(|| viewer.profile.clone())
+}
+
+fn api(viewer: &Viewer, ns: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(viewer.cluster.client.clone(), ns, &notebook::resource())
+}
+
+/// The page: a namespace chooser, the notebooks there (or why not), the form.
+async fn render(state: &State, viewer: &Viewer, ns: Option<&str>, problems: &[String]) -> String {
+    let mut out = String::new();
+    let value = esc(ns.unwrap_or_default());
+    let _ = write!(
+        out,
+        "<form method=\"get\" action=\"/notebooks\" class=\"inline\"><label for=\"ns\">Namespace \
+         (your profile)</label> <input id=\"ns\" name=\"namespace\" value=\"{value}\" required> \
+         <button type=\"submit\">Show</button></form>"
+    );
+    for p in problems {
+        out.push_str(&alert(p));
+    }
+    let Some(ns) = ns else {
+        out.push_str(
+            "<p id=\"no-namespace\">Name a profile's namespace to see its notebooks \
+             (`wharf profile list` shows them).</p>",
+        );
+        return out;
+    };
+    match api(viewer, ns).list(&ListParams::default()).await {
+        Ok(list) => out.push_str(&table(ns, &list.items)),
+        Err(kube::Error::Api(e)) if e.code == 404 => out.push_str(&alert(
+            "This cluster does not serve Notebooks: they come with the workspaces charm of the \
+             full bundle (`wharf deploy full`).",
+        )),
+        Err(e) => {
+            let what = format!("list notebooks in namespace {ns}");
+            out.push_str(&alert(&errors::describe(&e, &what, &state.cluster.server)));
+        }
+    }
+    let ns = esc(ns);
+    let _ = write!(
+        out,
+        "<form method=\"post\" action=\"/notebooks\" id=\"new-notebook\"><fieldset>\
+         <legend>Start a notebook server in {ns}</legend>\
+         <input type=\"hidden\" name=\"namespace\" value=\"{ns}\">\
+         <label for=\"nb-name\">Name</label> <input id=\"nb-name\" name=\"name\" required \
+         pattern=\"[a-z]([-a-z0-9]*[a-z0-9])?\" maxlength=\"52\"> \
+         <label for=\"nb-image\">Image</label> <select id=\"nb-image\" name=\"image\">\
+         <option value=\"scipy\">scipy (Jupyter with NumPy, pandas, scikit-learn)</option>\
+         <option value=\"minimal\">minimal (Jupyter only)</option></select> \
+         <button type=\"submit\">Start</button></fieldset></form>"
+    );
+    out
+}
+
+/// The notebooks of `ns` as a table: name (a link to the server), ready, reason, and a delete
+/// button per row.
+fn table(ns: &str, items: &[DynamicObject]) -> String {
+    if items.is_empty() {
+        return "<p id=\"no-notebooks\">No notebooks here yet. Start one with the form below.</p>"
+            .into();
+    }
+    let mut out = String::from(
+        "<table id=\"notebooks\"><caption>Notebooks</caption><thead><tr>\
+         <th scope=\"col\">Name</th><th scope=\"col\">Ready</th><th scope=\"col\">Reason</th>\
+         <th scope=\"col\">Actions</th></tr></thead><tbody>",
+    );
+    for nb in items {
+        let name = nb.metadata.name.clone().unwrap_or_default();
+        let (ready, reason, message) = notebook::ready(&nb.data).unwrap_or_default();
+        let _ = write!(
+            out,
+            "<tr data-notebook=\"{n}\"><th scope=\"row\"><a href=\"/notebook/{ns}/{n}/\">{n}</a></th>\
+             <td class=\"ready\">{}</td><td class=\"reason\" title=\"{}\">{}</td><td>\
+             <form method=\"post\" action=\"/notebooks/delete\">\
+             <input type=\"hidden\" name=\"namespace\" value=\"{ns}\">\
+             <input type=\"hidden\" name=\"name\" value=\"{n}\">\
+             <button type=\"submit\" aria-label=\"Delete notebook {n} (its workspace is kept)\">\
+             Delete</button></form></td></tr>",
+            esc(&ready),
+            esc(&message),
+            esc(&reason),
+            n = esc(&name),
+            ns = esc(ns),
+        );
+    }
+    out.push_str(
+        "</tbody></table><p class=\"note\">Deleting a notebook stops its server; its workspace \
+         volume (your files) is kept and a notebook of the same name finds it again.</p>",
+    );
+    out
+}
+
+async fn list(Extract(state): Extract<State>, viewer: Viewer, Query(at): Query<Where>) -> Response {
+    let ns = namespace(at.namespace, &viewer);
+    let body = render(&state, &viewer, ns.as_deref(), &[]).await;
+    page(Page::Notebooks, &state.model, &body).into_response()
+}
+
+async fn create(
+    Extract(state): Extract<State>,
+    viewer: Viewer,
+    Form(form): Form<NewNotebook>,
+) -> Response {
+    let ns = form.namespace.trim().to_owned();
+    let name = form.name.trim().to_owned();
+    let refuse = async |status: StatusCode, problem: String| {
+        let body = render(&state, &viewer, Some(&ns), &[problem]).await;
+        (status, page(Page::Notebooks, &state.model, &body)).into_response()
+    };
+    if let Err(e) = notebook::check_name(&name) {
+        return refuse(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()).await;
+    }
+    if !matches!(form.image.as_str(), "scipy" | "minimal") {
+        return refuse(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("image `{}`: choose scipy or minimal", form.image),
+        )
+        .await;
+    }
+    let options = CreateOptions {
+        name: name.clone(),
+        namespace: ns.clone(),
+        image: form.image.clone(),
+        cpu: None,
+        memory: None,
+        service_account: "default-editor".into(),
+        timeout: Duration::ZERO,
+    };
+    let object: DynamicObject =
+        serde_json::from_value(notebook::body(&options)).expect("a Notebook body");
+    match api(&viewer, &ns)
+        .create(&PostParams::default(), &object)
+        .await
+    {
+        Ok(_) => Redirect::to(&format!("/notebooks?namespace={ns}")).into_response(),
+        Err(e) => {
+            let what = format!("create notebook {name} in namespace {ns}");
+            refuse(
+                StatusCode::BAD_GATEWAY,
+                errors::describe(&e, &what, &state.cluster.server),
+            )
+            .await
+        }
+    }
+}
+
+async fn delete(
+    Extract(state): Extract<State>,
+    viewer: Viewer,
+    Form(gone): Form<Gone>,
+) -> Response {
+    let (ns, name) = (gone.namespace.trim(), gone.name.trim());
+    match api(&viewer, ns)
+        .delete(name, &DeleteParams::default())
+        .await
+    {
+        Ok(_) => Redirect::to(&format!("/notebooks?namespace={ns}")).into_response(),
+        Err(e) => {
+            let what = format!("delete notebook {name} in namespace {ns}");
+            let problem = errors::describe(&e, &what, &state.cluster.server);
+            let body = render(&state, &viewer, Some(ns), &[problem]).await;
+            (
+                StatusCode::BAD_GATEWAY,
+                page(Page::Notebooks, &state.model, &body),
+            )
+                .into_response()
+        }
+    }
+}
