@@ -381,6 +381,14 @@ async fn a_failing_pod_fails_the_trainjob_with_the_reason() {
     assert_eq!(condition(&tj, "Succeeded").status, "False");
     assert!(tj.status.as_ref().unwrap().metrics.is_none());
     h.wait_events("broken", &["JobCreated", "Failed"]).await;
+    // Counted once, by outcome: the monitoring charm's TrainJobFailing alert reads this counter.
+    let (code, metrics) = http_get(h.metrics_ports[0], "/metrics").await.unwrap();
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("wharf_trainer_trainjobs_finished_total{outcome=\"Failed\"} 1")
+            && metrics.contains("wharf_trainer_trainjobs_finished_total{outcome=\"Succeeded\"} 0"),
+        "{metrics}"
+    );
     h.stop().await;
 }
 
