@@ -728,7 +728,10 @@ fn check_kubernetes_sd(config: &Value, namespace: &str) {
         for selector in sd["selectors"].as_array().into_iter().flatten() {
             assert_eq!(selector["role"], role, "{name}: a selector of another role");
             let label = selector["label"].as_str().unwrap();
-            assert!(label_selector.is_match(label), "{name}: label selector {label:?}");
+            assert!(
+                label_selector.is_match(label),
+                "{name}: label selector {label:?}"
+            );
         }
         let prefixes = meta_prefixes(role);
         for relabel in job["relabel_configs"].as_array().unwrap() {
@@ -756,10 +759,10 @@ fn the_prometheus_configuration_passes_promtool() {
     let dir = tempfile::tempdir().unwrap();
     let data = write_prometheus_files(&objects, dir.path());
     let config: Value = serde_saphyr::from_str(data["prometheus.yml"].as_str().unwrap()).unwrap();
-    let namespace = find(&objects, "ConfigMap", "monitoring-config").unwrap()["metadata"]
-        ["namespace"]
-        .as_str()
-        .unwrap();
+    let namespace =
+        find(&objects, "ConfigMap", "monitoring-config").unwrap()["metadata"]["namespace"]
+            .as_str()
+            .unwrap();
 
     // What the charm promises to scrape, and how it finds the model servers: the label the
     // server operator puts on their pods (charms/server/src/operator/resources.rs, ISVC_LABEL).
@@ -830,7 +833,11 @@ fn the_prometheus_configuration_passes_promtool() {
         &["check", "config", "--syntax-only", "substitute.yml"],
         dir.path(),
     );
-    assert!(out.status.success(), "promtool check config:\n{}", says(&out));
+    assert!(
+        out.status.success(),
+        "promtool check config:\n{}",
+        says(&out)
+    );
 }
 
 /// Every alert and recording rule passes `promtool check rules`, and `promtool test rules` runs
@@ -840,7 +847,8 @@ fn the_prometheus_configuration_passes_promtool() {
 /// unit test no longer fires, and promtool says so.
 #[test]
 fn the_alert_and_recording_rules_pass_promtool_and_their_unit_tests() {
-    let unit_tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("charms/monitoring/tests/rules_test.yml");
+    let unit_tests =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("charms/monitoring/tests/rules_test.yml");
     let tests_text = std::fs::read_to_string(&unit_tests).unwrap();
     let unit: Value = serde_saphyr::from_str(&tests_text).unwrap();
     let fired: BTreeSet<String> = unit["tests"]
@@ -870,10 +878,17 @@ fn the_alert_and_recording_rules_pass_promtool_and_their_unit_tests() {
         .flat_map(|g| g["rules"].as_array().cloned().unwrap())
         .filter_map(|r| r["alert"].as_str().map(str::to_owned))
         .collect();
-    for must in ["InferenceServiceDown", "InferenceServiceSlow", "TrainJobFailing"] {
+    for must in [
+        "InferenceServiceDown",
+        "InferenceServiceSlow",
+        "TrainJobFailing",
+    ] {
         assert!(defined.contains(must), "{must} missing: {defined:?}");
     }
-    assert_eq!(defined, fired, "each alert needs a unit test in which it fires");
+    assert_eq!(
+        defined, fired,
+        "each alert needs a unit test in which it fires"
+    );
 
     let Some(promtool) = promtool() else { return };
     let out = run_promtool(
@@ -881,7 +896,11 @@ fn the_alert_and_recording_rules_pass_promtool_and_their_unit_tests() {
         &["check", "rules", "recording.yml", "alerts.yml"],
         dir.path(),
     );
-    assert!(out.status.success(), "promtool check rules:\n{}", says(&out));
+    assert!(
+        out.status.success(),
+        "promtool check rules:\n{}",
+        says(&out)
+    );
     let out = run_promtool(&promtool, &["test", "rules", "rules_test.yml"], dir.path());
     assert!(out.status.success(), "promtool test rules:\n{}", says(&out));
 
@@ -901,7 +920,9 @@ fn the_alert_and_recording_rules_pass_promtool_and_their_unit_tests() {
 fn grafana_is_optional_and_provisions_prometheus_and_the_dashboards() {
     let without = monitoring(&[]);
     assert!(
-        without.iter().all(|o| !o["metadata"]["name"].as_str().unwrap().contains("grafana")),
+        without
+            .iter()
+            .all(|o| !o["metadata"]["name"].as_str().unwrap().contains("grafana")),
         "no Grafana by default"
     );
     let with = monitoring(&["--set", "monitoring.grafana=true", "-m", "ml"]);
@@ -914,13 +935,16 @@ fn grafana_is_optional_and_provisions_prometheus_and_the_dashboards() {
         assert!(find(&with, kind, name).is_some(), "{kind} {name}");
     }
     let data = &find(&with, "ConfigMap", "monitoring-grafana").unwrap()["data"];
-    let sources: Value = serde_saphyr::from_str(data["datasources.yaml"].as_str().unwrap()).unwrap();
+    let sources: Value =
+        serde_saphyr::from_str(data["datasources.yaml"].as_str().unwrap()).unwrap();
     assert_eq!(
         sources["datasources"][0]["url"],
         "http://monitoring.ml.svc.cluster.local:9090"
     );
     assert_eq!(sources["datasources"][0]["uid"], "prometheus");
-    let deployment = find(&with, "Deployment", "monitoring-grafana").unwrap().to_string();
+    let deployment = find(&with, "Deployment", "monitoring-grafana")
+        .unwrap()
+        .to_string();
     assert!(
         deployment.contains("monitoring-grafana-admin"),
         "the password comes from the Secret: {deployment}"

@@ -47,7 +47,10 @@ async fn status_shows_header_applications_and_units() {
     let yaml = env.wharf(&["status", "--output", "yaml"]).await;
     assert!(text(&yaml.stdout).contains("applications:"));
     // No Prometheus in the model: nothing about request rates, in any output.
-    assert!(json.get("models").is_none() && json.get("models_note").is_none(), "{json}");
+    assert!(
+        json.get("models").is_none() && json.get("models_note").is_none(),
+        "{json}"
+    );
     assert!(!s.contains("Req/s"), "{s}");
 }
 
@@ -703,7 +706,10 @@ const LOGIN: [&str; 6] = [
 /// A stand-in for Prometheus' HTTP API: `/api/v1/query` answers the monitoring charm's two
 /// recording rules (as Prometheus would, `NaN` for a quantile without requests) and records
 /// every query it was asked.
-async fn fake_prometheus() -> (std::net::SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+async fn fake_prometheus() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
     use axum::extract::{Query, State};
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex};

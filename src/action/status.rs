@@ -236,7 +236,10 @@ pub fn model_rows(rates: &[Sample], p99s: &[Sample]) -> Vec<ModelRow> {
     let key = |s: &Sample| {
         (
             s.labels.get("namespace").cloned().unwrap_or_default(),
-            s.labels.get("inferenceservice").cloned().unwrap_or_default(),
+            s.labels
+                .get("inferenceservice")
+                .cloned()
+                .unwrap_or_default(),
         )
     };
     let finite = |v: f64| v.is_finite().then_some(v);
@@ -634,7 +637,10 @@ mod tests {
                 && t.contains("v1.33.0"),
             "{t}"
         );
-        assert!(!t.contains("InferenceService"), "no Prometheus, no rates: {t}");
+        assert!(
+            !t.contains("InferenceService"),
+            "no Prometheus, no rates: {t}"
+        );
     }
 
     fn sample(namespace: &str, name: &str, value: f64) -> Sample {
@@ -649,7 +655,10 @@ mod tests {
 
     #[test]
     fn model_rows_join_rate_and_p99_by_inferenceservice() {
-        let rates = [sample("wharf", "fashion", 3.0), sample("wharf", "idle", 0.0)];
+        let rates = [
+            sample("wharf", "fashion", 3.0),
+            sample("wharf", "idle", 0.0),
+        ];
         // No requests: Prometheus' quantile is NaN, shown as "-".
         let p99s = [
             sample("wharf", "fashion", 0.00042),

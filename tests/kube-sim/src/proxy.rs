@@ -47,12 +47,16 @@ pub fn split_service(spec: &str) -> (&str, &str) {
 
 /// Whether the Service has the port (by name or number; "" means its only or first port).
 pub fn has_port(service: &Value, port: &str) -> bool {
-    let ports = service["spec"]["ports"].as_array().cloned().unwrap_or_default();
+    let ports = service["spec"]["ports"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     if port.is_empty() {
         return !ports.is_empty();
     }
     ports.iter().any(|p| {
-        p["name"].as_str() == Some(port) || p["port"].as_u64().map(|n| n.to_string()).as_deref() == Some(port)
+        p["name"].as_str() == Some(port)
+            || p["port"].as_u64().map(|n| n.to_string()).as_deref() == Some(port)
     })
 }
 
@@ -120,8 +124,20 @@ async fn proxy(
     };
     let (code, content_type, body) = tokio::time::timeout(BACKEND_TIMEOUT, get(backend, &target))
         .await
-        .map_err(|_| ApiError::new(503, "ServiceUnavailable", format!("the backend of service \"{spec}\" did not answer in time")))?
-        .map_err(|e| ApiError::new(503, "ServiceUnavailable", format!("error trying to reach service: {e}")))?;
+        .map_err(|_| {
+            ApiError::new(
+                503,
+                "ServiceUnavailable",
+                format!("the backend of service \"{spec}\" did not answer in time"),
+            )
+        })?
+        .map_err(|e| {
+            ApiError::new(
+                503,
+                "ServiceUnavailable",
+                format!("error trying to reach service: {e}"),
+            )
+        })?;
     let code = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
     Ok((code, [("content-type", content_type)], body).into_response())
 }
@@ -131,7 +147,9 @@ async fn proxy(
 async fn get(addr: SocketAddr, target: &str) -> std::io::Result<(u16, String, Vec<u8>)> {
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
     stream
-        .write_all(format!("GET {target} HTTP/1.0\r\nHost: {addr}\r\nAccept: */*\r\n\r\n").as_bytes())
+        .write_all(
+            format!("GET {target} HTTP/1.0\r\nHost: {addr}\r\nAccept: */*\r\n\r\n").as_bytes(),
+        )
         .await?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await?;
