@@ -965,6 +965,16 @@ fn grafana_is_optional_and_provisions_prometheus_and_the_dashboards() {
     }
     assert_eq!(titles, BTreeSet::from(["Models".into(), "Training".into()]));
     // The Models dashboard reads what its panels promise: rate, p99, errors, batch size.
+    // The Training dashboard reads the trainer operator's TrainJob gauges.
+    for metric in [
+        "wharf_trainer_trainjobs",
+        "wharf_trainer_trainjob_epochs_completed",
+    ] {
+        assert!(
+            exprs.iter().any(|e| e.contains(metric)),
+            "no panel shows {metric}"
+        );
+    }
     for rule in [
         "inferenceservice:requests:rate5m",
         "inferenceservice:request_duration_seconds:p99_5m",
