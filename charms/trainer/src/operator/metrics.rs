@@ -34,11 +34,12 @@ pub struct Metrics {
     trainjobs: Arc<Mutex<Option<Store<TrainJob>>>>,
 }
 
+/// A running TrainJob's namespace and name, and the last epoch it finished.
+pub type RunningEpochs = ((String, String), i64);
+
 /// What the TrainJob gauges say: how many TrainJobs are in each state, and the epochs each
 /// running one has finished (by namespace and name). Pure, from the cached TrainJobs.
-pub fn trainjob_gauges(
-    trainjobs: &[Arc<TrainJob>],
-) -> (BTreeMap<String, i64>, Vec<((String, String), i64)>) {
+pub fn trainjob_gauges(trainjobs: &[Arc<TrainJob>]) -> (BTreeMap<String, i64>, Vec<RunningEpochs>) {
     let mut states: BTreeMap<String, i64> = STATES.iter().map(|s| (s.to_string(), 0)).collect();
     let mut epochs = Vec::new();
     for tj in trainjobs {
