@@ -7,7 +7,8 @@
 # Skips are explicit and reported at the end: WHARF_SKIP_S3_TESTS, WHARF_SKIP_ROOT_TESTS (the
 # `up`, `cluster` and `upgrade --kubernetes` scenarios, which run wharf as root),
 # WHARF_SKIP_CONTAINERD, WHARF_SKIP_GATEWAY_TEST, WHARF_SKIP_CONFORMANCE (wharf-server against
-# tritonclient and kserve from PyPI). Without them a test that cannot run fails.
+# tritonclient and kserve from PyPI), WHARF_SKIP_PROMTOOL (the monitoring charm's promtool checks).
+# Without them a test that cannot run fails.
 #
 # Needs: the Rust toolchain (with rustfmt and clippy), python3 with venv, and nginx (for the
 # gateway routing test; `apt-get install nginx-light`). Set WHARF_SKIP_GATEWAY_TEST=1 to skip that
@@ -140,6 +141,16 @@ else
 fi
 # --- end dashboard browser test ----------------------------------------------------------------
 
+section "promtool (the monitoring charm's Prometheus configuration and rules, tests/render.rs)"
+# WHARF_SKIP_PROMTOOL=1 skips those checks loudly (CI must not set it).
+if [ "${WHARF_SKIP_PROMTOOL:-}" = "1" ]; then
+  echo "SKIPPED: WHARF_SKIP_PROMTOOL=1 (the Prometheus configuration and rules will NOT be checked)"
+else
+  command -v promtool >/dev/null \
+    || { echo "promtool not found: apt-get install prometheus (or WHARF_SKIP_PROMTOOL=1 to skip)" >&2; exit 1; }
+  promtool --version 2>&1 | head -1
+fi
+
 section "tests (cargo test)"
 # tests/images.rs runs containerd as root; WHARF_SKIP_CONTAINERD=1 skips that one test loudly
 # (CI must not set it).
@@ -165,7 +176,7 @@ fi
 
 # What was skipped, said where the run ends (a skipped test passes silently in cargo's summary).
 skipped=()
-for var in WHARF_SKIP_S3_TESTS WHARF_SKIP_ROOT_TESTS WHARF_SKIP_CONTAINERD WHARF_SKIP_GATEWAY_TEST WHARF_SKIP_CONFORMANCE; do
+for var in WHARF_SKIP_S3_TESTS WHARF_SKIP_ROOT_TESTS WHARF_SKIP_CONTAINERD WHARF_SKIP_GATEWAY_TEST WHARF_SKIP_CONFORMANCE WHARF_SKIP_PROMTOOL; do
   [ "${!var:-}" = "1" ] && skipped+=("$var")
 done
 [ "${WHARF_SKIP_BROWSER_TESTS:-}" = "1" ] && skipped+=(WHARF_SKIP_BROWSER_TESTS)

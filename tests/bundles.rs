@@ -111,6 +111,8 @@ fn full_is_lite_plus_workspaces_at_one_replica_each() {
     let full = scales(&load("full", &[]));
     let mut expected = lite.clone();
     expected.insert("workspaces".into(), 1);
+    // Prometheus (the monitoring charm), full only.
+    expected.insert("monitoring".into(), 1);
     assert_eq!(full, expected);
     assert!(full.values().all(|&s| s == 1), "{full:?}");
     // The same relations as lite, and the gateway's route to notebooks (the owner check the
@@ -130,7 +132,12 @@ fn the_ha_overlay_by_name_doubles_every_replica_but_minios() {
     let ha = load("full", &["ha"]);
     let scales = scales(&ha);
     for (app, scale) in &scales {
-        let want = if app == "minio" { 1 } else { 2 };
+        // Prometheus stays one too: a second would be a second TSDB on its own volume.
+        let want = if app == "minio" || app == "monitoring" {
+            1
+        } else {
+            2
+        };
         assert_eq!(*scale, want, "{app}");
     }
     assert_eq!(

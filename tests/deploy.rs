@@ -520,7 +520,7 @@ async fn deploy_full_with_the_ha_overlay_runs_two_replicas_of_the_login_gateway_
     let status = env.status_json().await;
     assert_eq!(
         status["applications"].as_array().unwrap().len(),
-        8,
+        9,
         "{status}"
     );
     assert!(
@@ -559,11 +559,18 @@ async fn deploy_full_with_the_ha_overlay_runs_two_replicas_of_the_login_gateway_
         ("minio", 1),
         ("server", 2),
         ("workspaces", 2),
+        // Prometheus: one (its TSDB owns its volume), with its claim bound.
+        ("monitoring", 1),
     ] {
         let a = app(&status, name);
         assert_eq!(a["status"], "active", "{a}");
         assert_eq!(a["scale"], scale, "{a}");
     }
+    let claim = env
+        .sim
+        .get("v1", "PersistentVolumeClaim", MODEL, "monitoring-data")
+        .expect("Prometheus' claim");
+    assert_eq!(claim["status"]["phase"], "Bound", "{claim}");
 }
 
 /// `--public-url` reaches every charm (Dex's issuer, the login callback, the model server) and is

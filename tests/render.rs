@@ -614,3 +614,385 @@ fn charmed_kubeflow_bundles_fail_with_one_message_listing_every_missing_charm() 
         assert_eq!(has, have, "{stderr}");
     }
 }
+
+// --- the monitoring charm: its Prometheus configuration, rules and dashboards, checked by promtool
+
+/// promtool (Debian's `prometheus` package brings it), or `None` with WHARF_SKIP_PROMTOOL=1, said
+/// loudly here and reported by scripts/test.sh. Missing without the variable is a failure.
+fn promtool() -> Option<PathBuf> {
+    if std::env::var("WHARF_SKIP_PROMTOOL").as_deref() == Ok("1") {
+        eprintln!(
+            "SKIPPED: WHARF_SKIP_PROMTOOL=1 (the Prometheus configuration, rules and dashboards were NOT checked with promtool)"
+        );
+        return None;
+    }
+    Some(which::which("promtool").unwrap_or_else(|_| {
+        panic!(
+            "promtool not found: `apt-get install prometheus` (Debian's package brings promtool), \
+             or set WHARF_SKIP_PROMTOOL=1 to skip these checks"
+        )
+    }))
+}
+
+fn run_promtool(promtool: &Path, args: &[&str], dir: &Path) -> Output {
+    Command::new(promtool)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+fn says(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The monitoring application's objects in `wharf render full ARGS --output json`.
+fn monitoring(args: &[&str]) -> Vec<Value> {
+    let mut all = vec!["full"];
+    all.extend_from_slice(args);
+    all.extend(["--output", "json"]);
+    let rendered: Value = serde_json::from_str(&render(&all)).unwrap();
+    app_objects(&rendered, "monitoring").clone()
+}
+
+fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> Option<&'a Value> {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+}
+
+/// Prometheus' files as the pod sees them (the ConfigMap's keys at their mount paths) in `dir`.
+fn write_prometheus_files(objects: &[Value], dir: &Path) -> Value {
+    let data = &find(objects, "ConfigMap", "monitoring-config").expect("monitoring-config")["data"];
+    std::fs::create_dir_all(dir.join("rules")).unwrap();
+    for (key, path) in [
+        ("prometheus.yml", "prometheus.yml"),
+        ("recording.yml", "rules/recording.yml"),
+        ("alerts.yml", "rules/alerts.yml"),
+    ] {
+        std::fs::write(dir.join(path), data[key].as_str().unwrap()).unwrap();
+    }
+    data.clone()
+}
+
+/// The `__meta_kubernetes_*` labels Prometheus' Kubernetes discovery sets for each role (from
+/// its documentation's `kubernetes_sd_config` section), as prefixes: a relabelling that reads
+/// another role's label would silently match nothing.
+fn meta_prefixes(role: &str) -> &'static [&'static str] {
+    match role {
+        "node" => &["__meta_kubernetes_node_"],
+        "pod" => &["__meta_kubernetes_namespace", "__meta_kubernetes_pod_"],
+        "endpointslice" => &[
+            "__meta_kubernetes_namespace",
+            "__meta_kubernetes_endpointslice_",
+            "__meta_kubernetes_service_",
+            "__meta_kubernetes_pod_",
+        ],
+        other => panic!("role {other}: not one this charm uses"),
+    }
+}
+
+/// What promtool cannot check when it is built without Kubernetes discovery (Debian's is: its
+/// configuration parser has no `kubernetes_sd_configs`): each block's role, its namespace (the
+/// model's), its selectors' role and label syntax, and that every `__meta_kubernetes_*` label the
+/// job's relabelling reads is one that role sets.
+fn check_kubernetes_sd(config: &Value, namespace: &str) {
+    let label_selector = regex::Regex::new(
+        r"^[a-z0-9A-Z./-]+(=[a-z0-9A-Z._-]+)?(,[a-z0-9A-Z./-]+(=[a-z0-9A-Z._-]+)?)*$",
+    )
+    .unwrap();
+    for job in config["scrape_configs"].as_array().unwrap() {
+        let name = job["job_name"].as_str().unwrap();
+        let Some(sds) = job["kubernetes_sd_configs"].as_array() else {
+            continue;
+        };
+        assert_eq!(sds.len(), 1, "{name}: one discovery block");
+        let sd = &sds[0];
+        let role = sd["role"].as_str().unwrap();
+        let keys: BTreeSet<&str> = sd.as_object().unwrap().keys().map(String::as_str).collect();
+        assert!(
+            keys.is_subset(&BTreeSet::from(["role", "namespaces", "selectors"])),
+            "{name}: unexpected keys {keys:?}"
+        );
+        if role != "node" {
+            assert_eq!(
+                sd["namespaces"]["names"],
+                serde_json::json!([namespace]),
+                "{name}: discovery stays in the model namespace (the Role's)"
+            );
+        }
+        for selector in sd["selectors"].as_array().into_iter().flatten() {
+            assert_eq!(selector["role"], role, "{name}: a selector of another role");
+            let label = selector["label"].as_str().unwrap();
+            assert!(
+                label_selector.is_match(label),
+                "{name}: label selector {label:?}"
+            );
+        }
+        let prefixes = meta_prefixes(role);
+        for relabel in job["relabel_configs"].as_array().unwrap() {
+            for source in relabel["source_labels"].as_array().into_iter().flatten() {
+                let source = source.as_str().unwrap();
+                if source.starts_with("__meta_kubernetes_") {
+                    assert!(
+                        prefixes.iter().any(|p| source.starts_with(p)),
+                        "{name}: role {role} does not set {source}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The configuration Prometheus runs, checked by `promtool check config` (syntax-only: the
+/// ServiceAccount token it names exists only in the pod). A promtool without Kubernetes
+/// discovery (Debian's) gets the same file with each `kubernetes_sd_configs` replaced by a static
+/// target — everything else, relabelling included, is still promtool's to judge — and the
+/// discovery blocks are checked here instead; the test says so when that happens.
+#[test]
+fn the_prometheus_configuration_passes_promtool() {
+    let objects = monitoring(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let data = write_prometheus_files(&objects, dir.path());
+    let config: Value = serde_saphyr::from_str(data["prometheus.yml"].as_str().unwrap()).unwrap();
+    let namespace =
+        find(&objects, "ConfigMap", "monitoring-config").unwrap()["metadata"]["namespace"]
+            .as_str()
+            .unwrap();
+
+    // What the charm promises to scrape, and how it finds the model servers: the label the
+    // server operator puts on their pods (charms/server/src/operator/resources.rs, ISVC_LABEL).
+    let jobs: BTreeSet<&str> = config["scrape_configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["job_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        jobs,
+        BTreeSet::from([
+            "prometheus",
+            "wharf-operators",
+            "model-servers",
+            "argo-workflow-controller",
+            "kubelet",
+            "cadvisor"
+        ])
+    );
+    let servers = config["scrape_configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["job_name"] == "model-servers")
+        .unwrap();
+    assert!(
+        servers.to_string().contains("wharf.dev/inferenceservice")
+            && servers
+                .to_string()
+                .contains("__meta_kubernetes_pod_label_wharf_dev_inferenceservice"),
+        "{servers}"
+    );
+    check_kubernetes_sd(&config, namespace);
+
+    let Some(promtool) = promtool() else { return };
+    let out = run_promtool(
+        &promtool,
+        &["check", "config", "--syntax-only", "prometheus.yml"],
+        dir.path(),
+    );
+    if out.status.success() {
+        return;
+    }
+    let said = says(&out);
+    assert!(
+        said.contains("field kubernetes_sd_configs not found"),
+        "promtool check config:\n{said}"
+    );
+    eprintln!(
+        "NOTE: this promtool is built without Kubernetes discovery (Debian's is): the discovery \
+         blocks were checked by this test, the rest of the configuration by promtool"
+    );
+    let mut substitute = config.clone();
+    for job in substitute["scrape_configs"].as_array_mut().unwrap() {
+        let job = job.as_object_mut().unwrap();
+        if job.remove("kubernetes_sd_configs").is_some() {
+            job.insert(
+                "static_configs".into(),
+                serde_json::json!([{"targets": ["discovered.invalid:80"]}]),
+            );
+        }
+    }
+    // JSON is YAML.
+    std::fs::write(dir.path().join("substitute.yml"), substitute.to_string()).unwrap();
+    let out = run_promtool(
+        &promtool,
+        &["check", "config", "--syntax-only", "substitute.yml"],
+        dir.path(),
+    );
+    assert!(
+        out.status.success(),
+        "promtool check config:\n{}",
+        says(&out)
+    );
+}
+
+/// Every alert and recording rule passes `promtool check rules`, and `promtool test rules` runs
+/// charms/monitoring/tests/rules_test.yml against them: input series → expected values and
+/// alerts, with a firing case for each alert (checked here, so a new alert without a test
+/// fails). The slow threshold is the charm option's: at 2 s the slow InferenceService of the
+/// unit test no longer fires, and promtool says so.
+#[test]
+fn the_alert_and_recording_rules_pass_promtool_and_their_unit_tests() {
+    let unit_tests =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("charms/monitoring/tests/rules_test.yml");
+    let tests_text = std::fs::read_to_string(&unit_tests).unwrap();
+    let unit: Value = serde_saphyr::from_str(&tests_text).unwrap();
+    let fired: BTreeSet<String> = unit["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["alert_rule_test"].as_array().cloned().unwrap_or_default())
+        .filter(|a| a["exp_alerts"].as_array().is_some_and(|e| !e.is_empty()))
+        .map(|a| a["alertname"].as_str().unwrap().to_owned())
+        .collect();
+
+    let rules_in = |args: &[&str]| -> (tempfile::TempDir, Value) {
+        let dir = tempfile::tempdir().unwrap();
+        let data = write_prometheus_files(&monitoring(args), dir.path());
+        for file in ["recording.yml", "alerts.yml"] {
+            std::fs::copy(dir.path().join("rules").join(file), dir.path().join(file)).unwrap();
+        }
+        std::fs::copy(&unit_tests, dir.path().join("rules_test.yml")).unwrap();
+        (dir, data)
+    };
+    let (dir, data) = rules_in(&[]);
+    let alerts: Value = serde_saphyr::from_str(data["alerts.yml"].as_str().unwrap()).unwrap();
+    let defined: BTreeSet<String> = alerts["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_array().cloned().unwrap())
+        .filter_map(|r| r["alert"].as_str().map(str::to_owned))
+        .collect();
+    for must in [
+        "InferenceServiceDown",
+        "InferenceServiceSlow",
+        "TrainJobFailing",
+    ] {
+        assert!(defined.contains(must), "{must} missing: {defined:?}");
+    }
+    assert_eq!(
+        defined, fired,
+        "each alert needs a unit test in which it fires"
+    );
+
+    let Some(promtool) = promtool() else { return };
+    let out = run_promtool(
+        &promtool,
+        &["check", "rules", "recording.yml", "alerts.yml"],
+        dir.path(),
+    );
+    assert!(
+        out.status.success(),
+        "promtool check rules:\n{}",
+        says(&out)
+    );
+    let out = run_promtool(&promtool, &["test", "rules", "rules_test.yml"], dir.path());
+    assert!(out.status.success(), "promtool test rules:\n{}", says(&out));
+
+    let (dir, _) = rules_in(&["--set", "monitoring.slow-p99-seconds=2"]);
+    let out = run_promtool(&promtool, &["test", "rules", "rules_test.yml"], dir.path());
+    let said = says(&out);
+    assert!(
+        !out.status.success() && said.contains("InferenceServiceSlow"),
+        "a 2 s threshold must not fire for a 0.995 s p99:\n{said}"
+    );
+}
+
+/// Grafana only with `monitoring.grafana=true`: Prometheus provisioned as its data source at the
+/// Service's in-cluster address, the Models and Training dashboards provisioned, each panel's
+/// query valid PromQL (promtool checks them as rules), the admin password only in its Secret.
+#[test]
+fn grafana_is_optional_and_provisions_prometheus_and_the_dashboards() {
+    let without = monitoring(&[]);
+    assert!(
+        without
+            .iter()
+            .all(|o| !o["metadata"]["name"].as_str().unwrap().contains("grafana")),
+        "no Grafana by default"
+    );
+    let with = monitoring(&["--set", "monitoring.grafana=true", "-m", "ml"]);
+    for (kind, name) in [
+        ("Deployment", "monitoring-grafana"),
+        ("Service", "monitoring-grafana"),
+        ("ConfigMap", "monitoring-grafana"),
+        ("Secret", "monitoring-grafana-admin"),
+    ] {
+        assert!(find(&with, kind, name).is_some(), "{kind} {name}");
+    }
+    let data = &find(&with, "ConfigMap", "monitoring-grafana").unwrap()["data"];
+    let sources: Value =
+        serde_saphyr::from_str(data["datasources.yaml"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        sources["datasources"][0]["url"],
+        "http://monitoring.ml.svc.cluster.local:9090"
+    );
+    assert_eq!(sources["datasources"][0]["uid"], "prometheus");
+    let deployment = find(&with, "Deployment", "monitoring-grafana")
+        .unwrap()
+        .to_string();
+    assert!(
+        deployment.contains("monitoring-grafana-admin"),
+        "the password comes from the Secret: {deployment}"
+    );
+
+    let mut exprs = Vec::new();
+    let mut titles = BTreeSet::new();
+    for key in ["models.json", "training.json"] {
+        let dashboard: Value = serde_json::from_str(data[key].as_str().unwrap())
+            .unwrap_or_else(|e| panic!("{key}: {e}"));
+        titles.insert(dashboard["title"].as_str().unwrap().to_owned());
+        for panel in dashboard["panels"].as_array().unwrap() {
+            assert_eq!(panel["datasource"]["uid"], "prometheus", "{key}: {panel}");
+            for target in panel["targets"].as_array().unwrap() {
+                exprs.push(target["expr"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    assert_eq!(titles, BTreeSet::from(["Models".into(), "Training".into()]));
+    // The Models dashboard reads what its panels promise: rate, p99, errors, batch size.
+    // The Training dashboard reads the trainer operator's TrainJob gauges.
+    for metric in [
+        "wharf_trainer_trainjobs",
+        "wharf_trainer_trainjob_epochs_completed",
+    ] {
+        assert!(
+            exprs.iter().any(|e| e.contains(metric)),
+            "no panel shows {metric}"
+        );
+    }
+    for rule in [
+        "inferenceservice:requests:rate5m",
+        "inferenceservice:request_duration_seconds:p99_5m",
+        "inferenceservice:errors:rate5m",
+        "inferenceservice:batch_size:mean5m",
+    ] {
+        assert!(exprs.iter().any(|e| e == rule), "no panel shows {rule}");
+    }
+
+    let Some(promtool) = promtool() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let rules: Vec<Value> = exprs
+        .iter()
+        .enumerate()
+        .map(|(i, e)| serde_json::json!({"record": format!("dashboard:panel:{i}"), "expr": e}))
+        .collect();
+    let file = serde_json::json!({"groups": [{"name": "dashboards", "rules": rules}]});
+    std::fs::write(dir.path().join("panels.yml"), file.to_string()).unwrap();
+    let out = run_promtool(&promtool, &["check", "rules", "panels.yml"], dir.path());
+    assert!(out.status.success(), "a panel's query:\n{}", says(&out));
+}

@@ -1,4 +1,5 @@
-//! `wharf status` against kube-sim: the header and tables, JSON output, and charm-declared status.
+//! `wharf status` against kube-sim: the header and tables, JSON output, charm-declared status, and
+//! the InferenceServices' request rates from the monitoring charm's Prometheus.
 
 mod common;
 
@@ -45,6 +46,12 @@ async fn status_shows_header_applications_and_units() {
     );
     let yaml = env.wharf(&["status", "--output", "yaml"]).await;
     assert!(text(&yaml.stdout).contains("applications:"));
+    // No Prometheus in the model: nothing about request rates, in any output.
+    assert!(
+        json.get("models").is_none() && json.get("models_note").is_none(),
+        "{json}"
+    );
+    assert!(!s.contains("Req/s"), "{s}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -980,4 +987,123 @@ async fn the_notebooks_page_lists_starts_and_deletes_with_the_users_rights() {
     .unwrap();
     assert_eq!(deleted.status(), 303);
     assert!(notebook("nb").is_none());
+}
+
+/// What a shipped bundle needs to become active: a login and the URL Dex is reached at.
+const LOGIN: [&str; 6] = [
+    "--set",
+    "dex-auth.static-password=correct-horse-battery-staple",
+    "--set",
+    "dex-auth.public-url=http://192.168.1.240.nip.io",
+    "--set",
+    "oidc-gatekeeper.public-url=http://192.168.1.240.nip.io",
+];
+
+/// A stand-in for Prometheus' HTTP API: `/api/v1/query` answers the monitoring charm's two
+/// recording rules (as Prometheus would, `NaN` for a quantile without requests) and records
+/// every query it was asked.
+async fn fake_prometheus() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    use axum::extract::{Query, State};
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    let asked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let app = axum::Router::new()
+        .route(
+            "/api/v1/query",
+            axum::routing::get(
+                |State(asked): State<Arc<Mutex<Vec<String>>>>,
+                 Query(q): Query<HashMap<String, String>>| async move {
+                    let query = q.get("query").cloned().unwrap_or_default();
+                    asked.lock().unwrap().push(query.clone());
+                    let vector = |fashion: &str, idle: &str| {
+                        serde_json::json!({"status": "success", "data": {"resultType": "vector", "result": [
+                            {"metric": {"namespace": MODEL, "inferenceservice": "fashion"}, "value": [1.7e9, fashion]},
+                            {"metric": {"namespace": MODEL, "inferenceservice": "idle"}, "value": [1.7e9, idle]},
+                        ]}})
+                    };
+                    axum::Json(match query.as_str() {
+                        "inferenceservice:requests:rate5m" => vector("12.5", "0"),
+                        "inferenceservice:request_duration_seconds:p99_5m" => vector("0.0042", "NaN"),
+                        _ => serde_json::json!({"status": "error", "errorType": "bad_data", "error": "unexpected query"}),
+                    })
+                },
+            ),
+        )
+        .with_state(asked.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, asked)
+}
+
+/// The shipped `full` bundle runs the monitoring charm: `wharf status` finds its Prometheus
+/// Service and asks it, through the API server's service proxy, for each InferenceService's
+/// request rate and p99 (the charm's recording rules), shown as a table and in JSON. While
+/// Prometheus has no ready endpoint, status still succeeds and says why the rates are missing.
+/// (`--set monitoring.grafana=true` adds Grafana, which the deploy waits for like the rest.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_each_inferenceservices_rate_and_p99_from_prometheus() {
+    let env = start(fast()).await;
+    let args = [
+        &["deploy", "full", "--timeout", "120s"][..],
+        &["--set", "monitoring.grafana=true"],
+        &LOGIN,
+    ]
+    .concat();
+    let out = env.command_shipped(&args).output().await.unwrap();
+    assert!(out.status.success(), "deploy full: {}", text(&out.stderr));
+    // With Grafana (the deploy waited for it to be ready).
+    let grafana = env
+        .sim
+        .get("apps/v1", "Deployment", MODEL, "monitoring-grafana")
+        .expect("Grafana's Deployment");
+    assert_eq!(grafana["status"]["readyReplicas"], 1, "{grafana}");
+
+    // The Service exists, but nothing answers behind it (kube-sim: no backend set).
+    let out = env.wharf(&["status"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(
+        s.contains("no request rates") && s.contains("no endpoints available for service"),
+        "{s}"
+    );
+    assert!(!s.contains("Req/s"), "{s}");
+
+    let (addr, asked) = fake_prometheus().await;
+    env.sim.set_service_backend(MODEL, "monitoring", addr);
+    let out = env.wharf(&["status"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    let table: Vec<&str> = s
+        .lines()
+        .skip_while(|l| !l.starts_with("InferenceService"))
+        .collect();
+    assert_eq!(
+        table,
+        [
+            "InferenceService  Namespace  Req/s  p99",
+            "fashion           tiny       12.50  4.20 ms",
+            "idle              tiny       0.00   -",
+        ],
+        "{s}"
+    );
+    // The two recording rules, asked side by side.
+    let mut queries = asked.lock().unwrap().clone();
+    queries.sort();
+    assert_eq!(
+        queries,
+        [
+            "inferenceservice:request_duration_seconds:p99_5m",
+            "inferenceservice:requests:rate5m"
+        ]
+    );
+    let json = env.status_json().await;
+    assert_eq!(json["models"][0]["inferenceservice"], "fashion", "{json}");
+    assert_eq!(json["models"][0]["requests_per_second"], 12.5);
+    assert_eq!(json["models"][0]["p99_seconds"], 0.0042);
+    assert!(json["models"][1]["p99_seconds"].is_null(), "{json}");
+    assert!(json.get("models_note").is_none(), "{json}");
 }

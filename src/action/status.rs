@@ -2,6 +2,9 @@
 //! header, an applications table and a units table. Status comes from the workloads' readiness,
 //! the charm-declared status kept in the release record and the record's own state. It costs one
 //! LIST per kind (selected by `app.kubernetes.io/managed-by=wharf`), never a request per object.
+//! When the model runs Prometheus (the monitoring charm), two instant queries more give each
+//! InferenceService's request rate and p99 latency ([`model_metrics`]); without it, nothing more
+//! is asked.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -18,6 +21,7 @@ use serde_json::Value;
 
 use super::Outcome;
 use super::{Global, OutputFormat};
+use crate::kube::prometheus::{self, PrometheusService, Sample};
 use crate::kube::readiness::{Readiness, assess, pod_problem};
 use crate::kube::{Cluster, INSTANCE_LABEL, MANAGED_BY_SELECTOR, connect, errors};
 use crate::store::{Release, ReleaseStatus, Releases};
@@ -30,6 +34,26 @@ pub struct Report {
     pub wharf: String,
     pub applications: Vec<AppRow>,
     pub units: Vec<UnitRow>,
+    /// Each InferenceService's traffic, from Prometheus (none without it, or before
+    /// [`model_metrics`] fills it).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<ModelRow>,
+    /// Why there are no rates although the model runs Prometheus (it did not answer …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub models_note: Option<String>,
+    /// The model's Prometheus, found among the Services status lists anyway.
+    #[serde(skip)]
+    pub prometheus: Option<PrometheusService>,
+}
+
+/// One InferenceService's traffic over the last 5 minutes, from the monitoring charm's recording
+/// rules. `None` where Prometheus has no value (no requests: no latency).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ModelRow {
+    pub inferenceservice: String,
+    pub namespace: String,
+    pub requests_per_second: Option<f64>,
+    pub p99_seconds: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -63,7 +87,8 @@ pub fn run(global: &Global, args: &Options) -> Outcome {
     super::runtime()?.block_on(async {
         let cluster = connect(global.kubeconfig.as_deref(), global.context.as_deref()).await?;
         loop {
-            let report = collect(&cluster, &global.model).await?;
+            let mut report = collect(&cluster, &global.model).await?;
+            model_metrics(&cluster, &mut report).await;
             let text = match global.output {
                 OutputFormat::Text => render_text(&report),
                 OutputFormat::Json => serde_json::to_string_pretty(&report)? + "\n",
@@ -142,6 +167,13 @@ pub async fn collect(cluster: &Cluster, model: &str) -> anyhow::Result<Report> {
     }
     let mut pods = ByApp::new();
     list_kind(cluster, model, ApiResource::erase::<Pod>(&()), &mut pods).await?;
+    let prometheus = prometheus::find(
+        objects
+            .values()
+            .flatten()
+            .filter(|(kind, _)| kind == "Service")
+            .map(|(_, v)| v),
+    );
 
     let mut names: Vec<String> = releases.keys().cloned().collect();
     names.extend(objects.keys().filter(|a| !a.is_empty()).cloned());
@@ -171,7 +203,69 @@ pub async fn collect(cluster: &Cluster, model: &str) -> anyhow::Result<Report> {
         wharf: env!("CARGO_PKG_VERSION").to_owned(),
         applications,
         units,
+        models: Vec::new(),
+        models_note: None,
+        prometheus,
     })
+}
+
+/// The recording rules of the monitoring charm that status reads (charms/monitoring).
+pub const RATE_RULE: &str = "inferenceservice:requests:rate5m";
+pub const P99_RULE: &str = "inferenceservice:request_duration_seconds:p99_5m";
+/// How long status waits for Prometheus: it is a glance, not a report.
+const PROMETHEUS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Fill `report.models` from the model's Prometheus, if it runs one. A Prometheus that does not
+/// answer leaves a note instead: status itself never fails for it.
+pub async fn model_metrics(cluster: &Cluster, report: &mut Report) {
+    let Some(svc) = report.prometheus.clone() else {
+        return;
+    };
+    let ask = |promql: &'static str| {
+        let svc = svc.clone();
+        async move { prometheus::query(&cluster.client, &svc, promql, PROMETHEUS_TIMEOUT).await }
+    };
+    match tokio::try_join!(ask(RATE_RULE), ask(P99_RULE)) {
+        Ok((rates, p99s)) => report.models = model_rows(&rates, &p99s),
+        Err(e) => report.models_note = Some(format!("no request rates: {e:#}")),
+    }
+}
+
+/// One row per InferenceService either query names, sorted by namespace and name.
+pub fn model_rows(rates: &[Sample], p99s: &[Sample]) -> Vec<ModelRow> {
+    let key = |s: &Sample| {
+        (
+            s.labels.get("namespace").cloned().unwrap_or_default(),
+            s.labels
+                .get("inferenceservice")
+                .cloned()
+                .unwrap_or_default(),
+        )
+    };
+    let finite = |v: f64| v.is_finite().then_some(v);
+    let mut rows: BTreeMap<(String, String), ModelRow> = BTreeMap::new();
+    for (samples, is_rate) in [(rates, true), (p99s, false)] {
+        for sample in samples {
+            let (namespace, inferenceservice) = key(sample);
+            if inferenceservice.is_empty() {
+                continue;
+            }
+            let row = rows
+                .entry((namespace.clone(), inferenceservice.clone()))
+                .or_insert_with(|| ModelRow {
+                    inferenceservice,
+                    namespace,
+                    requests_per_second: None,
+                    p99_seconds: None,
+                });
+            if is_rate {
+                row.requests_per_second = finite(sample.value);
+            } else {
+                row.p99_seconds = finite(sample.value);
+            }
+        }
+    }
+    rows.into_values().collect()
 }
 
 fn str_at<'a>(v: &'a Value, ptr: &str) -> Option<&'a str> {
@@ -313,6 +407,7 @@ pub const APP_COLUMNS: [&str; 8] = [
     "App", "Version", "Status", "Scale", "Charm", "Rev", "Address", "Message",
 ];
 pub const UNIT_COLUMNS: [&str; 4] = ["Unit", "Workload", "Address", "Message"];
+pub const MODEL_COLUMNS: [&str; 4] = ["InferenceService", "Namespace", "Req/s", "p99"];
 
 impl Report {
     /// The header table's one row, in [`HEADER_COLUMNS`] order.
@@ -352,6 +447,33 @@ impl AppRow {
     }
 }
 
+impl ModelRow {
+    /// The row's cells, in [`MODEL_COLUMNS`] order; `-` where Prometheus has no value.
+    pub fn cells(&self) -> Vec<String> {
+        let rate = self
+            .requests_per_second
+            .map_or_else(|| "-".to_owned(), |r| format!("{r:.2}"));
+        let p99 = self.p99_seconds.map_or_else(|| "-".to_owned(), duration);
+        vec![
+            self.inferenceservice.clone(),
+            self.namespace.clone(),
+            rate,
+            p99,
+        ]
+    }
+}
+
+/// Seconds as people read a latency: `0.42 ms`, `12.3 ms`, `1.50 s`.
+fn duration(seconds: f64) -> String {
+    if seconds < 0.01 {
+        format!("{:.2} ms", seconds * 1000.0)
+    } else if seconds < 1.0 {
+        format!("{:.1} ms", seconds * 1000.0)
+    } else {
+        format!("{seconds:.2} s")
+    }
+}
+
 impl UnitRow {
     /// The row's cells, in [`UNIT_COLUMNS`] order.
     pub fn cells(&self) -> Vec<String> {
@@ -378,6 +500,16 @@ pub fn render_text(r: &Report) -> String {
         out.push('\n');
         let rows: Vec<Vec<String>> = r.units.iter().map(UnitRow::cells).collect();
         out.push_str(&table(&UNIT_COLUMNS, &rows));
+    }
+    if !r.models.is_empty() {
+        out.push('\n');
+        let rows: Vec<Vec<String>> = r.models.iter().map(ModelRow::cells).collect();
+        out.push_str(&table(&MODEL_COLUMNS, &rows));
+    }
+    if let Some(note) = &r.models_note {
+        out.push('\n');
+        out.push_str(note);
+        out.push('\n');
     }
     out
 }
@@ -493,6 +625,9 @@ mod tests {
             wharf: "0.1.0".into(),
             applications: vec![app_row("a", &[deployment(true)], None)],
             units: vec![],
+            models: vec![],
+            models_note: None,
+            prometheus: None,
         };
         let t = render_text(&r);
         assert!(
@@ -502,5 +637,59 @@ mod tests {
                 && t.contains("v1.33.0"),
             "{t}"
         );
+        assert!(
+            !t.contains("InferenceService"),
+            "no Prometheus, no rates: {t}"
+        );
+    }
+
+    fn sample(namespace: &str, name: &str, value: f64) -> Sample {
+        Sample {
+            labels: [("namespace", namespace), ("inferenceservice", name)]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            value,
+        }
+    }
+
+    #[test]
+    fn model_rows_join_rate_and_p99_by_inferenceservice() {
+        let rates = [
+            sample("wharf", "fashion", 3.0),
+            sample("wharf", "idle", 0.0),
+        ];
+        // No requests: Prometheus' quantile is NaN, shown as "-".
+        let p99s = [
+            sample("wharf", "fashion", 0.00042),
+            sample("wharf", "idle", f64::NAN),
+            sample("alice", "cnn", 0.25),
+        ];
+        let rows = model_rows(&rates, &p99s);
+        let cells: Vec<Vec<String>> = rows.iter().map(ModelRow::cells).collect();
+        assert_eq!(
+            cells,
+            [
+                ["cnn", "alice", "-", "250.0 ms"],
+                ["fashion", "wharf", "3.00", "0.42 ms"],
+                ["idle", "wharf", "0.00", "-"],
+            ]
+        );
+        let mut r = Report {
+            model: "wharf".into(),
+            cluster: String::new(),
+            kubernetes: String::new(),
+            wharf: String::new(),
+            applications: vec![app_row("a", &[deployment(true)], None)],
+            units: vec![],
+            models: rows,
+            models_note: None,
+            prometheus: None,
+        };
+        let t = render_text(&r);
+        assert!(t.contains("InferenceService  Namespace  Req/s  p99"), "{t}");
+        r.models.clear();
+        r.models_note = Some("no request rates: Prometheus did not answer within 5 s".into());
+        assert!(render_text(&r).ends_with("did not answer within 5 s\n"));
     }
 }

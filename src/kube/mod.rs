@@ -17,6 +17,7 @@ pub mod owned;
 pub mod plan;
 pub mod pod_exec;
 pub mod progress;
+pub mod prometheus;
 pub mod prune;
 pub mod readiness;
 pub mod wait;

@@ -381,6 +381,14 @@ async fn a_failing_pod_fails_the_trainjob_with_the_reason() {
     assert_eq!(condition(&tj, "Succeeded").status, "False");
     assert!(tj.status.as_ref().unwrap().metrics.is_none());
     h.wait_events("broken", &["JobCreated", "Failed"]).await;
+    // Counted once, by outcome: the monitoring charm's TrainJobFailing alert reads this counter.
+    let (code, metrics) = http_get(h.metrics_ports[0], "/metrics").await.unwrap();
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("wharf_trainer_trainjobs_finished_total{outcome=\"Failed\"} 1")
+            && metrics.contains("wharf_trainer_trainjobs_finished_total{outcome=\"Succeeded\"} 0"),
+        "{metrics}"
+    );
     h.stop().await;
 }
 
@@ -796,6 +804,16 @@ async fn a_custom_container_runs_and_its_epochs_reach_the_status_while_it_runs_c
         &format!("{}checkpoint saved\n", line(3)),
     ));
     wait_epochs(&h, "mine", 3).await;
+    // The dashboard's gauges: one TrainJob running, at epoch 3 (read from the operator's cache).
+    let port = h.metrics_ports[0];
+    eventually("the running TrainJob's epochs in /metrics", || async move {
+        let (_, metrics) = http_get(port, "/metrics").await?;
+        (metrics.contains(
+            "wharf_trainer_trainjob_epochs_completed{trainjob=\"mine\",trainjob_namespace=\"team-a\"} 3",
+        ) && metrics.contains("wharf_trainer_trainjobs{state=\"Running\"} 1"))
+        .then_some(())
+    })
+    .await;
     let many: String = (4..=620).map(line).collect();
     pod(h.sim.append_pod_log(USER, "mine-*", "trainer", &many));
     let tj = eventually("the history capped at 500, up to epoch 620", || async {
@@ -817,6 +835,14 @@ async fn a_custom_container_runs_and_its_epochs_reach_the_status_while_it_runs_c
         },
     );
     let tj = h.wait_state("mine", "Succeeded").await;
+    // Finished: counted as Succeeded, its epochs series gone.
+    eventually("the finished TrainJob in /metrics", || async move {
+        let (_, metrics) = http_get(port, "/metrics").await?;
+        (metrics.contains("wharf_trainer_trainjobs{state=\"Succeeded\"} 1")
+            && !metrics.contains("wharf_trainer_trainjob_epochs_completed{"))
+        .then_some(())
+    })
+    .await;
     let status = tj.status.as_ref().unwrap();
     let metrics = status.metrics.as_ref().unwrap();
     assert_eq!(

@@ -27,6 +27,7 @@ pub mod metrics;
 mod node;
 pub mod openapi;
 pub mod ops;
+pub mod proxy;
 pub mod rbac;
 pub mod scale;
 pub mod schema;
@@ -151,6 +152,9 @@ pub(crate) struct Shared {
     /// Where bound claims keep their files: one directory per volume (volumes.rs), removed with
     /// the simulator.
     pub volumes: tempfile::TempDir,
+    /// The local HTTP servers that stand for Services' endpoints (`services/proxy`, proxy.rs),
+    /// by namespace and Service name.
+    pub service_backends: Mutex<std::collections::HashMap<(String, String), SocketAddr>>,
 }
 
 impl Shared {
@@ -231,6 +235,7 @@ impl Simulator {
                 .prefix("kube-sim-volumes-")
                 .tempdir()
                 .context("creating kube-sim's directory for claims' files")?,
+            service_backends: Mutex::default(),
         });
         let controllers = tokio::spawn(controllers::run(shared.clone(), ctl_rx));
         let autoscaler = tokio::spawn(hpa::run(shared.clone()));
@@ -433,6 +438,17 @@ impl Simulator {
     /// bound. A new claim (even of the same name) is a new, empty volume.
     pub fn claim_dir(&self, namespace: &str, name: &str) -> Option<std::path::PathBuf> {
         volumes::claim_dir(&self.shared, namespace, name)
+    }
+
+    /// Let `services/proxy` reach Service `name` in `namespace` at `addr`, a local HTTP server
+    /// standing for its endpoints (there are no pods to proxy to). Without it the proxy answers
+    /// 503 `no endpoints available`, as for a Service with no ready pod.
+    pub fn set_service_backend(&self, namespace: &str, name: &str, addr: SocketAddr) {
+        self.shared
+            .service_backends
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((namespace.to_owned(), name.to_owned()), addr);
     }
 
     /// Stop serving: watches end, the server and controllers stop.

@@ -32,6 +32,7 @@ const BODY_LIMIT: usize = 3 * 1024 * 1024;
 pub fn router(shared: Arc<Shared>) -> axum::Router {
     axum::Router::new()
         .merge(crate::exec::router())
+        .merge(crate::proxy::router())
         .fallback(handle)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(shared)

@@ -336,3 +336,94 @@ async fn roles_and_bindings_cannot_grant_more_than_their_author_holds() {
         .expect("bind on the ClusterRole");
     sim.shutdown().await;
 }
+
+/// `services/proxy` (src/proxy.rs): a GET reaches the local server standing for the Service's
+/// endpoints, path and query kept, its status, content type and body unchanged; a service account
+/// needs `get` on `services/proxy` (403 otherwise, as the apiserver says it); a Service that does
+/// not exist is 404, one without endpoints (no backend) or without that port 503.
+#[tokio::test]
+async fn services_proxy_needs_get_on_services_proxy_and_reaches_the_backend() {
+    use axum::extract::RawQuery;
+    let sim = common::start().await;
+    let backend = axum::Router::new().route(
+        "/api/v1/query",
+        axum::routing::get(|RawQuery(q): RawQuery| async move {
+            (
+                axum::http::StatusCode::ACCEPTED,
+                [("content-type", "application/json")],
+                format!("{{\"query\": {:?}}}", q.unwrap_or_default()),
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, backend).await });
+    sim.put(json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "prom", "namespace": "default"},
+        "spec": {"ports": [{"name": "web", "port": 9090}]}}))
+        .unwrap();
+    let get = |path: &str, token: &str| {
+        let request = reqwest::Client::new()
+            .get(format!("{}{path}", sim.url()))
+            .bearer_auth(token);
+        async move {
+            let resp = request.send().await.unwrap();
+            let code = resp.status().as_u16();
+            let ctype = resp.headers()["content-type"].to_str().unwrap().to_owned();
+            (code, ctype, resp.text().await.unwrap())
+        }
+    };
+    let path = "/api/v1/namespaces/default/services/prom:9090/proxy/api/v1/query?query=up%7Bjob%3D%22x%22%7D";
+
+    // Before a backend is set: no endpoints.
+    let (code, _, body) = get(path, "admin-token").await;
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body.contains("no endpoints available for service \\\"prom:9090\\\""),
+        "{body}"
+    );
+    sim.set_service_backend("default", "prom", addr);
+    let (code, ctype, body) = get(path, "admin-token").await;
+    assert_eq!((code, ctype.as_str()), (202, "application/json"), "{body}");
+    assert_eq!(body, "{\"query\": \"query=up%7Bjob%3D%22x%22%7D\"}");
+    // The port by name works too; a port the Service lacks does not; nor a Service that is not there.
+    let by_name = "/api/v1/namespaces/default/services/http:prom:web/proxy/api/v1/query";
+    assert_eq!(get(by_name, "admin-token").await.0, 202);
+    let other_port = "/api/v1/namespaces/default/services/prom:9091/proxy/api/v1/query";
+    assert_eq!(get(other_port, "admin-token").await.0, 503);
+    let missing = "/api/v1/namespaces/default/services/nope:9090/proxy/api/v1/query";
+    let (code, _, body) = get(missing, "admin-token").await;
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("services \\\"nope\\\" not found"), "{body}");
+
+    // A service account that may read Services, but not proxy to them.
+    sim.put(
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "status", "namespace": "default"},
+        "rules": [{"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list"]}]}),
+    )
+    .unwrap();
+    sim.put(
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "status", "namespace": "default"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "status"},
+        "subjects": [{"kind": "ServiceAccount", "name": "viewer", "namespace": "default"}]}),
+    )
+    .unwrap();
+    let token = sim.token_for_service_account("default", "viewer");
+    let (code, _, body) = get(path, &token).await;
+    assert_eq!(code, 403, "{body}");
+    assert!(
+        body.contains("cannot get resource \\\"services/proxy\\\""),
+        "{body}"
+    );
+    sim.put(
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "status", "namespace": "default"},
+        "rules": [{"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list"]},
+                  {"apiGroups": [""], "resources": ["services/proxy"], "resourceNames": ["prom"], "verbs": ["get"]}]}),
+    )
+    .unwrap();
+    assert_eq!(get(path, &token).await.0, 202);
+    sim.shutdown().await;
+}

@@ -122,8 +122,10 @@ pub async fn run(args: OperatorArgs) -> Result<()> {
     let jobs: Api<Job> = Api::all(client.clone());
     let jobs_config =
         watcher::Config::default().labels("app.kubernetes.io/managed-by=wharf-trainer");
-    let controller = Controller::new(trainjobs, watcher::Config::default())
-        .owns(jobs, jobs_config)
+    let controller = Controller::new(trainjobs, watcher::Config::default()).owns(jobs, jobs_config);
+    // The TrainJob gauges read the controller's own cache: no second watch.
+    metrics.watch_trainjobs(controller.store());
+    let controller = controller
         .shutdown_on_signal()
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|result| async move {
