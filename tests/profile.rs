@@ -425,7 +425,8 @@ fn put_tuning(env: &Env) {
         .unwrap();
 }
 
-fn optimization_job(name: &str, status: Value) -> Value {
+/// An OptimizationJob without status (status is written through its subresource).
+fn optimization_job(name: &str) -> Value {
     json!({
         "apiVersion": "wharf.dev/v1alpha1", "kind": "OptimizationJob",
         "metadata": {"name": name, "namespace": "team-a"},
@@ -440,8 +441,7 @@ fn optimization_job(name: &str, status: Value) -> Value {
             "trainJobTemplate": {"model": "mlp", "epochs": 5,
                 "dataset": {"uri": "file:///usr/share/datasets/fashion-mnist"},
                 "output": {"uri": "pvc://models/fashion-tuning"}}
-        },
-        "status": status
+        }
     })
 }
 
@@ -464,9 +464,21 @@ async fn tuning_list_and_show_print_the_trials_table_and_json() {
     assert!(text(&out.stdout).starts_with("no OptimizationJobs"), "{}", text(&out.stdout));
 
     env.sim
-        .put(optimization_job(
-            "fashion-tuning",
-            json!({
+        .put(optimization_job("fashion-tuning"))
+        .unwrap();
+    // The status subresource, written as the trainer's operator writes it.
+    let jobs: Api<DynamicObject> = Api::namespaced_with(
+        admin(&env).await,
+        "team-a",
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("wharf.dev", "v1alpha1", "OptimizationJob"),
+            "optimizationjobs",
+        ),
+    );
+    jobs.patch_status(
+        "fashion-tuning",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {
                 "state": "Succeeded", "progress": "3/3",
                 "succeededTrials": 2, "earlyStoppedTrials": 0, "failedTrials": 1, "activeTrials": 0,
                 "conditions": [{"type": "Succeeded", "status": "True", "reason": "BestTrialFound",
@@ -485,11 +497,12 @@ async fn tuning_list_and_show_print_the_trials_table_and_json() {
                 "result": {"trialName": "fashion-tuning-trial-1", "trainJob": "fashion-tuning-trial-1",
                     "parameters": {"learningRate": 0.0031, "batchSize": 64}, "value": 0.8712,
                     "modelUri": "pvc://models/fashion-tuning/fashion-tuning-trial-1/1"}
-            }),
-        ))
-        .unwrap();
+            }})),
+    )
+    .await
+    .unwrap();
     env.sim
-        .put(optimization_job("fresh", json!({})))
+        .put(optimization_job("fresh"))
         .unwrap();
 
     let out = env.wharf(&["tuning", "list"]).await;
