@@ -461,11 +461,13 @@ async fn tuning_list_and_show_print_the_trials_table_and_json() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let out = env.wharf(&["tuning", "list"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).starts_with("no OptimizationJobs"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).starts_with("no OptimizationJobs"),
+        "{}",
+        text(&out.stdout)
+    );
 
-    env.sim
-        .put(optimization_job("fashion-tuning"))
-        .unwrap();
+    env.sim.put(optimization_job("fashion-tuning")).unwrap();
     // The status subresource, written as the trainer's operator writes it.
     let jobs: Api<DynamicObject> = Api::namespaced_with(
         admin(&env).await,
@@ -501,20 +503,51 @@ async fn tuning_list_and_show_print_the_trials_table_and_json() {
     )
     .await
     .unwrap();
-    env.sim
-        .put(optimization_job("fresh"))
-        .unwrap();
+    env.sim.put(optimization_job("fresh")).unwrap();
 
     let out = env.wharf(&["tuning", "list"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let table = text(&out.stdout);
-    let lines: Vec<Vec<&str>> = table.lines().map(|l| l.split_whitespace().collect()).collect();
+    let lines: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
     assert_eq!(
         lines,
         [
-            vec!["NAMESPACE", "NAME", "STATE", "TRIALS", "ALGORITHM", "OBJECTIVE", "BEST", "BEST", "TRIAL"],
-            vec!["team-a", "fashion-tuning", "Succeeded", "3/3", "tpe", "accuracy", "(maximize)", "0.8712", "fashion-tuning-trial-1"],
-            vec!["team-a", "fresh", "Pending", "0/3", "tpe", "accuracy", "(maximize)", "-", "-"],
+            vec![
+                "NAMESPACE",
+                "NAME",
+                "STATE",
+                "TRIALS",
+                "ALGORITHM",
+                "OBJECTIVE",
+                "BEST",
+                "BEST",
+                "TRIAL"
+            ],
+            vec![
+                "team-a",
+                "fashion-tuning",
+                "Succeeded",
+                "3/3",
+                "tpe",
+                "accuracy",
+                "(maximize)",
+                "0.8712",
+                "fashion-tuning-trial-1"
+            ],
+            vec![
+                "team-a",
+                "fresh",
+                "Pending",
+                "0/3",
+                "tpe",
+                "accuracy",
+                "(maximize)",
+                "-",
+                "-"
+            ],
         ],
         "{table}"
     );
@@ -540,10 +573,41 @@ async fn tuning_list_and_show_print_the_trials_table_and_json() {
     assert_eq!(
         rows,
         [
-            vec!["TRIAL", "STATE", "LEARNINGRATE", "BATCHSIZE", "ACCURACY", "BEST", "MESSAGE"],
-            vec!["fashion-tuning-trial-0", "Succeeded", "2.000e-4", "128", "0.8431"],
-            vec!["fashion-tuning-trial-1", "Succeeded", "0.0031", "64", "0.8712", "*"],
-            vec!["fashion-tuning-trial-2", "Failed", "0.009", "32", "-", "BackoffLimitExceeded:", "out", "of", "memory"],
+            vec![
+                "TRIAL",
+                "STATE",
+                "LEARNINGRATE",
+                "BATCHSIZE",
+                "ACCURACY",
+                "BEST",
+                "MESSAGE"
+            ],
+            vec![
+                "fashion-tuning-trial-0",
+                "Succeeded",
+                "2.000e-4",
+                "128",
+                "0.8431"
+            ],
+            vec![
+                "fashion-tuning-trial-1",
+                "Succeeded",
+                "0.0031",
+                "64",
+                "0.8712",
+                "*"
+            ],
+            vec![
+                "fashion-tuning-trial-2",
+                "Failed",
+                "0.009",
+                "32",
+                "-",
+                "BackoffLimitExceeded:",
+                "out",
+                "of",
+                "memory"
+            ],
         ],
         "{shown}"
     );
@@ -555,22 +619,36 @@ async fn tuning_list_and_show_print_the_trials_table_and_json() {
         "{shown}"
     );
 
-    let out = env.wharf(&["tuning", "list", "-n", "team-a", "--output", "json"]).await;
+    let out = env
+        .wharf(&["tuning", "list", "-n", "team-a", "--output", "json"])
+        .await;
     let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rows[0]["best"], 0.8712);
     assert_eq!(rows[0]["bestTrial"], "fashion-tuning-trial-1");
     assert_eq!(rows[1]["best"], Value::Null);
     let out = env
-        .wharf(&["tuning", "show", "fashion-tuning", "-n", "team-a", "--output", "json"])
+        .wharf(&[
+            "tuning",
+            "show",
+            "fashion-tuning",
+            "-n",
+            "team-a",
+            "--output",
+            "json",
+        ])
         .await;
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(doc["result"]["parameters"]["batchSize"].as_f64(), Some(64.0));
+    assert_eq!(
+        doc["result"]["parameters"]["batchSize"].as_f64(),
+        Some(64.0)
+    );
     assert_eq!(doc["trialList"].as_array().unwrap().len(), 3);
 
     let out = env.wharf(&["tuning", "show", "nope", "-n", "team-a"]).await;
     assert!(!out.status.success());
     assert!(
-        text(&out.stderr).contains("no OptimizationJob nope in team-a; see `wharf tuning list -n team-a`"),
+        text(&out.stderr)
+            .contains("no OptimizationJob nope in team-a; see `wharf tuning list -n team-a`"),
         "{}",
         text(&out.stderr)
     );

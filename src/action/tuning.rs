@@ -18,8 +18,13 @@ use super::{Global, Outcome, Session};
 #[derive(Debug, Clone)]
 pub enum Options {
     /// All namespaces unless one is named.
-    List { namespace: Option<String> },
-    Show { name: String, namespace: String },
+    List {
+        namespace: Option<String>,
+    },
+    Show {
+        name: String,
+        namespace: String,
+    },
 }
 
 /// The OptimizationJob resource (the trainer charm's CRD; namespaced).
@@ -206,15 +211,27 @@ pub fn trials_table(data: &Value) -> String {
         .iter()
         .map(|t| {
             let name = t["name"].as_str().unwrap_or_default();
-            let mut row = vec![name.to_owned(), t["state"].as_str().unwrap_or_default().to_owned()];
+            let mut row = vec![
+                name.to_owned(),
+                t["state"].as_str().unwrap_or_default().to_owned(),
+            ];
             row.extend(parameters.iter().map(|p| {
                 t["parameters"][*p]
                     .as_f64()
                     .map(number)
                     .unwrap_or_else(|| "-".into())
             }));
-            row.push(t["value"].as_f64().map(number).unwrap_or_else(|| "-".into()));
-            row.push(if name == best { "*".into() } else { String::new() });
+            row.push(
+                t["value"]
+                    .as_f64()
+                    .map(number)
+                    .unwrap_or_else(|| "-".into()),
+            );
+            row.push(if name == best {
+                "*".into()
+            } else {
+                String::new()
+            });
             row.push(t["message"].as_str().unwrap_or_default().to_owned());
             row
         })
@@ -229,7 +246,10 @@ async fn show(session: &Session, api: &Api<DynamicObject>, name: &str, ns: &str)
         Ok(None) => bail!("no OptimizationJob {name} in {ns}; see `wharf tuning list -n {ns}`"),
         Err(kube::Error::Api(e)) if e.code == 404 => return Err(not_served()),
         Err(e) => {
-            return Err(session.describe(&format!("reading OptimizationJob {ns}/{name}"))(e));
+            return Err(session
+                .describe(&format!("reading OptimizationJob {ns}/{name}"))(
+                e
+            ));
         }
     };
     if !session.output.is_text() {
@@ -321,7 +341,10 @@ mod tests {
             }
         );
         let fresh = job_row("team-a", "t", &json!({"spec": {"numTrials": 5}}));
-        assert_eq!((fresh.state.as_str(), fresh.trials.as_str()), ("Pending", "0/5"));
+        assert_eq!(
+            (fresh.state.as_str(), fresh.trials.as_str()),
+            ("Pending", "0/5")
+        );
     }
 
     #[test]
@@ -330,7 +353,15 @@ mod tests {
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(
             lines[0].split_whitespace().collect::<Vec<_>>(),
-            ["TRIAL", "STATE", "LEARNINGRATE", "BATCHSIZE", "ACCURACY", "BEST", "MESSAGE"]
+            [
+                "TRIAL",
+                "STATE",
+                "LEARNINGRATE",
+                "BATCHSIZE",
+                "ACCURACY",
+                "BEST",
+                "MESSAGE"
+            ]
         );
         assert_eq!(
             lines[1].split_whitespace().collect::<Vec<_>>(),

@@ -171,7 +171,9 @@ pub struct Parameter {
 }
 
 /// The TrainJob spec fields a parameter can set.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum ParameterName {
     LearningRate,
@@ -328,7 +330,9 @@ mod tests {
             "/templates/optimizationjob-crd.yaml"
         );
         let on_disk = std::fs::read_to_string(path).unwrap_or_else(|e| {
-            panic!("{path}: {e}; regenerate with `wharf-trainer crd --kind optimizationjob > {path}`")
+            panic!(
+                "{path}: {e}; regenerate with `wharf-trainer crd --kind optimizationjob > {path}`"
+            )
         });
         assert!(
             on_disk == crd_yaml().unwrap(),

@@ -964,7 +964,10 @@ mod tuning {
             "metadata": {"name": name}, "spec": spec
         }))
         .unwrap();
-        jobs_api(h).create(&PostParams::default(), &oj).await.unwrap()
+        jobs_api(h)
+            .create(&PostParams::default(), &oj)
+            .await
+            .unwrap()
     }
 
     /// Waits until the OptimizationJob's status passes `check`.
@@ -993,7 +996,10 @@ mod tuning {
     /// The trainer's last line for a trial that reached `accuracy`.
     fn finished(accuracy: f64) -> Outcome {
         Outcome::Succeed {
-            message: format!("{{\"epoch\": 3, \"loss\": {:.3}, \"accuracy\": {accuracy}}}", 1.0 - accuracy),
+            message: format!(
+                "{{\"epoch\": 3, \"loss\": {:.3}, \"accuracy\": {accuracy}}}",
+                1.0 - accuracy
+            ),
         }
     }
 
@@ -1016,7 +1022,10 @@ mod tuning {
     async fn trial_states(h: &Harness, job: &str) -> BTreeMap<String, Option<String>> {
         let list = h
             .trainjobs()
-            .list(&kube::api::ListParams::default().labels(&format!("wharf.dev/optimization-job={job}")))
+            .list(
+                &kube::api::ListParams::default()
+                    .labels(&format!("wharf.dev/optimization-job={job}")),
+            )
             .await
             .unwrap();
         list.items
@@ -1082,7 +1091,10 @@ mod tuning {
             assert_eq!(t.value, Some(accuracies[t.index as usize]));
         }
         let result = status.result.unwrap();
-        assert_eq!((result.trial_name.as_str(), result.train_job.as_str()), ("rs-trial-1", "rs-trial-1"));
+        assert_eq!(
+            (result.trial_name.as_str(), result.train_job.as_str()),
+            ("rs-trial-1", "rs-trial-1")
+        );
         assert_eq!(result.value, 0.86);
         assert_eq!(result.parameters, status.trials[1].parameters);
         h.wait_events("rs", &["TrialCreated", "Succeeded"]).await;
@@ -1093,7 +1105,8 @@ mod tuning {
     async fn grid_search_walks_every_combination_once_and_ends_with_the_grid() {
         let h = Harness::start(1).await;
         for (i, accuracy) in [0.7, 0.9, 0.8, 0.6].iter().enumerate() {
-            h.sim.set_job_outcome(USER, &format!("grid-trial-{i}"), finished(*accuracy));
+            h.sim
+                .set_job_outcome(USER, &format!("grid-trial-{i}"), finished(*accuracy));
         }
         // 2 learning rates x 2 batch sizes: 4 trials although 10 were allowed.
         let spec = tuning_spec(json!({"name": "grid", "gridPoints": 2}), 10, 4);
@@ -1108,23 +1121,35 @@ mod tuning {
         let (lo, hi) = (0.0001, 0.01);
         let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
         assert_eq!(got.len(), 4, "{got:?}");
-        for ((lr, bs), (want_lr, want_bs)) in got.iter().zip([(lo, 32.0), (lo, 64.0), (hi, 32.0), (hi, 64.0)]) {
+        for ((lr, bs), (want_lr, want_bs)) in
+            got.iter()
+                .zip([(lo, 32.0), (lo, 64.0), (hi, 32.0), (hi, 64.0)])
+        {
             assert!(close(*lr, want_lr) && *bs == want_bs, "{got:?}");
         }
         assert_eq!(status.progress.as_deref(), Some("4/4"));
         let result = status.result.unwrap();
-        assert_eq!((result.trial_name.as_str(), result.value), ("grid-trial-1", 0.9));
-        assert!(close(result.parameters["learningRate"], lo) && result.parameters["batchSize"] == 64.0);
+        assert_eq!(
+            (result.trial_name.as_str(), result.value),
+            ("grid-trial-1", 0.9)
+        );
+        assert!(
+            close(result.parameters["learningRate"], lo) && result.parameters["batchSize"] == 64.0
+        );
         h.stop().await;
     }
 
     #[tokio::test]
     async fn failed_trials_are_counted_and_more_than_allowed_fail_the_job() {
         let h = Harness::start(1).await;
-        h.sim.set_job_outcome(USER, "bad-trial-*", Outcome::Fail {
-            message: "error: out of memory".into(),
-            reason: "BackoffLimitExceeded".into(),
-        });
+        h.sim.set_job_outcome(
+            USER,
+            "bad-trial-*",
+            Outcome::Fail {
+                message: "error: out of memory".into(),
+                reason: "BackoffLimitExceeded".into(),
+            },
+        );
         let mut spec = tuning_spec(json!({"name": "random", "seed": 1}), 6, 1);
         spec["maxFailedTrials"] = json!(1);
         create_job(&h, "bad", spec).await;
@@ -1134,12 +1159,23 @@ mod tuning {
         assert_eq!(status.trials.len(), 2, "no trial starts after the limit");
         assert!(status.trials.iter().all(|t| t.state == TrialState::Failed));
         assert!(
-            status.trials[0].message.as_deref().unwrap_or_default().contains("out of memory"),
+            status.trials[0]
+                .message
+                .as_deref()
+                .unwrap_or_default()
+                .contains("out of memory"),
             "{:?}",
             status.trials[0]
         );
-        let failed = status.conditions.iter().find(|c| c.type_ == "Failed").unwrap();
-        assert_eq!((failed.status.as_str(), failed.reason.as_str()), ("True", "TooManyFailedTrials"));
+        let failed = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Failed")
+            .unwrap();
+        assert_eq!(
+            (failed.status.as_str(), failed.reason.as_str()),
+            ("True", "TooManyFailedTrials")
+        );
         assert!(status.result.is_none());
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert_eq!(trial_states(&h, "bad").await.len(), 2);
@@ -1153,7 +1189,11 @@ mod tuning {
         h.sim.set_job_outcome(USER, "hb-trial-*", Outcome::Hold);
         // 3 epochs, rungs from 1 by 3: bracket 0 (trials 0 and 2) is judged at epoch 1,
         // bracket 1 (trial 1) runs to the end.
-        let spec = tuning_spec(json!({"name": "hyperband", "seed": 5, "minEpochs": 1, "eta": 3}), 3, 3);
+        let spec = tuning_spec(
+            json!({"name": "hyperband", "seed": 5, "minEpochs": 1, "eta": 3}),
+            3,
+            3,
+        );
         create_job(&h, "hb", spec).await;
         let log = |pod: &'static str, text: &'static str| {
             let sim = &h.sim;
@@ -1165,23 +1205,53 @@ mod tuning {
                 sim.append_pod_log(USER, pod, "trainer", text);
             }
         };
-        log("hb-trial-0-*", "{\"epoch\": 1, \"loss\": 0.5, \"accuracy\": 0.8}\n").await;
+        log(
+            "hb-trial-0-*",
+            "{\"epoch\": 1, \"loss\": 0.5, \"accuracy\": 0.8}\n",
+        )
+        .await;
         wait_job(&h, "hb", "trial 0's rung", |oj| {
-            oj.status.as_ref().is_some_and(|s| s.trials.first().is_some_and(|t| !t.rungs.is_empty()))
+            oj.status
+                .as_ref()
+                .is_some_and(|s| s.trials.first().is_some_and(|t| !t.rungs.is_empty()))
         })
         .await;
         // Trial 1 is in the other bracket: a poor first epoch does not stop it.
-        log("hb-trial-1-*", "{\"epoch\": 1, \"loss\": 2.0, \"accuracy\": 0.1}\n").await;
-        log("hb-trial-2-*", "{\"epoch\": 1, \"loss\": 1.5, \"accuracy\": 0.3}\n").await;
+        log(
+            "hb-trial-1-*",
+            "{\"epoch\": 1, \"loss\": 2.0, \"accuracy\": 0.1}\n",
+        )
+        .await;
+        log(
+            "hb-trial-2-*",
+            "{\"epoch\": 1, \"loss\": 1.5, \"accuracy\": 0.3}\n",
+        )
+        .await;
         let oj = wait_job(&h, "hb", "trial 2 stopped", |oj| {
-            oj.status.as_ref().is_some_and(|s| s.trials.get(2).is_some_and(|t| t.state == TrialState::EarlyStopped))
+            oj.status.as_ref().is_some_and(|s| {
+                s.trials
+                    .get(2)
+                    .is_some_and(|t| t.state == TrialState::EarlyStopped)
+            })
         })
         .await;
         let trial = &oj.status.as_ref().unwrap().trials[2];
         assert_eq!(trial.value, Some(0.3));
-        assert!(trial.message.as_deref().unwrap().contains("stopped at epoch 1"), "{trial:?}");
+        assert!(
+            trial
+                .message
+                .as_deref()
+                .unwrap()
+                .contains("stopped at epoch 1"),
+            "{trial:?}"
+        );
         eventually("trial 2's TrainJob deleted", || async {
-            h.trainjobs().get_opt("hb-trial-2").await.unwrap().is_none().then_some(())
+            h.trainjobs()
+                .get_opt("hb-trial-2")
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
         })
         .await;
         h.wait_events("hb", &["TrialEarlyStopped"]).await;
@@ -1191,10 +1261,18 @@ mod tuning {
         let oj = wait_job(&h, "hb", "Succeeded", |oj| state(oj) == Some("Succeeded")).await;
         let status = oj.status.unwrap();
         assert_eq!(
-            (status.succeeded_trials, status.early_stopped_trials, status.failed_trials),
+            (
+                status.succeeded_trials,
+                status.early_stopped_trials,
+                status.failed_trials
+            ),
             (2, 1, 0)
         );
-        assert_eq!(status.trials[1].state, TrialState::Succeeded, "bracket 1 has no rung");
+        assert_eq!(
+            status.trials[1].state,
+            TrialState::Succeeded,
+            "bracket 1 has no rung"
+        );
         assert_eq!(status.result.unwrap().trial_name, "hb-trial-0");
         assert_eq!(status.progress.as_deref(), Some("3/3"));
         h.stop().await;
@@ -1208,9 +1286,19 @@ mod tuning {
         create_job(&h, "wrong", spec).await;
         let oj = wait_job(&h, "wrong", "Failed", |oj| state(oj) == Some("Failed")).await;
         let status = oj.status.unwrap();
-        let failed = status.conditions.iter().find(|c| c.type_ == "Failed").unwrap();
+        let failed = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Failed")
+            .unwrap();
         assert_eq!(failed.reason, "InvalidSpec");
-        assert!(failed.message.contains("spec.parameters[0] (learningRate): logUniform needs min > 0"), "{}", failed.message);
+        assert!(
+            failed
+                .message
+                .contains("spec.parameters[0] (learningRate): logUniform needs min > 0"),
+            "{}",
+            failed.message
+        );
         assert!(status.trials.is_empty());
         assert!(trial_states(&h, "wrong").await.is_empty());
         h.stop().await;
@@ -1219,17 +1307,25 @@ mod tuning {
     #[tokio::test]
     async fn the_shipped_tuning_example_is_accepted_and_starts_its_first_trials() {
         let h = Harness::start(1).await;
-        h.sim.set_job_outcome(USER, "fashion-tuning-trial-*", Outcome::Hold);
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tuning/fashion-mnist-tuning.yaml");
+        h.sim
+            .set_job_outcome(USER, "fashion-tuning-trial-*", Outcome::Hold);
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../examples/tuning/fashion-mnist-tuning.yaml");
         let text = std::fs::read_to_string(&path).unwrap();
         let oj: OptimizationJob = serde_saphyr::from_str(&text).unwrap();
-        jobs_api(&h).create(&PostParams::default(), &oj).await.unwrap();
+        jobs_api(&h)
+            .create(&PostParams::default(), &oj)
+            .await
+            .unwrap();
         let states = eventually("two trials", || async {
             let s = trial_states(&h, "fashion-tuning").await;
             (s.len() == 2).then_some(s)
         })
         .await;
-        assert_eq!(states.keys().collect::<Vec<_>>(), ["fashion-tuning-trial-0", "fashion-tuning-trial-1"]);
+        assert_eq!(
+            states.keys().collect::<Vec<_>>(),
+            ["fashion-tuning-trial-0", "fashion-tuning-trial-1"]
+        );
         h.stop().await;
     }
 }

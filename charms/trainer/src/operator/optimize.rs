@@ -74,7 +74,15 @@ pub async fn reconcile(oj: Arc<OptimizationJob>, ctx: Arc<Context>) -> Result<Ac
         }
         let next = trials::invalid(previous, &errors, generation, &now);
         if write_status(&api, &name, previous, &next).await? {
-            event(&ctx, &oj, EventType::Warning, "InvalidSpec", "Validate", &errors.join("; ")).await;
+            event(
+                &ctx,
+                &oj,
+                EventType::Warning,
+                "InvalidSpec",
+                "Validate",
+                &errors.join("; "),
+            )
+            .await;
         }
         return Ok(Action::await_change());
     }
@@ -88,7 +96,11 @@ pub async fn reconcile(oj: Arc<OptimizationJob>, ctx: Arc<Context>) -> Result<Ac
     let metric = oj.spec.objectives[0].metric;
     let observed: Vec<trials::Observed> = owned
         .iter()
-        .filter(|tj| tj.owner_references().iter().any(|o| Some(&o.uid) == uid.as_ref()))
+        .filter(|tj| {
+            tj.owner_references()
+                .iter()
+                .any(|o| Some(&o.uid) == uid.as_ref())
+        })
         .filter_map(|tj| trials::observe(tj, metric))
         .collect();
     let mut plan = trials::plan(&name, &oj.spec, previous, &observed, generation, &now);
@@ -98,21 +110,47 @@ pub async fn reconcile(oj: Arc<OptimizationJob>, ctx: Arc<Context>) -> Result<Ac
         match trainjobs.create(&PostParams::default(), &desired).await {
             Ok(_) => {
                 let note = format!("trial {} with {}", trial.index, describe(&desired));
-                event(&ctx, &oj, EventType::Normal, "TrialCreated", "CreateTrial", &note).await;
+                event(
+                    &ctx,
+                    &oj,
+                    EventType::Normal,
+                    "TrialCreated",
+                    "CreateTrial",
+                    &note,
+                )
+                .await;
             }
             Err(kube::Error::Api(e)) if e.code == 409 => {
-                let mine = trainjobs.get(&trial.name).await?.owner_references().iter().any(|o| Some(&o.uid) == uid.as_ref());
+                let mine = trainjobs
+                    .get(&trial.name)
+                    .await?
+                    .owner_references()
+                    .iter()
+                    .any(|o| Some(&o.uid) == uid.as_ref());
                 if !mine {
                     let message = format!(
                         "a TrainJob named {} exists and does not belong to this OptimizationJob; \
                          rename or delete it",
                         trial.name
                     );
-                    if let Some(t) = plan.status.trials.iter_mut().find(|t| t.index == trial.index) {
+                    if let Some(t) = plan
+                        .status
+                        .trials
+                        .iter_mut()
+                        .find(|t| t.index == trial.index)
+                    {
                         t.state = TrialState::Failed;
                         t.message = Some(message.clone());
                     }
-                    event(&ctx, &oj, EventType::Warning, "TrialConflict", "CreateTrial", &message).await;
+                    event(
+                        &ctx,
+                        &oj,
+                        EventType::Warning,
+                        "TrialConflict",
+                        "CreateTrial",
+                        &message,
+                    )
+                    .await;
                 }
             }
             Err(e) => return Err(e.into()),
@@ -125,31 +163,43 @@ pub async fn reconcile(oj: Arc<OptimizationJob>, ctx: Arc<Context>) -> Result<Ac
     for stop in &plan.stop {
         delete_trial(&trainjobs, &stop.name).await?;
         let note = format!("{}: {}", stop.name, stop.message);
-        event(&ctx, &oj, EventType::Normal, "TrialEarlyStopped", "StopTrial", &note).await;
+        event(
+            &ctx,
+            &oj,
+            EventType::Normal,
+            "TrialEarlyStopped",
+            "StopTrial",
+            &note,
+        )
+        .await;
     }
     // A stop recorded by an earlier pass whose delete did not happen (the API failed after the
     // status write): the record stands, so only this pass can still stop the training.
     for t in &plan.status.trials {
-        let left = owned.iter().any(|tj| {
-            tj.name_any() == t.name && tj.metadata.deletion_timestamp.is_none()
-        });
-        if t.state == TrialState::EarlyStopped && left && !plan.stop.iter().any(|s| s.name == t.name) {
+        let left = owned
+            .iter()
+            .any(|tj| tj.name_any() == t.name && tj.metadata.deletion_timestamp.is_none());
+        if t.state == TrialState::EarlyStopped
+            && left
+            && !plan.stop.iter().any(|s| s.name == t.name)
+        {
             delete_trial(&trainjobs, &t.name).await?;
         }
     }
 
     if wrote && changed_state {
-        let condition = plan
-            .status
-            .conditions
-            .iter()
-            .find(|c| Some(c.type_.as_str()) == plan.status.state.as_deref() && c.status == "True");
+        let condition =
+            plan.status.conditions.iter().find(|c| {
+                Some(c.type_.as_str()) == plan.status.state.as_deref() && c.status == "True"
+            });
         let message = condition.map(|c| c.message.clone()).unwrap_or_default();
         match plan.status.state.as_deref() {
             Some("Succeeded") => {
                 event(&ctx, &oj, EventType::Normal, "Succeeded", "Tune", &message).await
             }
-            Some("Failed") => event(&ctx, &oj, EventType::Warning, "Failed", "Tune", &message).await,
+            Some("Failed") => {
+                event(&ctx, &oj, EventType::Warning, "Failed", "Tune", &message).await
+            }
             _ => {}
         }
     }

@@ -219,8 +219,7 @@ pub fn plan(
     let objective = &spec.objectives[0];
     let direction = objective.direction;
     let mut next = previous.cloned().unwrap_or_default();
-    let mut trials: BTreeMap<u32, Trial> =
-        next.trials.drain(..).map(|t| (t.index, t)).collect();
+    let mut trials: BTreeMap<u32, Trial> = next.trials.drain(..).map(|t| (t.index, t)).collect();
 
     // 1. What the TrainJobs say; a finished trial's record stands.
     let seen: BTreeSet<u32> = observed.iter().map(|o| o.index).collect();
@@ -245,7 +244,10 @@ pub fn plan(
                 value: o.value,
                 rungs,
                 message: o.message.clone(),
-                model_uri: o.model_uri.clone().filter(|_| o.state == TrialState::Succeeded),
+                model_uri: o
+                    .model_uri
+                    .clone()
+                    .filter(|_| o.state == TrialState::Succeeded),
             },
         );
     }
@@ -434,7 +436,14 @@ pub fn plan(
         let (r, m) = if on {
             (reason, message.as_str())
         } else {
-            (if type_ == CONDITION_RUNNING { "NotRunning" } else { "NotReached" }, "")
+            (
+                if type_ == CONDITION_RUNNING {
+                    "NotRunning"
+                } else {
+                    "NotReached"
+                },
+                "",
+            )
         };
         set_condition(&mut next.conditions, type_, on, r, m, generation, now);
     }
@@ -515,7 +524,11 @@ mod tests {
         Observed {
             index,
             name: trial_name("tune", index),
-            parameters: [("learningRate".to_owned(), 0.01), ("batchSize".to_owned(), 32.0)].into(),
+            parameters: [
+                ("learningRate".to_owned(), 0.01),
+                ("batchSize".to_owned(), 32.0),
+            ]
+            .into(),
             state,
             value,
             epochs: Vec::new(),
@@ -548,7 +561,10 @@ mod tests {
         let second = plan("tune", &s, Some(&first.status), &obs, None, &now());
         assert_eq!(second.create.len(), 1);
         assert_eq!(second.create[0].index, 2);
-        assert_eq!(second.status.result.as_ref().unwrap().trial_name, "tune-trial-0");
+        assert_eq!(
+            second.status.result.as_ref().unwrap().trial_name,
+            "tune-trial-0"
+        );
         let obs = [
             observed(0, TrialState::Succeeded, Some(0.8)),
             observed(1, TrialState::Succeeded, Some(0.85)),
@@ -575,7 +591,12 @@ mod tests {
         let p = plan("tune", &s, Some(&first.status), &obs, None, &now());
         assert!(p.create.is_empty());
         assert_eq!(p.status.state.as_deref(), Some("Failed"));
-        let failed = p.status.conditions.iter().find(|c| c.type_ == "Failed").unwrap();
+        let failed = p
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Failed")
+            .unwrap();
         assert_eq!(failed.reason, "TooManyFailedTrials");
     }
 
@@ -614,7 +635,13 @@ mod tests {
             &now(),
         );
         assert!(second.stop.is_empty());
-        assert_eq!(second.status.trials[0].rungs, [RungValue { epoch: 1, value: 0.8 }]);
+        assert_eq!(
+            second.status.trials[0].rungs,
+            [RungValue {
+                epoch: 1,
+                value: 0.8
+            }]
+        );
         bad.epochs = vec![(1, 0.3)];
         other.epochs = vec![(1, 0.1)];
         let third = plan(
@@ -659,7 +686,10 @@ mod tests {
         assert_eq!(tj.labels()[LABEL_TRIAL], "3");
         assert_eq!(tj.labels()[LABEL_JOB], "tune");
         let owner = &tj.metadata.owner_references.as_ref().unwrap()[0];
-        assert_eq!((owner.kind.as_str(), owner.controller), ("OptimizationJob", Some(true)));
+        assert_eq!(
+            (owner.kind.as_str(), owner.controller),
+            ("OptimizationJob", Some(true))
+        );
         let back = observe(&tj, crate::optimization::Metric::Accuracy).unwrap();
         assert_eq!(back.parameters["batchSize"], 64.0);
         assert_eq!(back.state, TrialState::Created);

@@ -79,7 +79,10 @@ mod tests {
             }
         }
         for (got, (lr, bs)) in all.iter().zip(&want) {
-            assert!((got[0] - lr).abs() < 1e-12 * lr.max(1.0) + 1e-15, "{got:?} vs {lr}");
+            assert!(
+                (got[0] - lr).abs() < 1e-12 * lr.max(1.0) + 1e-15,
+                "{got:?} vs {lr}"
+            );
             assert_eq!(got[1], *bs);
         }
         assert_eq!(propose(&ps, 3, 12), None);

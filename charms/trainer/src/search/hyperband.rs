@@ -65,7 +65,10 @@ impl Schedule {
 pub fn should_stop(value: f64, others: &[f64], eta: u32, direction: Direction) -> bool {
     let n = others.len() + 1;
     let keep = n.div_ceil(eta.max(2) as usize);
-    let better = others.iter().filter(|o| direction.better(**o, value)).count();
+    let better = others
+        .iter()
+        .filter(|o| direction.better(**o, value))
+        .count();
     better >= keep
 }
 

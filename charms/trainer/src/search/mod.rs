@@ -28,7 +28,11 @@ pub struct Observation {
 
 /// Trial `index`'s parameter values, in `spec.parameters` order (integer fields rounded), or None
 /// when the algorithm has no more to propose (a grid that was walked through).
-pub fn propose(spec: &OptimizationJobSpec, index: u32, finished: &[Observation]) -> Option<Vec<f64>> {
+pub fn propose(
+    spec: &OptimizationJobSpec,
+    index: u32,
+    finished: &[Observation],
+) -> Option<Vec<f64>> {
     let algorithm = &spec.search_algorithm;
     let values = match algorithm.name {
         AlgorithmName::Random | AlgorithmName::Hyperband => {
@@ -43,7 +47,9 @@ pub fn propose(spec: &OptimizationJobSpec, index: u32, finished: &[Observation])
             &spec.parameters,
             algorithm.seed,
             index,
-            algorithm.startup_trials.unwrap_or(tpe::DEFAULT_STARTUP_TRIALS),
+            algorithm
+                .startup_trials
+                .unwrap_or(tpe::DEFAULT_STARTUP_TRIALS),
             finished,
         ),
     };
@@ -109,14 +115,15 @@ pub(crate) fn to_internal(p: &Parameter, v: f64) -> f64 {
     match p.distribution {
         Distribution::Uniform | Distribution::IntUniform => v,
         Distribution::LogUniform => v.ln(),
-        Distribution::Categorical => p
-            .values
-            .as_deref()
-            .unwrap_or(&[])
-            .iter()
-            .position(|c| (c - v).abs() <= f64::EPSILON * c.abs().max(1.0))
-            .unwrap_or(0) as f64
-            + 0.5,
+        Distribution::Categorical => {
+            p.values
+                .as_deref()
+                .unwrap_or(&[])
+                .iter()
+                .position(|c| (c - v).abs() <= f64::EPSILON * c.abs().max(1.0))
+                .unwrap_or(0) as f64
+                + 0.5
+        }
     }
 }
 
@@ -208,7 +215,9 @@ fn check_parameter(p: &Parameter, at: &str) -> Vec<String> {
                     errors.push(format!("{at}: values are repeated"));
                 }
             }
-            _ => errors.push(format!("{at}: categorical needs a non-empty list of values")),
+            _ => errors.push(format!(
+                "{at}: categorical needs a non-empty list of values"
+            )),
         }
         if p.min.is_some() || p.max.is_some() {
             errors.push(format!(
@@ -336,9 +345,13 @@ mod tests {
     fn a_container_trainer_template_is_refused() {
         let mut spec = spec(AlgorithmName::Random, vec![log_uniform_lr()]);
         spec.train_job_template.model = None;
-        spec.train_job_template.trainer = Some(serde_json::from_value(serde_json::json!({"image": "me/train:1"})).unwrap());
+        spec.train_job_template.trainer =
+            Some(serde_json::from_value(serde_json::json!({"image": "me/train:1"})).unwrap());
         let errors = validate(&spec);
-        assert!(errors[0].starts_with("spec.trainJobTemplate.trainer:"), "{errors:?}");
+        assert!(
+            errors[0].starts_with("spec.trainJobTemplate.trainer:"),
+            "{errors:?}"
+        );
     }
 
     #[test]

@@ -48,7 +48,10 @@ mod tests {
         }
         // Log-uniform: a third of the draws in each decade (1333, sd 30).
         let below_1e3 = draws.iter().filter(|d| d[0] < 1e-3).count();
-        assert!((1220..1450).contains(&below_1e3), "{below_1e3} of 4000 below 1e-3");
+        assert!(
+            (1220..1450).contains(&below_1e3),
+            "{below_1e3} of 4000 below 1e-3"
+        );
         // Categorical: a quarter each (1000, sd 27).
         for choice in [16.0, 32.0, 64.0, 128.0] {
             let n = draws.iter().filter(|d| d[1] == choice).count();

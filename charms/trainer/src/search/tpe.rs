@@ -48,7 +48,10 @@ pub fn propose(
             let column = |set: &[&Observation]| -> Vec<f64> {
                 set.iter().map(|o| to_internal(p, o.values[d])).collect()
             };
-            (Density::new(p, &column(good)), Density::new(p, &column(bad)))
+            (
+                Density::new(p, &column(good)),
+                Density::new(p, &column(bad)),
+            )
         })
         .collect();
 
@@ -66,7 +69,11 @@ pub fn propose(
         }
     }
     let (_, x) = best.expect("at least one candidate");
-    parameters.iter().zip(x).map(|(p, x)| to_value(p, x)).collect()
+    parameters
+        .iter()
+        .zip(x)
+        .map(|(p, x)| to_value(p, x))
+        .collect()
 }
 
 /// One parameter's density over a set of trials, in its sampling space.
@@ -230,7 +237,10 @@ mod tests {
             let loss = objective(&values);
             finished.push(Observation { values, loss });
         }
-        finished.iter().map(|o| o.loss).fold(f64::INFINITY, f64::min)
+        finished
+            .iter()
+            .map(|o| o.loss)
+            .fold(f64::INFINITY, f64::min)
     }
 
     #[test]
@@ -251,7 +261,9 @@ mod tests {
         }
         let n = seeds.count() as f64;
         let (tpe_mean, random_mean) = (tpe_sum / n, random_sum / n);
-        eprintln!("mean best loss over 30 seeds: tpe {tpe_mean:.4}, random {random_mean:.4}, tpe wins {tpe_wins}/30");
+        eprintln!(
+            "mean best loss over 30 seeds: tpe {tpe_mean:.4}, random {random_mean:.4}, tpe wins {tpe_wins}/30"
+        );
         assert!(
             tpe_mean < 0.6 * random_mean,
             "TPE {tpe_mean:.4} is not clearly better than random {random_mean:.4}"
@@ -275,6 +287,9 @@ mod tests {
         assert_eq!(a, propose(&ps, 3, 8, 5, &finished));
         assert!((1e-4..=1e-1).contains(&a[0]) && [16.0, 32.0, 64.0, 128.0].contains(&a[1]));
         // Before startupTrials have finished, it is random search.
-        assert_eq!(propose(&ps, 3, 2, 5, &finished[..2]), random::propose(&ps, 3, 2));
+        assert_eq!(
+            propose(&ps, 3, 2, 5, &finished[..2]),
+            random::propose(&ps, 3, 2)
+        );
     }
 }
