@@ -111,6 +111,9 @@ pub enum Command {
     /// Kubeflow Pipelines on Argo: compile a KFP pipeline file to an Argo Workflow, or run it
     #[command(subcommand)]
     Pipeline(PipelineCommand),
+    /// Hyperparameter tuning (OptimizationJobs over TrainJobs): list them, show one's trials
+    #[command(subcommand)]
+    Tuning(TuningCommand),
     /// Print the URL of the platform's dashboard, or serve the dashboard here with --serve
     Dashboard(DashboardArgs),
     /// Print a shell completion script
@@ -749,6 +752,39 @@ impl NotebookCommand {
                 namespace: namespace.clone(),
             },
             NotebookCommand::Delete { name, namespace } => Options::Delete {
+                name: name.clone(),
+                namespace: namespace.clone(),
+            },
+        }
+    }
+}
+
+/// `wharf tuning …`: read-only views of OptimizationJobs (create them with `kubectl apply`).
+#[derive(Debug, Subcommand)]
+pub enum TuningCommand {
+    /// List OptimizationJobs: state, trials finished, objective and best value (all namespaces
+    /// unless -n)
+    List {
+        #[arg(long, short = 'n', value_name = "NAMESPACE")]
+        namespace: Option<String>,
+    },
+    /// Show one OptimizationJob's trials: parameters, objective value, state; the best marked
+    Show {
+        /// The OptimizationJob's name
+        name: String,
+        #[arg(long, short = 'n', value_name = "NAMESPACE")]
+        namespace: String,
+    },
+}
+
+impl TuningCommand {
+    pub fn options(&self) -> crate::action::tuning::Options {
+        use crate::action::tuning::Options;
+        match self {
+            TuningCommand::List { namespace } => Options::List {
+                namespace: namespace.clone(),
+            },
+            TuningCommand::Show { name, namespace } => Options::Show {
                 name: name.clone(),
                 namespace: namespace.clone(),
             },

@@ -35,6 +35,7 @@ fn main() -> std::process::ExitCode {
         Command::Profile(command) => action::profile::run(&global, &command.options()),
         Command::Notebook(command) => action::notebook::run(&global, &command.options()),
         Command::Pipeline(command) => action::pipeline::run(&global, &command.options()),
+        Command::Tuning(command) => action::tuning::run(&global, &command.options()),
         Command::Dashboard(args) => action::dashboard::run(&global, &args.options()),
         Command::Completions { shell } => {
             action::completions::run(shell, <Cli as clap::CommandFactory>::command())

@@ -1,7 +1,8 @@
 //! `wharf profile create|list|delete` against kube-sim with the workspaces charm's CRD: what
 //! each writes and prints, the quota flags, the refusal a create waits for, a delete that needs
 //! `--yes` without a terminal and says that the namespace goes with the profile, and the message
-//! when Profiles are not served; `wharf notebook create|list|delete` likewise. (The operator that
+//! when Profiles are not served; `wharf notebook create|list|delete` likewise; and the read-only
+//! `wharf tuning list|show` over OptimizationJobs. (The operator that
 //! acts on Profiles and Notebooks is tested in charms/workspaces/tests/operator.rs; here its
 //! status is written by the test.)
 
@@ -403,6 +404,251 @@ async fn notebook_create_waits_for_running_list_shows_the_path_and_delete_keeps_
     assert!(!out.status.success());
     assert!(
         text(&out.stderr).contains("no notebook nb in alice"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+// ---- `wharf tuning list|show`: read-only views of OptimizationJobs (the trainer charm's CRD);
+// the status is written here as the trainer's operator writes it (charms/trainer/tests/operator.rs
+// runs that operator).
+
+fn put_tuning(env: &Env) {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/charms/trainer/templates/optimizationjob-crd.yaml"
+    );
+    let crd: Value = serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    env.sim.put(crd).unwrap();
+    env.sim
+        .put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}}))
+        .unwrap();
+}
+
+/// An OptimizationJob without status (status is written through its subresource).
+fn optimization_job(name: &str) -> Value {
+    json!({
+        "apiVersion": "wharf.dev/v1alpha1", "kind": "OptimizationJob",
+        "metadata": {"name": name, "namespace": "team-a"},
+        "spec": {
+            "objectives": [{"metric": "accuracy", "direction": "maximize"}],
+            "searchAlgorithm": {"name": "tpe", "seed": 42},
+            "parameters": [
+                {"name": "learningRate", "distribution": "logUniform", "min": 0.0001, "max": 0.01},
+                {"name": "batchSize", "distribution": "categorical", "values": [32, 64, 128]}
+            ],
+            "numTrials": 3, "parallelTrials": 2,
+            "trainJobTemplate": {"model": "mlp", "epochs": 5,
+                "dataset": {"uri": "file:///usr/share/datasets/fashion-mnist"},
+                "output": {"uri": "pvc://models/fashion-tuning"}}
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tuning_list_and_show_print_the_trials_table_and_json() {
+    let env = start(fast()).await;
+    // Without the trainer charm there is no OptimizationJob API: the fix is named.
+    let out = env.wharf(&["tuning", "list"]).await;
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("deploy the trainer charm"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    put_tuning(&env);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let out = env.wharf(&["tuning", "list"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("no OptimizationJobs"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    env.sim.put(optimization_job("fashion-tuning")).unwrap();
+    // The status subresource, written as the trainer's operator writes it.
+    let jobs: Api<DynamicObject> = Api::namespaced_with(
+        admin(&env).await,
+        "team-a",
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("wharf.dev", "v1alpha1", "OptimizationJob"),
+            "optimizationjobs",
+        ),
+    );
+    jobs.patch_status(
+        "fashion-tuning",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {
+                "state": "Succeeded", "progress": "3/3",
+                "succeededTrials": 2, "earlyStoppedTrials": 0, "failedTrials": 1, "activeTrials": 0,
+                "conditions": [{"type": "Succeeded", "status": "True", "reason": "BestTrialFound",
+                    "message": "best accuracy 0.8712 from trial fashion-tuning-trial-1 after 3 trials",
+                    "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+                "trials": [
+                    {"name": "fashion-tuning-trial-0", "index": 0, "state": "Succeeded", "value": 0.8431,
+                        "parameters": {"learningRate": 0.0002, "batchSize": 128}},
+                    {"name": "fashion-tuning-trial-1", "index": 1, "state": "Succeeded", "value": 0.8712,
+                        "parameters": {"learningRate": 0.0031, "batchSize": 64},
+                        "modelUri": "pvc://models/fashion-tuning/fashion-tuning-trial-1/1"},
+                    {"name": "fashion-tuning-trial-2", "index": 2, "state": "Failed",
+                        "parameters": {"learningRate": 0.009, "batchSize": 32},
+                        "message": "BackoffLimitExceeded: out of memory"}
+                ],
+                "result": {"trialName": "fashion-tuning-trial-1", "trainJob": "fashion-tuning-trial-1",
+                    "parameters": {"learningRate": 0.0031, "batchSize": 64}, "value": 0.8712,
+                    "modelUri": "pvc://models/fashion-tuning/fashion-tuning-trial-1/1"}
+            }})),
+    )
+    .await
+    .unwrap();
+    env.sim.put(optimization_job("fresh")).unwrap();
+
+    let out = env.wharf(&["tuning", "list"]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    let lines: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            vec![
+                "NAMESPACE",
+                "NAME",
+                "STATE",
+                "TRIALS",
+                "ALGORITHM",
+                "OBJECTIVE",
+                "BEST",
+                "BEST",
+                "TRIAL"
+            ],
+            vec![
+                "team-a",
+                "fashion-tuning",
+                "Succeeded",
+                "3/3",
+                "tpe",
+                "accuracy",
+                "(maximize)",
+                "0.8712",
+                "fashion-tuning-trial-1"
+            ],
+            vec![
+                "team-a",
+                "fresh",
+                "Pending",
+                "0/3",
+                "tpe",
+                "accuracy",
+                "(maximize)",
+                "-",
+                "-"
+            ],
+        ],
+        "{table}"
+    );
+
+    let out = env
+        .wharf(&["tuning", "show", "fashion-tuning", "-n", "team-a"])
+        .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(
+        shown.starts_with(
+            "OptimizationJob team-a/fashion-tuning: Succeeded, 3/3 trials finished, accuracy \
+             (maximize) by tpe\n  best accuracy 0.8712 from trial fashion-tuning-trial-1 after 3 trials\n"
+        ),
+        "{shown}"
+    );
+    let rows: Vec<Vec<&str>> = shown
+        .lines()
+        .skip_while(|l| !l.starts_with("TRIAL"))
+        .take(4)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            vec![
+                "TRIAL",
+                "STATE",
+                "LEARNINGRATE",
+                "BATCHSIZE",
+                "ACCURACY",
+                "BEST",
+                "MESSAGE"
+            ],
+            vec![
+                "fashion-tuning-trial-0",
+                "Succeeded",
+                "2.000e-4",
+                "128",
+                "0.8431"
+            ],
+            vec![
+                "fashion-tuning-trial-1",
+                "Succeeded",
+                "0.0031",
+                "64",
+                "0.8712",
+                "*"
+            ],
+            vec![
+                "fashion-tuning-trial-2",
+                "Failed",
+                "0.009",
+                "32",
+                "-",
+                "BackoffLimitExceeded:",
+                "out",
+                "of",
+                "memory"
+            ],
+        ],
+        "{shown}"
+    );
+    assert!(
+        shown.ends_with(
+            "best: fashion-tuning-trial-1 (TrainJob fashion-tuning-trial-1 in team-a), model \
+             pvc://models/fashion-tuning/fashion-tuning-trial-1/1\n"
+        ),
+        "{shown}"
+    );
+
+    let out = env
+        .wharf(&["tuning", "list", "-n", "team-a", "--output", "json"])
+        .await;
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["best"], 0.8712);
+    assert_eq!(rows[0]["bestTrial"], "fashion-tuning-trial-1");
+    assert_eq!(rows[1]["best"], Value::Null);
+    let out = env
+        .wharf(&[
+            "tuning",
+            "show",
+            "fashion-tuning",
+            "-n",
+            "team-a",
+            "--output",
+            "json",
+        ])
+        .await;
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        doc["result"]["parameters"]["batchSize"].as_f64(),
+        Some(64.0)
+    );
+    assert_eq!(doc["trialList"].as_array().unwrap().len(), 3);
+
+    let out = env.wharf(&["tuning", "show", "nope", "-n", "team-a"]).await;
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr)
+            .contains("no OptimizationJob nope in team-a; see `wharf tuning list -n team-a`"),
         "{}",
         text(&out.stderr)
     );

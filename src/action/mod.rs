@@ -23,6 +23,7 @@ pub mod render;
 pub mod restore;
 pub mod rollback;
 pub mod status;
+pub mod tuning;
 pub mod up;
 pub mod upgrade;
 

@@ -374,8 +374,8 @@ fn unit_row(app: &str, index: usize, pod: &Value) -> UnitRow {
     }
 }
 
-/// Columns padded to their widest cell.
-fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+/// Columns padded to their widest cell (`wharf tuning` prints its tables with it too).
+pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {

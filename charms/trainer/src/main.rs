@@ -28,10 +28,20 @@ enum Command {
     /// Predict the first test images with the latest model under MODEL_DIR; print the result as
     /// JSON (and write it to --out).
     Predict(PredictArgs),
-    /// Print the TrainJob CustomResourceDefinition as YAML.
-    Crd,
+    /// Print a CustomResourceDefinition as YAML: the TrainJob's, or the OptimizationJob's.
+    Crd {
+        #[arg(long, value_enum, default_value = "trainjob")]
+        kind: CrdKind,
+    },
     /// Run the TrainJob operator: TrainJobs become Jobs running `wharf-trainer train`.
     Operator(OperatorArgs),
+}
+
+/// The custom resources whose CRDs this binary defines.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CrdKind {
+    Trainjob,
+    Optimizationjob,
 }
 
 #[derive(clap::Args)]
@@ -182,9 +192,16 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train(args) => run_train(args),
         Command::Predict(args) => run_predict(args),
-        Command::Crd => wharf_trainer::crd::crd_yaml()
+        Command::Crd {
+            kind: CrdKind::Trainjob,
+        } => wharf_trainer::crd::crd_yaml()
             .map(|yaml| print!("{yaml}"))
             .context("rendering the TrainJob CRD"),
+        Command::Crd {
+            kind: CrdKind::Optimizationjob,
+        } => wharf_trainer::optimization::crd_yaml()
+            .map(|yaml| print!("{yaml}"))
+            .context("rendering the OptimizationJob CRD"),
         Command::Operator(args) => run_operator(args),
     };
     match result {

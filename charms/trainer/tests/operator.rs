@@ -969,3 +969,389 @@ async fn the_shipped_own_container_example_is_accepted_and_runs_its_image() {
     h.wait_state("my-model", "Succeeded").await;
     h.stop().await;
 }
+
+// ---- OptimizationJobs: the tuning controller in the same process, against the same RBAC. The
+// tests play the trainer through the simulator: each trial's Job ends with the progress line
+// the test chose (its termination message), and held Jobs print epoch lines to their pod's log.
+
+mod tuning {
+    use super::*;
+    use std::collections::BTreeMap;
+    use wharf_trainer::optimization::{OptimizationJob, OptimizationJobSpec, TrialState};
+    use wharf_trainer::search;
+
+    fn jobs_api(h: &Harness) -> Api<OptimizationJob> {
+        Api::namespaced(h.admin.clone(), USER)
+    }
+
+    async fn create_job(h: &Harness, name: &str, spec: Value) -> OptimizationJob {
+        let oj: OptimizationJob = serde_json::from_value(json!({
+            "apiVersion": "wharf.dev/v1alpha1", "kind": "OptimizationJob",
+            "metadata": {"name": name}, "spec": spec
+        }))
+        .unwrap();
+        jobs_api(h)
+            .create(&PostParams::default(), &oj)
+            .await
+            .unwrap()
+    }
+
+    /// Waits until the OptimizationJob's status passes `check`.
+    async fn wait_job(
+        h: &Harness,
+        name: &str,
+        what: &str,
+        check: impl Fn(&OptimizationJob) -> bool,
+    ) -> OptimizationJob {
+        let api = jobs_api(h);
+        let check = &check;
+        eventually(&format!("OptimizationJob {name}: {what}"), || {
+            let api = api.clone();
+            async move {
+                let oj = api.get(name).await.ok()?;
+                check(&oj).then_some(oj)
+            }
+        })
+        .await
+    }
+
+    fn state(oj: &OptimizationJob) -> Option<&str> {
+        oj.status.as_ref()?.state.as_deref()
+    }
+
+    /// The trainer's last line for a trial that reached `accuracy`.
+    fn finished(accuracy: f64) -> Outcome {
+        Outcome::Succeed {
+            message: format!(
+                "{{\"epoch\": 3, \"loss\": {:.3}, \"accuracy\": {accuracy}}}",
+                1.0 - accuracy
+            ),
+        }
+    }
+
+    fn tuning_spec(algorithm: Value, num: u32, parallel: u32) -> Value {
+        json!({
+            "objectives": [{"metric": "accuracy", "direction": "maximize"}],
+            "searchAlgorithm": algorithm,
+            "parameters": [
+                {"name": "learningRate", "distribution": "logUniform", "min": 0.0001, "max": 0.01},
+                {"name": "batchSize", "distribution": "categorical", "values": [32, 64]}
+            ],
+            "numTrials": num,
+            "parallelTrials": parallel,
+            "trainJobTemplate": {"model": "mlp", "epochs": 3, "dataset": {"uri": BAKED},
+                "output": {"uri": "pvc://models/tune"}}
+        })
+    }
+
+    /// The trial TrainJobs that exist now, by name, with their state.
+    async fn trial_states(h: &Harness, job: &str) -> BTreeMap<String, Option<String>> {
+        let list = h
+            .trainjobs()
+            .list(
+                &kube::api::ListParams::default()
+                    .labels(&format!("wharf.dev/optimization-job={job}")),
+            )
+            .await
+            .unwrap();
+        list.items
+            .into_iter()
+            .map(|tj| {
+                let state = tj.status.and_then(|s| s.state);
+                (tj.metadata.name.unwrap(), state)
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn random_search_runs_its_seeded_trials_two_at_a_time_and_reports_the_best() {
+        let h = Harness::start(1).await;
+        h.sim.set_job_outcome(USER, "rs-trial-*", Outcome::Hold);
+        let spec = tuning_spec(json!({"name": "random", "seed": 11}), 4, 2);
+        let typed: OptimizationJobSpec = serde_json::from_value(spec.clone()).unwrap();
+        create_job(&h, "rs", spec).await;
+
+        // Two start; while both train, no third does.
+        eventually("two trials", || async {
+            (trial_states(&h, "rs").await.len() == 2).then_some(())
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(
+            trial_states(&h, "rs").await.keys().collect::<Vec<_>>(),
+            ["rs-trial-0", "rs-trial-1"]
+        );
+        // Play the trainer: end each trial once it exists, checking that no more than two run.
+        let accuracies = [0.81, 0.86, 0.84, 0.79];
+        for (i, accuracy) in accuracies.iter().enumerate() {
+            let name = format!("rs-trial-{i}");
+            let states = eventually(&format!("TrainJob {name}"), || async {
+                let states = trial_states(&h, "rs").await;
+                states.contains_key(&name).then_some(states)
+            })
+            .await;
+            let active = states
+                .values()
+                .filter(|s| !matches!(s.as_deref(), Some("Succeeded" | "Failed")))
+                .count();
+            assert!(active <= 2, "{active} trials active at once: {states:?}");
+            // The TrainJob has the proposal for its index (a pure function of the seed).
+            let tj = h.trainjobs().get(&name).await.unwrap();
+            let want = search::random::propose(&typed.parameters, 11, i as u32);
+            assert_eq!(tj.spec.learning_rate, Some(want[0]), "{name}");
+            assert_eq!(tj.spec.batch_size, Some(want[1] as u32), "{name}");
+            assert_eq!(tj.spec.output.uri, format!("pvc://models/tune/{name}"));
+            h.sim.set_job_outcome(USER, &name, finished(*accuracy));
+            h.wait_state(&name, "Succeeded").await;
+        }
+
+        let oj = wait_job(&h, "rs", "Succeeded", |oj| state(oj) == Some("Succeeded")).await;
+        let status = oj.status.unwrap();
+        assert_eq!(status.progress.as_deref(), Some("4/4"));
+        assert_eq!(status.succeeded_trials, 4);
+        assert_eq!(status.trials.len(), 4);
+        for t in &status.trials {
+            let want = search::random::propose(&typed.parameters, 11, t.index);
+            assert_eq!(t.parameters["learningRate"], want[0]);
+            assert_eq!(t.parameters["batchSize"], want[1]);
+            assert_eq!(t.value, Some(accuracies[t.index as usize]));
+        }
+        let result = status.result.unwrap();
+        assert_eq!(
+            (result.trial_name.as_str(), result.train_job.as_str()),
+            ("rs-trial-1", "rs-trial-1")
+        );
+        assert_eq!(result.value, 0.86);
+        assert_eq!(result.parameters, status.trials[1].parameters);
+        h.wait_events("rs", &["TrialCreated", "Succeeded"]).await;
+        h.stop().await;
+    }
+
+    #[tokio::test]
+    async fn grid_search_walks_every_combination_once_and_ends_with_the_grid() {
+        let h = Harness::start(1).await;
+        for (i, accuracy) in [0.7, 0.9, 0.8, 0.6].iter().enumerate() {
+            h.sim
+                .set_job_outcome(USER, &format!("grid-trial-{i}"), finished(*accuracy));
+        }
+        // 2 learning rates x 2 batch sizes: 4 trials although 10 were allowed.
+        let spec = tuning_spec(json!({"name": "grid", "gridPoints": 2}), 10, 4);
+        create_job(&h, "grid", spec).await;
+        let oj = wait_job(&h, "grid", "Succeeded", |oj| state(oj) == Some("Succeeded")).await;
+        let status = oj.status.unwrap();
+        let got: Vec<(f64, f64)> = status
+            .trials
+            .iter()
+            .map(|t| (t.parameters["learningRate"], t.parameters["batchSize"]))
+            .collect();
+        let (lo, hi) = (0.0001, 0.01);
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        assert_eq!(got.len(), 4, "{got:?}");
+        for ((lr, bs), (want_lr, want_bs)) in
+            got.iter()
+                .zip([(lo, 32.0), (lo, 64.0), (hi, 32.0), (hi, 64.0)])
+        {
+            assert!(close(*lr, want_lr) && *bs == want_bs, "{got:?}");
+        }
+        assert_eq!(status.progress.as_deref(), Some("4/4"));
+        let result = status.result.unwrap();
+        assert_eq!(
+            (result.trial_name.as_str(), result.value),
+            ("grid-trial-1", 0.9)
+        );
+        assert!(
+            close(result.parameters["learningRate"], lo) && result.parameters["batchSize"] == 64.0
+        );
+        h.stop().await;
+    }
+
+    #[tokio::test]
+    async fn failed_trials_are_counted_and_more_than_allowed_fail_the_job() {
+        let h = Harness::start(1).await;
+        h.sim.set_job_outcome(
+            USER,
+            "bad-trial-*",
+            Outcome::Fail {
+                message: "error: out of memory".into(),
+                reason: "BackoffLimitExceeded".into(),
+            },
+        );
+        let mut spec = tuning_spec(json!({"name": "random", "seed": 1}), 6, 1);
+        spec["maxFailedTrials"] = json!(1);
+        create_job(&h, "bad", spec).await;
+        let oj = wait_job(&h, "bad", "Failed", |oj| state(oj) == Some("Failed")).await;
+        let status = oj.status.unwrap();
+        assert_eq!(status.failed_trials, 2);
+        assert_eq!(status.trials.len(), 2, "no trial starts after the limit");
+        assert!(status.trials.iter().all(|t| t.state == TrialState::Failed));
+        assert!(
+            status.trials[0]
+                .message
+                .as_deref()
+                .unwrap_or_default()
+                .contains("out of memory"),
+            "{:?}",
+            status.trials[0]
+        );
+        let failed = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Failed")
+            .unwrap();
+        assert_eq!(
+            (failed.status.as_str(), failed.reason.as_str()),
+            ("True", "TooManyFailedTrials")
+        );
+        assert!(status.result.is_none());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(trial_states(&h, "bad").await.len(), 2);
+        h.wait_events("bad", &["Failed"]).await;
+        h.stop().await;
+    }
+
+    #[tokio::test]
+    async fn hyperband_stops_a_trial_that_lags_at_its_rung_and_deletes_its_trainjob() {
+        let h = Harness::start(1).await;
+        h.sim.set_job_outcome(USER, "hb-trial-*", Outcome::Hold);
+        // 3 epochs, rungs from 1 by 3: bracket 0 (trials 0 and 2) is judged at epoch 1,
+        // bracket 1 (trial 1) runs to the end.
+        let spec = tuning_spec(
+            json!({"name": "hyperband", "seed": 5, "minEpochs": 1, "eta": 3}),
+            3,
+            3,
+        );
+        create_job(&h, "hb", spec).await;
+        let log = |pod: &'static str, text: &'static str| {
+            let sim = &h.sim;
+            async move {
+                eventually(&format!("a running pod for {pod}"), || async {
+                    (sim.append_pod_log(USER, pod, "trainer", "") > 0).then_some(())
+                })
+                .await;
+                sim.append_pod_log(USER, pod, "trainer", text);
+            }
+        };
+        log(
+            "hb-trial-0-*",
+            "{\"epoch\": 1, \"loss\": 0.5, \"accuracy\": 0.8}\n",
+        )
+        .await;
+        wait_job(&h, "hb", "trial 0's rung", |oj| {
+            oj.status
+                .as_ref()
+                .is_some_and(|s| s.trials.first().is_some_and(|t| !t.rungs.is_empty()))
+        })
+        .await;
+        // Trial 1 is in the other bracket: a poor first epoch does not stop it.
+        log(
+            "hb-trial-1-*",
+            "{\"epoch\": 1, \"loss\": 2.0, \"accuracy\": 0.1}\n",
+        )
+        .await;
+        log(
+            "hb-trial-2-*",
+            "{\"epoch\": 1, \"loss\": 1.5, \"accuracy\": 0.3}\n",
+        )
+        .await;
+        let oj = wait_job(&h, "hb", "trial 2 stopped", |oj| {
+            oj.status.as_ref().is_some_and(|s| {
+                s.trials
+                    .get(2)
+                    .is_some_and(|t| t.state == TrialState::EarlyStopped)
+            })
+        })
+        .await;
+        let trial = &oj.status.as_ref().unwrap().trials[2];
+        assert_eq!(trial.value, Some(0.3));
+        assert!(
+            trial
+                .message
+                .as_deref()
+                .unwrap()
+                .contains("stopped at epoch 1"),
+            "{trial:?}"
+        );
+        eventually("trial 2's TrainJob deleted", || async {
+            h.trainjobs()
+                .get_opt("hb-trial-2")
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        })
+        .await;
+        h.wait_events("hb", &["TrialEarlyStopped"]).await;
+
+        h.sim.set_job_outcome(USER, "hb-trial-0", finished(0.88));
+        h.sim.set_job_outcome(USER, "hb-trial-1", finished(0.85));
+        let oj = wait_job(&h, "hb", "Succeeded", |oj| state(oj) == Some("Succeeded")).await;
+        let status = oj.status.unwrap();
+        assert_eq!(
+            (
+                status.succeeded_trials,
+                status.early_stopped_trials,
+                status.failed_trials
+            ),
+            (2, 1, 0)
+        );
+        assert_eq!(
+            status.trials[1].state,
+            TrialState::Succeeded,
+            "bracket 1 has no rung"
+        );
+        assert_eq!(status.result.unwrap().trial_name, "hb-trial-0");
+        assert_eq!(status.progress.as_deref(), Some("3/3"));
+        h.stop().await;
+    }
+
+    #[tokio::test]
+    async fn an_invalid_search_space_is_refused_with_the_field_named() {
+        let h = Harness::start(1).await;
+        let mut spec = tuning_spec(json!({"name": "hyperband"}), 3, 1);
+        spec["parameters"][0]["min"] = json!(0.0);
+        create_job(&h, "wrong", spec).await;
+        let oj = wait_job(&h, "wrong", "Failed", |oj| state(oj) == Some("Failed")).await;
+        let status = oj.status.unwrap();
+        let failed = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Failed")
+            .unwrap();
+        assert_eq!(failed.reason, "InvalidSpec");
+        assert!(
+            failed
+                .message
+                .contains("spec.parameters[0] (learningRate): logUniform needs min > 0"),
+            "{}",
+            failed.message
+        );
+        assert!(status.trials.is_empty());
+        assert!(trial_states(&h, "wrong").await.is_empty());
+        h.stop().await;
+    }
+
+    #[tokio::test]
+    async fn the_shipped_tuning_example_is_accepted_and_starts_its_first_trials() {
+        let h = Harness::start(1).await;
+        h.sim
+            .set_job_outcome(USER, "fashion-tuning-trial-*", Outcome::Hold);
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../examples/tuning/fashion-mnist-tuning.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let oj: OptimizationJob = serde_saphyr::from_str(&text).unwrap();
+        jobs_api(&h)
+            .create(&PostParams::default(), &oj)
+            .await
+            .unwrap();
+        let states = eventually("two trials", || async {
+            let s = trial_states(&h, "fashion-tuning").await;
+            (s.len() == 2).then_some(s)
+        })
+        .await;
+        assert_eq!(
+            states.keys().collect::<Vec<_>>(),
+            ["fashion-tuning-trial-0", "fashion-tuning-trial-1"]
+        );
+        h.stop().await;
+    }
+}

@@ -1,16 +1,22 @@
-//! `wharf-trainer operator`: the TrainJob controller. It watches TrainJobs in every namespace and
+//! `wharf-trainer operator`: the TrainJob and OptimizationJob controllers. It watches TrainJobs in every namespace and
 //! the Jobs they own, turns each TrainJob into a Job running `wharf-trainer train` or the user's
 //! own container, and reports the outcome — and, while it runs, the per-epoch progress read from
 //! the pod's log — in the TrainJob's status and as Events. `/metrics` and `/healthz` are served on
 //! `--metrics-addr`; with `--leader-elect` only the replica holding the Lease reconciles.
+//! OptimizationJobs (hyperparameter tuning) are a second controller in the same process: each
+//! trial is a TrainJob the first one runs.
 //!
 //! Modules, one job each: [`job`] (spec → Job), [`status`] (Job and pod → status),
-//! [`reconcile`] (the loop body), [`metrics`] (HTTP side); the Lease is the shared `wharf_leader` crate.
+//! [`reconcile`] (the loop body), [`metrics`] (HTTP side); [`trials`] (OptimizationJob and its
+//! TrainJobs → status and next trials, pure) and [`optimize`] (its loop body); the Lease is the
+//! shared `wharf_leader` crate.
 
 pub mod job;
 pub mod metrics;
+pub mod optimize;
 pub mod reconcile;
 pub mod status;
+pub mod trials;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +32,7 @@ use kube::runtime::watcher;
 use wharf_leader::Elector;
 
 use crate::crd::TrainJob;
+use crate::optimization::OptimizationJob;
 use job::JobSettings;
 use metrics::Metrics;
 use reconcile::Context;
@@ -133,7 +140,35 @@ pub async fn run(args: OperatorArgs) -> Result<()> {
                 tracing::debug!(error = %e, "controller event");
             }
         });
-    tracing::info!(image = %args.trainer_image, "reconciling TrainJobs");
+    // Tuning: OptimizationJobs and the trial TrainJobs they own (by label, so the TrainJobs
+    // users create themselves never wake this controller).
+    let optimize_ctx = Arc::new(optimize::Context {
+        client: client.clone(),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "wharf-trainer-tuning".into(),
+                instance: Some(args.identity.clone()),
+            },
+        ),
+    });
+    let trials_config = watcher::Config::default().labels(trials::LABEL_JOB);
+    let tuning = Controller::new(
+        Api::<OptimizationJob>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .owns(Api::<TrainJob>::all(client.clone()), trials_config)
+    .shutdown_on_signal()
+    .run(optimize::reconcile, optimize::error_policy, optimize_ctx)
+    .for_each(|result| async move {
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "tuning controller event");
+        }
+    });
+    let controller = async {
+        futures::future::join(controller, tuning).await;
+    };
+    tracing::info!(image = %args.trainer_image, "reconciling TrainJobs and OptimizationJobs");
     let led = async {
         match &elector {
             Some(elector) => elector.while_leading(controller).await,

@@ -195,8 +195,9 @@ pub fn phase(job: &Job, pods: &[Pod]) -> Phase {
     }
 }
 
-/// Sets one condition, keeping its transition time when the status did not change.
-fn set_condition(
+/// Sets one condition, keeping its transition time when the status did not change (the
+/// OptimizationJob's status uses it too).
+pub(crate) fn set_condition(
     conditions: &mut Vec<Condition>,
     type_: &str,
     on: bool,
