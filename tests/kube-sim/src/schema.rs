@@ -54,11 +54,14 @@ impl CrSchema {
         // The same for a root `required` naming them (Argo's CRDs require `metadata`): every
         // object the apiserver validates has its metadata, which is checked apart from the schema
         // (and removed from the instance `validate` checks).
-        if let Some(required) = converted
-            .get_mut("required")
-            .and_then(Value::as_array_mut)
+        if let Some(root) = converted.as_object_mut()
+            && let Some(required) = root.get_mut("required").and_then(Value::as_array_mut)
         {
             required.retain(|r| !matches!(r.as_str(), Some("metadata" | "apiVersion" | "kind")));
+            // JSON Schema draft 4 wants at least one name in a `required`.
+            if required.is_empty() {
+                root.remove("required");
+            }
         }
         let validator = jsonschema::draft4::new(&converted).map_err(|e| e.to_string())?;
         Ok(CrSchema {
@@ -366,6 +369,14 @@ mod tests {
         assert_eq!(s.validate(&ok), vec![]);
         let errs = s.validate(&json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": meta}));
         assert!(errs.iter().any(|(f, _)| f == "spec"), "{errs:?}");
+        // Argo's WorkflowTaskResult requires only `metadata`: nothing is left to require.
+        let only_metadata = CrSchema::new(&json!({
+            "type": "object",
+            "required": ["metadata"],
+            "properties": {"metadata": {"type": "object"}, "phase": {"type": "string"}}
+        }))
+        .unwrap();
+        assert_eq!(only_metadata.validate(&json!({"metadata": meta, "phase": "Succeeded"})), vec![]);
     }
 
     #[test]
