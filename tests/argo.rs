@@ -21,8 +21,7 @@ const NS: &str = "team-a";
 /// The objects of the shipped `full` bundle, with the charms compiled into wharf.
 fn full() -> Vec<Value> {
     let bundle = wharf::bundle::Bundle::load("full", &[], &[]).unwrap();
-    let resolved =
-        wharf::render::Resolved::new(bundle, &wharf::charm::Source::new(None)).unwrap();
+    let resolved = wharf::render::Resolved::new(bundle, &wharf::charm::Source::new(None)).unwrap();
     let rendered = resolved
         .render(
             &wharf::render::Target::default(),
@@ -153,8 +152,10 @@ fn the_executor_holds_exactly_what_argoexec_writes_in_each_namespace_it_is_bound
     );
     // Bound per namespace only, never cluster-wide.
     assert!(
-        !objects.iter().any(|o| o["kind"] == "ClusterRoleBinding"
-            && o["roleRef"]["name"] == "wharf-argo-executor"),
+        !objects
+            .iter()
+            .any(|o| o["kind"] == "ClusterRoleBinding"
+                && o["roleRef"]["name"] == "wharf-argo-executor"),
         "the executor's rights are never cluster-wide"
     );
     let account = controller_setting(&objects, "workflowDefaults")["spec"]["serviceAccountName"]
@@ -191,10 +192,16 @@ fn the_executor_holds_exactly_what_argoexec_writes_in_each_namespace_it_is_bound
         .filter(|r| strings(&r["verbs"]).contains(&"bind"))
         .collect();
     assert!(
-        binds.iter().any(|r| strings(&r["resourceNames"]) == ["wharf-argo-executor"]),
+        binds
+            .iter()
+            .any(|r| strings(&r["resourceNames"]) == ["wharf-argo-executor"]),
         "{binds:?}"
     );
-    assert!(binds.iter().all(|r| !strings(&r["resourceNames"]).is_empty()));
+    assert!(
+        binds
+            .iter()
+            .all(|r| !strings(&r["resourceNames"]).is_empty())
+    );
 }
 
 #[test]
@@ -217,7 +224,10 @@ fn the_controller_keeps_artifacts_and_logs_in_the_platforms_minio() {
         format!("minio.{MODEL_NS}.svc.cluster.local:{port}"),
         "{s3}"
     );
-    assert_eq!(s3["insecure"], true, "MinIO in the cluster speaks plain HTTP");
+    assert_eq!(
+        s3["insecure"], true,
+        "MinIO in the cluster speaks plain HTTP"
+    );
     assert_eq!(s3["bucket"], "wharf");
     assert_eq!(s3["region"], "us-east-1");
     assert!(
@@ -301,7 +311,11 @@ fn the_ui_runs_as_itself_behind_the_gateways_login_only() {
         assert!(!strings(&rule["resources"]).contains(&"*"));
     }
     assert!(rules.iter().any(|r| grants(r, "", "pods/log", "get")));
-    assert!(rules.iter().any(|r| grants(r, "argoproj.io", "workflows", "create")));
+    assert!(
+        rules
+            .iter()
+            .any(|r| grants(r, "argoproj.io", "workflows", "create"))
+    );
     // Only the gateway's pods reach it.
     let policy = find(
         &objects,
@@ -379,10 +393,7 @@ async fn the_compiled_example_is_accepted_by_the_charms_own_crds_and_stored_unpr
         .unwrap();
     let crds: Vec<Value> = full()
         .into_iter()
-        .filter(|o| {
-            o["kind"] == "CustomResourceDefinition"
-                && o["spec"]["group"] == "argoproj.io"
-        })
+        .filter(|o| o["kind"] == "CustomResourceDefinition" && o["spec"]["group"] == "argoproj.io")
         .collect();
     let mut names: Vec<String> = crds
         .iter()

@@ -597,7 +597,12 @@ async fn deploy_full_installs_argo_and_pipeline_run_submits_to_it() {
         let name = format!("{kind}.argoproj.io");
         assert!(
             env.sim
-                .get("apiextensions.k8s.io/v1", "CustomResourceDefinition", "", &name)
+                .get(
+                    "apiextensions.k8s.io/v1",
+                    "CustomResourceDefinition",
+                    "",
+                    &name
+                )
                 .is_some(),
             "{name} is registered"
         );
@@ -606,10 +611,19 @@ async fn deploy_full_installs_argo_and_pipeline_run_submits_to_it() {
         let d = env.sim.get("apps/v1", "Deployment", MODEL, name).unwrap();
         assert_eq!(d["status"]["readyReplicas"], 1, "{name}: {d}");
     }
-    assert!(env.sim.get("v1", "ServiceAccount", MODEL, "workflow").is_some());
+    assert!(
+        env.sim
+            .get("v1", "ServiceAccount", MODEL, "workflow")
+            .is_some()
+    );
     let binding = env
         .sim
-        .get("rbac.authorization.k8s.io/v1", "RoleBinding", MODEL, "workflow-executor")
+        .get(
+            "rbac.authorization.k8s.io/v1",
+            "RoleBinding",
+            MODEL,
+            "workflow-executor",
+        )
         .unwrap();
     assert_eq!(binding["roleRef"]["name"], format!("{MODEL}-argo-executor"));
 
@@ -622,7 +636,9 @@ async fn deploy_full_installs_argo_and_pipeline_run_submits_to_it() {
         .await
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let stored = env.sim.list("argoproj.io/v1alpha1", "Workflow", Some(MODEL));
+    let stored = env
+        .sim
+        .list("argoproj.io/v1alpha1", "Workflow", Some(MODEL));
     assert_eq!(stored.len(), 1, "{stored:?}");
     let p = wharf::pipeline::load(std::path::Path::new(&example)).unwrap();
     let want = serde_json::to_value(wharf::pipeline::compile(&p).unwrap()).unwrap();

@@ -119,12 +119,11 @@ impl OperatorArgs {
         }
         config.owner_role = self.owner_role.clone();
         config.s3_secret = Some(self.s3_secret.clone()).filter(|s| !s.is_empty());
-        config.workflow_executor = (!self.workflow_executor_role.is_empty()).then(|| {
-            WorkflowExecutor {
+        config.workflow_executor =
+            (!self.workflow_executor_role.is_empty()).then(|| WorkflowExecutor {
                 cluster_role: self.workflow_executor_role.clone(),
                 service_account: self.workflow_service_account.clone(),
-            }
-        });
+            });
         config.container_defaults = ContainerDefaults {
             cpu_request: self.default_cpu_request.clone(),
             memory_request: self.default_memory_request.clone(),

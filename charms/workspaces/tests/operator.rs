@@ -945,7 +945,10 @@ async fn with_pipelines_a_profile_namespace_gets_the_workflow_account_with_the_e
         .create(&PostParams::default(), &result("wf-2-1"))
         .await
         .unwrap_err();
-    assert!(forbidden(err), "alice's workflow account has no rights in {MODEL}");
+    assert!(
+        forbidden(err),
+        "alice's workflow account has no rights in {MODEL}"
+    );
     let err = results("alice")
         .delete("wf-1-123", &DeleteParams::default())
         .await

@@ -367,7 +367,9 @@ mod tests {
         let meta = json!({"name": "wf"});
         let ok = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": meta, "spec": {"entrypoint": "main"}});
         assert_eq!(s.validate(&ok), vec![]);
-        let errs = s.validate(&json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": meta}));
+        let errs = s.validate(
+            &json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": meta}),
+        );
         assert!(errs.iter().any(|(f, _)| f == "spec"), "{errs:?}");
         // Argo's WorkflowTaskResult requires only `metadata`: nothing is left to require.
         let only_metadata = CrSchema::new(&json!({
@@ -376,7 +378,10 @@ mod tests {
             "properties": {"metadata": {"type": "object"}, "phase": {"type": "string"}}
         }))
         .unwrap();
-        assert_eq!(only_metadata.validate(&json!({"metadata": meta, "phase": "Succeeded"})), vec![]);
+        assert_eq!(
+            only_metadata.validate(&json!({"metadata": meta, "phase": "Succeeded"})),
+            vec![]
+        );
     }
 
     #[test]
