@@ -171,7 +171,7 @@ else
     || { echo "nginx not found: apt-get install nginx-light (or WHARF_SKIP_GATEWAY_TEST=1 to skip)" >&2; exit 1; }
   target/validate-venv/bin/python charms/gateway/tests/routing_test.py target/validate-manifests/lite
   # full: the /notebook/ route too (the owner reaches their notebook, another user gets 403).
-  target/validate-venv/bin/python charms/gateway/tests/routing_test.py target/validate-manifests/full --expect-notebooks
+  target/validate-venv/bin/python charms/gateway/tests/routing_test.py target/validate-manifests/full --expect-notebooks --expect-pipelines
 fi
 
 # What was skipped, said where the run ends (a skipped test passes silently in cargo's summary).

@@ -1,4 +1,4 @@
-//! The shipped bundles as a whole: `full` is `lite` plus the workspaces charm at one replica, the
+//! The shipped bundles as a whole: `full` is `lite` plus the workspaces and argo charms at one replica, the
 //! `ha` overlay is where the replicas went, `full` fits one 8 GB node with room for a user's
 //! notebook and TrainJob, and every charm ships images for both architectures wharf supports.
 
@@ -106,25 +106,37 @@ fn memory(objects: &[Value]) -> (u64, u64, Vec<String>) {
 }
 
 #[test]
-fn full_is_lite_plus_workspaces_at_one_replica_each() {
+fn full_is_lite_plus_workspaces_and_argo_at_one_replica_each() {
     let lite = scales(&load("lite", &[]));
     let full = scales(&load("full", &[]));
     let mut expected = lite.clone();
     expected.insert("workspaces".into(), 1);
     // Prometheus (the monitoring charm), full only.
     expected.insert("monitoring".into(), 1);
+    // Pipelines: Argo Workflows.
+    expected.insert("argo".into(), 1);
     assert_eq!(full, expected);
     assert!(full.values().all(|&s| s == 1), "{full:?}");
-    // The same relations as lite, and the gateway's route to notebooks (the owner check the
-    // workspaces operator answers).
-    let mut relations = load("lite", &[]).relations;
-    relations.push(load("full", &[]).relations.last().unwrap().clone());
-    assert_eq!(load("full", &[]).relations, relations);
-    let last = format!("{:?}", relations.last().unwrap());
-    assert!(
-        last.contains("notebook-authz") && last.contains("notebooks"),
-        "{last}"
+    // The same relations as lite first, then the gateway's route to notebooks (the owner check
+    // the workspaces operator answers) and argo's (MinIO for artifacts, the UI's route, the
+    // executor's rights in profile namespaces).
+    let lite_relations = load("lite", &[]).relations;
+    let full_relations = load("full", &[]).relations;
+    assert_eq!(
+        full_relations[..lite_relations.len()],
+        lite_relations[..],
+        "full's relations begin with lite's"
     );
+    let added: Vec<String> = full_relations[lite_relations.len()..]
+        .iter()
+        .map(|r| format!("{r:?}"))
+        .collect();
+    let has = |a: &str, b: &str| added.iter().any(|r| r.contains(a) && r.contains(b));
+    assert!(has("notebook-authz", "notebooks"), "{added:?}");
+    assert!(has("argo", "minio"), "{added:?}");
+    assert!(has("pipelines-ui", "gateway"), "{added:?}");
+    assert!(has("workflow-executor", "workspaces"), "{added:?}");
+    assert_eq!(added.len(), 4, "{added:?}");
 }
 
 #[test]

@@ -561,6 +561,7 @@ async fn deploy_full_with_the_ha_overlay_runs_two_replicas_of_the_login_gateway_
         ("workspaces", 2),
         // Prometheus: one (its TSDB owns its volume), with its claim bound.
         ("monitoring", 1),
+        ("argo", 2),
     ] {
         let a = app(&status, name);
         assert_eq!(a["status"], "active", "{a}");
@@ -571,6 +572,84 @@ async fn deploy_full_with_the_ha_overlay_runs_two_replicas_of_the_login_gateway_
         .get("v1", "PersistentVolumeClaim", MODEL, "monitoring-data")
         .expect("Prometheus' claim");
     assert_eq!(claim["status"]["phase"], "Bound", "{claim}");
+}
+
+/// `deploy full` installs Argo Workflows (the argo charm): its CRDs registered, the controller and
+/// the UI ready, the model namespace's `workflow` account bound to the executor's rights; then
+/// `wharf pipeline run` submits the shipped example there and it is stored as compiled (kube-sim
+/// cannot run Argo's controller: nothing runs the Workflow here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_full_installs_argo_and_pipeline_run_submits_to_it() {
+    let env = start(fast()).await;
+    let args = [&["deploy", "full", "--timeout", "120s"][..], &LOGIN].concat();
+    let out = env.command_shipped(&args).output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "deploy full failed: {}",
+        text(&out.stderr)
+    );
+    let status = env.status_json().await;
+    let argo = app(&status, "argo");
+    assert_eq!(argo["status"], "active", "{argo}");
+    for kind in [
+        "workflows",
+        "workflowtemplates",
+        "clusterworkflowtemplates",
+        "cronworkflows",
+        "workfloweventbindings",
+        "workflowtasksets",
+        "workflowtaskresults",
+        "workflowartifactgctasks",
+    ] {
+        let name = format!("{kind}.argoproj.io");
+        assert!(
+            env.sim
+                .get(
+                    "apiextensions.k8s.io/v1",
+                    "CustomResourceDefinition",
+                    "",
+                    &name
+                )
+                .is_some(),
+            "{name} is registered"
+        );
+    }
+    for name in ["argo-controller", "argo-server"] {
+        let d = env.sim.get("apps/v1", "Deployment", MODEL, name).unwrap();
+        assert_eq!(d["status"]["readyReplicas"], 1, "{name}: {d}");
+    }
+    assert!(
+        env.sim
+            .get("v1", "ServiceAccount", MODEL, "workflow")
+            .is_some()
+    );
+    let binding = env
+        .sim
+        .get(
+            "rbac.authorization.k8s.io/v1",
+            "RoleBinding",
+            MODEL,
+            "workflow-executor",
+        )
+        .unwrap();
+    assert_eq!(binding["roleRef"]["name"], format!("{MODEL}-argo-executor"));
+
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/pipelines/fashion-mnist-train-predict.yaml");
+    let example = example.display().to_string();
+    let out = env
+        .command_shipped(&["pipeline", "run", &example, "-n", MODEL])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stored = env
+        .sim
+        .list("argoproj.io/v1alpha1", "Workflow", Some(MODEL));
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    let p = wharf::pipeline::load(std::path::Path::new(&example)).unwrap();
+    let want = serde_json::to_value(wharf::pipeline::compile(&p).unwrap()).unwrap();
+    assert_eq!(stored[0]["spec"], want["spec"]);
 }
 
 /// `--public-url` reaches every charm (Dex's issuer, the login callback, the model server) and is

@@ -826,6 +826,33 @@ async fn run_submits_the_compiled_workflow_with_the_params_given() {
         }
     }
     assert_same("the submitted Workflow", &wf["spec"], &want["spec"]);
+    // team-a is not a profile: the account Argo runs the steps as is missing, and `run` says so.
+    assert!(
+        text(&out.stderr).contains("namespace team-a has no ServiceAccount `workflow`"),
+        "{}",
+        text(&out.stderr)
+    );
+    env.sim.shutdown().await;
+}
+
+/// In a namespace with the `workflow` account (a profile's, the model namespace) there is no
+/// warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_in_a_namespace_with_the_step_account_does_not_warn() {
+    let env = cluster(true).await;
+    env.sim
+        .put(json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                    "metadata": {"name": "workflow", "namespace": NS}}))
+        .unwrap();
+    let example = example().display().to_string();
+    let out = env.wharf(&run_args(&example, &[])).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("warning"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(workflows(&env).len(), 1);
     env.sim.shutdown().await;
 }
 

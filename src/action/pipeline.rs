@@ -84,6 +84,9 @@ async fn submit(global: &Global, o: &RunOptions, workflow: &argo::Workflow) -> O
         .clone()
         .unwrap_or_else(|| cluster.client.default_namespace().to_string());
     let resource = workflow_resource(&cluster.client, &cluster.server).await?;
+    if let Some(warning) = missing_step_account(&cluster.client, &namespace).await {
+        eprintln!("warning: {warning}");
+    }
     let api: Api<DynamicObject> =
         Api::namespaced_with(cluster.client.clone(), &namespace, &resource);
     let object: DynamicObject = serde_json::from_value(serde_json::to_value(workflow)?)?;
@@ -146,6 +149,27 @@ async fn workflow_resource(client: &kube::Client, server: &str) -> anyhow::Resul
             "discover argoproj.io/v1alpha1",
             server
         ))),
+    }
+}
+
+/// The ServiceAccount the full bundle's Argo runs pipeline steps as when a Workflow names none
+/// (the argo charm's `workflow-service-account`, whose default this is).
+const STEP_ACCOUNT: &str = "workflow";
+
+/// Why the steps would not start in `namespace`, when it lacks the account they run as (a
+/// namespace that is neither a profile nor the model namespace). Only a warning: the account may
+/// have been renamed, and a user who may not read ServiceAccounts is not told anything.
+async fn missing_step_account(client: &kube::Client, namespace: &str) -> Option<String> {
+    let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        Api::namespaced(client.clone(), namespace);
+    match accounts.get_opt(STEP_ACCOUNT).await {
+        Ok(None) => Some(format!(
+            "namespace {namespace} has no ServiceAccount `{STEP_ACCOUNT}`, which Argo runs the \
+             pipeline's steps as: its pods will not start. Run pipelines in a profile namespace \
+             (`wharf profile create NAME --owner EMAIL`, then `-n NAME`), where the workspaces \
+             operator creates it"
+        )),
+        _ => None,
     }
 }
 

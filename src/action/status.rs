@@ -289,10 +289,14 @@ pub fn app_row(app: &str, objs: &[(String, Value)], latest: Option<&Release>) ->
                 .to_owned();
         }
         if matches!(kind.as_str(), "Deployment" | "StatefulSet") {
-            scale += obj
-                .pointer("/spec/replicas")
-                .and_then(Value::as_i64)
-                .unwrap_or(1);
+            // The application's scale: a charm with several workloads (argo: its controller and
+            // its server) runs that many replicas of each, so the row shows the largest, not
+            // their sum.
+            scale = scale.max(
+                obj.pointer("/spec/replicas")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(1),
+            );
         }
         if kind == "Service" {
             // The address users reach: a load balancer's beats any cluster IP.
@@ -579,6 +583,22 @@ mod tests {
         assert!(row.message.contains("timed out"), "{row:?}");
         assert_eq!(row.scale, 1);
         assert_eq!(row.rev, Some(2));
+    }
+
+    /// An application with two workloads (argo's controller and server) at scale 2 has scale 2.
+    #[test]
+    fn the_scale_of_an_application_with_two_workloads_is_theirs_not_their_sum() {
+        let two = |name: &str| {
+            let (kind, mut obj) = deployment(true);
+            obj["metadata"]["name"] = json!(name);
+            obj["spec"]["replicas"] = json!(2);
+            obj["status"]["replicas"] = json!(2);
+            obj["status"]["updatedReplicas"] = json!(2);
+            obj["status"]["availableReplicas"] = json!(2);
+            (kind, obj)
+        };
+        let row = app_row("argo", &[two("argo-controller"), two("argo-server")], None);
+        assert_eq!(row.scale, 2, "{row:?}");
     }
 
     #[test]

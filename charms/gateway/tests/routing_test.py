@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
 """Run the gateway's rendered nginx configuration against fake upstreams and check its routing.
 
-    routing_test.py MANIFESTS [--expect-notebooks]
+    routing_test.py MANIFESTS [--expect-notebooks] [--expect-pipelines]
                                 # MANIFESTS: a file or a directory of rendered manifests (wharf render -o DIR)
 
 With --expect-notebooks (the full bundle) the /notebook/ route must be there and is tested: the
 profile's owner reaches their notebook, another user gets 403 even with a forged identity header.
 Without it (lite) /notebook/ must not be proxied at all.
+
+With --expect-pipelines (the full bundle, with the argo charm) /pipelines/ must be there: Argo's UI
+behind the login, the prefix stripped (the Argo server runs with that base href), responses not
+buffered (its event streams); without it /pipelines/ must not reach an Argo server.
 
 The configuration is taken verbatim from the gateway ConfigMap; only what ties it to a cluster is
 rewritten: the listen port, /tmp paths, the html root, the DNS resolver (a fake one answering
@@ -127,6 +131,12 @@ def owner_check(req):
 
 
 NOTEBOOK_HITS = []
+PIPELINES_HITS = []
+
+
+def argo_server(req):
+    PIPELINES_HITS.append(req.path)
+    return 200, {}, f"argo:{req.path}|host={req.headers.get('Host')}".encode()
 
 
 def notebook(req):
@@ -137,6 +147,7 @@ def notebook(req):
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     expect_notebooks = "--expect-notebooks" in sys.argv[1:]
+    expect_pipelines = "--expect-pipelines" in sys.argv[1:]
     conf, html = load_gateway_config(args[0])
     work = Path(tempfile.mkdtemp(prefix="wharf-gateway-"))
     os.chmod(work, 0o777)
@@ -154,6 +165,12 @@ def main():
         f"|user={r.headers.get('X-Auth-Request-User')}|groups={r.headers.get('X-Auth-Request-Groups')}"
         f"|host={r.headers.get('Host')}").encode()))
     with_dashboard = "$dashboard_upstream" in conf
+    argo_port = serve(argo_server)
+    has_pipelines = "$pipelines_upstream" in conf
+    if has_pipelines != expect_pipelines:
+        sys.exit(f"FAIL: the gateway's nginx.conf {'has' if has_pipelines else 'has no'} /pipelines/ route "
+                 f"({'un' if not expect_pipelines else ''}expected: --expect-pipelines is for bundles whose gateway "
+                 "has the pipelines relation)")
     listen = free_port()
     second_pass = free_port()
     has_notebooks = "/notebook/" in conf
@@ -178,6 +195,9 @@ def main():
         upstreams += [("second pass", second_pass), ("owner check", authz_port), ("notebook", notebook_port)]
     if with_dashboard:
         upstreams.append(("dashboard", dashboard_port))
+    if has_pipelines:
+        conf = re.sub(r"(set \$pipelines_upstream http://[^:]+):\d+", rf"\1:{argo_port}", conf)
+        upstreams.append(("argo server", argo_port))
     for name, port in upstreams:
         assert f":{port}" in conf, f"could not point the {name} upstream of nginx.conf at the fake"
     (work / "nginx.conf").write_text(conf)
@@ -191,7 +211,7 @@ def main():
                 break
             except OSError:
                 time.sleep(0.1)
-        failures = run_cases(listen, dns, has_notebooks, with_dashboard, conf)
+        failures = run_cases(listen, dns, has_notebooks, with_dashboard, conf, has_pipelines)
     finally:
         nginx.terminate()
         nginx.wait(timeout=10)
@@ -208,7 +228,7 @@ def request(port, path, headers=None, method="GET"):
     return r.status, dict(r.getheaders()), r.read().decode(errors="replace")
 
 
-def run_cases(port, dns, has_notebooks, with_dashboard, conf):
+def run_cases(port, dns, has_notebooks, with_dashboard, conf, has_pipelines=False):
     cookie = {"Cookie": GOOD_COOKIE}
     if with_dashboard:
         front = [
@@ -279,7 +299,34 @@ def run_cases(port, dns, has_notebooks, with_dashboard, conf):
              200 if with_dashboard else 404,
              lambda h, b: b.startswith("dashboard:/notebook/") if with_dashboard else True),
         ]
+    if has_pipelines:
+        cases += [
+            ("the pipelines UI is proxied behind the login, its prefix stripped", "/pipelines/workflows/alice?limit=5",
+             cookie, 200, lambda h, b: b == "argo:/workflows/alice?limit=5|host=platform.test"),
+            ("the pipelines UI's root is the Argo server's", "/pipelines/", cookie, 200,
+             lambda h, b: b.startswith("argo:/|")),
+            ("the pipelines API is proxied too", "/pipelines/api/v1/workflows/alice", cookie, 200,
+             lambda h, b: b.startswith("argo:/api/v1/workflows/alice|")),
+            ("a path that looks like a model under /pipelines/ stays Argo's", "/pipelines/models/mnist/x", cookie, 200,
+             lambda h, b: b.startswith("argo:/models/mnist/x|")),
+            ("the pipelines UI without a session goes to the login and back", "/pipelines/workflows", {}, 302,
+             lambda h, b: h.get("Location", "").endswith("/oauth2/start?rd=/pipelines/workflows")),
+            ("the pipelines API with a bad token gets 401", "/pipelines/api/v1/workflows/alice",
+             {"Authorization": "Bearer bad"}, 401, lambda h, b: True),
+            ("/pipelines without the slash is redirected", "/pipelines", cookie, 301,
+             lambda h, b: h.get("Location", "").endswith("/pipelines/")),
+        ]
+    else:
+        cases += [
+            ("without the pipelines relation /pipelines/ reaches no Argo server", "/pipelines/", cookie,
+             200 if with_dashboard else 404,
+             lambda h, b: b.startswith("dashboard:/pipelines/") if with_dashboard else True),
+        ]
     failures = []
+    if has_pipelines:
+        pipelines_location = conf.split("$pipelines_upstream")[0].rsplit("location", 1)[-1]
+        if "proxy_buffering off;" not in pipelines_location:
+            failures.append("FAIL the pipelines location buffers responses (Argo's event streams would stall)")
     # Server-sent events must reach the browser as they come, not when nginx's buffer fills.
     if with_dashboard:
         dashboard_location = conf.split("$dashboard_upstream")[0].rsplit("location", 1)[-1]
@@ -298,6 +345,14 @@ def run_cases(port, dns, has_notebooks, with_dashboard, conf):
             failures.append(f"FAIL notebook Service name: nginx never resolved nb.alice.svc.<domain> (asked: {dns.names})")
         if NOTEBOOK_HITS != ["/notebook/alice/nb/api/status?x=1"]:
             failures.append(f"FAIL only the owner's request may reach the notebook; it saw {NOTEBOOK_HITS}")
+    if has_pipelines:
+        if not any(".svc." in n and "-server." in n for n in dns.names):
+            failures.append(f"FAIL Argo server Service name: nginx never resolved <app>-server.<namespace>.svc (asked: {dns.names})")
+        # Only logged-in requests reach it (the login-less and bad-token cases must not).
+        if len(PIPELINES_HITS) != 4:
+            failures.append(f"FAIL only the 4 logged-in requests may reach the Argo server; it saw {PIPELINES_HITS}")
+    elif PIPELINES_HITS:
+        failures.append(f"FAIL no request may reach an Argo server without the pipelines relation; it saw {PIPELINES_HITS}")
     return failures
 
 

@@ -7,7 +7,9 @@ use clap::{Args, Parser, Subcommand};
 
 use std::time::Duration;
 
-use crate::config::{ContainerDefaults, DEFAULT_NOTEBOOK_IMAGES, OperatorConfig, parse_images};
+use crate::config::{
+    ContainerDefaults, DEFAULT_NOTEBOOK_IMAGES, OperatorConfig, WorkflowExecutor, parse_images,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -52,6 +54,13 @@ pub struct OperatorArgs {
     /// `secret-key`, as the minio charm writes them); empty: copy nothing.
     #[arg(long, default_value = "minio-credentials")]
     pub s3_secret: String,
+    /// Pipelines: the ClusterRole of Argo's executor (the argo charm's), bound in each profile
+    /// namespace to the ServiceAccount --workflow-service-account; empty: no pipelines.
+    #[arg(long, default_value = "")]
+    pub workflow_executor_role: String,
+    /// Pipelines: the ServiceAccount workflow pods run as in each profile namespace.
+    #[arg(long, default_value = "workflow")]
+    pub workflow_service_account: String,
     /// CPU request of a container that sets none (the profile namespace's LimitRange).
     #[arg(long, default_value = "100m")]
     pub default_cpu_request: String,
@@ -110,6 +119,11 @@ impl OperatorArgs {
         }
         config.owner_role = self.owner_role.clone();
         config.s3_secret = Some(self.s3_secret.clone()).filter(|s| !s.is_empty());
+        config.workflow_executor =
+            (!self.workflow_executor_role.is_empty()).then(|| WorkflowExecutor {
+                cluster_role: self.workflow_executor_role.clone(),
+                service_account: self.workflow_service_account.clone(),
+            });
         config.container_defaults = ContainerDefaults {
             cpu_request: self.default_cpu_request.clone(),
             memory_request: self.default_memory_request.clone(),
@@ -179,6 +193,24 @@ mod tests {
         assert_eq!(config.notebook.cull_idle, Some(Duration::from_secs(86_400)));
         assert_eq!(config.notebook.images[0].0, "minimal");
         assert_eq!(config.notebook.images[1].0, "scipy");
+        assert_eq!(config.workflow_executor, None, "no pipelines unless told");
+    }
+
+    #[test]
+    fn the_workflow_executor_role_turns_pipelines_on() {
+        let config = parse(&[
+            "wharf-workspaces",
+            "operator",
+            "--namespace=wharf",
+            "--workflow-executor-role=wharf-argo-executor",
+        ]);
+        assert_eq!(
+            config.workflow_executor,
+            Some(WorkflowExecutor {
+                cluster_role: "wharf-argo-executor".into(),
+                service_account: "workflow".into(),
+            })
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! What the operator needs to know that is not in a Profile: where it runs (the model namespace:
-//! its Lease, the platform's MinIO Secret, the gateway), which ClusterRole owners get, the
+//! its Lease, the platform's MinIO Secret, the gateway), which ClusterRole owners get (and
+//! workflow pods, with pipelines), the
 //! LimitRange defaults of every profile namespace, how Notebooks are run and culled, and its
 //! metrics and authorization addresses.
 
@@ -90,6 +91,14 @@ pub fn parse_images(text: &str) -> Result<Vec<(String, String)>, String> {
     Ok(images)
 }
 
+/// Where workflow pods (Argo's, the argo charm's) get their rights in a profile namespace: the
+/// ServiceAccount they run as, bound to the executor's ClusterRole there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkflowExecutor {
+    pub cluster_role: String,
+    pub service_account: String,
+}
+
 /// The operator's settings (`wharf-workspaces operator` flags, set by the charm).
 #[derive(Debug, Clone)]
 pub struct OperatorConfig {
@@ -104,6 +113,9 @@ pub struct OperatorConfig {
     /// minio charm's `minio-credentials`, which TrainJobs and InferenceServices read). None: no
     /// copy.
     pub s3_secret: Option<String>,
+    /// Pipelines (the argo charm related): the ServiceAccount and executor binding each profile
+    /// namespace gets. None: none.
+    pub workflow_executor: Option<WorkflowExecutor>,
     pub container_defaults: ContainerDefaults,
     /// Where `/metrics` and `/healthz` are served (port 0 picks a free one).
     pub metrics_addr: SocketAddr,
@@ -133,6 +145,7 @@ impl OperatorConfig {
             namespace,
             owner_role: "edit".into(),
             s3_secret: Some("minio-credentials".into()),
+            workflow_executor: None,
             container_defaults: ContainerDefaults::default(),
             metrics_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
             reporter: "wharf-workspaces".into(),

@@ -40,14 +40,30 @@ fn render_charm() -> Vec<Value> {
 /// Charms of this repository rendered by wharf as one bundle of these applications (each named
 /// like its charm, in the model namespace).
 fn render_charms(charms: &[&str]) -> Vec<Value> {
-    let dir = tempfile::tempdir().unwrap();
-    let bundle = dir.path().join("bundle.yaml");
     let mut text = "bundle: kubernetes\nname: workspaces-test\napplications:\n".to_owned();
     for charm in charms {
         text.push_str(&format!(
             "  {charm}:\n    charm: {charm}\n    scale: 1\n    trust: true\n"
         ));
     }
+    render_bundle(&text)
+}
+
+/// With pipelines: the argo charm (and the minio charm its artifact store needs) related to
+/// workspaces, as in the full bundle.
+fn render_with_pipelines() -> Vec<Value> {
+    render_bundle(
+        "bundle: kubernetes\nname: workspaces-test\napplications:\n  workspaces:\n    \
+         charm: workspaces\n    scale: 1\n    trust: true\n  minio:\n    charm: minio\n    \
+         scale: 1\n  argo:\n    charm: argo\n    scale: 1\n    trust: true\nrelations:\n  \
+         - [argo:object-storage, minio:object-storage]\n  \
+         - [argo:workflow-executor, workspaces:pipelines]\n",
+    )
+}
+
+fn render_bundle(text: &str) -> Vec<Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("bundle.yaml");
     std::fs::write(&bundle, text).unwrap();
     let charms = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let bundle = wharf::bundle::Bundle::load(bundle.to_str().unwrap(), &[], &[]).unwrap();
@@ -141,6 +157,11 @@ impl Harness {
 
     /// The same, with these operator flags replacing the charm's (or added).
     async fn start_with(overrides: &[String]) -> Harness {
+        Harness::start_rendered(render_charm(), overrides).await
+    }
+
+    /// The same from these rendered objects (the operator's Deployment is `workspaces`).
+    async fn start_rendered(objects: Vec<Value>, overrides: &[String]) -> Harness {
         let sim = Simulator::start(kube_sim::Config {
             crd_established_delay: Duration::from_millis(50),
             ..kube_sim::Config::default()
@@ -156,8 +177,8 @@ impl Harness {
         )
         .unwrap();
         let mut args = None;
-        for object in render_charm() {
-            if object["kind"] == "Deployment" {
+        for object in objects {
+            if object["kind"] == "Deployment" && object["metadata"]["name"] == "workspaces" {
                 let container = &object["spec"]["template"]["spec"]["containers"][0];
                 assert_eq!(container["image"], IMAGE);
                 args =
@@ -1132,5 +1153,89 @@ async fn the_example_notebook_trains_serves_and_predicts_as_the_profiles_editor(
         .unwrap();
     // Two epochs on 6,000 images: the MLP is right about 3 in 4; chance is 1 in 10.
     assert!(accuracy >= 0.6, "accuracy {accuracy}: {out}");
+    h.stop().await;
+}
+
+/// With the argo charm related (the full bundle), a profile namespace gets the `workflow`
+/// ServiceAccount bound to Argo's executor ClusterRole; the operator does it with its charm's
+/// RBAC (`bind` on that one role), and the simulator then authorizes the workflow pods' token:
+/// what argoexec does (create and patch WorkflowTaskResults) is allowed there, and nothing else,
+/// nor anywhere else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_pipelines_a_profile_namespace_gets_the_workflow_account_with_the_executors_rights() {
+    let h = Harness::start_rendered(render_with_pipelines(), &[]).await;
+    h.create("alice", owner("alice@example.com")).await;
+    h.wait_condition("alice", "Ready", "True", "Ready").await;
+    let binding: RoleBinding = eventually("the executor RoleBinding", || async {
+        h.in_ns::<RoleBinding>("alice")
+            .get_opt("workflow-executor")
+            .await
+            .ok()
+            .flatten()
+    })
+    .await;
+    assert_eq!(binding.role_ref.kind, "ClusterRole");
+    assert_eq!(binding.role_ref.name, format!("{MODEL}-argo-executor"));
+    let account: k8s_openapi::api::core::v1::ServiceAccount =
+        h.in_ns("alice").get("workflow").await.unwrap();
+    assert_eq!(
+        account.owner_references()[0].kind,
+        "Profile",
+        "owned by the Profile, deleted with it"
+    );
+
+    // As argoexec: the workflow pods' token in alice.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("workflow.kubeconfig");
+    let token = h.sim.token_for_service_account("alice", "workflow");
+    h.sim.write_kubeconfig(&path, Some(&token)).unwrap();
+    let executor = client(&path).await;
+    let gvk = kube::core::GroupVersionKind::gvk("argoproj.io", "v1alpha1", "WorkflowTaskResult");
+    let resource = kube::discovery::ApiResource::from_gvk(&gvk);
+    let results = |ns: &str| {
+        Api::<kube::api::DynamicObject>::namespaced_with(executor.clone(), ns, &resource)
+    };
+    let result = |name: &str| -> kube::api::DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowTaskResult",
+            "metadata": {"name": name, "labels": {"workflows.argoproj.io/workflow": "wf-1"}},
+            "outputs": {"parameters": [{"name": "predictions", "value": "[1, 2]"}], "exitCode": "0"},
+        }))
+        .unwrap()
+    };
+    eventually("a WorkflowTaskResult created as the executor", || async {
+        results("alice")
+            .create(&PostParams::default(), &result("wf-1-123"))
+            .await
+            .ok()
+    })
+    .await;
+    results("alice")
+        .patch(
+            "wf-1-123",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"workflows.argoproj.io/report-outputs-completed": "true"}}})),
+        )
+        .await
+        .expect("the executor patches its result");
+    let forbidden = |e: kube::Error| matches!(e, kube::Error::Api(ref r) if r.code == 403);
+    let err = results(MODEL)
+        .create(&PostParams::default(), &result("wf-2-1"))
+        .await
+        .unwrap_err();
+    assert!(
+        forbidden(err),
+        "alice's workflow account has no rights in {MODEL}"
+    );
+    let err = results("alice")
+        .delete("wf-1-123", &DeleteParams::default())
+        .await
+        .unwrap_err();
+    assert!(forbidden(err), "no delete");
+    let err = Api::<Secret>::namespaced(executor.clone(), "alice")
+        .get("minio-credentials")
+        .await
+        .unwrap_err();
+    assert!(forbidden(err), "no Secret: the kubelet mounts the S3 one");
     h.stop().await;
 }

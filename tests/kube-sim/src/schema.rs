@@ -51,6 +51,18 @@ impl CrSchema {
                 props.remove(k);
             }
         }
+        // The same for a root `required` naming them (Argo's CRDs require `metadata`): every
+        // object the apiserver validates has its metadata, which is checked apart from the schema
+        // (and removed from the instance `validate` checks).
+        if let Some(root) = converted.as_object_mut()
+            && let Some(required) = root.get_mut("required").and_then(Value::as_array_mut)
+        {
+            required.retain(|r| !matches!(r.as_str(), Some("metadata" | "apiVersion" | "kind")));
+            // JSON Schema draft 4 wants at least one name in a `required`.
+            if required.is_empty() {
+                root.remove("required");
+            }
+        }
         let validator = jsonschema::draft4::new(&converted).map_err(|e| e.to_string())?;
         Ok(CrSchema {
             structural: structural.clone(),
@@ -335,6 +347,41 @@ mod tests {
             }
         }))
         .unwrap()
+    }
+
+    /// Argo's CRDs list `metadata` (and `spec`) as required at the root, as a real apiserver
+    /// accepts: every object has metadata. A missing `spec` is still refused.
+    #[test]
+    fn a_root_that_requires_metadata_accepts_every_object_with_its_required_spec() {
+        let s = CrSchema::new(&json!({
+            "type": "object",
+            "required": ["metadata", "spec"],
+            "properties": {
+                "apiVersion": {"type": "string"},
+                "kind": {"type": "string"},
+                "metadata": {"type": "object"},
+                "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
+            }
+        }))
+        .unwrap();
+        let meta = json!({"name": "wf"});
+        let ok = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": meta, "spec": {"entrypoint": "main"}});
+        assert_eq!(s.validate(&ok), vec![]);
+        let errs = s.validate(
+            &json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": meta}),
+        );
+        assert!(errs.iter().any(|(f, _)| f == "spec"), "{errs:?}");
+        // Argo's WorkflowTaskResult requires only `metadata`: nothing is left to require.
+        let only_metadata = CrSchema::new(&json!({
+            "type": "object",
+            "required": ["metadata"],
+            "properties": {"metadata": {"type": "object"}, "phase": {"type": "string"}}
+        }))
+        .unwrap();
+        assert_eq!(
+            only_metadata.validate(&json!({"metadata": meta, "phase": "Succeeded"})),
+            vec![]
+        );
     }
 
     #[test]

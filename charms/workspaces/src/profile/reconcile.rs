@@ -1,6 +1,6 @@
 //! One reconcile of one Profile: check it, make sure its namespace exists and is its own (never
 //! adopting someone else's), apply the owner's RoleBinding, the quota, the limits, the network
-//! policies and the S3 credentials into it, then write what happened into `status` and record an
+//! policies, the workflow ServiceAccount (with pipelines) and the S3 credentials into it, then write what happened into `status` and record an
 //! Event when readiness changes.
 //!
 //! Nothing here deletes a namespace: deleting a Profile deletes its namespace by garbage
@@ -222,7 +222,8 @@ async fn apply(ctx: &Context, ns: &str, object: Value) -> Result<(), Error> {
 }
 
 /// The owner's RoleBinding, the editor account and its binding, the quota (or its removal), the
-/// LimitRange, the NetworkPolicies.
+/// LimitRange, the NetworkPolicies and, with pipelines, the workflow ServiceAccount and its
+/// executor binding.
 async fn apply_policies(profile: &Profile, ctx: &Context) -> Result<(), Error> {
     let ns = profile.name_any();
     apply(ctx, &ns, resources::owner_binding(profile, &ctx.config)).await?;
@@ -246,6 +247,11 @@ async fn apply_policies(profile: &Profile, ctx: &Context) -> Result<(), Error> {
     apply(ctx, &ns, resources::limit_range(profile, &ctx.config)).await?;
     for policy in resources::network_policies(profile, &ctx.config) {
         apply(ctx, &ns, policy).await?;
+    }
+    if let Some(executor) = &ctx.config.workflow_executor {
+        for object in resources::workflow_executor(profile, executor) {
+            apply(ctx, &ns, object).await?;
+        }
     }
     Ok(())
 }

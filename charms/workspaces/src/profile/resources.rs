@@ -13,14 +13,16 @@
 //! - the LimitRange `wharf-container-defaults`: requests and limits for containers that set none;
 //! - a copy of the platform's MinIO Secret;
 //! - NetworkPolicies: ingress from the same namespace and from the gateway's, nothing else (so
-//!   other profiles cannot reach this one's pods).
+//!   other profiles cannot reach this one's pods);
+//! - with pipelines (the argo charm related): the ServiceAccount workflow pods run as, bound to
+//!   Argo's executor ClusterRole in the namespace only (RoleBinding `<account>-executor`).
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 
 use super::crd::Profile;
-use crate::config::OperatorConfig;
+use crate::config::{OperatorConfig, WorkflowExecutor};
 
 /// The label naming the Profile a namespace (and every object in it the operator made) belongs to.
 pub const PROFILE_LABEL: &str = "wharf.dev/profile";
@@ -244,6 +246,35 @@ pub fn credentials(profile: &Profile, source: &Secret, source_namespace: &str) -
     })
 }
 
+/// The ServiceAccount workflow pods run as (Argo's `workflowDefaults` name it), and the
+/// RoleBinding giving it the executor's rights (create and patch WorkflowTaskResults) in this
+/// namespace only. Owned by the Profile like everything else here.
+pub fn workflow_executor(profile: &Profile, executor: &WorkflowExecutor) -> [Value; 2] {
+    let account = &executor.service_account;
+    [
+        json!({
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": metadata(profile, account),
+        }),
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": metadata(profile, &format!("{account}-executor")),
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": executor.cluster_role,
+            },
+            "subjects": [{
+                "kind": "ServiceAccount",
+                "name": account,
+                "namespace": profile.name_any(),
+            }],
+        }),
+    ]
+}
+
 /// Ingress only from pods of the same namespace and from the gateway's namespace; every other
 /// source (other profiles among them) is denied, because these policies select every pod.
 pub fn network_policies(profile: &Profile, config: &OperatorConfig) -> Vec<Value> {
@@ -363,6 +394,29 @@ mod tests {
         assert_eq!(
             policies[1]["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
             "edge"
+        );
+    }
+
+    #[test]
+    fn workflow_pods_get_the_executor_role_in_their_namespace_only() {
+        let p = profile("alice", "a@example.com");
+        let executor = WorkflowExecutor {
+            cluster_role: "wharf-argo-executor".into(),
+            service_account: "workflow".into(),
+        };
+        let [account, binding] = workflow_executor(&p, &executor);
+        assert_eq!(account["kind"], "ServiceAccount");
+        assert_eq!(account["metadata"]["name"], "workflow");
+        assert_eq!(account["metadata"]["namespace"], "alice");
+        assert_eq!(account["metadata"]["ownerReferences"][0]["uid"], "uid-1");
+        // A RoleBinding (not a ClusterRoleBinding): the rights hold in the profile's namespace.
+        assert_eq!(binding["kind"], "RoleBinding");
+        assert_eq!(binding["metadata"]["namespace"], "alice");
+        assert_eq!(binding["roleRef"]["kind"], "ClusterRole");
+        assert_eq!(binding["roleRef"]["name"], "wharf-argo-executor");
+        assert_eq!(
+            binding["subjects"],
+            json!([{"kind": "ServiceAccount", "name": "workflow", "namespace": "alice"}])
         );
     }
 
