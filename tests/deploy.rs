@@ -520,7 +520,7 @@ async fn deploy_full_with_the_ha_overlay_runs_two_replicas_of_the_login_gateway_
     let status = env.status_json().await;
     assert_eq!(
         status["applications"].as_array().unwrap().len(),
-        9,
+        10,
         "{status}"
     );
     assert!(
