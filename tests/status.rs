@@ -490,7 +490,7 @@ async fn the_in_cluster_dashboard_acts_as_the_user_behind_the_gateway() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // The dashboard charm's own RBAC, as wharf would apply it.
-    let kinds = put_dashboard_template(&env, "00-rbac.yaml");
+    let kinds = put_template(&env, "dashboard", "00-rbac.yaml");
     assert_eq!(
         kinds,
         [
@@ -650,16 +650,18 @@ async fn the_in_cluster_dashboard_acts_as_the_user_behind_the_gateway() {
     );
 }
 
-/// Puts the objects of the dashboard charm's template `file` into the simulator as wharf renders
-/// them with the charm's defaults (application `dashboard` in the model): its few template tags
-/// are a comment and `{% if config[...] %}` on options that default to true. The kinds, in order.
-fn put_dashboard_template(env: &Env, file: &str) -> Vec<String> {
+/// Puts the objects of `charm`'s template `file` into the simulator as wharf renders them with the
+/// charm's defaults (the application named like the charm, in the model), for templates whose only
+/// tags are comments, the application's names and `{% if config[...] %}` on options that default
+/// to true. The kinds, in order.
+fn put_template(env: &Env, charm: &str, file: &str) -> Vec<String> {
     use serde_json::json;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(root.join("charms/dashboard/templates").join(file))
-        .unwrap()
-        .replace("{{ app.name }}", "dashboard")
-        .replace("{{ app.namespace }}", MODEL);
+    let text =
+        std::fs::read_to_string(root.join("charms").join(charm).join("templates").join(file))
+            .unwrap()
+            .replace("{{ app.name }}", charm)
+            .replace("{{ app.namespace }}", MODEL);
     // Drop `{#- … -#}` comments and `{%- … %}` lines (conditions on true-by-default options).
     let mut yaml = String::new();
     let mut in_comment = false;
@@ -755,9 +757,9 @@ async fn a_first_login_gets_a_profile_named_after_the_email_once() {
     env.sim
         .put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": MODEL}}))
         .unwrap();
-    put_dashboard_template(&env, "00-rbac.yaml");
+    put_template(&env, "dashboard", "00-rbac.yaml");
     assert_eq!(
-        put_dashboard_template(&env, "01-profiles-rbac.yaml"),
+        put_template(&env, "dashboard", "01-profiles-rbac.yaml"),
         ["ClusterRole", "ClusterRoleBinding"]
     );
     // Carol has a profile already, under another name; the Profile CRD takes a moment.
@@ -851,17 +853,7 @@ async fn the_notebooks_page_lists_starts_and_deletes_with_the_users_rights() {
     env.sim
         .put(serde_saphyr::from_str::<serde_json::Value>(&yaml).unwrap())
         .unwrap();
-    let roles =
-        std::fs::read_to_string(root.join("charms/workspaces/templates/05-user-roles.yaml"))
-            .unwrap()
-            .replace("{{ app.name }}", "workspaces")
-            .replace("{{ app.namespace }}", MODEL);
-    let roles = roles.split_once("-#}").unwrap().1;
-    for doc in roles.split("\n---\n") {
-        env.sim
-            .put(serde_saphyr::from_str::<serde_json::Value>(doc).unwrap())
-            .unwrap();
-    }
+    put_template(&env, "workspaces", "05-user-roles.yaml");
     for ns in [MODEL, "alice"] {
         env.sim
             .put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
@@ -873,7 +865,7 @@ async fn the_notebooks_page_lists_starts_and_deletes_with_the_users_rights() {
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
             "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice@example.com"}]}))
         .unwrap();
-    put_dashboard_template(&env, "00-rbac.yaml");
+    put_template(&env, "dashboard", "00-rbac.yaml");
     let (_dashboard, url) = serve_behind_the_gateway(&env, &[]).await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -1106,4 +1098,145 @@ async fn status_shows_each_inferenceservices_rate_and_p99_from_prometheus() {
     assert_eq!(json["models"][0]["p99_seconds"], 0.0042);
     assert!(json["models"][1]["p99_seconds"].is_null(), "{json}");
     assert!(json.get("models_note").is_none(), "{json}");
+}
+
+/// The Tuning and Pipelines pages (issue 17) show a profile namespace's OptimizationJobs (the
+/// `wharf tuning` rows and each job's trials, best marked) and Argo Workflows (phase, steps, a link
+/// to Argo's page behind /pipelines/) to its owner, who reaches both kinds only through the
+/// trainer's and argo charms' aggregated roles; another user gets the cluster's 403 and no rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tuning_and_pipelines_pages_show_a_profiles_runs_to_its_owner_only() {
+    use serde_json::json;
+    use std::time::Duration;
+
+    let env = start(fast()).await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for crd in [
+        "charms/trainer/templates/optimizationjob-crd.yaml",
+        "tests/fixtures/pipeline/workflow-crd.yaml",
+    ] {
+        let yaml = std::fs::read_to_string(root.join(crd)).unwrap();
+        env.sim
+            .put(serde_saphyr::from_str::<serde_json::Value>(&yaml).unwrap())
+            .unwrap();
+    }
+    put_template(&env, "trainer", "05-user-roles.yaml");
+    put_template(&env, "argo", "05-user-roles.yaml");
+    for ns in [MODEL, "alice"] {
+        env.sim
+            .put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
+            .unwrap();
+    }
+    env.sim
+        .put(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "namespace-admin", "namespace": "alice"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice@example.com"}]}))
+        .unwrap();
+    put_template(&env, "dashboard", "00-rbac.yaml");
+    // An OptimizationJob two trials in, and a Workflow whose first step has finished, with the
+    // statuses their controllers write (the CRDs take a moment to be served).
+    let oj = json!({"apiVersion": "wharf.dev/v1alpha1", "kind": "OptimizationJob",
+        "metadata": {"name": "fashion-tuning", "namespace": "alice"},
+        "spec": {"objectives": [{"metric": "accuracy", "direction": "maximize"}],
+            "searchAlgorithm": {"name": "tpe", "seed": 42},
+            "parameters": [{"name": "learningRate", "distribution": "logUniform", "min": 0.0001, "max": 0.01}],
+            "numTrials": 4, "parallelTrials": 1,
+            "trainJobTemplate": {"model": "mlp", "epochs": 2,
+                "dataset": {"uri": "file:///usr/share/datasets/fashion-mnist"},
+                "output": {"uri": "s3://wharf/models/alice/tuned"}}}});
+    let wf = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+        "metadata": {"name": "train-predict-x7k2p", "namespace": "alice"},
+        "spec": {"entrypoint": "main", "templates": [{"name": "main", "container": {"image": "busybox"}}]}});
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while env.sim.put(oj.clone()).is_err() || env.sim.put(wf.clone()).is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the CRDs were never served"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let http = reqwest::Client::new();
+    let status = |path: &str, body: serde_json::Value| {
+        http.patch(format!("{}{path}", env.sim.url()))
+            .bearer_auth("admin-token")
+            .header("content-type", "application/merge-patch+json")
+            .body(body.to_string())
+            .send()
+    };
+    let patched = status(
+        "/apis/wharf.dev/v1alpha1/namespaces/alice/optimizationjobs/fashion-tuning/status",
+        json!({"status": {"state": "Running", "progress": "2/4",
+            "trials": [
+                {"name": "fashion-tuning-trial-0", "index": 0, "state": "Succeeded",
+                 "parameters": {"learningRate": 0.001}, "value": 0.81},
+                {"name": "fashion-tuning-trial-1", "index": 1, "state": "Succeeded",
+                 "parameters": {"learningRate": 0.004}, "value": 0.84}],
+            "result": {"trialName": "fashion-tuning-trial-1", "trainJob": "fashion-tuning-trial-1",
+                "parameters": {"learningRate": 0.004}, "value": 0.84}}}),
+    )
+    .await
+    .unwrap();
+    assert!(patched.status().is_success(), "{:?}", patched.text().await);
+    let patched = http
+        .patch(format!(
+            "{}/apis/argoproj.io/v1alpha1/namespaces/alice/workflows/train-predict-x7k2p",
+            env.sim.url()
+        ))
+        .bearer_auth("admin-token")
+        .header("content-type", "application/merge-patch+json")
+        .body(
+            json!({"status": {"phase": "Running", "startedAt": "2026-12-02T10:00:00Z",
+                "nodes": {
+                    "a": {"type": "Pod", "displayName": "train", "phase": "Succeeded"},
+                    "b": {"type": "Pod", "displayName": "predict", "phase": "Running"}}}})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(patched.status().is_success(), "{:?}", patched.text().await);
+
+    let (_dashboard, url) = serve_behind_the_gateway(&env, &[]).await;
+    let get = |path: &str, user: &str| {
+        http.get(format!("{url}{path}?namespace=alice"))
+            .header("host", "wharf.example.test")
+            .header("x-auth-request-email", user)
+            .send()
+    };
+    let tuning = get("/tuning", "alice@example.com").await.unwrap();
+    assert_eq!(tuning.status(), 200);
+    let tuning = tuning.text().await.unwrap();
+    for want in [
+        "<td>fashion-tuning</td><td>Running</td><td>2/4</td><td>tpe</td><td>accuracy (maximize)</td><td>0.84</td><td>fashion-tuning-trial-1</td>",
+        "<td>fashion-tuning-trial-1</td><td>Succeeded</td><td>0.004</td><td>0.84</td><td>*</td>",
+        "<td>fashion-tuning-trial-0</td><td>Succeeded</td><td>0.001</td><td>0.81</td><td></td>",
+    ] {
+        assert!(tuning.contains(want), "no `{want}` in:\n{tuning}");
+    }
+    let runs = get("/runs", "alice@example.com")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for want in [
+        "<a href=\"/pipelines/workflows/alice/train-predict-x7k2p\">",
+        "<td class=\"phase\">Running</td><td>1 of 2 succeeded</td>",
+    ] {
+        assert!(runs.contains(want), "no `{want}` in:\n{runs}");
+    }
+    for path in ["/tuning", "/runs"] {
+        let page = get(path, "bob@example.com")
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains("forbidden (403)"), "{path}: {page}");
+        assert!(
+            !page.contains("fashion-tuning") && !page.contains("x7k2p"),
+            "{path}: {page}"
+        );
+    }
 }

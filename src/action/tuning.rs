@@ -156,40 +156,49 @@ async fn list(session: &Session, api: &Api<DynamicObject>) -> Outcome {
         )?;
         return Ok(ExitCode::SUCCESS);
     }
-    let cells: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            vec![
-                r.namespace.clone(),
-                r.name.clone(),
-                r.state.clone(),
-                r.trials.clone(),
-                r.algorithm.clone(),
-                r.objective.clone(),
-                r.best.map(number).unwrap_or_else(|| "-".into()),
-                r.best_trial.clone().unwrap_or_else(|| "-".into()),
-            ]
-        })
-        .collect();
-    super::print_stdout(&super::status::table(
-        &[
-            "NAMESPACE",
-            "NAME",
-            "STATE",
-            "TRIALS",
-            "ALGORITHM",
-            "OBJECTIVE",
-            "BEST",
-            "BEST TRIAL",
-        ],
-        &cells,
-    ))?;
+    let cells: Vec<Vec<String>> = rows.iter().map(JobRow::cells).collect();
+    super::print_stdout(&super::status::table(&JOB_COLUMNS, &cells))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The columns of `wharf tuning list` (and of the dashboard's Tuning page).
+pub const JOB_COLUMNS: [&str; 8] = [
+    "NAMESPACE",
+    "NAME",
+    "STATE",
+    "TRIALS",
+    "ALGORITHM",
+    "OBJECTIVE",
+    "BEST",
+    "BEST TRIAL",
+];
+
+impl JobRow {
+    /// The row's cells under [`JOB_COLUMNS`].
+    pub fn cells(&self) -> Vec<String> {
+        vec![
+            self.namespace.clone(),
+            self.name.clone(),
+            self.state.clone(),
+            self.trials.clone(),
+            self.algorithm.clone(),
+            self.objective.clone(),
+            self.best.map(number).unwrap_or_else(|| "-".into()),
+            self.best_trial.clone().unwrap_or_else(|| "-".into()),
+        ]
+    }
 }
 
 /// `wharf tuning show`'s table: one row per trial, one column per tuned parameter (in the spec's
 /// order), then the objective's value, the epochs of its hyperband rungs and why it stopped.
 pub fn trials_table(data: &Value) -> String {
+    let (header, rows) = trials(data);
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    super::status::table(&header, &rows)
+}
+
+/// The header and rows of [`trials_table`] (the dashboard's Tuning page shows the same).
+pub fn trials(data: &Value) -> (Vec<String>, Vec<Vec<String>>) {
     let parameters: Vec<&str> = data
         .pointer("/spec/parameters")
         .and_then(Value::as_array)
@@ -236,8 +245,7 @@ pub fn trials_table(data: &Value) -> String {
             row
         })
         .collect();
-    let header: Vec<&str> = header.iter().map(String::as_str).collect();
-    super::status::table(&header, &rows)
+    (header, rows)
 }
 
 async fn show(session: &Session, api: &Api<DynamicObject>, name: &str, ns: &str) -> Outcome {

@@ -13,14 +13,18 @@ pub enum Page {
     Training,
     Models,
     Notebooks,
+    Tuning,
+    Pipelines,
 }
 
 impl Page {
-    const ALL: [Page; 4] = [
+    const ALL: [Page; 6] = [
         Page::Overview,
         Page::Training,
         Page::Models,
         Page::Notebooks,
+        Page::Tuning,
+        Page::Pipelines,
     ];
 
     fn path(self) -> &'static str {
@@ -29,6 +33,8 @@ impl Page {
             Page::Training => "/training",
             Page::Models => "/models",
             Page::Notebooks => "/notebooks",
+            Page::Tuning => "/tuning",
+            Page::Pipelines => "/runs",
         }
     }
 
@@ -38,6 +44,8 @@ impl Page {
             Page::Training => "Training",
             Page::Models => "Models",
             Page::Notebooks => "Notebooks",
+            Page::Tuning => "Tuning",
+            Page::Pipelines => "Pipelines",
         }
     }
 }
@@ -54,6 +62,24 @@ pub fn esc(text: &str) -> String {
             '\'' => out.push_str("&#39;"),
             c => out.push(c),
         }
+    }
+    out
+}
+
+/// The form that chooses the namespace a page shows (`?namespace=`), and, when none is chosen,
+/// the line that asks for one. `None` after the form means the page has nothing more to show.
+pub fn namespace_form(action: &str, ns: Option<&str>) -> String {
+    let mut out = format!(
+        "<form method=\"get\" action=\"{action}\" class=\"inline\"><label for=\"ns\">Namespace \
+         (your profile)</label> <input id=\"ns\" name=\"namespace\" value=\"{}\" required> \
+         <button type=\"submit\">Show</button></form>",
+        esc(ns.unwrap_or_default())
+    );
+    if ns.is_none() {
+        out.push_str(
+            "<p id=\"no-namespace\">Name a profile's namespace (`wharf profile list` shows \
+             them).</p>",
+        );
     }
     out
 }

@@ -1,6 +1,5 @@
 //! The dashboard: an axum web server of server-rendered pages (Overview, Training, Models,
-//! Notebooks) with a
-//! little vanilla JavaScript, reading the cluster through kube-rs with the rights of the client it
+//! Notebooks, Tuning, Pipelines) with a little vanilla JavaScript, reading the cluster through kube-rs with the rights of the client it
 //! is given (`wharf dashboard --serve`: the kubeconfig user's). Live updates are server-sent
 //! events fed by one watch per kind, shared by every browser ([`live`]).
 //!
@@ -19,7 +18,9 @@ mod live;
 mod models;
 mod notebooks;
 mod overview;
+mod runs;
 mod training;
+mod tuning;
 pub mod viewer;
 
 use std::net::SocketAddr;
@@ -44,6 +45,12 @@ pub struct Shared {
 
 pub type State = Arc<Shared>;
 
+/// `?namespace=`: the namespace a page of a profile's work shows.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct Where {
+    pub namespace: Option<String>,
+}
+
 /// Every page and endpoint, each module's routes merged.
 pub fn router(state: State) -> Router {
     Router::new()
@@ -51,6 +58,8 @@ pub fn router(state: State) -> Router {
         .merge(training::router())
         .merge(models::router())
         .merge(notebooks::router())
+        .merge(tuning::router())
+        .merge(runs::router())
         .merge(assets::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -17,9 +17,9 @@ use axum::{Form, Router};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
 use serde::Deserialize;
 
-use super::State;
-use super::html::{Page, alert, esc, page};
+use super::html::{Page, alert, esc, namespace_form, page};
 use super::viewer::Viewer;
+use super::{State, Where};
 use crate::action::notebook::{self, CreateOptions};
 use crate::kube::errors;
 
@@ -27,11 +27,6 @@ pub fn router() -> Router<State> {
     Router::new()
         .route("/notebooks", get(list).post(create))
         .route("/notebooks/delete", post(delete))
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct Where {
-    namespace: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -47,36 +42,17 @@ struct Gone {
     name: String,
 }
 
-/// The namespace asked for, else the user's profile; `None` when neither is known.
-fn namespace(asked: Option<String>, viewer: &Viewer) -> Option<String> {
-    asked
-        .map(|n| n.trim().to_owned())
-        .filter(|n| !n.is_empty())
-        .or_else(|| viewer.profile.clone())
-}
-
 fn api(viewer: &Viewer, ns: &str) -> Api<DynamicObject> {
     Api::namespaced_with(viewer.cluster.client.clone(), ns, &notebook::resource())
 }
 
 /// The page: a namespace chooser, the notebooks there (or why not), the form.
 async fn render(state: &State, viewer: &Viewer, ns: Option<&str>, problems: &[String]) -> String {
-    let mut out = String::new();
-    let value = esc(ns.unwrap_or_default());
-    let _ = write!(
-        out,
-        "<form method=\"get\" action=\"/notebooks\" class=\"inline\"><label for=\"ns\">Namespace \
-         (your profile)</label> <input id=\"ns\" name=\"namespace\" value=\"{value}\" required> \
-         <button type=\"submit\">Show</button></form>"
-    );
+    let mut out = namespace_form("/notebooks", ns);
     for p in problems {
         out.push_str(&alert(p));
     }
     let Some(ns) = ns else {
-        out.push_str(
-            "<p id=\"no-namespace\">Name a profile's namespace to see its notebooks \
-             (`wharf profile list` shows them).</p>",
-        );
         return out;
     };
     match api(viewer, ns).list(&ListParams::default()).await {
@@ -145,7 +121,7 @@ fn table(ns: &str, items: &[DynamicObject]) -> String {
 }
 
 async fn list(Extract(state): Extract<State>, viewer: Viewer, Query(at): Query<Where>) -> Response {
-    let ns = namespace(at.namespace, &viewer);
+    let ns = viewer.namespace(at.namespace);
     let body = render(&state, &viewer, ns.as_deref(), &[]).await;
     page(Page::Notebooks, &state.model, &body).into_response()
 }

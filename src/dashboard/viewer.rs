@@ -88,6 +88,15 @@ pub struct Viewer {
 }
 
 impl Viewer {
+    /// The namespace a page shows: the one asked for (`?namespace=`), else the user's profile;
+    /// `None` when neither is known.
+    pub fn namespace(&self, asked: Option<String>) -> Option<String> {
+        asked
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty())
+            .or_else(|| self.profile.clone())
+    }
+
     /// With impersonation, whether the user may list `ar` in `namespace`: the shared watches run
     /// with the dashboard's rights, so what they hold is shown only to users who could list it
     /// themselves. `Some(reason)` when not.
