@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
 use serde::Deserialize;
 
 use super::html::{Page, alert, esc, namespace_form, page};
@@ -47,7 +47,7 @@ fn api(viewer: &Viewer, ns: &str) -> Api<DynamicObject> {
 }
 
 /// The page: a namespace chooser, the notebooks there (or why not), the form.
-async fn render(state: &State, viewer: &Viewer, ns: Option<&str>, problems: &[String]) -> String {
+async fn render(viewer: &Viewer, ns: Option<&str>, problems: &[String]) -> String {
     let mut out = namespace_form("/notebooks", ns);
     for p in problems {
         out.push_str(&alert(p));
@@ -55,16 +55,11 @@ async fn render(state: &State, viewer: &Viewer, ns: Option<&str>, problems: &[St
     let Some(ns) = ns else {
         return out;
     };
-    match api(viewer, ns).list(&ListParams::default()).await {
-        Ok(list) => out.push_str(&table(ns, &list.items)),
-        Err(kube::Error::Api(e)) if e.code == 404 => out.push_str(&alert(
-            "This cluster does not serve Notebooks: they come with the workspaces charm of the \
-             full bundle (`wharf deploy full`).",
-        )),
-        Err(e) => {
-            let what = format!("list notebooks in namespace {ns}");
-            out.push_str(&alert(&errors::describe(&e, &what, &state.cluster.server)));
-        }
+    let not_served = "This cluster does not serve Notebooks: they come with the workspaces \
+                      charm of the full bundle (`wharf deploy full`).";
+    match viewer.list_in(&notebook::resource(), ns, not_served).await {
+        Ok(items) => out.push_str(&table(ns, &items)),
+        Err(why) => out.push_str(&alert(&why)),
     }
     let ns = esc(ns);
     let _ = write!(
@@ -122,7 +117,7 @@ fn table(ns: &str, items: &[DynamicObject]) -> String {
 
 async fn list(Extract(state): Extract<State>, viewer: Viewer, Query(at): Query<Where>) -> Response {
     let ns = viewer.namespace(at.namespace);
-    let body = render(&state, &viewer, ns.as_deref(), &[]).await;
+    let body = render(&viewer, ns.as_deref(), &[]).await;
     page(Page::Notebooks, &state.model, &body).into_response()
 }
 
@@ -134,7 +129,7 @@ async fn create(
     let ns = form.namespace.trim().to_owned();
     let name = form.name.trim().to_owned();
     let refuse = async |status: StatusCode, problem: String| {
-        let body = render(&state, &viewer, Some(&ns), &[problem]).await;
+        let body = render(&viewer, Some(&ns), &[problem]).await;
         (status, page(Page::Notebooks, &state.model, &body)).into_response()
     };
     if let Err(e) = notebook::check_name(&name) {
@@ -188,7 +183,7 @@ async fn delete(
         Err(e) => {
             let what = format!("delete notebook {name} in namespace {ns}");
             let problem = errors::describe(&e, &what, &state.cluster.server);
-            let body = render(&state, &viewer, Some(ns), &[problem]).await;
+            let body = render(&viewer, Some(ns), &[problem]).await;
             (
                 StatusCode::BAD_GATEWAY,
                 page(Page::Notebooks, &state.model, &body),

@@ -7,13 +7,12 @@ use axum::Router;
 use axum::extract::{Query, State as Extract};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use kube::api::{Api, ApiResource, DynamicObject, ListParams};
+use kube::api::{ApiResource, DynamicObject};
 use kube::core::GroupVersionKind;
 
 use super::html::{Page, alert, esc, namespace_form, page};
 use super::viewer::Viewer;
 use super::{State, Where};
-use crate::kube::errors;
 use crate::pipeline::{argo, progress::Snapshot};
 
 pub fn router() -> Router<State> {
@@ -32,18 +31,11 @@ async fn runs(Extract(state): Extract<State>, viewer: Viewer, Query(at): Query<W
     let ns = viewer.namespace(at.namespace);
     let mut body = namespace_form("/runs", ns.as_deref());
     if let Some(ns) = &ns {
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(viewer.cluster.client.clone(), ns, &resource());
-        match api.list(&ListParams::default()).await {
-            Ok(list) => body.push_str(&render(ns, &list.items)),
-            Err(kube::Error::Api(e)) if e.code == 404 => body.push_str(&alert(
-                "This cluster does not serve Argo Workflows: pipelines come with the argo charm \
-                 of the full bundle (`wharf deploy full`).",
-            )),
-            Err(e) => {
-                let what = format!("list Workflows in namespace {ns}");
-                body.push_str(&alert(&errors::describe(&e, &what, &state.cluster.server)));
-            }
+        let not_served = "This cluster does not serve Argo Workflows: pipelines come with the \
+                          argo charm of the full bundle (`wharf deploy full`).";
+        match viewer.list_in(&resource(), ns, not_served).await {
+            Ok(items) => body.push_str(&render(ns, &items)),
+            Err(why) => body.push_str(&alert(&why)),
         }
     }
     page(Page::Pipelines, &state.model, &body).into_response()

@@ -6,14 +6,13 @@ use axum::Router;
 use axum::extract::{Query, State as Extract};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use kube::api::{Api, ApiResource, DynamicObject, ListParams};
+use kube::api::{ApiResource, DynamicObject};
 use kube::core::GroupVersionKind;
 
 use super::html::{Page, alert, esc, namespace_form, page, table};
 use super::viewer::Viewer;
 use super::{State, Where};
 use crate::action::tuning::{JOB_COLUMNS, job_row, trials};
-use crate::kube::errors;
 
 pub fn router() -> Router<State> {
     Router::new().route("/tuning", get(tuning))
@@ -34,18 +33,11 @@ async fn tuning(
     let ns = viewer.namespace(at.namespace);
     let mut body = namespace_form("/tuning", ns.as_deref());
     if let Some(ns) = &ns {
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(viewer.cluster.client.clone(), ns, &resource());
-        match api.list(&ListParams::default()).await {
-            Ok(list) => body.push_str(&render(ns, &list.items)),
-            Err(kube::Error::Api(e)) if e.code == 404 => body.push_str(&alert(
-                "This cluster does not serve OptimizationJobs: they come with the trainer charm \
-                 (`wharf deploy lite` or `full`).",
-            )),
-            Err(e) => {
-                let what = format!("list OptimizationJobs in namespace {ns}");
-                body.push_str(&alert(&errors::describe(&e, &what, &state.cluster.server)));
-            }
+        let not_served = "This cluster does not serve OptimizationJobs: they come with the \
+                          trainer charm (`wharf deploy lite` or `full`).";
+        match viewer.list_in(&resource(), ns, not_served).await {
+            Ok(items) => body.push_str(&render(ns, &items)),
+            Err(why) => body.push_str(&alert(&why)),
         }
     }
     page(Page::Tuning, &state.model, &body).into_response()

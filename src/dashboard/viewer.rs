@@ -88,6 +88,28 @@ pub struct Viewer {
 }
 
 impl Viewer {
+    /// The objects of `ar` in `namespace`, listed as the user; `Err` is what the page says instead:
+    /// `not_served` (where the kind comes from) when the cluster has no such kind, else the
+    /// cluster's refusal or failure in words.
+    pub async fn list_in(
+        &self,
+        ar: &ApiResource,
+        namespace: &str,
+        not_served: &str,
+    ) -> Result<Vec<DynamicObject>, String> {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.cluster.client.clone(), namespace, ar);
+        match api.list(&ListParams::default()).await {
+            Ok(list) => Ok(list.items),
+            Err(kube::Error::Api(e)) if e.code == 404 => Err(not_served.to_owned()),
+            Err(e) => Err(errors::describe(
+                &e,
+                &format!("list {} in namespace {namespace}", ar.plural),
+                &self.cluster.server,
+            )),
+        }
+    }
+
     /// The namespace a page shows: the one asked for (`?namespace=`), else the user's profile;
     /// `None` when neither is known.
     pub fn namespace(&self, asked: Option<String>) -> Option<String> {
