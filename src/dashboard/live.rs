@@ -8,8 +8,8 @@
 //! every later stream of the same namespace, and stopped when the last one closes. A stream opens
 //! only for a user the cluster lets list that kind there ([`may_list`], acting as the user).
 
-use std::convert::Infallible;
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -197,7 +197,10 @@ impl NamespacePage {
         asked: Option<String>,
     ) -> Response {
         let Some(namespace) = viewer.namespace(asked) else {
-            let why = format!("{}/events?namespace=NS: name the namespace to follow", self.path);
+            let why = format!(
+                "{}/events?namespace=NS: name the namespace to follow",
+                self.path
+            );
             return (StatusCode::BAD_REQUEST, why).into_response();
         };
         if let Err(refused) = may_list(viewer, &self.resource, &namespace).await {
@@ -214,8 +217,12 @@ impl NamespacePage {
             if let Some(problem) = watched.kind.error() {
                 out.push_str(&denied_fragment(&problem));
             }
-            let items: Vec<DynamicObject> =
-                watched.kind.objects().iter().map(|o| (**o).clone()).collect();
+            let items: Vec<DynamicObject> = watched
+                .kind
+                .objects()
+                .iter()
+                .map(|o| (**o).clone())
+                .collect();
             out.push_str(&(self.render)(&namespace, &items));
             out
         })
@@ -346,7 +353,10 @@ mod tests {
         let what = "Notebooks (test)";
         let first = watches.get(&notebooks(), what, "alice");
         let second = watches.get(&notebooks(), what, "alice");
-        assert!(Arc::ptr_eq(&first, &second), "one watch per kind and namespace");
+        assert!(
+            Arc::ptr_eq(&first, &second),
+            "one watch per kind and namespace"
+        );
         let other = watches.get(&notebooks(), what, "bob");
         assert!(!Arc::ptr_eq(&first, &other));
         assert_eq!(watches.running(), 2);
@@ -364,7 +374,10 @@ mod tests {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert!(task.is_finished(), "alice's watch still runs with no stream left");
+        assert!(
+            task.is_finished(),
+            "alice's watch still runs with no stream left"
+        );
         drop(other);
         assert_eq!(watches.running(), 0);
         // A new stream starts a new watch.

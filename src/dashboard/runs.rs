@@ -74,7 +74,14 @@ fn render(ns: &str, items: &[DynamicObject]) -> String {
         );
     }
     let mut items: Vec<&DynamicObject> = items.iter().collect();
-    items.sort_by_key(|o| std::cmp::Reverse(o.metadata.creation_timestamp.clone()));
+    // Creation times have whole seconds: runs submitted together are ordered by their start.
+    items.sort_by_key(|o| {
+        let started = o.data["status"]["startedAt"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        std::cmp::Reverse((o.metadata.creation_timestamp.clone(), started))
+    });
     let mut out = String::from(
         "<table id=\"workflows\"><caption>Pipeline runs (Argo Workflows)</caption><thead><tr>\
          <th scope=\"col\">Name</th><th scope=\"col\">Phase</th><th scope=\"col\">Steps</th>\

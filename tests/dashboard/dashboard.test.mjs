@@ -368,6 +368,7 @@ for (const entry of NAMESPACE_PAGES) {
   assert.ok(await page.evaluate(() => window.notReloaded), `${entry.name}: the page was reloaded instead of updated live`);
   // Keyboard use still reaches every control of the updated list.
   const after = await tabReachesEveryControl(page, `${entry.name} (after the live update)`);
+  await page.evaluate(() => document.activeElement?.blur()); // no focus ring in the picture
   await page.screenshot({ path: `${SHOTS}/${entry.name}.png`, fullPage: true });
   console.log(`ok ${entry.name}: ${held.length} rows as the cluster holds them; ${acted ? `${acted}; ` : ""}` +
     `${fresh} appeared live without a reload; Tab reaches all ${controls} controls (${after} after the update)`);
