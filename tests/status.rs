@@ -174,11 +174,19 @@ async fn dashboard_in_a_browser() {
     for crd in [
         "charms/trainer/templates/crd.yaml",
         "charms/server/templates/crd.yaml",
+        // The profile pages' kinds (the script makes their objects in PROFILE_NAMESPACE).
+        "charms/workspaces/templates/notebook-crd.yaml",
+        "charms/trainer/templates/optimizationjob-crd.yaml",
+        "tests/fixtures/pipeline/workflow-crd.yaml",
     ] {
         let yaml = std::fs::read_to_string(root.join(crd)).unwrap();
         let crd: serde_json::Value = serde_saphyr::from_str(&yaml).unwrap();
         env.sim.put(crd).unwrap();
     }
+    env.sim
+        .put(serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "alice"}}))
+        .unwrap();
 
     // A real wharf-server serving a real model as `fashion`: wharf-trainer's MLP, one epoch on the
     // first 3000 Fashion-MNIST images (about a second).
@@ -312,16 +320,24 @@ async fn dashboard_in_a_browser() {
         .env("SAMPLES", root.join("src/dashboard/assets/samples.u8"))
         .env("SCREENSHOTS", &shots)
         .env("CHROMIUM", &chromium)
+        .env("PROFILE_NAMESPACE", "alice")
         .kill_on_drop(true)
         .output();
-    let run = tokio::time::timeout(Duration::from_secs(120), run)
+    let run = tokio::time::timeout(Duration::from_secs(180), run)
         .await
-        .expect("the browser test finishes within 120 s")
+        .expect("the browser test finishes within 180 s")
         .expect("run node (apt-get install nodejs)");
     let stdout = text(&run.stdout);
     eprintln!("{stdout}{}", text(&run.stderr));
     assert!(run.status.success(), "the browser test failed (above)");
-    for page in ["overview", "training", "models"] {
+    for page in [
+        "overview",
+        "training",
+        "models",
+        "notebooks",
+        "tuning",
+        "pipelines",
+    ] {
         assert!(
             stdout.contains(&format!("ok {page}")),
             "no `ok {page}` line"
@@ -1238,5 +1254,196 @@ async fn the_tuning_and_pipelines_pages_show_a_profiles_runs_to_its_owner_only()
             !page.contains("fashion-tuning") && !page.contains("x7k2p"),
             "{path}: {page}"
         );
+    }
+}
+
+/// The next server-sent event of `stream` (its `data:` lines joined), waiting at most 10 s.
+/// `buffer` keeps what arrived after it for the next call.
+async fn next_event(stream: &mut reqwest::Response, buffer: &mut String) -> String {
+    let read = async {
+        loop {
+            if let Some(end) = buffer.find("\n\n") {
+                let event: String = buffer.drain(..end + 2).collect();
+                let data: Vec<&str> = event
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(|l| l.strip_prefix(' ').unwrap_or(l))
+                    .collect();
+                if data.is_empty() {
+                    continue; // a keep-alive comment
+                }
+                return data.join("\n");
+            }
+            let chunk = stream.chunk().await.unwrap().expect("the stream ended");
+            buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), read)
+        .await
+        .expect("an event within 10 s")
+}
+
+/// Live updates on the profile pages (issue 17): the Notebooks, Tuning and Pipelines pages' event
+/// streams, fed by the dashboard's shared per-namespace watches (its ServiceAccount's rights from
+/// the charm's 02-live-rbac.yaml), deliver a change to a Notebook, an OptimizationJob and a
+/// Workflow in Alice's namespace to Alice, and only that namespace's objects; Bob, who may not list
+/// there, is refused with the cluster's 403 and receives nothing of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_profile_pages_stream_changes_to_those_who_may_list_them() {
+    use serde_json::json;
+    use std::time::Duration;
+
+    let env = start(fast()).await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for crd in [
+        "charms/workspaces/templates/notebook-crd.yaml",
+        "charms/trainer/templates/optimizationjob-crd.yaml",
+        "tests/fixtures/pipeline/workflow-crd.yaml",
+    ] {
+        let yaml = std::fs::read_to_string(root.join(crd)).unwrap();
+        env.sim
+            .put(serde_saphyr::from_str::<serde_json::Value>(&yaml).unwrap())
+            .unwrap();
+    }
+    for charm in ["workspaces", "trainer", "argo"] {
+        put_template(&env, charm, "05-user-roles.yaml");
+    }
+    for ns in [MODEL, "alice"] {
+        env.sim
+            .put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
+            .unwrap();
+    }
+    env.sim
+        .put(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "namespace-admin", "namespace": "alice"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice@example.com"}]}))
+        .unwrap();
+    put_template(&env, "dashboard", "00-rbac.yaml");
+    assert_eq!(
+        put_template(&env, "dashboard", "02-live-rbac.yaml"),
+        ["ClusterRole", "ClusterRoleBinding"]
+    );
+
+    // Per page: its path, a first object in Alice's namespace, and the change made while Alice's
+    // stream is open (a new object of the kind).
+    let notebook = |ns: &str, name: &str| {
+        json!({"apiVersion": "kubeflow.org/v1", "kind": "Notebook",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"template": {"spec": {"containers": [{"name": name, "image": "minimal"}]}}}})
+    };
+    let optimizationjob = |ns: &str, name: &str| {
+        json!({"apiVersion": "wharf.dev/v1alpha1", "kind": "OptimizationJob",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"objectives": [{"metric": "accuracy", "direction": "maximize"}],
+                "searchAlgorithm": {"name": "tpe", "seed": 42},
+                "parameters": [{"name": "learningRate", "distribution": "logUniform", "min": 0.0001, "max": 0.01}],
+                "numTrials": 2, "parallelTrials": 1,
+                "trainJobTemplate": {"model": "mlp", "epochs": 1,
+                    "dataset": {"uri": "file:///usr/share/datasets/fashion-mnist"},
+                    "output": {"uri": "s3://wharf/models/alice/tuned"}}}})
+    };
+    let workflow = |ns: &str, name: &str| {
+        json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"entrypoint": "main", "templates": [{"name": "main", "container": {"image": "busybox"}}]}})
+    };
+    type Make = dyn Fn(&str, &str) -> serde_json::Value;
+    let pages: [(&str, &Make); 3] = [
+        ("/notebooks", &notebook),
+        ("/tuning", &optimizationjob),
+        ("/runs", &workflow),
+    ];
+    // The CRDs take a moment to be served. The model's namespace gets one of each too: no stream
+    // of Alice's namespace may show them.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    for (_, make) in pages {
+        while env.sim.put(make("alice", "first-in-alice")).is_err() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the CRDs were never served"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        env.sim.put(make(MODEL, "not-alices")).unwrap();
+    }
+
+    let (_dashboard, url) = serve_behind_the_gateway(&env, &[]).await;
+    let http = reqwest::Client::new();
+    let stream = |path: &str, user: &str| {
+        http.get(format!("{url}{path}/events?namespace=alice"))
+            .header("host", "wharf.example.test")
+            .header("x-auth-request-email", user)
+            .send()
+    };
+    for (path, make) in pages {
+        // The page itself holds the live region the script follows.
+        let page = http
+            .get(format!("{url}{path}?namespace=alice"))
+            .header("host", "wharf.example.test")
+            .header("x-auth-request-email", "alice@example.com")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            page.contains(&format!("data-live=\"{path}/events?namespace=alice\"")),
+            "{path}: no live region in\n{page}"
+        );
+
+        let mut alice = stream(path, "alice@example.com").await.unwrap();
+        assert_eq!(alice.status(), 200, "{path}");
+        assert_eq!(
+            alice.headers()["content-type"],
+            "text/event-stream",
+            "{path}"
+        );
+        let mut buffer = String::new();
+        let first = next_event(&mut alice, &mut buffer).await;
+        assert!(first.contains("first-in-alice"), "{path}: {first}");
+        assert!(!first.contains("not-alices"), "{path}: {first}");
+        assert!(!first.contains("role=\"alert\""), "{path}: {first}");
+
+        env.sim.put(make("alice", "made-while-watching")).unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let event = next_event(&mut alice, &mut buffer).await;
+            assert!(!event.contains("not-alices"), "{path}: {event}");
+            if event.contains("made-while-watching") {
+                assert!(event.contains("first-in-alice"), "{path}: {event}");
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{path}: the change never arrived; last event:\n{event}"
+            );
+        }
+
+        // Bob may not list there: the cluster's 403, and not a byte of Alice's namespace.
+        let bob = stream(path, "bob@example.com").await.unwrap();
+        assert_eq!(bob.status(), 403, "{path}");
+        assert_ne!(
+            bob.headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap()),
+            Some("text/event-stream"),
+            "{path}"
+        );
+        let refusal = bob.text().await.unwrap();
+        assert!(refusal.contains("forbidden (403)"), "{path}: {refusal}");
+        assert!(
+            !refusal.contains("first-in-alice") && !refusal.contains("made-while-watching"),
+            "{path}: {refusal}"
+        );
+        // Nor without the gateway's login.
+        let anonymous = http
+            .get(format!("{url}{path}/events?namespace=alice"))
+            .header("host", "wharf.example.test")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(anonymous.status(), 401, "{path}");
     }
 }

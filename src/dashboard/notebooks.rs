@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use super::html::{Page, alert, esc, namespace_form, page};
 use super::viewer::Viewer;
-use super::{State, Where};
+use super::{State, Where, live};
 use crate::action::notebook::{self, CreateOptions};
 use crate::kube::errors;
 
@@ -27,6 +27,26 @@ pub fn router() -> Router<State> {
     Router::new()
         .route("/notebooks", get(list).post(create))
         .route("/notebooks/delete", post(delete))
+        .route("/notebooks/events", get(events))
+}
+
+/// The live list: the notebooks table, kept up to date from a shared watch of the namespace.
+static LIVE: std::sync::LazyLock<live::NamespacePage> =
+    std::sync::LazyLock::new(|| live::NamespacePage {
+        resource: notebook::resource(),
+        what: "Notebooks (the workspaces charm)",
+        event: "notebooks",
+        path: "/notebooks",
+        render: table,
+    });
+
+/// `GET /notebooks/events?namespace=NS`: the table on every change, for whoever may list there.
+async fn events(
+    Extract(state): Extract<State>,
+    viewer: Viewer,
+    Query(at): Query<Where>,
+) -> Response {
+    LIVE.events(&state, &viewer, at.namespace).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -58,7 +78,7 @@ async fn render(viewer: &Viewer, ns: Option<&str>, problems: &[String]) -> Strin
     let not_served = "This cluster does not serve Notebooks: they come with the workspaces \
                       charm of the full bundle (`wharf deploy full`).";
     match viewer.list_in(&notebook::resource(), ns, not_served).await {
-        Ok(items) => out.push_str(&table(ns, &items)),
+        Ok(items) => out.push_str(&LIVE.region(ns, &items)),
         Err(why) => out.push_str(&alert(&why)),
     }
     let ns = esc(ns);

@@ -12,11 +12,32 @@ use kube::core::GroupVersionKind;
 
 use super::html::{Page, alert, esc, namespace_form, page};
 use super::viewer::Viewer;
-use super::{State, Where};
+use super::{State, Where, live};
 use crate::pipeline::{argo, progress::Snapshot};
 
 pub fn router() -> Router<State> {
-    Router::new().route("/runs", get(runs))
+    Router::new()
+        .route("/runs", get(runs))
+        .route("/runs/events", get(events))
+}
+
+/// The live part: the runs table, kept up to date from a shared watch of the namespace.
+static LIVE: std::sync::LazyLock<live::NamespacePage> =
+    std::sync::LazyLock::new(|| live::NamespacePage {
+        resource: resource(),
+        what: "Argo Workflows (the argo charm)",
+        event: "runs",
+        path: "/runs",
+        render,
+    });
+
+/// `GET /runs/events?namespace=NS`: the runs on every change, for whoever may list there.
+async fn events(
+    Extract(state): Extract<State>,
+    viewer: Viewer,
+    Query(at): Query<Where>,
+) -> Response {
+    LIVE.events(&state, &viewer, at.namespace).await
 }
 
 fn resource() -> ApiResource {
@@ -34,7 +55,7 @@ async fn runs(Extract(state): Extract<State>, viewer: Viewer, Query(at): Query<W
         let not_served = "This cluster does not serve Argo Workflows: pipelines come with the \
                           argo charm of the full bundle (`wharf deploy full`).";
         match viewer.list_in(&resource(), ns, not_served).await {
-            Ok(items) => body.push_str(&render(ns, &items)),
+            Ok(items) => body.push_str(&LIVE.region(ns, &items)),
             Err(why) => body.push_str(&alert(&why)),
         }
     }
@@ -53,7 +74,14 @@ fn render(ns: &str, items: &[DynamicObject]) -> String {
         );
     }
     let mut items: Vec<&DynamicObject> = items.iter().collect();
-    items.sort_by_key(|o| std::cmp::Reverse(o.metadata.creation_timestamp.clone()));
+    // Creation times have whole seconds: runs submitted together are ordered by their start.
+    items.sort_by_key(|o| {
+        let started = o.data["status"]["startedAt"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        std::cmp::Reverse((o.metadata.creation_timestamp.clone(), started))
+    });
     let mut out = String::from(
         "<table id=\"workflows\"><caption>Pipeline runs (Argo Workflows)</caption><thead><tr>\
          <th scope=\"col\">Name</th><th scope=\"col\">Phase</th><th scope=\"col\">Steps</th>\

@@ -11,11 +11,32 @@ use kube::core::GroupVersionKind;
 
 use super::html::{Page, alert, esc, namespace_form, page, table};
 use super::viewer::Viewer;
-use super::{State, Where};
+use super::{State, Where, live};
 use crate::action::tuning::{JOB_COLUMNS, job_row, trials};
 
 pub fn router() -> Router<State> {
-    Router::new().route("/tuning", get(tuning))
+    Router::new()
+        .route("/tuning", get(tuning))
+        .route("/tuning/events", get(events))
+}
+
+/// The live part: the jobs and their trials, kept up to date from a shared watch of the namespace.
+static LIVE: std::sync::LazyLock<live::NamespacePage> =
+    std::sync::LazyLock::new(|| live::NamespacePage {
+        resource: resource(),
+        what: "OptimizationJobs (the trainer charm)",
+        event: "tuning",
+        path: "/tuning",
+        render,
+    });
+
+/// `GET /tuning/events?namespace=NS`: the jobs on every change, for whoever may list there.
+async fn events(
+    Extract(state): Extract<State>,
+    viewer: Viewer,
+    Query(at): Query<Where>,
+) -> Response {
+    LIVE.events(&state, &viewer, at.namespace).await
 }
 
 fn resource() -> ApiResource {
@@ -36,7 +57,7 @@ async fn tuning(
         let not_served = "This cluster does not serve OptimizationJobs: they come with the \
                           trainer charm (`wharf deploy lite` or `full`).";
         match viewer.list_in(&resource(), ns, not_served).await {
-            Ok(items) => body.push_str(&render(ns, &items)),
+            Ok(items) => body.push_str(&LIVE.region(ns, &items)),
             Err(why) => body.push_str(&alert(&why)),
         }
     }

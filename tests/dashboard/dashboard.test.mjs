@@ -9,6 +9,8 @@
 //   SAMPLES        src/dashboard/assets/samples.u8 (the try-it test images)
 //   SCREENSHOTS    where the page screenshots go (under target/, or WHARF_DASHBOARD_SCREENSHOTS)
 //   CHROMIUM       the browser binary
+//   PROFILE_NAMESPACE  a namespace for the profile pages (Notebooks, Tuning, Pipelines); their
+//                      CRDs are installed, the objects are made here (NAMESPACE_PAGES)
 // Prints one `METRICS {json}` line (first render and page weight per page). Exits non-zero on the
 // first failed check, saying what was expected and what was seen.
 import { readFileSync } from "node:fs";
@@ -240,6 +242,136 @@ async function tabReachesEveryControl(page, name) {
   assert.match(await page.textContent("#try-result .verdict"), /\(the image is a pullover\)/);
   await page.screenshot({ path: `${SHOTS}/models.png`, fullPage: true });
   console.log(`ok models: try-it shows wharf-server's ten probabilities for test image ${IMAGE}; Tab reaches all ${controls} controls`);
+  await page.context().close();
+}
+
+// --- The profile pages: one entry per page, all checked the same way ---------------------------
+// Each entry: the page's path; where its kind lives in the API; the objects the cluster holds when
+// the page opens (each with the status its controller would write); the one made while the page
+// is open, which must appear without a reload (server-sent events); the table and column whose
+// cells name the rows; and `act`, what else the page is for (the Notebooks form). A new page (the
+// Profiles page) is one more entry.
+const PROFILE_NS = env("PROFILE_NAMESPACE");
+const minutesAgo = (m) => new Date(Date.now() - m * 60_000).toISOString().replace(/\.\d+Z$/, "Z");
+const notebook = (name, image, ready) => ({
+  body: { apiVersion: "kubeflow.org/v1", kind: "Notebook", metadata: { name },
+    spec: { template: { spec: { serviceAccountName: "default-editor",
+      containers: [{ name, image }] } } } },
+  status: ready === undefined ? undefined : { readyReplicas: ready ? 1 : 0, conditions: [ready
+    ? { type: "Ready", status: "True", reason: "Running", message: "the Jupyter server answers", lastTransitionTime: minutesAgo(25) }
+    : { type: "Ready", status: "False", reason: "ContainerCreating", message: "pulling the image", lastTransitionTime: minutesAgo(1) }] },
+});
+const tuningJob = (name, trials, done) => ({
+  body: { apiVersion: "wharf.dev/v1alpha1", kind: "OptimizationJob", metadata: { name },
+    spec: { objectives: [{ metric: "accuracy", direction: "maximize" }],
+      searchAlgorithm: { name: "tpe", seed: 42 },
+      parameters: [{ name: "learningRate", distribution: "logUniform", min: 0.0001, max: 0.01 },
+        { name: "batchSize", distribution: "categorical", values: [32, 64, 128] }],
+      numTrials: trials.length + (done ? 0 : 2), parallelTrials: 1,
+      trainJobTemplate: { model: "mlp", epochs: 3, dataset: { uri: "file:///usr/share/datasets/fashion-mnist" },
+        output: { uri: `s3://wharf/models/${PROFILE_NS}/${name}` } } } },
+  status: trials.length === 0 ? undefined : (() => {
+    const best = trials.reduce((b, t, i) => (t[2] > trials[b][2] ? i : b), 0);
+    const trialName = (i) => `${name}-trial-${i}`;
+    return { state: done ? "Succeeded" : "Running", progress: `${trials.length}/${trials.length + (done ? 0 : 2)}`,
+      trials: trials.map(([lr, bs, value], i) => ({ name: trialName(i), index: i, state: "Succeeded",
+        parameters: { learningRate: lr, batchSize: bs }, value })),
+      result: { trialName: trialName(best), trainJob: trialName(best),
+        parameters: { learningRate: trials[best][0], batchSize: trials[best][1] }, value: trials[best][2] } };
+  })(),
+});
+const workflow = (name, phase, steps, startedMin, finishedMin) => ({
+  body: { apiVersion: "argoproj.io/v1alpha1", kind: "Workflow", metadata: { name },
+    spec: { entrypoint: "main", templates: [{ name: "main", container: { image: "busybox" } }] },
+    status: { phase, startedAt: minutesAgo(startedMin),
+      ...(finishedMin === undefined ? {} : { finishedAt: minutesAgo(finishedMin) }),
+      nodes: Object.fromEntries(steps.map(([step, p], i) => [`${name}-${i}`, { type: "Pod", displayName: step, phase: p }])) } },
+});
+const NAMESPACE_PAGES = [
+  {
+    name: "notebooks", path: "/notebooks", api: "/apis/kubeflow.org/v1", plural: "notebooks", statusSubresource: true,
+    rows: "#notebooks tbody tr", nameCell: 0,
+    held: [notebook("alice-scipy", "scipy", true), notebook("experiments", "minimal", false)],
+    made: notebook("reading-group", "scipy", false),
+    // Keyboard only: name a notebook, pick the minimal image with the arrow key, Enter submits.
+    act: async (page) => {
+      await page.getByLabel("Name", { exact: true }).focus();
+      await page.keyboard.type("from-the-form");
+      await page.getByLabel("Image", { exact: true }).focus();
+      await page.keyboard.press("ArrowDown"); // scipy -> minimal
+      await page.getByLabel("Name", { exact: true }).focus();
+      await Promise.all([page.waitForURL(/\/notebooks\?namespace=/), page.keyboard.press("Enter")]);
+      await page.waitForSelector("tr[data-notebook='from-the-form']");
+      const nb = await kube("GET", `/apis/kubeflow.org/v1/namespaces/${PROFILE_NS}/notebooks/from-the-form`);
+      const pod = nb.spec.template.spec;
+      assert.equal(pod.serviceAccountName, "default-editor", "the form's notebook runs as default-editor");
+      assert.equal(pod.containers[0].image, "minimal", "the form's notebook has the image chosen");
+      // The created notebook is part of the cluster's rows from now on.
+      return "the form started notebook from-the-form (read back)";
+    },
+  },
+  {
+    name: "tuning", path: "/tuning", api: "/apis/wharf.dev/v1alpha1", plural: "optimizationjobs", statusSubresource: true,
+    rows: "#optimizationjobs tbody tr", nameCell: 1,
+    held: [tuningJob("fashion-lr-search", [[0.0012, 64, 0.8412], [0.0051, 128, 0.8577], [0.0003, 32, 0.8125]], false),
+      tuningJob("fashion-baseline", [[0.001, 64, 0.8391], [0.002, 64, 0.8488]], true)],
+    made: tuningJob("fashion-cnn-search", [], false),
+  },
+  {
+    name: "pipelines", path: "/runs", api: "/apis/argoproj.io/v1alpha1", plural: "workflows", statusSubresource: false,
+    rows: "#workflows tbody tr", nameCell: 0,
+    held: [workflow("train-predict-x7k2p", "Succeeded", [["train", "Succeeded"], ["predict", "Succeeded"]], 42, 37),
+      workflow("train-predict-q9m4d", "Running", [["train", "Succeeded"], ["predict", "Running"]], 6)],
+    made: workflow("train-predict-w2n8c", "Running", [["train", "Running"], ["predict", "Pending"]], 0),
+  },
+];
+
+/// Make one object of an entry in the profile namespace, then write its status as a controller
+/// would (through the status subresource where the CRD has one). The CRDs were put into the
+/// cluster just before the test started: wait (bounded) until they are served.
+async function make(entry, { body, status }) {
+  const base = `${entry.api}/namespaces/${PROFILE_NS}/${entry.plural}`;
+  const deadline = Date.now() + WAIT;
+  for (;;) {
+    const r = await fetch(`${KUBE}${base}`, { method: "POST",
+      headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" }, body: JSON.stringify(body) });
+    if (r.ok) break;
+    const why = await r.text();
+    assert.ok(r.status === 404 && Date.now() < deadline, `POST ${base}: ${r.status} ${why}`);
+    await new Promise((done) => setTimeout(done, 100));
+  }
+  if (status && entry.statusSubresource) {
+    await kube("PATCH", `${base}/${body.metadata.name}/status`, { status }, "application/merge-patch+json");
+  }
+}
+
+async function rowNames(page, entry) {
+  return page.$$eval(entry.rows, (trs, cell) => trs.map((tr) => tr.children[cell].textContent.trim()), entry.nameCell);
+}
+
+for (const entry of NAMESPACE_PAGES) {
+  for (const object of entry.held) await make(entry, object);
+  const page = await open(`${entry.path}?namespace=${PROFILE_NS}`);
+  await measure(page, entry.name);
+  const held = entry.held.map((o) => o.body.metadata.name).sort();
+  assert.deepEqual((await rowNames(page, entry)).sort(), held, `${entry.name}: the rows the cluster holds`);
+  const controls = await tabReachesEveryControl(page, entry.name);
+  const acted = entry.act ? await entry.act(page) : null;
+
+  // Live: the page stays open while the cluster changes; the new row arrives through the stream.
+  await page.evaluate(() => { window.notReloaded = true; });
+  await make(entry, entry.made);
+  const fresh = entry.made.body.metadata.name;
+  await page.waitForFunction(({ rows, cell, fresh }) =>
+    [...document.querySelectorAll(rows)].some((tr) => tr.children[cell].textContent.trim() === fresh),
+  { rows: entry.rows, cell: entry.nameCell, fresh }, { timeout: WAIT });
+  assert.ok(await page.evaluate(() => window.notReloaded), `${entry.name}: the page was reloaded instead of updated live`);
+  // Keyboard use still reaches every control of the updated list.
+  const after = await tabReachesEveryControl(page, `${entry.name} (after the live update)`);
+  await page.evaluate(() => document.activeElement?.blur()); // no focus ring in the picture
+  await page.screenshot({ path: `${SHOTS}/${entry.name}.png`, fullPage: true });
+  console.log(`ok ${entry.name}: ${held.length} rows as the cluster holds them; ${acted ? `${acted}; ` : ""}` +
+    `${fresh} appeared live without a reload; Tab reaches all ${controls} controls (${after} after the update)`);
   await page.context().close();
 }
 

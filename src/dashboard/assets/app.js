@@ -9,7 +9,15 @@ function live(el) {
   source.addEventListener(el.dataset.event, (e) => {
     // Keep open what the user opened (a job's table of epochs) across the update.
     const open = [...el.querySelectorAll("details[open]")].map((d) => d.closest("[id]")?.id);
+    // …and keep a keyboard user's place: the control that had focus gets it back after the update.
+    const had = el.contains(document.activeElement) ? document.activeElement : null;
+    const key = had && (had.id || had.getAttribute("aria-label") || had.getAttribute("href"));
     el.innerHTML = e.data;
+    if (key) {
+      [...el.querySelectorAll("[id], [aria-label], [href]")]
+        .find((c) => c.id === key || c.getAttribute("aria-label") === key || c.getAttribute("href") === key)
+        ?.focus();
+    }
     for (const id of open) {
       const d = id && document.getElementById(id)?.querySelector("details");
       if (d) d.open = true;
