@@ -959,7 +959,7 @@ async fn the_notebooks_page_lists_starts_and_deletes_with_the_users_rights() {
     let bob = post(
         "bob@example.com",
         "/notebooks/delete",
-        vec![("namespace", "alice"), ("name", "nb")],
+        vec![("namespace", "alice"), ("name", "nb"), ("confirm", "yes")],
     )
     .await
     .unwrap();
@@ -989,7 +989,7 @@ async fn the_notebooks_page_lists_starts_and_deletes_with_the_users_rights() {
     let deleted = post(
         "alice@example.com",
         "/notebooks/delete",
-        vec![("namespace", "alice"), ("name", "nb")],
+        vec![("namespace", "alice"), ("name", "nb"), ("confirm", "yes")],
     )
     .await
     .unwrap();
@@ -1446,4 +1446,616 @@ async fn the_profile_pages_stream_changes_to_those_who_may_list_them() {
             .unwrap();
         assert_eq!(anonymous.status(), 401, "{path}");
     }
+}
+
+/// Waits (at most 10 s) until `put` of `obj` succeeds: a CRD's kind is served a moment after it.
+async fn put_when_served(env: &Env, obj: serde_json::Value) {
+    use std::time::Duration;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while let Err(e) = env.sim.put(obj.clone()) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never accepted: {e:#}\n{obj}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The Profiles page (issue 17) as the signed-in user: Alice, who may list, create and delete
+/// Profiles (an administrator), sees all of them with owner, namespace and state, and links to each
+/// one's pages; Bob, who may not list Profiles, still sees his own (the cluster lets him read his
+/// namespace, where the workspaces operator bound him to `edit`) and no one else's, and may neither
+/// create nor delete; Carol, whose profile has no namespace, sees none. A refused name is a 422
+/// naming the field before any write. Deleting asks first — the confirmation lists the namespace,
+/// the notebooks and the volumes that go, and needs the name typed — and nothing changes without
+/// it; confirmed, the Profile goes and its namespace with everything in it. The Notebooks page's
+/// Delete asks first too (its workspace volume is kept).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_profiles_page_lists_creates_and_deletes_with_the_users_rights() {
+    use serde_json::json;
+    use std::time::Duration;
+
+    let env = start(fast()).await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for crd in ["crd.yaml", "notebook-crd.yaml"] {
+        let yaml =
+            std::fs::read_to_string(root.join("charms/workspaces/templates").join(crd)).unwrap();
+        env.sim
+            .put(serde_saphyr::from_str::<serde_json::Value>(&yaml).unwrap())
+            .unwrap();
+    }
+    env.sim
+        .put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": MODEL}}))
+        .unwrap();
+    put_template(&env, "workspaces", "05-user-roles.yaml");
+    put_template(&env, "dashboard", "00-rbac.yaml");
+    // Alice administers Profiles (and may read and edit every namespace); Bob and Carol have no
+    // rights on Profiles.
+    env.sim
+        .put(
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "profile-admin"},
+            "rules": [{"apiGroups": ["kubeflow.org"], "resources": ["profiles"],
+                       "verbs": ["get", "list", "create", "delete"]}]}),
+        )
+        .unwrap();
+    for role in ["profile-admin", "edit"] {
+        env.sim
+            .put(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                "metadata": {"name": format!("alice-{role}")},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice@example.com"}]}))
+            .unwrap();
+    }
+    // Bob's profile as the workspaces operator leaves it: the namespace it owns, Bob's `edit`
+    // there, a notebook and its workspace volume. Carol's profile has no namespace (yet).
+    for (name, owner) in [("bob", "bob@example.com"), ("carol", "carol@example.com")] {
+        put_when_served(
+            &env,
+            json!({"apiVersion": "kubeflow.org/v1", "kind": "Profile", "metadata": {"name": name},
+                "spec": {"owner": {"kind": "User", "name": owner}}}),
+        )
+        .await;
+    }
+    let uid = env
+        .sim
+        .get("kubeflow.org/v1", "Profile", "", "bob")
+        .unwrap()["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    env.sim
+        .put(
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bob",
+            "labels": {"wharf.dev/profile": "bob"}, "annotations": {"owner": "bob@example.com"},
+            "ownerReferences": [{"apiVersion": "kubeflow.org/v1", "kind": "Profile", "name": "bob",
+                "uid": uid, "controller": true, "blockOwnerDeletion": true}]}}),
+        )
+        .unwrap();
+    env.sim
+        .put(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "namespace-admin", "namespace": "bob"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "bob@example.com"}]}))
+        .unwrap();
+    put_when_served(
+        &env,
+        json!({"apiVersion": "kubeflow.org/v1", "kind": "Notebook",
+            "metadata": {"name": "nb", "namespace": "bob"},
+            "spec": {"template": {"spec": {"containers": [{"name": "nb", "image": "minimal"}]}}}}),
+    )
+    .await;
+    env.sim
+        .put(json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "workspace-nb", "namespace": "bob"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "5Gi"}}}}))
+        .unwrap();
+
+    let (_dashboard, url) = serve_behind_the_gateway(&env, &[]).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let get = |path: &str, user: &str| {
+        http.get(format!("{url}{path}"))
+            .header("host", "wharf.example.test")
+            .header("x-auth-request-email", user)
+            .send()
+    };
+    let post = |user: &str, path: &str, form: Vec<(&'static str, &'static str)>| {
+        http.post(format!("{url}{path}"))
+            .header("host", "wharf.example.test")
+            .header("origin", "https://wharf.example.test")
+            .header("x-auth-request-email", user)
+            .form(&form)
+            .send()
+    };
+    let page = async |path: &str, user: &str| -> (u16, String) {
+        let r = get(path, user).await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    let profiles = || -> Vec<String> {
+        let mut names: Vec<String> = env
+            .sim
+            .list("kubeflow.org/v1", "Profile", None)
+            .iter()
+            .map(|p| p["metadata"]["name"].as_str().unwrap().to_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let notebook = || env.sim.get("kubeflow.org/v1", "Notebook", "bob", "nb");
+
+    // Alice sees every profile, with the words of `wharf profile list`, and the links.
+    let (status, alice) = page("/profiles", "alice@example.com").await;
+    assert_eq!(status, 200, "{alice}");
+    for want in [
+        "<a href=\"/profiles\" aria-current=\"page\">Profiles</a>",
+        "<tr data-profile=\"bob\"><th scope=\"row\">bob</th><td class=\"owner\">bob@example.com</td>\
+         <td class=\"namespace\">bob</td><td class=\"ready\">Unknown</td><td class=\"reason\">Pending</td>",
+        "<tr data-profile=\"carol\"><th scope=\"row\">carol</th><td class=\"owner\">carol@example.com</td>",
+        "<a href=\"/notebooks?namespace=bob\" aria-label=\"Notebooks of bob\">Notebooks</a>",
+        "<a href=\"/tuning?namespace=bob\"",
+        "<a href=\"/runs?namespace=bob\"",
+        "<form method=\"get\" action=\"/profiles/delete\"><input type=\"hidden\" name=\"name\" value=\"bob\">",
+        // The owner of a new profile defaults to the signed-in user.
+        "<input id=\"pf-owner\" name=\"owner\" value=\"alice@example.com\"",
+    ] {
+        assert!(alice.contains(want), "no `{want}` in:\n{alice}");
+    }
+    assert!(!alice.contains("id=\"own-only\""), "{alice}");
+
+    // Bob may not list Profiles: he sees his own, from the namespace the cluster lets him read.
+    let (status, bob) = page("/profiles", "bob@example.com").await;
+    assert_eq!(status, 200, "{bob}");
+    assert!(
+        bob.contains("id=\"own-only\"") && bob.contains("forbidden (403)"),
+        "{bob}"
+    );
+    assert!(
+        bob.contains(
+            "<tr data-profile=\"bob\"><th scope=\"row\">bob</th><td class=\"owner\">bob@example.com</td>\
+             <td class=\"namespace\">bob</td><td class=\"ready\">Unknown</td>\
+             <td class=\"reason\">namespace Active; you may not read the Profile itself</td>"
+        ),
+        "{bob}"
+    );
+    assert!(
+        !bob.contains("data-profile=\"carol\"") && !bob.contains("action=\"/profiles/delete\""),
+        "{bob}"
+    );
+    let (_, carol) = page("/profiles", "carol@example.com").await;
+    assert!(
+        carol.contains("No profile of yours was found") && !carol.contains("data-profile"),
+        "{carol}"
+    );
+
+    // Create: a refused name is a 422 naming the field, before any write; Bob is refused by the
+    // cluster; Alice's becomes `wharf profile create`'s body.
+    let bad = post(
+        "alice@example.com",
+        "/profiles",
+        vec![("name", "Bad_Name"), ("owner", "dana@example.com")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(bad.status(), 422);
+    let bad = bad.text().await.unwrap();
+    assert!(bad.contains("Name: profile name `Bad_Name`"), "{bad}");
+    assert!(
+        bad.contains("value=\"Bad_Name\""),
+        "the form keeps what was typed: {bad}"
+    );
+    let refused = post(
+        "bob@example.com",
+        "/profiles",
+        vec![("name", "bobs-second"), ("owner", "bob@example.com")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(refused.status(), 502);
+    assert!(refused.text().await.unwrap().contains("forbidden (403)"));
+    assert_eq!(profiles(), ["bob", "carol"]);
+    let made = post(
+        "alice@example.com",
+        "/profiles",
+        vec![
+            ("name", "team"),
+            ("owner", "dana@example.com"),
+            ("cpu", "2"),
+            ("memory", "4Gi"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(made.status(), 303, "{:?}", made.text().await);
+    let team = env
+        .sim
+        .get("kubeflow.org/v1", "Profile", "", "team")
+        .unwrap();
+    assert_eq!(
+        team["spec"],
+        json!({"owner": {"kind": "User", "name": "dana@example.com"},
+            "resourceQuotaSpec": {"hard": {"requests.cpu": "2", "requests.memory": "4Gi"}}})
+    );
+
+    // The Notebooks page's Delete asks first; unconfirmed, nothing goes.
+    let (status, confirm) =
+        page("/notebooks/delete?namespace=bob&name=nb", "bob@example.com").await;
+    assert_eq!(status, 200);
+    assert!(
+        confirm.contains("<h2 id=\"confirm-title\">Delete notebook nb?</h2>")
+            && confirm.contains("its workspace volume (your files)")
+            && confirm.contains("<input type=\"hidden\" name=\"confirm\" value=\"yes\">"),
+        "{confirm}"
+    );
+    let (_, list) = page("/notebooks?namespace=bob", "bob@example.com").await;
+    assert!(
+        list.contains("<form method=\"get\" action=\"/notebooks/delete\">"),
+        "{list}"
+    );
+    let unconfirmed = post(
+        "bob@example.com",
+        "/notebooks/delete",
+        vec![("namespace", "bob"), ("name", "nb")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(unconfirmed.status(), 422);
+    assert!(unconfirmed.text().await.unwrap().contains("Not confirmed"));
+    assert!(notebook().is_some());
+
+    // The profile's confirmation says what goes, as Alice may read it; a GET deletes nothing.
+    let (status, confirm) = page("/profiles/delete?name=bob", "alice@example.com").await;
+    assert_eq!(status, 200, "{confirm}");
+    for want in [
+        "<h2 id=\"confirm-title\">Delete profile bob?</h2>",
+        "<li>the profile bob (owner bob@example.com)</li>",
+        "<li>the namespace bob and everything in it: notebooks, TrainJobs, InferenceServices, pipeline runs, secrets</li>",
+        "<li>its notebooks: nb</li>",
+        "<li>its volumes and the files on them (notebook workspaces: your files): workspace-nb (5Gi)</li>",
+        "<label for=\"confirm\">Type <code>bob</code> to confirm</label>",
+    ] {
+        assert!(confirm.contains(want), "no `{want}` in:\n{confirm}");
+    }
+    // Carol's has no namespace: only the Profile goes.
+    let (_, carols) = page("/profiles/delete?name=carol", "alice@example.com").await;
+    assert!(
+        carols.contains("no namespace carol exists") && !carols.contains("its notebooks"),
+        "{carols}"
+    );
+    // Bob may not read the Profile: no form, the cluster's refusal.
+    let (status, bobs) = page("/profiles/delete?name=bob", "bob@example.com").await;
+    assert_eq!(status, 502);
+    assert!(
+        bobs.contains("forbidden (403)") && !bobs.contains("confirm-form"),
+        "{bobs}"
+    );
+    // Without the name typed, or with another, nothing is deleted; nor as Bob.
+    for form in [
+        vec![("name", "bob")],
+        vec![("name", "bob"), ("confirm", "yes")],
+        vec![("name", "bob"), ("confirm", "carol")],
+    ] {
+        let r = post("alice@example.com", "/profiles/delete", form)
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 422);
+        assert!(r.text().await.unwrap().contains("Not confirmed"));
+    }
+    let r = post(
+        "bob@example.com",
+        "/profiles/delete",
+        vec![("name", "bob"), ("confirm", "bob")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 502);
+    assert!(r.text().await.unwrap().contains("forbidden (403)"));
+    assert_eq!(profiles(), ["bob", "carol", "team"]);
+    assert!(env.sim.get("v1", "Namespace", "", "bob").is_some());
+
+    // The notebook, confirmed: Carol may not; Bob may.
+    let carols = post(
+        "carol@example.com",
+        "/notebooks/delete",
+        vec![("namespace", "bob"), ("name", "nb"), ("confirm", "yes")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(carols.status(), 502);
+    assert!(notebook().is_some());
+    let gone = post(
+        "bob@example.com",
+        "/notebooks/delete",
+        vec![("namespace", "bob"), ("name", "nb"), ("confirm", "yes")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(gone.status(), 303);
+    assert!(notebook().is_none());
+
+    // Confirmed by Alice: the Profile goes, and its namespace with the volume in it.
+    let deleted = post(
+        "alice@example.com",
+        "/profiles/delete",
+        vec![("name", "bob"), ("confirm", " bob ")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(deleted.status(), 303, "{:?}", deleted.text().await);
+    assert_eq!(profiles(), ["carol", "team"]);
+    // Garbage collection takes the namespace (Terminating: the namespace controller is deleting
+    // its contents; kube-sim's unbound claim keeps its protection finalizer, so it stays marked).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let ns = env.sim.get("v1", "Namespace", "", "bob");
+        let claim = env
+            .sim
+            .get("v1", "PersistentVolumeClaim", "bob", "workspace-nb");
+        let going = |o: &Option<serde_json::Value>| {
+            o.as_ref()
+                .is_none_or(|o| !o["metadata"]["deletionTimestamp"].is_null())
+        };
+        if going(&ns) && going(&claim) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the profile's namespace was never deleted: {ns:?} {claim:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, after) = page("/profiles?deleted=bob", "alice@example.com").await;
+    assert!(
+        after.contains("Profile bob deleted") && !after.contains("data-profile=\"bob\""),
+        "{after}"
+    );
+}
+
+/// The Training page's log tail and the Models page's request rates (issue 17), as the user: Alice,
+/// who may read the model's pods and their logs, gets the last 100 lines of a TrainJob's pod log
+/// with the pod's name (the page holds the link the script fills); Carol, who may list pods but
+/// not read logs, and Bob, who may do neither, get the cluster's 403 and no line. The Models page
+/// shows `wharf status`'s Req/s and p99 beside the InferenceServices Alice may list — "no
+/// Prometheus" before the monitoring charm's Service exists, "unavailable" and why while it has no
+/// endpoint, then the numbers from a fake Prometheus behind kube-sim's services proxy, only for
+/// the listed services; Bob, who may not list them, gets no number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_tail_and_the_request_rates_follow_the_users_rights() {
+    use serde_json::json;
+    use std::time::Duration;
+
+    let env = start(fast()).await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for crd in [
+        "charms/trainer/templates/crd.yaml",
+        "charms/server/templates/crd.yaml",
+    ] {
+        let yaml = std::fs::read_to_string(root.join(crd)).unwrap();
+        env.sim
+            .put(serde_saphyr::from_str::<serde_json::Value>(&yaml).unwrap())
+            .unwrap();
+    }
+    env.sim
+        .put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": MODEL}}))
+        .unwrap();
+    put_template(&env, "dashboard", "00-rbac.yaml");
+    let role = |name: &str, rules: serde_json::Value, user: &str| {
+        env.sim
+            .put(
+                json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                "metadata": {"name": name, "namespace": MODEL}, "rules": rules}),
+            )
+            .unwrap();
+        env.sim
+            .put(
+                json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                "metadata": {"name": name, "namespace": MODEL},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+                "subjects": [{"kind": "User", "name": user}]}),
+            )
+            .unwrap();
+    };
+    role(
+        "alice",
+        json!([{"apiGroups": ["wharf.dev"], "resources": ["trainjobs", "inferenceservices"],
+                "verbs": ["get", "list", "watch"]},
+               {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+               {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]}]),
+        "alice@example.com",
+    );
+    role(
+        "carol",
+        json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]),
+        "carol@example.com",
+    );
+    put_when_served(
+        &env,
+        json!({"apiVersion": "wharf.dev/v1alpha1", "kind": "TrainJob",
+            "metadata": {"name": "fashion-run", "namespace": MODEL},
+            "spec": {"model": "mlp", "dataset": {"uri": "file:///d"}, "output": {"uri": "pvc://m/x"}}}),
+    )
+    .await;
+    for name in ["fashion", "quiet"] {
+        put_when_served(
+            &env,
+            json!({"apiVersion": "wharf.dev/v1alpha1", "kind": "InferenceService",
+                "metadata": {"name": name, "namespace": MODEL},
+                "spec": {"model": {"name": name, "storageUri": "pvc://models/x"}}}),
+        )
+        .await;
+    }
+    // The TrainJob's pod, as the trainer operator's Job makes it, and what it printed: 120 lines.
+    env.sim
+        .put(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "fashion-run-x2k9q", "namespace": MODEL,
+                "labels": {"wharf.dev/trainjob": "fashion-run", "job-name": "fashion-run"}},
+            "spec": {"restartPolicy": "Never",
+                "containers": [{"name": "trainer", "image": "wharf.local/trainer:1"}]}}))
+        .unwrap();
+    let printed: String = (1..=120).map(|i| format!("line {i}\n")).collect();
+
+    let (_dashboard, url) = serve_behind_the_gateway(&env, &[]).await;
+    let http = reqwest::Client::new();
+    let page = async |path: &str, user: &str| -> (u16, String) {
+        let r = http
+            .get(format!("{url}{path}"))
+            .header("host", "wharf.example.test")
+            .header("x-auth-request-email", user)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+
+    // The pod starts after a moment (kube-sim's kubelet); then its log is there to read.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let tail = loop {
+        if env
+            .sim
+            .list("v1", "Pod", Some(MODEL))
+            .iter()
+            .any(|p| p["status"]["phase"] == "Running")
+            && env
+                .sim
+                .append_pod_log(MODEL, "fashion-run-x2k9q", "trainer", &printed)
+                == 1
+        {
+            let (status, tail) =
+                page("/training/fashion-run/log?part=1", "alice@example.com").await;
+            if tail.contains("line 120") {
+                assert_eq!(status, 200, "{tail}");
+                break tail;
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the pod never ran");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let last_100: String = (21..=120).map(|i| format!("line {i}\n")).collect();
+    assert!(
+        tail.contains(&format!(
+            "The last 100 lines of the log of pod <code class=\"pod\">fashion-run-x2k9q</code>\
+             </figcaption><pre tabindex=\"0\" aria-labelledby=\"log-fashion-run-title\">{last_100}</pre>"
+        )),
+        "{tail}"
+    );
+    assert!(!tail.contains("line 20\n"), "{tail}");
+    // Without the script: the log's own page.
+    let (status, own) = page("/training/fashion-run/log", "alice@example.com").await;
+    assert_eq!(status, 200);
+    assert!(
+        own.contains("<h2>Log of TrainJob fashion-run</h2>") && own.contains(&last_100),
+        "{own}"
+    );
+    // The Training page holds the placeholder the script fills (once the watch has the job).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, training) = page("/training", "alice@example.com").await;
+        if training.contains("data-job=\"fashion-run\"") {
+            assert!(
+                training.contains(
+                    "<div class=\"log-tail\" data-log=\"/training/fashion-run/log?part=1\"><p>\
+                     <a href=\"/training/fashion-run/log\">"
+                ),
+                "{training}"
+            );
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{training}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Carol may list pods but not read their logs; Bob may do neither.
+    let (status, carol) = page("/training/fashion-run/log?part=1", "carol@example.com").await;
+    assert_eq!(status, 502);
+    assert!(
+        carol.contains("read the log of pod fashion-run-x2k9q")
+            && carol.contains("forbidden (403)"),
+        "{carol}"
+    );
+    assert!(!carol.contains("line 1"), "{carol}");
+    let (status, bob) = page("/training/fashion-run/log?part=1", "bob@example.com").await;
+    assert_eq!(status, 502);
+    assert!(
+        bob.contains("forbidden (403)") && !bob.contains("line 1") && !bob.contains("x2k9q"),
+        "{bob}"
+    );
+
+    // Models: no Prometheus yet — the columns say so, not zeros (once the watch has the services).
+    let row = |page: &str, name: &str| -> String {
+        let start = page
+            .find(&format!("<tr data-service=\"{name}\">"))
+            .unwrap_or_else(|| panic!("no row {name} in:\n{page}"));
+        page[start..start + page[start..].find("</tr>").unwrap()].to_owned()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let models = loop {
+        let (_, models) = page("/models", "alice@example.com").await;
+        if models.contains("data-service=\"quiet\"") {
+            break models;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{models}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        models.contains("<th scope=\"col\">Req/s</th><th scope=\"col\">p99</th>"),
+        "{models}"
+    );
+    assert!(
+        row(&models, "fashion")
+            .ends_with("<td class=\"rate\">no Prometheus</td><td class=\"p99\">no Prometheus</td>"),
+        "{models}"
+    );
+    assert!(models.contains("this model runs no Prometheus"), "{models}");
+    // The monitoring charm's Service, nothing behind it yet: unavailable, and why.
+    env.sim
+        .put(json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "monitoring", "namespace": MODEL,
+                "labels": {"wharf.dev/serves": "prometheus-api"}},
+            "spec": {"ports": [{"name": "web", "port": 9090}]}}))
+        .unwrap();
+    let (_, models) = page("/models", "alice@example.com").await;
+    assert!(
+        row(&models, "fashion")
+            .ends_with("<td class=\"rate\">unavailable</td><td class=\"p99\">unavailable</td>"),
+        "{models}"
+    );
+    assert!(
+        models.contains("no request rates") && models.contains("no endpoints available"),
+        "{models}"
+    );
+    // Prometheus answers: `wharf status`'s cells, for the listed services only.
+    let (addr, asked) = fake_prometheus().await;
+    env.sim.set_service_backend(MODEL, "monitoring", addr);
+    let (_, models) = page("/models", "alice@example.com").await;
+    assert!(
+        row(&models, "fashion")
+            .ends_with("<td class=\"rate\">12.50</td><td class=\"p99\">4.20 ms</td>"),
+        "{models}"
+    );
+    assert!(
+        row(&models, "quiet").ends_with("<td class=\"rate\">-</td><td class=\"p99\">-</td>"),
+        "{models}"
+    );
+    assert!(
+        !models.contains("idle"),
+        "not an InferenceService here: {models}"
+    );
+    let mut queries = asked.lock().unwrap().clone();
+    queries.sort();
+    queries.dedup();
+    assert_eq!(
+        queries,
+        [
+            "inferenceservice:request_duration_seconds:p99_5m",
+            "inferenceservice:requests:rate5m"
+        ]
+    );
+    // Bob may not list the InferenceServices: the cluster's 403, no numbers.
+    let (_, bob) = page("/models", "bob@example.com").await;
+    assert!(bob.contains("forbidden (403)"), "{bob}");
+    assert!(
+        !bob.contains("12.50") && !bob.contains("data-service") && !bob.contains("Req/s"),
+        "{bob}"
+    );
 }

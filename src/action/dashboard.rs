@@ -91,6 +91,11 @@ async fn trusted(global: &Global) -> anyhow::Result<(crate::kube::Cluster, kube:
             .await
             .context("no kubeconfig and not in a pod with a ServiceAccount: pass --kubeconfig")?,
     };
+    // As `connect` does: a 503 (Prometheus without endpoints behind the service proxy, an
+    // aggregated API starting) is reported at once, not retried for a minute. The per-user
+    // clients are made from this configuration and inherit it.
+    let mut config = config;
+    config.default_retry = false;
     let server = config
         .cluster_url
         .to_string()

@@ -41,7 +41,7 @@ pub struct CreateOptions {
 }
 
 /// The Profile resource (served by the workspaces charm's CRD; cluster-scoped).
-fn resource() -> ApiResource {
+pub(crate) fn resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk("kubeflow.org", "v1", "Profile"),
         "profiles",
@@ -61,14 +61,25 @@ pub fn run(global: &Global, options: &Options) -> Outcome {
 }
 
 /// A profile name becomes a namespace name: a DNS label.
-fn check_name(name: &str) -> anyhow::Result<()> {
+pub(crate) fn check_name(name: &str) -> anyhow::Result<()> {
     crate::render::names::check_dns_label(name).map_err(|why| {
         anyhow::anyhow!("profile name `{name}`: it names the user's namespace, and the name {why}")
     })
 }
 
+/// The owner is the login identity, which Kubernetes gets as the user name: no spaces.
+pub(crate) fn check_owner(flag: &str, owner: &str) -> anyhow::Result<()> {
+    if owner.trim().is_empty() || owner.contains(char::is_whitespace) {
+        bail!(
+            "{flag} `{owner}`: give the email the owner logs in with (the platform's login passes \
+             it to Kubernetes as their user name)"
+        );
+    }
+    Ok(())
+}
+
 /// A Kubernetes quantity (`2`, `500m`, `4Gi`), checked here so that the error names the flag.
-pub(super) fn check_quantity(flag: &str, value: &str) -> anyhow::Result<()> {
+pub(crate) fn check_quantity(flag: &str, value: &str) -> anyhow::Result<()> {
     let re =
         regex::Regex::new(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$").expect("valid regex");
     if !re.is_match(value) {
@@ -80,7 +91,7 @@ pub(super) fn check_quantity(flag: &str, value: &str) -> anyhow::Result<()> {
 }
 
 /// The Profile's body, as the operator (and Kubeflow) reads it.
-fn body(options: &CreateOptions) -> Value {
+pub(crate) fn body(options: &CreateOptions) -> Value {
     let mut spec = json!({"owner": {"kind": "User", "name": options.owner}});
     let mut hard = serde_json::Map::new();
     if let Some(cpu) = &options.cpu {
@@ -103,24 +114,24 @@ fn not_served() -> anyhow::Error {
     )
 }
 
-async fn create(
-    session: &Session,
-    profiles: &Api<DynamicObject>,
-    options: &CreateOptions,
-) -> Outcome {
+/// Every check `create` makes before writing.
+fn check(options: &CreateOptions) -> anyhow::Result<()> {
     check_name(&options.name)?;
-    if options.owner.trim().is_empty() || options.owner.contains(char::is_whitespace) {
-        bail!(
-            "--owner `{}`: give the email the owner logs in with (the platform's login passes it \
-             to Kubernetes as their user name)",
-            options.owner
-        );
-    }
+    check_owner("--owner", &options.owner)?;
     for (flag, value) in [("--cpu", &options.cpu), ("--memory", &options.memory)] {
         if let Some(value) = value {
             check_quantity(flag, value)?;
         }
     }
+    Ok(())
+}
+
+async fn create(
+    session: &Session,
+    profiles: &Api<DynamicObject>,
+    options: &CreateOptions,
+) -> Outcome {
+    check(options)?;
     let profile: DynamicObject = serde_json::from_value(body(options)).expect("a Profile body");
     let name = &options.name;
     match profiles.create(&PostParams::default(), &profile).await {
@@ -190,7 +201,7 @@ fn report_created(session: &Session, name: &str, owner: &str, state: &str) -> Ou
 }
 
 /// (status, reason, message) of one condition in a Profile's status.
-fn condition(data: &Value, type_: &str) -> Option<(String, String, String)> {
+pub(crate) fn condition(data: &Value, type_: &str) -> Option<(String, String, String)> {
     let c = data["status"]["conditions"]
         .as_array()?
         .iter()

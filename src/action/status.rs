@@ -221,13 +221,25 @@ pub async fn model_metrics(cluster: &Cluster, report: &mut Report) {
     let Some(svc) = report.prometheus.clone() else {
         return;
     };
+    match request_rates(&cluster.client, &svc).await {
+        Ok(rows) => report.models = rows,
+        Err(note) => report.models_note = Some(note),
+    }
+}
+
+/// Each InferenceService's request rate and p99 from Prometheus `svc`, asked as `client` (the
+/// dashboard's Models page asks the same); `Err` is the note to show instead.
+pub async fn request_rates(
+    client: &kube::Client,
+    svc: &PrometheusService,
+) -> Result<Vec<ModelRow>, String> {
     let ask = |promql: &'static str| {
         let svc = svc.clone();
-        async move { prometheus::query(&cluster.client, &svc, promql, PROMETHEUS_TIMEOUT).await }
+        async move { prometheus::query(client, &svc, promql, PROMETHEUS_TIMEOUT).await }
     };
     match tokio::try_join!(ask(RATE_RULE), ask(P99_RULE)) {
-        Ok((rates, p99s)) => report.models = model_rows(&rates, &p99s),
-        Err(e) => report.models_note = Some(format!("no request rates: {e:#}")),
+        Ok((rates, p99s)) => Ok(model_rows(&rates, &p99s)),
+        Err(e) => Err(format!("no request rates: {e:#}")),
     }
 }
 

@@ -15,16 +15,18 @@ pub enum Page {
     Notebooks,
     Tuning,
     Pipelines,
+    Profiles,
 }
 
 impl Page {
-    const ALL: [Page; 6] = [
+    const ALL: [Page; 7] = [
         Page::Overview,
         Page::Training,
         Page::Models,
         Page::Notebooks,
         Page::Tuning,
         Page::Pipelines,
+        Page::Profiles,
     ];
 
     fn path(self) -> &'static str {
@@ -35,6 +37,7 @@ impl Page {
             Page::Notebooks => "/notebooks",
             Page::Tuning => "/tuning",
             Page::Pipelines => "/runs",
+            Page::Profiles => "/profiles",
         }
     }
 
@@ -46,6 +49,7 @@ impl Page {
             Page::Notebooks => "Notebooks",
             Page::Tuning => "Tuning",
             Page::Pipelines => "Pipelines",
+            Page::Profiles => "Profiles",
         }
     }
 }
@@ -110,6 +114,94 @@ pub fn table(id: &str, caption: &str, columns: &[&str], rows: &[Vec<String>]) ->
     out
 }
 
+/// A delete that asks first (Notebooks, Profiles): what goes, what stays, and a form that posts
+/// `confirm` with the rest of `fields`. Plain HTML: it works without JavaScript and from the
+/// keyboard (the typed name or the button, then Enter).
+pub struct Confirm<'a> {
+    /// `notebook nb`: named in the heading and the button.
+    pub what: &'a str,
+    /// Where the confirmed form posts.
+    pub action: &'a str,
+    /// Hidden fields naming the object (`namespace`, `name`).
+    pub fields: &'a [(&'a str, &'a str)],
+    /// What is deleted for good, one item a line.
+    pub lost: &'a [String],
+    /// What is kept.
+    pub kept: &'a [String],
+    /// `Some(name)`: the user must type the name (a deletion that takes their files); `None`: the
+    /// button confirms.
+    pub typed: Option<&'a str>,
+    /// The page to go back to.
+    pub cancel: &'a str,
+}
+
+/// The confirmation section of [`Confirm`], with `problem` (a wrong name typed …) as an alert.
+pub fn confirm_delete(c: &Confirm, problem: Option<&str>) -> String {
+    let list = |items: &[String]| {
+        let mut out = String::from("<ul>");
+        for i in items {
+            let _ = write!(out, "<li>{}</li>", esc(i));
+        }
+        out.push_str("</ul>");
+        out
+    };
+    let mut out = format!(
+        "<section id=\"confirm-delete\" aria-labelledby=\"confirm-title\">\
+         <h2 id=\"confirm-title\">Delete {}?</h2>",
+        esc(c.what)
+    );
+    if let Some(p) = problem {
+        out.push_str(&alert(p));
+    }
+    let _ = write!(out, "<p>This deletes, for good:</p>{}", list(c.lost));
+    if !c.kept.is_empty() {
+        let _ = write!(out, "<p>This keeps:</p>{}", list(c.kept));
+    }
+    let _ = write!(
+        out,
+        "<form method=\"post\" action=\"{}\" id=\"confirm-form\">",
+        esc(c.action)
+    );
+    for (k, v) in c.fields {
+        let _ = write!(
+            out,
+            "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+            esc(k),
+            esc(v)
+        );
+    }
+    match c.typed {
+        Some(name) => {
+            let _ = write!(
+                out,
+                "<p><label for=\"confirm\">Type <code>{n}</code> to confirm</label> \
+                 <input id=\"confirm\" name=\"confirm\" required autocomplete=\"off\" \
+                 spellcheck=\"false\"></p>",
+                n = esc(name)
+            );
+        }
+        None => out.push_str("<input type=\"hidden\" name=\"confirm\" value=\"yes\">"),
+    }
+    let _ = write!(
+        out,
+        "<p><button type=\"submit\" class=\"danger\">Delete {}</button> \
+         <a href=\"{}\">Cancel</a></p></form></section>",
+        esc(c.what),
+        esc(c.cancel)
+    );
+    out
+}
+
+/// Whether the posted `confirm` confirms a [`Confirm`] whose `typed` is `typed`: the typed name
+/// exactly (spaces around it aside), or the button's `yes`.
+pub fn confirmed(typed: Option<&str>, given: Option<&str>) -> bool {
+    let given = given.map(str::trim).unwrap_or_default();
+    match typed {
+        Some(name) => given == name,
+        None => given == "yes",
+    }
+}
+
 /// A whole page: `body` goes in `<main>`. `model` is named in the header.
 pub fn page(current: Page, model: &str, body: &str) -> Html<String> {
     let mut nav = String::new();
@@ -156,6 +248,29 @@ mod tests {
             t.contains("<td>&lt;script&gt;</td>") && t.contains("c&lt;"),
             "{t}"
         );
+    }
+
+    #[test]
+    fn a_typed_confirmation_needs_the_exact_name_and_says_what_goes() {
+        let lost = vec!["namespace alice <and everything in it>".to_owned()];
+        let c = Confirm {
+            what: "profile alice",
+            action: "/profiles/delete",
+            fields: &[("name", "alice")],
+            lost: &lost,
+            kept: &[],
+            typed: Some("alice"),
+            cancel: "/profiles",
+        };
+        assert!(confirmed(c.typed, Some(" alice ")));
+        assert!(!confirmed(c.typed, Some("yes")) && !confirmed(c.typed, Some("Alice")));
+        assert!(!confirmed(c.typed, None));
+        let html = confirm_delete(&c, Some("not confirmed"));
+        assert!(html.contains("<li>namespace alice &lt;and everything in it&gt;</li>"));
+        assert!(html.contains("<label for=\"confirm\">Type <code>alice</code> to confirm</label>"));
+        assert!(html.contains("<input type=\"hidden\" name=\"name\" value=\"alice\">"));
+        assert!(html.contains("role=\"alert\""), "{html}");
+        assert!(confirmed(None, Some("yes")) && !confirmed(None, Some("alice")));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The dashboard: an axum web server of server-rendered pages (Overview, Training, Models,
-//! Notebooks, Tuning, Pipelines) with a little vanilla JavaScript, reading the cluster through kube-rs with the rights of the client it
+//! Notebooks, Tuning, Pipelines, Profiles) with a little vanilla JavaScript, reading the cluster through kube-rs with the rights of the client it
 //! is given (`wharf dashboard --serve`: the kubeconfig user's). Live updates are server-sent
 //! events fed by one watch per kind, shared by every browser ([`live`]).
 //!
@@ -15,9 +15,11 @@ pub mod first_login;
 mod guard;
 mod html;
 mod live;
+mod logtail;
 mod models;
 mod notebooks;
 mod overview;
+mod profiles;
 mod runs;
 mod training;
 mod tuning;
@@ -56,10 +58,12 @@ pub fn router(state: State) -> Router {
     Router::new()
         .merge(overview::router())
         .merge(training::router())
+        .merge(logtail::router())
         .merge(models::router())
         .merge(notebooks::router())
         .merge(tuning::router())
         .merge(runs::router())
+        .merge(profiles::router())
         .merge(assets::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -1,9 +1,19 @@
-//! The Models page: the model's InferenceServices (URL, readiness, replicas) and a try-it panel
+//! The Models page: the model's InferenceServices (URL, readiness, replicas, and request rate and
+//! p99 latency from Prometheus when the monitoring charm runs) and a try-it panel
 //! that sends a Fashion-MNIST test image to a model's V2 endpoint (`status.url`, which the server
 //! operator publishes) and shows the ten class probabilities as bars.
 //!
 //! The request goes from the dashboard, not the browser: `status.url` may be an in-cluster
 //! address, and the browser would need the model's origin to allow it (CORS).
+//!
+//! Request rates are `wharf status`'s ([`status::request_rates`]: the monitoring charm's two
+//! recording rules, the same columns and words). They are asked with the dashboard's own rights,
+//! not the user's, and shown only beside the InferenceServices the user was allowed to list (the
+//! page's list is gated on that). Why not the user's: Prometheus answers any query about every
+//! namespace to whoever may reach it, so letting users `get services/proxy` on it would give each
+//! of them all the platform's metrics — more than the dashboard's two fixed queries, filtered to
+//! what the user may list, reveal. The dashboard charm's Role therefore grants `list services`
+//! (to find Prometheus by its label) and `get services/proxy` in the model namespace.
 //!
 //! wharf does not link the server crate, so the few InferenceService fields read here are
 //! declared again below; their names are the CRD's (`charms/server/src/crd.rs`).
@@ -15,7 +25,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use kube::api::DynamicObject;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -23,6 +33,8 @@ use super::assets::{CLASSES, sample};
 use super::html::{Page, esc, page};
 use super::viewer::Viewer;
 use super::{State, live};
+use crate::action::status::{self, MODEL_COLUMNS, ModelRow};
+use crate::kube::{errors, prometheus};
 
 pub fn router() -> Router<State> {
     Router::new()
@@ -108,7 +120,7 @@ fn service(obj: &DynamicObject) -> Service {
 
 /// The live part: the services table. The try-it panel is outside it, so an update does not
 /// reset the user's choice or move their focus.
-fn services_fragment(kind: &live::Kind) -> String {
+fn services_fragment(kind: &live::Kind, model: &str, rates: &Rates) -> String {
     let services: Vec<Service> = kind.objects().iter().map(|o| service(o)).collect();
     let mut out = String::new();
     if let Some(problem) = kind.error() {
@@ -126,13 +138,20 @@ fn services_fragment(kind: &live::Kind) -> String {
         "<table id=\"inferenceservices\"><caption>InferenceServices</caption><thead><tr>\
          <th scope=\"col\">Name</th><th scope=\"col\">Model</th><th scope=\"col\">URL</th>\
          <th scope=\"col\">Ready</th><th scope=\"col\">Replicas</th><th scope=\"col\">Version</th>\
-         <th scope=\"col\">Message</th></tr></thead><tbody>",
+         <th scope=\"col\">Message</th>",
+    );
+    let _ = write!(
+        out,
+        "<th scope=\"col\">{}</th><th scope=\"col\">{}</th></tr></thead><tbody>",
+        MODEL_COLUMNS[2], MODEL_COLUMNS[3]
     );
     for s in &services {
+        let (rate, p99) = rates.cells(model, &s.name);
         let _ = write!(
             out,
             "<tr data-service=\"{}\"><th scope=\"row\">{}</th><td>{}</td><td>{}</td>\
-             <td class=\"ready\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+             <td class=\"ready\">{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td class=\"rate\">{}</td><td class=\"p99\">{}</td></tr>",
             esc(&s.name),
             esc(&s.name),
             esc(&s.model),
@@ -141,10 +160,93 @@ fn services_fragment(kind: &live::Kind) -> String {
             esc(&s.replicas),
             esc(&s.version),
             esc(&s.message),
+            esc(&rate),
+            esc(&p99),
         );
     }
     out.push_str("</tbody></table>");
+    match rates {
+        Rates::NoPrometheus => out.push_str(
+            "<p class=\"note\" id=\"rates-note\">No request rates: this model runs no \
+             Prometheus (the monitoring charm, part of the full bundle).</p>",
+        ),
+        Rates::Failed(note) => {
+            let _ = write!(out, "<p class=\"note\" id=\"rates-note\">{}</p>", esc(note));
+        }
+        Rates::Rows(_) => out.push_str(
+            "<p class=\"note\" id=\"rates-note\">Req/s and p99 over the last 5 minutes, from \
+             Prometheus (as `wharf status` shows them); - where it has no value.</p>",
+        ),
+    }
     out
+}
+
+/// The model's request rates, as far as there are any.
+enum Rates {
+    /// The model runs no Prometheus.
+    NoPrometheus,
+    /// It does, but the rates could not be read: `wharf status`'s note saying why.
+    Failed(String),
+    Rows(Vec<ModelRow>),
+}
+
+impl Rates {
+    /// The Req/s and p99 cells of InferenceService `name` in namespace `model`: `wharf status`'s
+    /// cells, `-` where Prometheus has no value.
+    fn cells(&self, model: &str, name: &str) -> (String, String) {
+        let say = |s: &str| (s.to_owned(), s.to_owned());
+        match self {
+            Rates::NoPrometheus => say("no Prometheus"),
+            Rates::Failed(_) => say("unavailable"),
+            Rates::Rows(rows) => rows
+                .iter()
+                .find(|r| r.namespace == model && r.inferenceservice == name)
+                .map(|r| {
+                    let mut cells = r.cells();
+                    (cells.remove(2), cells.remove(2))
+                })
+                .unwrap_or_else(|| say("-")),
+        }
+    }
+}
+
+/// Ask the model's Prometheus (found by the label `wharf status` finds it by), with the
+/// dashboard's rights (see the module's comment).
+async fn rates(state: &State) -> Rates {
+    let services: Api<DynamicObject> = Api::namespaced_with(
+        state.cluster.client.clone(),
+        &state.model,
+        &ApiResource::erase::<k8s_openapi::api::core::v1::Service>(&()),
+    );
+    let selector = format!(
+        "{}={}",
+        prometheus::SERVES_LABEL,
+        prometheus::SERVES_PROMETHEUS
+    );
+    let listed = match services
+        .list(&ListParams::default().labels(&selector))
+        .await
+    {
+        Ok(list) => list.items,
+        Err(e) => {
+            let what = format!("find Prometheus in namespace {}", state.model);
+            return Rates::Failed(format!(
+                "no request rates: {}",
+                errors::describe(&e, &what, &state.cluster.server)
+            ));
+        }
+    };
+    let values: Vec<Value> = listed
+        .iter()
+        .filter_map(|o| serde_json::to_value(o).ok())
+        .collect();
+    let Some(svc) = prometheus::find(&values) else {
+        return Rates::NoPrometheus;
+    };
+    match status::request_rates(&state.cluster.client, &svc).await {
+        Ok(rows) => Rates::Rows(rows),
+        Err(note) => Rates::Failed(note),
+    }
 }
 
 /// The try-it panel: which service, which test image, a button; the answer as labelled bars.
@@ -178,7 +280,10 @@ async fn models(Extract(state): Extract<State>, viewer: Viewer) -> Response {
         .await
     {
         Some(reason) => (live::denied_fragment(&reason), String::new()),
-        None => (services_fragment(kind), try_it_panel(kind)),
+        None => (
+            services_fragment(kind, &state.model, &rates(&state).await),
+            try_it_panel(kind),
+        ),
     };
     let body = format!(
         "<div id=\"live-models\" data-live=\"/models/events\" data-event=\"models\" \
@@ -193,9 +298,15 @@ async fn events(Extract(state): Extract<State>, viewer: Viewer) -> impl IntoResp
     let denied = viewer
         .denied(&live::inferenceservices(), &state.model)
         .await;
+    // The rates as the stream opens (5-minute averages): a change of the services re-renders
+    // with them rather than asking Prometheus once per browser per change.
+    let rates = match denied {
+        Some(_) => Rates::NoPrometheus,
+        None => rates(&state).await,
+    };
     live::events(changes, "models", move || match &denied {
         Some(reason) => live::denied_fragment(reason),
-        None => services_fragment(&state.live.inferenceservices),
+        None => services_fragment(&state.live.inferenceservices, &state.model, &rates),
     })
 }
 
@@ -333,6 +444,27 @@ mod tests {
                 s.version.as_str()
             ),
             ("fm", "ready", "1 to 3", "2")
+        );
+    }
+
+    #[test]
+    fn rates_use_wharf_status_cells_and_say_when_there_are_none() {
+        let rows = Rates::Rows(vec![ModelRow {
+            inferenceservice: "fashion".into(),
+            namespace: "ml".into(),
+            requests_per_second: Some(12.5),
+            p99_seconds: None,
+        }]);
+        assert_eq!(rows.cells("ml", "fashion"), ("12.50".into(), "-".into()));
+        assert_eq!(rows.cells("other", "fashion"), ("-".into(), "-".into()));
+        assert_eq!(rows.cells("ml", "quiet"), ("-".into(), "-".into()));
+        assert_eq!(
+            Rates::NoPrometheus.cells("ml", "fashion").0,
+            "no Prometheus"
+        );
+        assert_eq!(
+            Rates::Failed("x".into()).cells("ml", "fashion").1,
+            "unavailable"
         );
     }
 

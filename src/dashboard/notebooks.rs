@@ -1,7 +1,8 @@
 //! The Notebooks page: the Jupyter servers (Kubeflow Notebooks, the workspaces charm) in a
 //! namespace — the signed-in user's profile by default, `?namespace=` for another — with their
-//! state and a link to each, a form that starts one and a button that stops and deletes one (its
-//! workspace volume, the user's files, is kept, as `wharf notebook delete` keeps it). Every read
+//! state and a link to each, a form that starts one and a button that stops and deletes one after
+//! a confirmation (its workspace volume, the user's files, is kept, as `wharf notebook delete`
+//! keeps it). Every read
 //! and write acts with the user's rights: the profile's owner may, others get the cluster's 403.
 //!
 //! The Notebook body and its checks are `wharf notebook create`'s ([`crate::action::notebook`]).
@@ -12,12 +13,12 @@ use std::time::Duration;
 use axum::extract::{Query, State as Extract};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Form, Router};
 use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
 use serde::Deserialize;
 
-use super::html::{Page, alert, esc, namespace_form, page};
+use super::html::{Confirm, Page, alert, confirm_delete, confirmed, esc, namespace_form, page};
 use super::viewer::Viewer;
 use super::{State, Where, live};
 use crate::action::notebook::{self, CreateOptions};
@@ -26,7 +27,7 @@ use crate::kube::errors;
 pub fn router() -> Router<State> {
     Router::new()
         .route("/notebooks", get(list).post(create))
-        .route("/notebooks/delete", post(delete))
+        .route("/notebooks/delete", get(confirm_page).post(delete))
         .route("/notebooks/events", get(events))
 }
 
@@ -60,6 +61,8 @@ struct NewNotebook {
 struct Gone {
     namespace: String,
     name: String,
+    /// The confirmation form's `yes`; without it nothing is deleted.
+    confirm: Option<String>,
 }
 
 fn api(viewer: &Viewer, ns: &str) -> Api<DynamicObject> {
@@ -116,11 +119,11 @@ fn table(ns: &str, items: &[DynamicObject]) -> String {
             out,
             "<tr data-notebook=\"{n}\"><th scope=\"row\"><a href=\"/notebook/{ns}/{n}/\">{n}</a></th>\
              <td class=\"ready\">{}</td><td class=\"reason\" title=\"{}\">{}</td><td>\
-             <form method=\"post\" action=\"/notebooks/delete\">\
+             <form method=\"get\" action=\"/notebooks/delete\">\
              <input type=\"hidden\" name=\"namespace\" value=\"{ns}\">\
              <input type=\"hidden\" name=\"name\" value=\"{n}\">\
-             <button type=\"submit\" aria-label=\"Delete notebook {n} (its workspace is kept)\">\
-             Delete</button></form></td></tr>",
+             <button type=\"submit\" aria-label=\"Delete notebook {n} (asks first; its workspace \
+             is kept)\">Delete…</button></form></td></tr>",
             esc(&ready),
             esc(&message),
             esc(&reason),
@@ -189,12 +192,69 @@ async fn create(
     }
 }
 
+/// The confirmation page (and, with `problem`, the same page again): a GET changes nothing.
+fn confirm_response(
+    state: &State,
+    status: StatusCode,
+    ns: &str,
+    name: &str,
+    problem: Option<&str>,
+) -> Response {
+    let what = format!("notebook {name}");
+    let fields = [("namespace", ns), ("name", name)];
+    let lost = [format!(
+        "the notebook server {name} in namespace {ns}: its pod stops, and whatever is not \
+         saved in the workspace (running kernels, unsaved edits) is lost"
+    )];
+    let kept = [format!(
+        "its workspace volume (your files): a notebook named {name} finds it again"
+    )];
+    let cancel = format!("/notebooks?namespace={ns}");
+    let c = Confirm {
+        what: &what,
+        action: "/notebooks/delete",
+        fields: &fields,
+        lost: &lost,
+        kept: &kept,
+        typed: None,
+        cancel: &cancel,
+    };
+    let body = confirm_delete(&c, problem);
+    (status, page(Page::Notebooks, &state.model, &body)).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct Which {
+    namespace: String,
+    name: String,
+}
+
+/// The viewer is asked for so that a request without the gateway's login is refused here too.
+async fn confirm_page(
+    Extract(state): Extract<State>,
+    _viewer: Viewer,
+    Query(which): Query<Which>,
+) -> Response {
+    let (ns, name) = (which.namespace.trim(), which.name.trim());
+    confirm_response(&state, StatusCode::OK, ns, name, None)
+}
+
+/// Deletes only when confirmed (the confirmation form's `yes`), with the user's rights.
 async fn delete(
     Extract(state): Extract<State>,
     viewer: Viewer,
     Form(gone): Form<Gone>,
 ) -> Response {
     let (ns, name) = (gone.namespace.trim(), gone.name.trim());
+    if !confirmed(None, gone.confirm.as_deref()) {
+        return confirm_response(
+            &state,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ns,
+            name,
+            Some("Not confirmed: nothing was deleted. Press Delete below to confirm."),
+        );
+    }
     match api(&viewer, ns)
         .delete(name, &DeleteParams::default())
         .await

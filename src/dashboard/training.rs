@@ -1,6 +1,6 @@
 //! The Training page: the model's TrainJobs (state, duration, accuracy), per job a live
 //! loss/accuracy chart from `status.epochs` with its numbers as a table, and a form that creates
-//! a TrainJob with the user's rights.
+//! a TrainJob with the user's rights; per job the pod's log tail ([`super::logtail`]).
 //!
 //! wharf does not link the trainer crate (it brings candle), so the few TrainJob fields read here
 //! are declared again below; their names are the CRD's (`charms/trainer/src/crd.rs`).
@@ -218,13 +218,14 @@ fn job_section(j: &Job) -> String {
          <table class=\"epochs\"><caption>Per-epoch metrics of {name}</caption><thead><tr>\
          <th scope=\"col\">Epoch</th><th scope=\"col\">Loss</th><th scope=\"col\">Accuracy</th>\
          <th scope=\"col\">Training accuracy</th></tr></thead><tbody>{rows}</tbody></table>\
-         </details></section>",
+         </details>{log}</section>",
         line_chart(&loss, &format!("Loss per epoch of {}: {summary}", j.name)),
         line_chart(
             &accuracy,
             &format!("Accuracy per epoch of {}: {summary}", j.name)
         ),
         summary = esc(&summary),
+        log = super::logtail::placeholder(&j.name),
     )
 }
 

@@ -113,3 +113,27 @@ document.addEventListener("DOMContentLoaded", () => {
   const form = document.getElementById("try-it");
   if (form) tryIt(form);
 });
+
+// 3. Log tails (Training): an element with data-log="/training/<job>/log?part=1" is filled with
+//    the job's pod log tail when the page loads and again each time a live update re-renders the
+//    region around it — a log is re-read when the job's status changed, never on a timer.
+function logTails(root) {
+  root.querySelectorAll("[data-log]").forEach(async (el) => {
+    try {
+      const r = await fetch(el.dataset.log);
+      el.innerHTML = await r.text();
+    } catch (err) {
+      const p = text("p", `The log could not be read: ${err.message}`, "error");
+      p.setAttribute("role", "alert");
+      el.replaceChildren(p);
+    }
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  logTails(document);
+  // A live update replaces the region's children; the log placeholders come back with them.
+  document.querySelectorAll("[data-live]").forEach((el) => {
+    new MutationObserver(() => logTails(el)).observe(el, { childList: true });
+  });
+});

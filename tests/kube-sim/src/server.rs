@@ -402,6 +402,11 @@ async fn resource(
             subresource: rp.sub.clone(),
             namespace: if rt.namespaced {
                 ns.clone()
+            } else if rt.group.is_empty() && rt.plural == "namespaces" {
+                // The apiserver's request info names `/api/v1/namespaces/NAME` as in namespace
+                // NAME, so a RoleBinding there may grant `get` on the namespace itself (how a
+                // profile's owner, bound to `edit` in it, reads it); listing stays cluster-wide.
+                rp.name.clone().unwrap_or_default()
             } else {
                 String::new()
             },

@@ -427,3 +427,45 @@ async fn services_proxy_needs_get_on_services_proxy_and_reaches_the_backend() {
     assert_eq!(get(path, &token).await.0, 202);
     sim.shutdown().await;
 }
+
+/// As the apiserver does, `GET /api/v1/namespaces/NAME` is authorized in namespace NAME: a
+/// RoleBinding to `view` there lets its subject read that namespace (and no other), while listing
+/// namespaces needs a cluster-wide grant.
+#[tokio::test]
+async fn a_rolebinding_in_a_namespace_grants_get_on_that_namespace_only() {
+    use k8s_openapi::api::core::v1::Namespace;
+    let sim = common::start().await;
+    let admin = common::client(&sim, None).await;
+    let pp = PostParams::default();
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "team"}})).unwrap();
+    Api::<Namespace>::all(admin.clone())
+        .create(&pp, &ns)
+        .await
+        .unwrap();
+    let rb: RoleBinding = serde_json::from_value(json!({"metadata": {"name": "viewer"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+        "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": "team"}]}))
+    .unwrap();
+    Api::<RoleBinding>::namespaced(admin.clone(), "team")
+        .create(&pp, &rb)
+        .await
+        .unwrap();
+    let token = sim.token_for_service_account("team", "reader");
+    let namespaces: Api<Namespace> = Api::all(common::client(&sim, Some(&token)).await);
+    namespaces
+        .get("team")
+        .await
+        .expect("view in team reads namespace team");
+    let err = common::api_err(namespaces.get("default").await);
+    assert_eq!(err.code, 403);
+    assert!(
+        err.message.ends_with("in the namespace \"default\""),
+        "{}",
+        err.message
+    );
+    assert_eq!(
+        common::api_err(namespaces.list(&ListParams::default()).await).code,
+        403
+    );
+    sim.shutdown().await;
+}
