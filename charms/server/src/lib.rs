@@ -9,6 +9,8 @@
 //!
 //! Beside HTTP, [`grpc`] serves V2 over gRPC from the same state; [`binary`] is the tensor byte
 //! layout both use; [`extensions`] has the repository and model configuration endpoints.
+//! [`tfserving_grpc`] serves TF Serving's gRPC PredictionService on the same port as V2 gRPC, with
+//! [`tf_tensor`] converting TensorFlow's TensorProto.
 //!
 //! [`operator`] is the InferenceService controller (`wharf-server operator`) that deploys this
 //! server for each model; [`crd`] is its custom resource.
@@ -29,5 +31,7 @@ pub mod predictor;
 pub mod repository;
 pub mod server;
 pub mod tensor;
+pub mod tf_tensor;
 pub mod tfserving;
+pub mod tfserving_grpc;
 pub mod v2;
