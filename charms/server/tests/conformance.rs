@@ -82,12 +82,32 @@ fn tritonclient_and_kserve_clients_get_the_models_classes() {
     );
     let images = work.path().join("images.u8");
     std::fs::write(&images, pixels).unwrap();
+    // Our TF Serving protos as build.rs compiled them: the tfserving_grpc family checks each of
+    // their messages, fields, enums and RPCs against TensorFlow's own descriptors.
+    let descriptors = work.path().join("descriptors.bin");
+    std::fs::write(
+        &descriptors,
+        include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin")),
+    )
+    .unwrap();
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(run_clients(&python, repo.path(), &images, &expected));
+    runtime.block_on(run_clients(
+        &python,
+        repo.path(),
+        &images,
+        &descriptors,
+        &expected,
+    ));
 }
 
-async fn run_clients(python: &str, repo: &Path, images: &Path, expected: &[i64]) {
+async fn run_clients(
+    python: &str,
+    repo: &Path,
+    images: &Path,
+    descriptors: &Path,
+    expected: &[i64],
+) {
     let s = common::serve(repo, |c| {
         c.grpc_addr = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
     })
@@ -107,7 +127,8 @@ async fn run_clients(python: &str, repo: &Path, images: &Path, expected: &[i64])
             .arg("fashion")
             .arg(images)
             .arg(expected_text.join(","))
-            .arg(family);
+            .arg(family)
+            .env("WHARF_TF_DESCRIPTORS", descriptors);
         let out = tokio::time::timeout(std::time::Duration::from_secs(300), command.output())
             .await
             .expect("the clients finish within 5 minutes")

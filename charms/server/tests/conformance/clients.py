@@ -119,6 +119,70 @@ def kserve_clients():
     asyncio.run(main())
 
 
+def check_tf_descriptors(path):
+    """Every message, field, enum value and RPC of our TF protos (proto/tensorflow*/, compiled by
+    build.rs into the FileDescriptorSet at `path`) must be TensorFlow's: same full name, field
+    numbers, types, labels, oneofs and method types as in the descriptors its own modules register."""
+    from google.protobuf import descriptor_pb2, descriptor_pool
+    # Importing them registers TF's descriptors in the default pool.
+    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2  # noqa: F401
+    from tensorflow.core.protobuf import error_codes_pb2, meta_graph_pb2  # noqa: F401
+    from tensorflow_serving.apis import (  # noqa: F401
+        classification_pb2, get_model_metadata_pb2, get_model_status_pb2, inference_pb2,
+        model_management_pb2, model_pb2, model_service_pb2, predict_pb2,
+        prediction_service_pb2, regression_pb2, status_pb2,
+    )
+
+    pool = descriptor_pool.Default()
+    ours = descriptor_pb2.FileDescriptorSet.FromString(open(path, "rb").read())
+    Field = descriptor_pb2.FieldDescriptorProto
+    counts = {"messages": 0, "fields": 0, "enum values": 0, "rpcs": 0}
+
+    def check_enum(full, enum):
+        theirs = pool.FindEnumTypeByName(full)
+        for value in enum.value:
+            assert theirs.values_by_name[value.name].number == value.number, (full, value.name)
+            counts["enum values"] += 1
+
+    def check_message(full, message):
+        theirs = pool.FindMessageTypeByName(full)
+        counts["messages"] += 1
+        for field in message.field:
+            t = theirs.fields_by_name.get(field.name)
+            where = f"{full}.{field.name}"
+            assert t is not None, f"{where} is not in TensorFlow's {full}"
+            assert (t.number, t.type) == (field.number, field.type), (where, t.number, t.type)
+            assert t.is_repeated == (field.label == Field.LABEL_REPEATED), where
+            their_type = t.message_type or t.enum_type
+            if field.type_name:
+                assert "." + their_type.full_name == field.type_name, (where, field.type_name)
+            if field.HasField("oneof_index"):
+                oneof = message.oneof_decl[field.oneof_index].name
+                assert t.containing_oneof is not None and t.containing_oneof.name == oneof, where
+            counts["fields"] += 1
+        for nested in message.nested_type:
+            check_message(f"{full}.{nested.name}", nested)
+        for enum in message.enum_type:
+            check_enum(f"{full}.{enum.name}", enum)
+
+    files = [f for f in ours.file if f.package.startswith("tensorflow")]
+    assert len(files) == 3, [f.name for f in files]
+    for f in files:
+        for message in f.message_type:
+            check_message(f"{f.package}.{message.name}", message)
+        for enum in f.enum_type:
+            check_enum(f"{f.package}.{enum.name}", enum)
+        for service in f.service:
+            theirs = pool.FindServiceByName(f"{f.package}.{service.name}")
+            for method in service.method:
+                t = theirs.methods_by_name[method.name]
+                assert "." + t.input_type.full_name == method.input_type, method.name
+                assert "." + t.output_type.full_name == method.output_type, method.name
+                counts["rpcs"] += 1
+    summary = ", ".join(f"{v} {k}" for k, v in counts.items())
+    print(f"ok   our TF Serving protos match TensorFlow's descriptors ({summary})")
+
+
 def tfserving_grpc():
     # TensorFlow Serving's own client: tensorflow-serving-api's stubs with TensorFlow's
     # make_tensor_proto / make_ndarray, pointed at wharf-server's gRPC port instead of 8500.
@@ -136,6 +200,7 @@ def tfserving_grpc():
         prediction_service_pb2_grpc,
     )
 
+    check_tf_descriptors(os.environ["WHARF_TF_DESCRIPTORS"])
     channel = grpc.insecure_channel(grpc_addr)
     stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
 
