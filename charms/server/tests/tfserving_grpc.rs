@@ -489,3 +489,113 @@ async fn metadata_answers_the_signature_def_map_as_tf_serving_does() {
         assert!(err.message().contains(says), "{err}");
     }
 }
+
+#[tokio::test]
+async fn predict_follows_hot_swaps_and_status_shows_a_failed_version() {
+    let dir = tempfile::tempdir().unwrap();
+    publish(dir.path(), "fashion", 1, 1);
+    // Version 2 has no model.json: it fails to load and version 1 keeps serving.
+    std::fs::create_dir_all(dir.path().join("fashion/2")).unwrap();
+    let (s, mut c, mut models) = serve_tf(dir.path(), VersionPolicy::Latest).await;
+    let inputs = scaled(&Rng::new(6).pixels(INPUT_LEN));
+    let answered = |res: &PredictResponse| res.model_spec.as_ref().unwrap().version_choice.clone();
+    let res = c
+        .predict(request("fashion", None, float_val(&inputs, &[1, 784])))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answered(&res), Some(VersionChoice::Version(1)));
+    let status = models
+        .get_model_status(GetModelStatusRequest {
+            model_spec: spec("fashion", None),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let failed = &status.model_version_status[0];
+    let failed_status = failed.status.as_ref().unwrap();
+    assert_eq!(
+        (failed.version, failed.state, failed_status.error_code),
+        (2, State::End as i32, 2 /* tensorflow.error.UNKNOWN */)
+    );
+    assert!(
+        failed_status.error_message.contains("model.json"),
+        "{failed_status:?}"
+    );
+    assert_eq!(status.model_version_status[1].version, 1);
+
+    let v3 = publish(dir.path(), "fashion", 3, 3);
+    s.wait_until(|st| st.repo.resolve("fashion", Some(3)).is_ok())
+        .await;
+    let res = c
+        .predict(request("fashion", None, float_val(&inputs, &[1, 784])))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answered(&res), Some(VersionChoice::Version(3)));
+    assert_eq!(
+        res.outputs["probabilities"].float_val,
+        reference(&v3, &inputs, 1)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shutdown_lets_an_in_flight_predict_finish_then_closes_the_port() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    let art = publish(dir.path(), "fashion", 1, 1);
+    let gate = Gate::closed();
+    let entered = Arc::new(AtomicUsize::new(0));
+    let loader = SlowModelLoader {
+        gate: gate.clone(),
+        entered: entered.clone(),
+    };
+    let mut s = serve_with(
+        dir.path(),
+        Arc::new(loader),
+        |c| c.grpc_addr = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+        true,
+    )
+    .await;
+    let running = s.running.take().unwrap();
+    let grpc_addr = running.grpc_addr.unwrap();
+    let mut c = PredictionServiceClient::connect(format!("http://{grpc_addr}"))
+        .await
+        .unwrap();
+    let inputs = scaled(&Rng::new(8).pixels(INPUT_LEN));
+    let sent = request("fashion", None, float_val(&inputs, &[1, 784]));
+    let in_flight = tokio::spawn(async move { c.predict(sent).await });
+    while entered.load(Ordering::SeqCst) < 1 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    // The Predict is inside the model: shutdown waits for it.
+    let stopping = tokio::spawn(running.shutdown());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !stopping.is_finished(),
+        "shutdown finished with a Predict in flight"
+    );
+    gate.open();
+    let res = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight Predict finishes")
+        .into_inner();
+    assert_eq!(
+        res.outputs["probabilities"].float_val,
+        reference(&art, &inputs, 1)
+    );
+    tokio::time::timeout(Duration::from_secs(10), stopping)
+        .await
+        .expect("the server stops once the Predict is answered")
+        .unwrap()
+        .unwrap();
+    assert!(
+        tokio::net::TcpStream::connect(grpc_addr).await.is_err(),
+        "the gRPC port is closed after shutdown"
+    );
+}
