@@ -1,5 +1,6 @@
 //! wharf-server: serves wharf model artifacts over the Open Inference Protocol V2 and the
-//! TensorFlow Serving REST API, with dynamic batching, hot version swaps and Prometheus metrics.
+//! TensorFlow Serving REST and gRPC APIs, with dynamic batching, hot version swaps and Prometheus
+//! metrics.
 //!
 //! Flow of a request: router ([`server`]) → protocol handler ([`v2`], [`tfserving`]) →
 //! typed JSON parse ([`tensor`]) → shape and scale checks ([`infer`]) → the version's batch
