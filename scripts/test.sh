@@ -39,6 +39,10 @@ MOTO_VERSION="5.2.5"
 MOTO_VENV="$ROOT/target/moto-venv"
 TRITONCLIENT_VERSION="2.73.0"
 KSERVE_VERSION="0.21.0"
+# TF Serving's gRPC client for the same conformance test. It needs TensorFlow itself (a 572 MB
+# wheel: measured here, the venv grows from 0.5 to 2.5 GB and its install from 99 s to 219 s) and
+# resolves with tritonclient/kserve's protobuf (pip check is clean), so it shares their venv.
+TFSERVING_API_VERSION="2.21.0"
 CONFORMANCE_VENV="$ROOT/target/conformance-venv"
 # The example notebook's test (charms/workspaces/tests/operator.rs) runs it in a real IPython
 # kernel (nbclient, ipykernel) with the `kubernetes` client, as a notebook server would.
@@ -54,13 +58,14 @@ prepare_python_envs() {
       || { echo "pip install moto[server]==$MOTO_VERSION failed (is PyPI reachable?)" >&2; return 1; }
   fi
   "$MOTO_VENV/bin/moto_server" --help >/dev/null || { echo "moto_server does not start" >&2; return 1; }
-  if ! "$CONFORMANCE_VENV/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(m.version("tritonclient") != sys.argv[1] or m.version("kserve") != sys.argv[2])' "$TRITONCLIENT_VERSION" "$KSERVE_VERSION" 2>/dev/null; then
-    echo "installing tritonclient[http,grpc]==$TRITONCLIENT_VERSION and kserve==$KSERVE_VERSION into $CONFORMANCE_VENV"
+  if ! "$CONFORMANCE_VENV/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(m.version("tritonclient") != sys.argv[1] or m.version("kserve") != sys.argv[2] or m.version("tensorflow-serving-api") != sys.argv[3])' "$TRITONCLIENT_VERSION" "$KSERVE_VERSION" "$TFSERVING_API_VERSION" 2>/dev/null; then
+    echo "installing tritonclient[http,grpc]==$TRITONCLIENT_VERSION, kserve==$KSERVE_VERSION and tensorflow-serving-api==$TFSERVING_API_VERSION into $CONFORMANCE_VENV"
     python3 -m venv "$CONFORMANCE_VENV" \
       || { echo "python3 -m venv failed: apt-get install python3-venv" >&2; return 1; }
     "$CONFORMANCE_VENV/bin/pip" install --quiet --disable-pip-version-check \
       "tritonclient[http,grpc]==$TRITONCLIENT_VERSION" "kserve==$KSERVE_VERSION" \
-      || { echo "pip install tritonclient/kserve failed (is PyPI reachable?)" >&2; return 1; }
+      "tensorflow-serving-api==$TFSERVING_API_VERSION" "tensorflow==$TFSERVING_API_VERSION" \
+      || { echo "pip install tritonclient/kserve/tensorflow-serving-api failed (is PyPI reachable?)" >&2; return 1; }
   fi
   if ! "$NOTEBOOK_VENV/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(any(m.version(p.split("==")[0]) != p.split("==")[1] for p in sys.argv[1:]))' "${NOTEBOOK_PACKAGES[@]}" 2>/dev/null; then
     echo "installing ${NOTEBOOK_PACKAGES[*]} into $NOTEBOOK_VENV"
@@ -88,8 +93,8 @@ wait_for_python_envs() {
 }
 export WHARF_MOTO_SERVER="$MOTO_VENV/bin/moto_server"
 export WHARF_NOTEBOOK_PYTHON="$NOTEBOOK_VENV/bin/python"
-# charms/server/tests/conformance.rs runs tritonclient (HTTP binary and JSON, gRPC) and KServe's V2
-# REST and gRPC clients against a real wharf-server. WHARF_SKIP_CONFORMANCE=1 skips that one test
+# charms/server/tests/conformance.rs runs tritonclient (HTTP binary and JSON, gRPC), KServe's V2
+# REST and gRPC clients and TF Serving's gRPC client against a real wharf-server. WHARF_SKIP_CONFORMANCE=1 skips that one test
 # loudly (CI must not set it).
 export WHARF_CONFORMANCE_PYTHON="$CONFORMANCE_VENV/bin/python"
 

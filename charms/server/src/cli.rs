@@ -122,8 +122,9 @@ pub struct ServeArgs {
     /// Port to listen on (0 picks a free one).
     #[arg(long, default_value_t = 8080, env = "WHARF_PORT")]
     pub port: u16,
-    /// Port of the V2 gRPC service (inference.GRPCInferenceService) on the same host; 0 picks a
-    /// free one.
+    /// Port of the gRPC services on the same host: V2 (inference.GRPCInferenceService) and TF
+    /// Serving's PredictionService (point TF Serving clients, default 8500, here); 0 picks a free
+    /// one.
     #[arg(long, default_value_t = 8081, env = "WHARF_GRPC_PORT")]
     pub grpc_port: u16,
     /// Most rows in one forward pass.

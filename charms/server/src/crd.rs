@@ -85,8 +85,9 @@ pub struct InferenceServiceStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_state: Option<ModelState>,
     /// The protocols the model is served with: `v2-rest` (Open Inference Protocol V2 over HTTP,
-    /// with the binary tensor data extension), `v2-grpc` (inference.GRPCInferenceService) and
-    /// `tfserving-rest` (TensorFlow Serving's REST API).
+    /// with the binary tensor data extension), `v2-grpc` (inference.GRPCInferenceService),
+    /// `tfserving-rest` (TensorFlow Serving's REST API) and `tfserving-grpc` (TensorFlow Serving's
+    /// PredictionService, on the gRPC port).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub protocols: Vec<String>,
     /// `host:port` of the V2 gRPC service inside the cluster.

@@ -25,7 +25,7 @@ use crate::error::{ApiError, json_error};
 use crate::metrics::{Metrics, UNKNOWN_MODEL};
 use crate::predictor::Loader;
 use crate::repository::{Repository, VersionPolicy};
-use crate::{extensions, grpc, mirror, tfserving, v2};
+use crate::{extensions, grpc, mirror, tfserving, tfserving_grpc, v2};
 
 /// Everything `serve` is configured with.
 #[derive(Debug, Clone)]
@@ -345,10 +345,15 @@ pub async fn start(config: ServerConfig, loader: Arc<dyn Loader>) -> anyhow::Res
         let incoming =
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let service = grpc::service(state.clone());
+        // TF Serving's gRPC API shares the port: tonic routes by the service's name.
+        let tf_predictions = tfserving_grpc::prediction_service(state.clone());
+        let tf_models = tfserving_grpc::model_service(state.clone());
         let mut stopped_grpc = stopped.clone();
         tokio::spawn(async move {
             tonic::transport::Server::builder()
                 .add_service(service)
+                .add_service(tf_predictions)
+                .add_service(tf_models)
                 .serve_with_incoming_shutdown(incoming, async move {
                     let _ = stopped_grpc.wait_for(|stop| *stop).await;
                 })

@@ -1,10 +1,12 @@
 //! Conformance with the inference clients users already have: NVIDIA's `tritonclient` (HTTP with
-//! binary and JSON tensors, gRPC) and KServe's `kserve` clients (V2 REST and gRPC), from PyPI,
+//! binary and JSON tensors, gRPC), KServe's `kserve` clients (V2 REST and gRPC) and TF Serving's
+//! `tensorflow-serving-api` (gRPC PredictionService, with TensorFlow's tensor helpers), from PyPI,
 //! against a wharf-server on loopback serving an MLP trained here on real Fashion-MNIST images;
 //! every client must get the classes wharf's own forward pass predicts for known test images.
 //!
-//! Needs WHARF_CONFORMANCE_PYTHON: a python with `tritonclient[http,grpc]` and `kserve`
-//! (scripts/test.sh installs them into target/conformance-venv), and the dataset
+//! Needs WHARF_CONFORMANCE_PYTHON: a python with `tritonclient[http,grpc]`, `kserve`,
+//! `tensorflow-serving-api` and `tensorflow` (scripts/test.sh installs them into
+//! target/conformance-venv), and the dataset
 //! (`apt-get install dataset-fashion-mnist`). WHARF_SKIP_CONFORMANCE=1 skips it loudly.
 
 mod common;
@@ -30,7 +32,8 @@ fn tritonclient_and_kserve_clients_get_the_models_classes() {
     }
     let python = std::env::var("WHARF_CONFORMANCE_PYTHON").unwrap_or_else(|_| {
         panic!(
-            "set WHARF_CONFORMANCE_PYTHON to a python with tritonclient[http,grpc] and kserve \
+            "set WHARF_CONFORMANCE_PYTHON to a python with tritonclient[http,grpc], kserve and \
+             tensorflow-serving-api \
              (scripts/test.sh does), or WHARF_SKIP_CONFORMANCE=1 to skip this test"
         )
     });
@@ -79,12 +82,32 @@ fn tritonclient_and_kserve_clients_get_the_models_classes() {
     );
     let images = work.path().join("images.u8");
     std::fs::write(&images, pixels).unwrap();
+    // Our TF Serving protos as build.rs compiled them: the tfserving_grpc family checks each of
+    // their messages, fields, enums and RPCs against TensorFlow's own descriptors.
+    let descriptors = work.path().join("descriptors.bin");
+    std::fs::write(
+        &descriptors,
+        include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin")),
+    )
+    .unwrap();
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(run_clients(&python, repo.path(), &images, &expected));
+    runtime.block_on(run_clients(
+        &python,
+        repo.path(),
+        &images,
+        &descriptors,
+        &expected,
+    ));
 }
 
-async fn run_clients(python: &str, repo: &Path, images: &Path, expected: &[i64]) {
+async fn run_clients(
+    python: &str,
+    repo: &Path,
+    images: &Path,
+    descriptors: &Path,
+    expected: &[i64],
+) {
     let s = common::serve(repo, |c| {
         c.grpc_addr = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
     })
@@ -94,7 +117,8 @@ async fn run_clients(python: &str, repo: &Path, images: &Path, expected: &[i64])
     let expected_text: Vec<String> = expected.iter().map(|c| c.to_string()).collect();
     // One process per family: tritonclient and kserve both register the `inference` protos in
     // protobuf's default pool, and one python process cannot hold both.
-    for family in ["triton_http", "triton_grpc", "kserve"] {
+    // tfserving_grpc: TF Serving's client on the same gRPC port.
+    for family in ["triton_http", "triton_grpc", "kserve", "tfserving_grpc"] {
         let mut command = tokio::process::Command::new(python);
         command
             .arg(&script)
@@ -103,7 +127,8 @@ async fn run_clients(python: &str, repo: &Path, images: &Path, expected: &[i64])
             .arg("fashion")
             .arg(images)
             .arg(expected_text.join(","))
-            .arg(family);
+            .arg(family)
+            .env("WHARF_TF_DESCRIPTORS", descriptors);
         let out = tokio::time::timeout(std::time::Duration::from_secs(300), command.output())
             .await
             .expect("the clients finish within 5 minutes")

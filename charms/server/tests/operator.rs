@@ -332,7 +332,10 @@ async fn an_inference_service_becomes_a_deployment_a_routed_service_and_an_hpa_t
         status.url.as_deref(),
         Some("https://ml.example.com/models/fashion/")
     );
-    assert_eq!(status.protocols, ["v2-rest", "v2-grpc", "tfserving-rest"]);
+    assert_eq!(
+        status.protocols,
+        ["v2-rest", "v2-grpc", "tfserving-rest", "tfserving-grpc"]
+    );
     assert_eq!(
         status.grpc_address.as_deref(),
         Some(format!("fashion.{NS}.svc.cluster.local:8081").as_str())

@@ -121,7 +121,7 @@ pub fn ingress(observed: &Observed, predictor: &Verdict) -> Verdict {
 }
 
 /// The protocols every model is served with, as `status.protocols` names them.
-pub const PROTOCOLS: [&str; 3] = ["v2-rest", "v2-grpc", "tfserving-rest"];
+pub const PROTOCOLS: [&str; 4] = ["v2-rest", "v2-grpc", "tfserving-rest", "tfserving-grpc"];
 
 /// Where one model is reached: the base URL of its HTTP APIs and its gRPC `host:port`.
 pub struct Endpoints {
