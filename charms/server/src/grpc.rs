@@ -5,6 +5,9 @@
 //! swaps apply), each version's batcher, the metrics and the shutdown flag. Inputs come as typed
 //! `contents` (`fp32_contents`, `uint_contents`) or as `raw_input_contents`; the answer uses the
 //! same form as the request, since Triton's client reads only `raw_output_contents`.
+//!
+//! Triton's model configuration and repository RPCs answer from [`crate::extensions`], the same
+//! values as the HTTP endpoints.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,6 +16,7 @@ use tonic::{Request, Response, Status};
 
 use crate::binary;
 use crate::error::ApiError;
+use crate::extensions::{self, IndexEntry, ModelConfig as Config, TensorConfig};
 use crate::infer::{self, InputType, Output, Prediction};
 use crate::repository::ServedVersion;
 use crate::server::AppState;
@@ -95,8 +99,12 @@ impl GrpcInferenceService for Service {
         Ok(Response::new(ServerMetadataResponse {
             name: "wharf-server".to_string(),
             version: env!("CARGO_PKG_VERSION").to_string(),
-            // The extensions are HTTP endpoints (binary data, repository, configuration).
-            extensions: Vec::new(),
+            // Binary tensor data is HTTP's; raw contents are gRPC's own form of it.
+            extensions: v2::EXTENSIONS
+                .into_iter()
+                .filter(|e| *e != "binary_tensor_data")
+                .map(str::to_string)
+                .collect(),
         }))
     }
 
@@ -166,6 +174,115 @@ impl GrpcInferenceService for Service {
                 Err(status(e))
             }
         }
+    }
+
+    async fn model_config(
+        &self,
+        request: Request<ModelConfigRequest>,
+    ) -> Result<Response<ModelConfigResponse>, Status> {
+        let request = request.into_inner();
+        let served = v2::resolve(&self.state, &request.name, version_of(&request.version))
+            .map_err(status)?;
+        Ok(Response::new(ModelConfigResponse {
+            config: Some(model_config(&Config::of(&self.state, &served))),
+        }))
+    }
+
+    async fn repository_index(
+        &self,
+        request: Request<RepositoryIndexRequest>,
+    ) -> Result<Response<RepositoryIndexResponse>, Status> {
+        let models = extensions::index_entries(&self.state, request.into_inner().ready)
+            .into_iter()
+            .map(
+                |IndexEntry {
+                     name,
+                     version,
+                     state,
+                     reason,
+                 }| {
+                    repository_index_response::ModelIndex {
+                        name,
+                        version,
+                        state: state.to_string(),
+                        reason,
+                    }
+                },
+            )
+            .collect();
+        Ok(Response::new(RepositoryIndexResponse { models }))
+    }
+
+    async fn repository_model_load(
+        &self,
+        request: Request<RepositoryModelLoadRequest>,
+    ) -> Result<Response<RepositoryModelLoadResponse>, Status> {
+        let request = request.into_inner();
+        let mut overrides: Vec<String> = request.parameters.into_keys().collect();
+        overrides.sort();
+        extensions::load_model(&self.state, &request.model_name, &overrides)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(RepositoryModelLoadResponse {}))
+    }
+
+    async fn repository_model_unload(
+        &self,
+        request: Request<RepositoryModelUnloadRequest>,
+    ) -> Result<Response<RepositoryModelUnloadResponse>, Status> {
+        Err(status(extensions::unload_refusal(
+            &request.into_inner().model_name,
+        )))
+    }
+}
+
+/// The configuration as Triton's `ModelConfig` message.
+fn model_config(config: &Config) -> proto::ModelConfig {
+    let data_type = |t: &TensorConfig| {
+        DataType::from_str_name(&t.triton_type()).unwrap_or(DataType::TypeInvalid) as i32
+    };
+    proto::ModelConfig {
+        name: config.name.clone(),
+        platform: config.platform.clone(),
+        backend: Config::BACKEND.to_string(),
+        version_policy: Some(ModelVersionPolicy {
+            policy_choice: Some(model_version_policy::PolicyChoice::Specific(
+                model_version_policy::Specific {
+                    versions: vec![config.version as i64],
+                },
+            )),
+        }),
+        max_batch_size: config.max_batch_size as i32,
+        input: vec![ModelInput {
+            name: config.input.name.to_string(),
+            data_type: data_type(&config.input),
+            dims: config.input.dims.clone(),
+        }],
+        output: config
+            .outputs
+            .iter()
+            .map(|t| ModelOutput {
+                name: t.name.to_string(),
+                data_type: data_type(t),
+                dims: t.dims.clone(),
+            })
+            .collect(),
+        dynamic_batching: Some(ModelDynamicBatching {
+            preferred_batch_size: Vec::new(),
+            max_queue_delay_microseconds: config.max_queue_delay_microseconds,
+        }),
+        parameters: config
+            .parameters
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    ModelParameter {
+                        string_value: v.clone(),
+                    },
+                )
+            })
+            .collect(),
     }
 }
 

@@ -313,6 +313,18 @@ async fn the_repository_index_lists_versions_and_load_rescans_now() {
 
     let (code, res) = s.post("/v2/repository/models/nope/load", &json!({})).await;
     assert_eq!(code, 404, "{res}");
+    // Triton's load-time overrides would be silently ignored otherwise: refused, named.
+    let (code, res) = s
+        .post(
+            "/v2/repository/models/fashion/load",
+            &json!({"parameters": {"config": "{\"max_batch_size\": 4}"}}),
+        )
+        .await;
+    assert_eq!(code, 400, "{res}");
+    assert!(
+        res["error"].as_str().unwrap().contains("parameters config"),
+        "{res}"
+    );
     let (code, res) = s
         .post("/v2/repository/models/fashion/unload", &json!({}))
         .await;

@@ -1,5 +1,6 @@
 //! V2 over gRPC (`inference.GRPCInferenceService`): every RPC, raw and typed contents, errors as
-//! gRPC statuses, and the state it shares with HTTP (hot swap, metrics, graceful shutdown).
+//! gRPC statuses, Triton's configuration and repository RPCs, and the state it shares with HTTP
+//! (hot swap, metrics, graceful shutdown).
 
 mod common;
 
@@ -320,5 +321,175 @@ async fn grpc_follows_hot_swaps_and_stops_gracefully_with_http() {
     assert!(
         tokio::net::TcpStream::connect(grpc_addr).await.is_err(),
         "the gRPC port is closed after shutdown"
+    );
+}
+
+#[tokio::test]
+async fn the_repository_rpcs_list_load_and_refuse_unload_as_http_does() {
+    let dir = tempfile::tempdir().unwrap();
+    publish(dir.path(), "fashion", 1, 1);
+    // A long poll interval: only the explicit load can bring the second model in time.
+    let s = serve(dir.path(), |c| {
+        c.grpc_addr = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+        c.poll_interval = Duration::from_secs(3600);
+    })
+    .await;
+    let addr = s.running.as_ref().unwrap().grpc_addr.unwrap();
+    let mut c = GrpcInferenceServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let index = |ready: bool| RepositoryIndexRequest {
+        repository_name: String::new(),
+        ready,
+    };
+    let rows = |r: RepositoryIndexResponse| -> Vec<(String, String, String)> {
+        r.models
+            .into_iter()
+            .map(|m| (m.name, m.version, m.state))
+            .collect()
+    };
+    let first = c.repository_index(index(false)).await.unwrap().into_inner();
+    assert_eq!(
+        rows(first),
+        vec![("fashion".into(), "1".into(), "READY".into())]
+    );
+
+    publish(dir.path(), "shirts", 3, 2);
+    std::fs::create_dir_all(dir.path().join("broken/2")).unwrap();
+    let load = |model: &str| RepositoryModelLoadRequest {
+        model_name: model.into(),
+        ..Default::default()
+    };
+    c.repository_model_load(load("shirts")).await.unwrap();
+    let ready = c
+        .model_ready(ModelReadyRequest {
+            name: "shirts".into(),
+            version: "3".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(ready.ready, "the load rescanned the repository");
+    let all = c.repository_index(index(false)).await.unwrap().into_inner();
+    let broken = all.models.iter().find(|m| m.name == "broken").unwrap();
+    assert_eq!(broken.state, "UNAVAILABLE");
+    assert!(!broken.reason.is_empty(), "an unavailable version says why");
+    let ready_only = c.repository_index(index(true)).await.unwrap().into_inner();
+    assert_eq!(
+        rows(ready_only),
+        vec![
+            ("fashion".into(), "1".into(), "READY".into()),
+            ("shirts".into(), "3".into(), "READY".into())
+        ]
+    );
+
+    let err = c.repository_model_load(load("nope")).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err}");
+    let mut with_config = load("fashion");
+    with_config.parameters.insert(
+        "config".into(),
+        ModelRepositoryParameter {
+            parameter_choice: Some(model_repository_parameter::ParameterChoice::StringParam(
+                "{}".into(),
+            )),
+        },
+    );
+    let err = c.repository_model_load(with_config).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+    assert!(err.message().contains("parameters config"), "{err}");
+    let err = c
+        .repository_model_unload(RepositoryModelUnloadRequest {
+            model_name: "fashion".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+    assert!(
+        err.message().contains("remove the model's directory"),
+        "{err}"
+    );
+    assert!(
+        c.model_ready(ModelReadyRequest {
+            name: "fashion".into(),
+            version: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .ready,
+        "a refused unload changes nothing"
+    );
+}
+
+#[tokio::test]
+async fn the_model_configuration_rpc_says_what_the_http_endpoint_says() {
+    let dir = tempfile::tempdir().unwrap();
+    publish(dir.path(), "fashion", 2, 1);
+    let (s, mut c) = serve_grpc(dir.path()).await;
+    let config = c
+        .model_config(ModelConfigRequest {
+            name: "fashion".into(),
+            version: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .config
+        .expect("a configuration");
+    assert_eq!(config.name, "fashion");
+    assert_eq!(config.backend, "wharf");
+    assert_eq!(config.input[0].name, "input");
+    assert_eq!(config.input[0].data_type, DataType::TypeFp32 as i32);
+    assert_eq!(config.input[0].dims, vec![28, 28]);
+    let outputs: Vec<(String, i32, Vec<i64>)> = config
+        .output
+        .iter()
+        .map(|o| (o.name.clone(), o.data_type, o.dims.clone()))
+        .collect();
+    assert_eq!(
+        outputs,
+        vec![
+            ("probabilities".into(), DataType::TypeFp32 as i32, vec![10]),
+            ("class".into(), DataType::TypeInt64 as i32, vec![1]),
+            ("label".into(), DataType::TypeString as i32, vec![1]),
+        ]
+    );
+    match config.version_policy.and_then(|p| p.policy_choice) {
+        Some(model_version_policy::PolicyChoice::Specific(s)) => assert_eq!(s.versions, vec![2]),
+        other => panic!("version policy {other:?}"),
+    }
+    // The same values as HTTP's Triton JSON, field by field.
+    let (code, http) = s.get("/v2/models/fashion/config").await;
+    assert_eq!(code, 200, "{http}");
+    assert_eq!(http["max_batch_size"], config.max_batch_size);
+    assert_eq!(http["platform"], config.platform.as_str());
+    assert_eq!(
+        http["dynamic_batching"]["max_queue_delay_microseconds"],
+        config
+            .dynamic_batching
+            .unwrap()
+            .max_queue_delay_microseconds
+    );
+    assert_eq!(
+        http["parameters"]["class_names"]["string_value"],
+        config.parameters["class_names"].string_value.as_str()
+    );
+    let err = c
+        .model_config(ModelConfigRequest {
+            name: "fashion".into(),
+            version: "7".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err}");
+    let meta = c
+        .server_metadata(ServerMetadataRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        meta.extensions,
+        vec!["model_repository", "model_configuration"]
     );
 }

@@ -44,6 +44,14 @@ def triton_http():
     index = c.get_model_repository_index()
     assert {"name": model, "version": "1", "state": "READY", "reason": ""} in index, index
     print("ok   tritonclient.http metadata, config, repository index")
+    c.load_model(model)
+    try:
+        c.unload_model(model)
+        sys.exit("FAIL tritonclient.http: unload was accepted by a polled repository")
+    except http.InferenceServerException as e:
+        assert "remove the model's directory" in str(e), e
+    assert c.is_model_ready(model)
+    print("ok   tritonclient.http load rescans, unload refused with the way to do it")
 
     def run(binary, datatype, outputs):
         data = scaled if datatype == "FP32" else pixels.reshape(-1, 784)
@@ -78,6 +86,22 @@ def triton_grpc():
     assert c.is_server_live() and c.is_server_ready() and c.is_model_ready(model)
     assert c.get_server_metadata().name == "wharf-server"
     assert list(c.get_model_metadata(model).inputs[0].shape) == [-1, 28, 28]
+    from tritonclient.grpc import model_config_pb2
+
+    config = c.get_model_config(model).config
+    assert config.input[0].data_type == model_config_pb2.TYPE_FP32, config
+    assert [o.name for o in config.output] == ["probabilities", "class", "label"], config
+    assert config.dynamic_batching.max_queue_delay_microseconds >= 0
+    index = c.get_model_repository_index()
+    assert [(m.name, m.version, m.state) for m in index.models] == [(model, "1", "READY")], index
+    c.load_model(model)
+    try:
+        c.unload_model(model)
+        sys.exit("FAIL tritonclient.grpc: unload was accepted by a polled repository")
+    except grpc.InferenceServerException as e:
+        assert "remove the model's directory" in str(e), e
+    assert c.is_model_ready(model)
+    print("ok   tritonclient.grpc config, repository index, load, unload refused")
     for datatype in ["FP32", "UINT8"]:
         data = scaled if datatype == "FP32" else pixels.reshape(-1, 784)
         inp = grpc.InferInput("input", [n, 784], datatype)
