@@ -21,6 +21,8 @@
 //! ```
 
 mod artifact;
+/// A dense layer's product (row dot products; AVX2/FMA where the CPU has them).
+pub mod dense;
 mod error;
 /// Local directories and `s3://` prefixes (feature `s3`).
 #[cfg(feature = "s3")]

@@ -297,7 +297,14 @@ impl Model {
                     relu,
                 } => {
                     let y = &mut next[..batch * outputs];
-                    ops::matmul_bt(&cur[..batch * inputs], weight, y, batch, *inputs, *outputs);
+                    crate::dense::matmul_bt(
+                        &cur[..batch * inputs],
+                        weight,
+                        y,
+                        batch,
+                        *inputs,
+                        *outputs,
+                    );
                     for row in y.chunks_exact_mut(*outputs) {
                         for (v, b) in row.iter_mut().zip(bias) {
                             *v += b;

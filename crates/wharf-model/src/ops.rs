@@ -1,31 +1,6 @@
-//! The numeric kernels of the forward pass: strided matrix product (via `matrixmultiply`),
-//! im2col, max pooling, ReLU, softmax and argmax. Plain loops over slices, no allocation
-//! except where the caller hands in a buffer.
-
-/// `c[m×n] = a[m×k] · bᵀ` where `b` is stored `[n×k]` row-major (a dense layer's weight).
-pub fn matmul_bt(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
-    assert!(a.len() >= m * k && b.len() >= n * k && c.len() >= m * n);
-    // SAFETY: the asserts above keep every index the kernel touches inside the slices; `b` is
-    // read transposed through its strides (row stride 1, column stride k).
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            k as isize,
-            1,
-            b.as_ptr(),
-            1,
-            k as isize,
-            0.0,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        );
-    }
-}
+//! The numeric kernels of the forward pass besides the dense product ([`crate::dense`]): the
+//! convolution's matrix product (via `matrixmultiply`), im2col, max pooling, ReLU, softmax and
+//! argmax. Plain loops over slices, no allocation except where the caller hands in a buffer.
 
 /// `c[m×n] = a[m×k] · b[k×n]`, all row-major.
 pub fn matmul(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize) {
@@ -162,21 +137,6 @@ pub fn argmax(values: &[f32]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn matmul_bt_multiplies_by_the_transpose() {
-        // a = [[1,2],[3,4]], b (stored n×k) = [[1,0],[1,1],[0,2]] -> a·bᵀ = [[1,3,4],[3,7,8]]
-        let mut c = [0.0; 6];
-        matmul_bt(
-            &[1., 2., 3., 4.],
-            &[1., 0., 1., 1., 0., 2.],
-            &mut c,
-            2,
-            2,
-            3,
-        );
-        assert_eq!(c, [1., 3., 4., 3., 7., 8.]);
-    }
 
     #[test]
     fn im2col_with_padding_reads_zeros_outside() {
