@@ -174,7 +174,9 @@ async fn dashboard_in_a_browser() {
     for crd in [
         "charms/trainer/templates/crd.yaml",
         "charms/server/templates/crd.yaml",
-        // The profile pages' kinds (the script makes their objects in PROFILE_NAMESPACE).
+        // The profile pages' kinds (the script makes their objects in PROFILE_NAMESPACE), and
+        // Profiles themselves.
+        "charms/workspaces/templates/crd.yaml",
         "charms/workspaces/templates/notebook-crd.yaml",
         "charms/trainer/templates/optimizationjob-crd.yaml",
         "tests/fixtures/pipeline/workflow-crd.yaml",

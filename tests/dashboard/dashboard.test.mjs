@@ -330,7 +330,7 @@ const NAMESPACE_PAGES = [
 /// would (through the status subresource where the CRD has one). The CRDs were put into the
 /// cluster just before the test started: wait (bounded) until they are served.
 async function make(entry, { body, status }) {
-  const base = `${entry.api}/namespaces/${PROFILE_NS}/${entry.plural}`;
+  const base = entry.clusterScoped ? `${entry.api}/${entry.plural}` : `${entry.api}/namespaces/${PROFILE_NS}/${entry.plural}`;
   const deadline = Date.now() + WAIT;
   for (;;) {
     const r = await fetch(`${KUBE}${base}`, { method: "POST",
@@ -372,6 +372,62 @@ for (const entry of NAMESPACE_PAGES) {
   await page.screenshot({ path: `${SHOTS}/${entry.name}.png`, fullPage: true });
   console.log(`ok ${entry.name}: ${held.length} rows as the cluster holds them; ${acted ? `${acted}; ` : ""}` +
     `${fresh} appeared live without a reload; Tab reaches all ${controls} controls (${after} after the update)`);
+  await page.context().close();
+}
+
+// --- Profiles: the cluster's rows, a profile made from the form by keyboard, and the delete that
+// asks first (the profile's name typed) — nothing goes before the confirmation.
+{
+  const profile = (name, owner) => ({ apiVersion: "kubeflow.org/v1", kind: "Profile", metadata: { name },
+    spec: { owner: { kind: "User", name: owner } } });
+  const held = [["alice", "alice@example.com"], ["data-team", "carol@example.com"]];
+  for (const [name, owner] of held) {
+    await make({ api: "/apis/kubeflow.org/v1", plural: "profiles", clusterScoped: true }, { body: profile(name, owner) });
+  }
+  const page = await open("/profiles");
+  await measure(page, "profiles");
+  const names = async () => page.$$eval("#profiles tbody tr", (trs) => trs.map((tr) => tr.dataset.profile));
+  assert.deepEqual((await names()).sort(), held.map(([n]) => n).sort(), "profiles: the rows the cluster holds");
+  const owners = await page.$$eval("#profiles tbody tr .owner", (tds) => tds.map((td) => td.textContent.trim()));
+  assert.deepEqual(owners.sort(), held.map(([, o]) => o).sort(), "profiles: each row's owner");
+  const controls = await tabReachesEveryControl(page, "profiles");
+  await page.evaluate(() => document.activeElement?.blur());
+  await page.screenshot({ path: `${SHOTS}/profiles.png`, fullPage: true });
+
+  // Keyboard only: name and owner, Enter submits; the profile is read back from the cluster.
+  await page.getByLabel("Name", { exact: true }).focus();
+  await page.keyboard.type("reading-group");
+  await page.getByLabel("Owner", { exact: true }).focus();
+  await page.keyboard.press("ControlOrMeta+a");
+  await page.keyboard.type("dave@example.com");
+  await Promise.all([page.waitForURL(/\/profiles/), page.keyboard.press("Enter")]);
+  await page.waitForSelector("tr[data-profile='reading-group']");
+  const made = await kube("GET", "/apis/kubeflow.org/v1/profiles/reading-group");
+  assert.equal(made.spec.owner.name, "dave@example.com", "the form's profile has the owner typed");
+
+  // Delete… leads to a confirmation that names what goes; the wrong name deletes nothing.
+  await page.getByLabel("Delete profile reading-group (asks first)").focus();
+  await Promise.all([page.waitForURL(/\/profiles\/delete/), page.keyboard.press("Enter")]);
+  const confirmation = await page.textContent("#confirm-delete");
+  assert.ok(confirmation.includes("reading-group") && confirmation.includes("deletes, for good"),
+    `the confirmation names the profile and says it is for good: ${confirmation}`);
+  const confirmControls = await tabReachesEveryControl(page, "profile delete confirmation");
+  await page.evaluate(() => document.activeElement?.blur());
+  await page.screenshot({ path: `${SHOTS}/profiles-delete.png`, fullPage: true });
+  await page.getByLabel("Type reading-group to confirm").focus();
+  await page.keyboard.type("reading");
+  await Promise.all([page.waitForLoadState("load"), page.keyboard.press("Enter")]);
+  await page.waitForSelector("#confirm-delete [role=alert], #confirm-delete .alert");
+  await kube("GET", "/apis/kubeflow.org/v1/profiles/reading-group"); // still there
+  await page.getByLabel("Type reading-group to confirm").focus();
+  await page.keyboard.press("ControlOrMeta+a");
+  await page.keyboard.type("reading-group");
+  await Promise.all([page.waitForURL(/\/profiles\?deleted=reading-group/), page.keyboard.press("Enter")]);
+  const gone = await fetch(`${KUBE}/apis/kubeflow.org/v1/profiles/reading-group`, { headers: { authorization: `Bearer ${TOKEN}` } });
+  const left = gone.status === 404 ? null : (await gone.json()).metadata?.deletionTimestamp;
+  assert.ok(gone.status === 404 || left, `the confirmed profile is deleted (got ${gone.status})`);
+  console.log(`ok profiles: ${held.length} rows as the cluster holds them; the form made reading-group (read back); ` +
+    `Tab reaches all ${controls} controls (${confirmControls} on the confirmation); a wrong typed name kept it, the right one deleted it`);
   await page.context().close();
 }
 
