@@ -40,7 +40,8 @@ impl Default for BatchConfig {
     fn default() -> Self {
         BatchConfig {
             max_batch: 32,
-            delay: Duration::from_micros(500),
+            // The CLI's default (see `--batch-delay-us`): batch what is queued, wait for nothing.
+            delay: Duration::ZERO,
             queue_capacity: 1024,
         }
     }

@@ -131,7 +131,10 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub max_batch: u32,
     /// Longest time a batch waits for requests that are already on their way (microseconds).
-    #[arg(long, default_value_t = 500)]
+    /// 0 batches only what is already queued: for wharf's models a forward pass is microseconds,
+    /// and waiting for requests still being parsed cost more than batching them saved
+    /// (scripts/bench-server.sh). Raise it for a model whose forward pass takes milliseconds.
+    #[arg(long, default_value_t = 0)]
     pub batch_delay_us: u64,
     /// Requests queued per model version before new ones get 503.
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
