@@ -1,26 +1,31 @@
-//! Dynamic batching: one bounded queue and one worker thread per served model version.
+//! Dynamic batching without a batch thread: the requests for one model version take turns
+//! leading (flat combining).
 //!
-//! Handlers submit a job (the request's rows) and await a oneshot answer. The worker takes the
-//! first job, then gathers what is queued up to `max_batch` rows, and waits up to `delay` for
-//! more only while other requests for the same version are known to be on their way (announced
-//! by [`Batcher::announce`] before their body is parsed). A request that is alone (no other
-//! request for this version between announcement and answer) skips the queue and runs inline on
-//! its own task: batching never adds latency, nor two thread hand-offs, when there is nothing to
-//! batch with.
+//! A request that finds nobody leading becomes the leader: it takes what is queued (up to
+//! `max_batch` rows with its own), runs one forward pass on its own task, answers the others,
+//! and hands the lead to the oldest request still queued, if any. A request that finds a leader
+//! queues its rows and awaits its answer, or the lead. So a lone request runs at once with no
+//! hand-off at all, and under load every forward pass serves several requests — with no extra
+//! OS thread to wake up and put to sleep per batch, which was a quarter of the server's CPU time
+//! when batches ran on a dedicated worker thread (see `scripts/bench-server.sh`).
 //!
-//! The forward pass of a batch runs on a plain OS thread because it is CPU-bound work that must
-//! not stall the async runtime. Dropping the [`Batcher`] (when a version is unloaded and the
-//! last in-flight request using it finishes) closes the queue; the thread answers what is queued
-//! and exits.
+//! With `delay` above zero the leader waits up to that long for requests that are known to be
+//! on their way (announced by [`Batcher::announce`] before their body is parsed); it never waits
+//! when nobody is.
+//!
+//! The forward pass is CPU-bound: a small batch (microseconds for the models wharf trains) runs
+//! right on the runtime thread; a big one runs under `block_in_place` so the runtime moves its
+//! other tasks elsewhere meanwhile.
 
+use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, SyncSender, TryRecvError, TrySendError};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use prometheus::Histogram;
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
+use tokio::time::Instant;
 
 use crate::error::ApiError;
 use crate::predictor::Predictor;
@@ -30,9 +35,9 @@ use crate::predictor::Predictor;
 pub struct BatchConfig {
     /// Most rows in one forward pass (a single request with more rows still runs, alone).
     pub max_batch: usize,
-    /// Longest time the first job of a batch waits for announced companions.
+    /// Longest time the leader of a batch waits for announced companions.
     pub delay: Duration,
-    /// Jobs waiting per model version before new requests get 503.
+    /// Requests waiting per model version before new requests get 503.
     pub queue_capacity: usize,
 }
 
@@ -50,46 +55,87 @@ impl Default for BatchConfig {
 /// The answer to one job: `rows * num_classes` probabilities, or why the model failed.
 pub type JobResult = Result<Vec<f32>, String>;
 
+/// Most rows run directly on a runtime thread: a few rows of a small model take microseconds,
+/// while a big batch could hold the thread for milliseconds.
+const INLINE_MAX_ROWS: usize = 8;
+
+/// Rows waiting for a leader.
 struct Job {
     inputs: Vec<f32>,
     rows: usize,
-    reply: oneshot::Sender<JobResult>,
+    reply: oneshot::Sender<Reply>,
 }
 
-/// Largest request run inline on a runtime thread: a few rows of a small model take
-/// microseconds, while a big request could hold the thread for milliseconds; those go to the
-/// worker thread even when alone.
-const INLINE_MAX_ROWS: usize = 8;
+/// What a queued request is told: its answer, or that it leads now (with its rows back).
+enum Reply {
+    Done(JobResult),
+    Lead(Vec<f32>, usize),
+}
+
+/// How a request entered: it leads (with its rows), waits for an answer, or was refused.
+enum Entry {
+    Lead(Vec<f32>),
+    Queued(oneshot::Receiver<Reply>),
+    Full,
+}
 
 #[derive(Default)]
-struct Counters {
-    /// Requests that resolved this version and have not submitted yet (still parsing).
-    announced: AtomicUsize,
-    /// Requests between announcement and answer.
-    in_flight: AtomicUsize,
+struct Queue {
+    jobs: VecDeque<Job>,
+    /// Somebody leads: is running a batch, waiting for companions, or has been handed the lead.
+    /// Invariant: a queued job always has a leader that will take it.
+    led: bool,
 }
 
-/// The handle handlers use; owns the sending side of the queue.
+struct Shared {
+    queue: Mutex<Queue>,
+    /// Requests that resolved this version and have not submitted yet (still parsing).
+    announced: AtomicUsize,
+    /// Wakes a waiting leader when a job is queued.
+    queued: Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // Nothing panics while holding the lock (the model runs outside it); a poisoned lock
+        // still holds a consistent queue.
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The leader is done: the oldest queued request that is still waiting leads next.
+    fn pass_lead(&self) {
+        let mut queue = self.lock();
+        while let Some(job) = queue.jobs.pop_front() {
+            match job.reply.send(Reply::Lead(job.inputs, job.rows)) {
+                Ok(()) => return,
+                Err(_) => continue, // that client went away
+            }
+        }
+        queue.led = false;
+    }
+}
+
+/// The handle handlers use, one per served model version.
 pub struct Batcher {
-    tx: SyncSender<Job>,
-    counters: Arc<Counters>,
+    shared: Arc<Shared>,
     predictor: Arc<dyn Predictor>,
+    config: BatchConfig,
     batch_sizes: Histogram,
     input_len: usize,
 }
 
-/// Held by a handler from resolving the model until its answer; dropping it withdraws the
-/// request from both counters (also on an early return with a 400).
+/// Held by a handler from resolving the model until it submits; dropping it withdraws the
+/// request (also on an early return with a 400).
 pub struct Announcement {
-    counters: Arc<Counters>,
+    shared: Arc<Shared>,
     pending: bool,
 }
 
 impl Announcement {
-    /// The job is submitted (or running inline): the worker need not wait for it any more.
+    /// The job is submitted: a leader need not wait for it any more.
     fn submitted(&mut self) {
         if std::mem::take(&mut self.pending) {
-            self.counters.announced.fetch_sub(1, Ordering::AcqRel);
+            self.shared.announced.fetch_sub(1, Ordering::AcqRel);
         }
     }
 }
@@ -97,52 +143,61 @@ impl Announcement {
 impl Drop for Announcement {
     fn drop(&mut self) {
         self.submitted();
-        self.counters.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Passes the lead on when its holder finishes — or is cancelled (the client went away) while
+/// waiting for companions.
+struct Leading<'a>(&'a Shared);
+
+impl Drop for Leading<'_> {
+    fn drop(&mut self) {
+        self.0.pass_lead();
+    }
+}
+
+/// A queued request's wait. If the request is cancelled after being handed the lead but before
+/// taking it, the lead goes on to the next one instead of being lost.
+struct Waiting<'a> {
+    shared: &'a Shared,
+    answer: oneshot::Receiver<Reply>,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.answer.close();
+        if let Ok(Reply::Lead(..)) = self.answer.try_recv() {
+            self.shared.pass_lead();
+        }
     }
 }
 
 impl Batcher {
-    /// Starts the worker thread for one model version.
-    pub fn spawn(
-        name: String,
-        predictor: Arc<dyn Predictor>,
-        config: BatchConfig,
-        batch_sizes: Histogram,
-    ) -> std::io::Result<Batcher> {
-        let (tx, rx) = mpsc::sync_channel::<Job>(config.queue_capacity.max(1));
-        let counters = Arc::new(Counters::default());
-        let worker = Worker {
-            rx,
-            predictor: predictor.clone(),
-            config,
-            counters: counters.clone(),
-            batch_sizes: batch_sizes.clone(),
-            inputs: Vec::new(),
-            outputs: Vec::new(),
-        };
-        std::thread::Builder::new()
-            .name(format!("batch-{name}"))
-            .spawn(move || worker.run())?;
-        Ok(Batcher {
-            tx,
-            counters,
+    /// The batcher of one model version.
+    pub fn new(predictor: Arc<dyn Predictor>, config: BatchConfig, batch_sizes: Histogram) -> Self {
+        Batcher {
+            shared: Arc::new(Shared {
+                queue: Mutex::new(Queue::default()),
+                announced: AtomicUsize::new(0),
+                queued: Notify::new(),
+            }),
             input_len: predictor.input_len(),
             predictor,
+            config,
             batch_sizes,
-        })
+        }
     }
 
-    /// Tells the worker another request is coming; pass the guard to [`Self::infer`].
+    /// Tells a leader another request is coming; pass the guard to [`Self::infer`].
     pub fn announce(&self) -> Announcement {
-        self.counters.in_flight.fetch_add(1, Ordering::AcqRel);
-        self.counters.announced.fetch_add(1, Ordering::AcqRel);
+        self.shared.announced.fetch_add(1, Ordering::AcqRel);
         Announcement {
-            counters: self.counters.clone(),
+            shared: self.shared.clone(),
             pending: true,
         }
     }
 
-    /// Runs `rows` rows of scaled inputs (inline when alone, else through the queue) and
+    /// Runs `rows` rows of scaled inputs (leading a batch, or in one somebody else leads) and
     /// returns their probabilities.
     pub async fn infer(
         &self,
@@ -151,133 +206,142 @@ impl Batcher {
         mut announcement: Announcement,
     ) -> Result<Vec<f32>, ApiError> {
         debug_assert_eq!(inputs.len(), rows * self.input_len);
-        if rows <= INLINE_MAX_ROWS && self.counters.in_flight.load(Ordering::Acquire) == 1 {
-            // Alone. A request arriving meanwhile goes to the worker and runs in parallel with
-            // this one (the model is Sync), so being wrong here costs no correctness.
-            announcement.submitted();
-            self.batch_sizes.observe(rows as f64);
-            let mut out = Vec::with_capacity(rows * self.predictor.num_classes());
-            return run_model(self.predictor.as_ref(), &inputs, rows, &mut out)
-                .map(|()| out)
-                .map_err(|message| ApiError::Internal(format!("the model failed: {message}")));
-        }
-        let (reply, answer) = oneshot::channel();
-        let sent = self.tx.try_send(Job {
-            inputs,
-            rows,
-            reply,
-        });
-        // Withdraw only once the job is queued so the worker never sees neither.
-        announcement.submitted();
-        match sent {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
+        let answer = match self.enter(inputs, rows) {
+            Entry::Lead(inputs) => {
+                announcement.submitted();
+                return self.lead(inputs, rows).await;
+            }
+            Entry::Full => {
                 return Err(ApiError::Unavailable(
                     "the model's request queue is full; retry later or raise --queue-capacity"
                         .into(),
                 ));
             }
-            Err(TrySendError::Disconnected(_)) => {
-                return Err(ApiError::Unavailable(
-                    "this model version is being unloaded; retry".into(),
-                ));
-            }
-        }
-        match answer.await {
-            Ok(Ok(probabilities)) => Ok(probabilities),
-            Ok(Err(message)) => Err(ApiError::Internal(format!("the model failed: {message}"))),
+            Entry::Queued(answer) => answer,
+        };
+        // Withdrawn only once queued, so a waiting leader never sees neither.
+        announcement.submitted();
+        self.shared.queued.notify_one();
+        let mut waiting = Waiting {
+            shared: &self.shared,
+            answer,
+        };
+        match (&mut waiting.answer).await {
+            Ok(Reply::Done(result)) => result.map_err(model_failed),
+            Ok(Reply::Lead(inputs, rows)) => self.lead(inputs, rows).await,
             Err(_) => Err(ApiError::Internal(
-                "the batch worker stopped before answering".into(),
+                "the batch leader stopped before answering".into(),
             )),
         }
     }
-}
 
-struct Worker {
-    rx: mpsc::Receiver<Job>,
-    predictor: Arc<dyn Predictor>,
-    config: BatchConfig,
-    counters: Arc<Counters>,
-    batch_sizes: Histogram,
-    /// Reused across batches so a steady load allocates nothing here.
-    inputs: Vec<f32>,
-    outputs: Vec<f32>,
-}
-
-impl Worker {
-    fn run(mut self) {
-        let mut carry: Option<Job> = None;
-        let mut batch: Vec<Job> = Vec::with_capacity(self.config.max_batch);
-        loop {
-            let first = match carry.take() {
-                Some(job) => job,
-                None => match self.rx.recv() {
-                    Ok(job) => job,
-                    Err(_) => return, // every Batcher handle is gone: version unloaded
-                },
-            };
-            let mut rows = first.rows;
-            batch.push(first);
-            let deadline = Instant::now() + self.config.delay;
-            while rows < self.config.max_batch {
-                let Some(job) = self.next_job(deadline) else {
-                    break;
-                };
-                if rows + job.rows > self.config.max_batch {
-                    carry = Some(job);
-                    break;
-                }
-                rows += job.rows;
-                batch.push(job);
-            }
-            self.run_batch(&mut batch, rows);
+    /// Takes the lead if nobody has it, else queues the rows (the lock is never held across an
+    /// await).
+    fn enter(&self, inputs: Vec<f32>, rows: usize) -> Entry {
+        let mut queue = self.shared.lock();
+        if !queue.led {
+            queue.led = true;
+            return Entry::Lead(inputs);
         }
+        if queue.jobs.len() >= self.config.queue_capacity.max(1) {
+            return Entry::Full;
+        }
+        let (reply, answer) = oneshot::channel();
+        queue.jobs.push_back(Job {
+            inputs,
+            rows,
+            reply,
+        });
+        Entry::Queued(answer)
     }
 
-    /// A queued job, or one that arrives before `deadline` while others are announced.
-    fn next_job(&self, deadline: Instant) -> Option<Job> {
-        match self.rx.try_recv() {
-            Ok(job) => Some(job),
-            Err(TryRecvError::Disconnected) => None,
-            Err(TryRecvError::Empty) => {
-                if self.counters.announced.load(Ordering::Acquire) == 0 {
-                    return None; // nobody is on the way: do not wait
+    /// Runs one batch: this request's rows first, then what is queued behind it.
+    async fn lead(&self, inputs: Vec<f32>, rows: usize) -> Result<Vec<f32>, ApiError> {
+        let _leading = Leading(&self.shared);
+        if !self.config.delay.is_zero() {
+            self.await_companions(rows).await;
+        }
+        let mut others = Vec::new();
+        let mut total = rows;
+        {
+            let mut queue = self.shared.lock();
+            while let Some(job) = queue.jobs.front() {
+                if total + job.rows > self.config.max_batch {
+                    break;
                 }
-                let left = deadline.checked_duration_since(Instant::now())?;
-                self.rx.recv_timeout(left).ok()
+                total += job.rows;
+                others.extend(queue.jobs.pop_front());
             }
         }
-    }
-
-    fn run_batch(&mut self, batch: &mut Vec<Job>, rows: usize) {
-        self.batch_sizes.observe(rows as f64);
-        let classes = self.predictor.num_classes();
-        let inputs: &[f32] = if batch.len() == 1 {
-            &batch[0].inputs
+        self.batch_sizes.observe(total as f64);
+        let joined;
+        let batch: &[f32] = if others.is_empty() {
+            &inputs
         } else {
-            self.inputs.clear();
-            for job in batch.iter() {
-                self.inputs.extend_from_slice(&job.inputs);
+            let mut all = Vec::with_capacity(total * self.input_len);
+            all.extend_from_slice(&inputs);
+            for job in &others {
+                all.extend_from_slice(&job.inputs);
             }
-            &self.inputs
+            joined = all;
+            &joined
         };
-        let result = run_model(self.predictor.as_ref(), inputs, rows, &mut self.outputs);
-        let mut offset = 0;
-        for job in batch.drain(..) {
+        let mut out = Vec::with_capacity(total * self.predictor.num_classes());
+        let result = self.forward(batch, total, &mut out);
+        let classes = self.predictor.num_classes();
+        let mut offset = rows * classes;
+        for job in others {
             let end = offset + job.rows * classes;
             let answer = match &result {
-                Ok(()) => Ok(self.outputs[offset..end].to_vec()),
+                Ok(()) => Ok(out[offset..end].to_vec()),
                 Err(message) => Err(message.clone()),
             };
             offset = end;
             // The client may have gone away; nothing to do then.
-            let _ = job.reply.send(answer);
+            let _ = job.reply.send(Reply::Done(answer));
+        }
+        result.map_err(model_failed)?;
+        out.truncate(rows * classes);
+        Ok(out)
+    }
+
+    /// Waits until `max_batch` rows are queued, nobody else is announced, or `delay` is up.
+    async fn await_companions(&self, own_rows: usize) {
+        let deadline = Instant::now() + self.config.delay;
+        loop {
+            // Created before looking, so a job queued in between still wakes us.
+            let queued = self.shared.queued.notified();
+            let rows: usize = self.shared.lock().jobs.iter().map(|job| job.rows).sum();
+            if own_rows + rows >= self.config.max_batch
+                || self.shared.announced.load(Ordering::Acquire) == 0
+            {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, queued).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// One forward pass; a big one lets the runtime move its other tasks off this thread.
+    fn forward(&self, inputs: &[f32], rows: usize, out: &mut Vec<f32>) -> Result<(), String> {
+        let multi_thread = tokio::runtime::Handle::try_current().is_ok_and(|handle| {
+            handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+        });
+        if rows > INLINE_MAX_ROWS && multi_thread {
+            tokio::task::block_in_place(|| run_model(self.predictor.as_ref(), inputs, rows, out))
+        } else {
+            run_model(self.predictor.as_ref(), inputs, rows, out)
         }
     }
 }
 
-/// One forward pass, with a panic turned into an error (a panicking model must not take the
-/// worker, or a runtime thread, down with it) and the output size checked.
+fn model_failed(message: String) -> ApiError {
+    ApiError::Internal(format!("the model failed: {message}"))
+}
+
+/// One forward pass, with a panic turned into an error (a panicking model must not take a
+/// runtime thread down with it) and the output size checked.
 fn run_model(
     predictor: &dyn Predictor,
     inputs: &[f32],
@@ -311,13 +375,11 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Mutex;
 
-    /// Sums each row into class 0, records batch sizes and the threads it ran on, and panics
-    /// on a row starting with -99.
+    /// Sums each row into class 0, records batch sizes, and panics on a row starting with -99.
+    /// `gate` lets a test hold the model while requests pile up.
     struct Recorder {
         batches: Mutex<Vec<usize>>,
-        threads: Mutex<Vec<String>>,
         gate: Mutex<()>,
     }
 
@@ -337,8 +399,6 @@ mod tests {
             // The panic case below poisons the gate; later calls must still pass it.
             let _held = self.gate.lock().unwrap_or_else(|e| e.into_inner());
             self.batches.lock().unwrap().push(batch);
-            let thread = std::thread::current().name().unwrap_or("").to_string();
-            self.threads.lock().unwrap().push(thread);
             out.clear();
             for row in inputs.chunks(2) {
                 out.push(row[0] + row[1]);
@@ -358,30 +418,42 @@ mod tests {
     fn recorder() -> Arc<Recorder> {
         Arc::new(Recorder {
             batches: Mutex::new(vec![]),
-            threads: Mutex::new(vec![]),
             gate: Mutex::new(()),
         })
     }
 
-    fn config(delay: Duration) -> BatchConfig {
+    fn config(delay: Duration, queue_capacity: usize) -> BatchConfig {
         BatchConfig {
             max_batch: 8,
             delay,
-            queue_capacity: 16,
+            queue_capacity,
         }
     }
 
+    fn queued(batcher: &Batcher) -> usize {
+        batcher.shared.lock().jobs.len()
+    }
+
+    /// Waits (briefly, polling the queue) until `n` requests are queued behind the leader.
+    async fn until_queued(batcher: &Batcher, n: usize) {
+        for _ in 0..500 {
+            if queued(batcher) == n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{} requests queued, expected {n}", queued(batcher));
+    }
+
     #[tokio::test]
-    async fn a_lone_request_runs_inline_at_once_even_with_a_long_delay() {
+    async fn a_lone_request_runs_at_once_even_with_a_long_delay() {
         let model = recorder();
-        let batcher = Batcher::spawn(
-            "t".into(),
+        let batcher = Batcher::new(
             model.clone(),
-            config(Duration::from_secs(30)),
+            config(Duration::from_secs(30), 16),
             histogram(),
-        )
-        .unwrap();
-        let started = Instant::now();
+        );
+        let started = std::time::Instant::now();
         let out = batcher
             .infer(vec![1.0, 2.0], 1, batcher.announce())
             .await
@@ -391,46 +463,42 @@ mod tests {
             started.elapsed() < Duration::from_secs(10),
             "waited for the batch delay"
         );
-        assert_ne!(
-            model.threads.lock().unwrap()[0],
-            "batch-t",
-            "ran on the worker"
-        );
+        assert!(!batcher.shared.lock().led, "the lead was not given back");
     }
 
-    // The gate is contended only by the worker thread, never by a task: holding it is the point.
+    // The gate is held by the test while the leader runs on a runtime worker: holding it is the
+    // point.
     #[allow(clippy::await_holding_lock)]
-    #[tokio::test]
-    async fn queued_jobs_share_one_forward_pass_and_get_their_own_rows_back() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn requests_queued_behind_a_leader_share_the_next_forward_pass() {
         let model = recorder();
-        let batcher = Arc::new(
-            Batcher::spawn(
-                "t".into(),
-                model.clone(),
-                config(Duration::ZERO),
-                histogram(),
-            )
-            .unwrap(),
-        );
-        // Another request "in flight" keeps everyone off the inline path.
-        let _other = batcher.announce();
-        // Hold the model so that jobs pile up behind the first one.
+        let batcher = Arc::new(Batcher::new(
+            model.clone(),
+            config(Duration::ZERO, 16),
+            histogram(),
+        ));
+        // Hold the model so that requests pile up behind the first one.
         let gate = model.gate.lock().unwrap();
         let first = {
             let b = batcher.clone();
             tokio::spawn(async move { b.infer(vec![0.0, 0.0], 1, b.announce()).await })
         };
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        for _ in 0..500 {
+            if batcher.shared.lock().led {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let mut rest = Vec::new();
         for i in 1..=3 {
             let b = batcher.clone();
             rest.push(tokio::spawn(async move {
                 b.infer(vec![i as f32, 10.0], 1, b.announce()).await
             }));
+            until_queued(&batcher, i).await; // in this order
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
         drop(gate);
-        first.await.unwrap().unwrap();
+        assert_eq!(first.await.unwrap().unwrap(), vec![0.0, -1.0]);
         for (i, handle) in rest.into_iter().enumerate() {
             let out = handle.await.unwrap().unwrap();
             assert_eq!(out, vec![(i + 1) as f32 + 10.0, -1.0]);
@@ -438,23 +506,19 @@ mod tests {
         assert_eq!(
             *model.batches.lock().unwrap(),
             vec![1, 3],
-            "the three waiting jobs run together"
+            "the three waiting requests run together"
         );
-        assert!(model.threads.lock().unwrap().iter().all(|t| t == "batch-t"));
+        assert!(!batcher.shared.lock().led);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_worker_waits_for_announced_requests_up_to_the_delay() {
+    async fn the_leader_waits_for_announced_requests_up_to_the_delay() {
         let model = recorder();
-        let batcher = Arc::new(
-            Batcher::spawn(
-                "t".into(),
-                model.clone(),
-                config(Duration::from_secs(5)),
-                histogram(),
-            )
-            .unwrap(),
-        );
+        let batcher = Arc::new(Batcher::new(
+            model.clone(),
+            config(Duration::from_secs(5), 16),
+            histogram(),
+        ));
         let late = batcher.announce(); // announced, still "parsing"
         let early = {
             let b = batcher.clone();
@@ -463,7 +527,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(
             !early.is_finished(),
-            "the worker should wait for the announced request"
+            "the leader should wait for the announced request"
         );
         let late = batcher.infer(vec![2.0, 2.0], 1, late).await.unwrap();
         assert_eq!(late, vec![4.0, -1.0]);
@@ -472,27 +536,118 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_leader_waits_no_longer_than_the_delay() {
+        let model = recorder();
+        let batcher = Batcher::new(
+            model.clone(),
+            config(Duration::from_millis(300), 16),
+            histogram(),
+        );
+        let _never = batcher.announce(); // announced and never sent
+        let started = Instant::now();
+        let out = batcher
+            .infer(vec![1.0, 1.0], 1, batcher.announce())
+            .await
+            .unwrap();
+        assert_eq!(out, vec![2.0, -1.0]);
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(300) && waited < Duration::from_secs(10),
+            "{waited:?}"
+        );
+    }
+
+    #[allow(clippy::await_holding_lock)]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_answers_unavailable_and_a_cancelled_request_loses_no_lead() {
+        let model = recorder();
+        let batcher = Arc::new(Batcher::new(
+            model.clone(),
+            config(Duration::ZERO, 2),
+            histogram(),
+        ));
+        let gate = model.gate.lock().unwrap();
+        let leader = {
+            let b = batcher.clone();
+            tokio::spawn(async move { b.infer(vec![0.0, 0.0], 1, b.announce()).await })
+        };
+        for _ in 0..500 {
+            if batcher.shared.lock().led {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Two queue up (capacity 2); the first of them is cancelled: its client went away.
+        let cancelled = {
+            let b = batcher.clone();
+            tokio::spawn(async move { b.infer(vec![5.0, 0.0], 1, b.announce()).await })
+        };
+        until_queued(&batcher, 1).await;
+        let waiting = {
+            let b = batcher.clone();
+            tokio::spawn(async move { b.infer(vec![7.0, 0.0], 1, b.announce()).await })
+        };
+        until_queued(&batcher, 2).await;
+        let refused = batcher
+            .infer(vec![9.0, 0.0], 1, batcher.announce())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(refused, ApiError::Unavailable(ref m) if m.contains("--queue-capacity")),
+            "{refused:?}"
+        );
+        cancelled.abort();
+        assert!(cancelled.await.unwrap_err().is_cancelled());
+        drop(gate);
+        leader.await.unwrap().unwrap();
+        assert_eq!(waiting.await.unwrap().unwrap(), vec![7.0, -1.0]);
+        assert!(!batcher.shared.lock().led);
+        // And the next request leads at once.
+        let out = batcher
+            .infer(vec![1.0, 1.0], 1, batcher.announce())
+            .await
+            .unwrap();
+        assert_eq!(out, vec![2.0, -1.0]);
+    }
+
+    #[tokio::test]
+    async fn a_lead_handed_to_a_cancelled_request_goes_on_to_the_next() {
+        let model = recorder();
+        let batcher = Batcher::new(model.clone(), config(Duration::ZERO, 16), histogram());
+        // Two requests queued behind a leader that is "running" (the lead is taken by hand).
+        batcher.shared.lock().led = true;
+        let mut gone = Box::pin(batcher.infer(vec![5.0, 0.0], 1, batcher.announce()));
+        assert!(futures::poll!(gone.as_mut()).is_pending());
+        let mut next = Box::pin(batcher.infer(vec![7.0, 0.0], 1, batcher.announce()));
+        assert!(futures::poll!(next.as_mut()).is_pending());
+        // The leader finishes and hands the lead to the oldest; that client goes away before
+        // taking it.
+        batcher.shared.pass_lead();
+        drop(gone);
+        assert!(
+            batcher.shared.lock().led,
+            "the lead went on to the next request"
+        );
+        assert_eq!(next.await.unwrap(), vec![7.0, -1.0]);
+        assert!(!batcher.shared.lock().led);
+    }
+
+    #[tokio::test]
     async fn a_panicking_model_answers_an_error_and_keeps_serving() {
         let model = recorder();
-        let batcher =
-            Batcher::spawn("t".into(), model, BatchConfig::default(), histogram()).unwrap();
-        // Once inline (alone), once through the worker (another request in flight).
-        for with_other in [false, true] {
-            let other = with_other.then(|| batcher.announce());
-            let err = batcher
-                .infer(vec![-99.0, 0.0], 1, batcher.announce())
-                .await
-                .unwrap_err();
-            assert!(
-                matches!(err, ApiError::Internal(ref m) if m.contains("boom")),
-                "{err:?}"
-            );
-            let ok = batcher
-                .infer(vec![1.0, 1.0], 1, batcher.announce())
-                .await
-                .unwrap();
-            assert_eq!(ok, vec![2.0, -1.0]);
-            drop(other);
-        }
+        let batcher = Batcher::new(model, BatchConfig::default(), histogram());
+        let err = batcher
+            .infer(vec![-99.0, 0.0], 1, batcher.announce())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ApiError::Internal(ref m) if m.contains("boom")),
+            "{err:?}"
+        );
+        let ok = batcher
+            .infer(vec![1.0, 1.0], 1, batcher.announce())
+            .await
+            .unwrap();
+        assert_eq!(ok, vec![2.0, -1.0]);
     }
 }

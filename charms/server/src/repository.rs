@@ -3,8 +3,8 @@
 //! A scan reads the tree, applies the version policy, reuses versions that are already loaded,
 //! loads new ones and publishes a new immutable [`Snapshot`] with one atomic pointer swap
 //! (`arc-swap`). Requests hold an `Arc` to the version they resolved, so a version that is
-//! replaced or removed keeps answering its in-flight requests and is dropped (its batch worker
-//! stops) when the last of them finishes.
+//! replaced or removed keeps answering its in-flight requests and is dropped when the last of
+//! them finishes.
 //!
 //! Versions are immutable once served, as in TF Serving: publish a new version by writing it
 //! under a hidden name (`.tmp-3`) and renaming it to `3`. A version that fails to load (e.g. still
@@ -67,7 +67,7 @@ pub fn parse_version(name: &str) -> Option<u64> {
     (v > 0 && v.to_string() == name).then_some(v)
 }
 
-/// One loaded model version with its batch worker and cached metric handles.
+/// One loaded model version with its batcher and cached metric handles.
 pub struct ServedVersion {
     pub model: String,
     pub version: u64,
@@ -282,13 +282,11 @@ impl Repository {
             ));
         }
         let num_classes = loaded.predictor.num_classes();
-        let batcher = Batcher::spawn(
-            format!("{model}-{version}"),
+        let batcher = Batcher::new(
             loaded.predictor,
             self.batch,
             self.metrics.batch_size.with_label_values(&[model]),
-        )
-        .map_err(|e| format!("cannot start the batch worker thread: {e}"))?;
+        );
         Ok(ServedVersion {
             model: model.to_string(),
             version,
