@@ -445,6 +445,37 @@ async fn the_dashboard_shows_nothing_its_user_may_not_read() {
     assert!(training.contains("role=\"alert\""), "{training}");
     assert!(!training.contains("private-run"), "{training}");
 
+    // The navigation lists the pages whose kinds this cluster serves: only TrainJobs so far.
+    let nav = |page: &str| {
+        let start = page.find("<nav").expect("a navigation");
+        page[start..start + page[start..].find("</nav>").unwrap()].to_owned()
+    };
+    let listed = nav(&training);
+    assert!(listed.contains("href=\"/training\""), "{listed}");
+    for hidden in ["/models", "/notebooks", "/tuning", "/runs", "/profiles"] {
+        assert!(!listed.contains(&format!("href=\"{hidden}\"")), "{listed}");
+    }
+    // Notebooks get installed while the dashboard runs: their page appears at the next look.
+    let yaml = std::fs::read_to_string(root.join("charms/workspaces/templates/notebook-crd.yaml"))
+        .unwrap();
+    env.sim
+        .put(serde_saphyr::from_str::<serde_json::Value>(&yaml).unwrap())
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let page = http.get(format!("{url}/training")).send().await.unwrap();
+        let listed = nav(&page.text().await.unwrap());
+        if listed.contains("href=\"/notebooks\"") {
+            assert!(!listed.contains("href=\"/profiles\""), "{listed}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the Notebooks page never appeared after its CRD was installed:\n{listed}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
     let overview = http.get(format!("{url}/")).send().await.unwrap();
     assert_eq!(overview.status(), 502);
     let overview = overview.text().await.unwrap();

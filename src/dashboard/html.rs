@@ -19,7 +19,7 @@ pub enum Page {
 }
 
 impl Page {
-    const ALL: [Page; 7] = [
+    pub const ALL: [Page; 7] = [
         Page::Overview,
         Page::Training,
         Page::Models,
@@ -39,6 +39,24 @@ impl Page {
             Page::Pipelines => "/runs",
             Page::Profiles => "/profiles",
         }
+    }
+
+    /// The kind the page lists; `None` for a page every platform has.
+    pub fn kind(self) -> Option<kube::api::ApiResource> {
+        match self {
+            Page::Overview => None,
+            Page::Training => Some(super::live::trainjobs()),
+            Page::Models => Some(super::live::inferenceservices()),
+            Page::Notebooks => Some(crate::action::notebook::resource()),
+            Page::Tuning => Some(super::tuning::resource()),
+            Page::Pipelines => Some(super::runs::resource()),
+            Page::Profiles => Some(crate::action::profile::resource()),
+        }
+    }
+
+    /// The page's bit in [`super::installed::Installed`].
+    pub fn bit(self) -> u8 {
+        1 << (self as u8)
     }
 
     fn title(self) -> &'static str {
@@ -202,10 +220,16 @@ pub fn confirmed(typed: Option<&str>, given: Option<&str>) -> bool {
     }
 }
 
-/// A whole page: `body` goes in `<main>`. `model` is named in the header.
-pub fn page(current: Page, model: &str, body: &str) -> Html<String> {
+/// A whole page: `body` goes in `<main>`. The navigation lists the pages whose kinds the
+/// cluster serves, and always the current one.
+pub fn page(current: Page, state: &super::Shared, body: &str) -> Html<String> {
+    frame(current, &state.model, |p| state.installed.shows(p), body)
+}
+
+/// [`page`] with its parts given: `model` is named in the header, `shown` picks the pages listed.
+fn frame(current: Page, model: &str, shown: impl Fn(Page) -> bool, body: &str) -> Html<String> {
     let mut nav = String::new();
-    for p in Page::ALL {
+    for p in Page::ALL.into_iter().filter(|&p| p == current || shown(p)) {
         let here = if p == current {
             " aria-current=\"page\""
         } else {
@@ -275,7 +299,7 @@ mod tests {
 
     #[test]
     fn the_current_page_is_marked_for_assistive_technology() {
-        let Html(p) = page(Page::Training, "kubeflow", "");
+        let Html(p) = frame(Page::Training, "kubeflow", |_| true, "");
         assert!(p.contains("<a href=\"/training\" aria-current=\"page\">Training</a>"));
         assert!(p.contains("<a href=\"/\">Overview</a>"));
     }

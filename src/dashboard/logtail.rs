@@ -64,7 +64,7 @@ async fn log_tail(
          {j}</a></p>",
         j = esc(&job)
     );
-    (status, page(Page::Training, &state.model, &body)).into_response()
+    (status, page(Page::Training, &state, &body)).into_response()
 }
 
 /// The newest of the job's pods (a retried job has several).

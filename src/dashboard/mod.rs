@@ -14,6 +14,7 @@ mod chart;
 pub mod first_login;
 mod guard;
 mod html;
+mod installed;
 mod live;
 mod logtail;
 mod models;
@@ -43,6 +44,8 @@ pub struct Shared {
     pub http: reqwest::Client,
     /// In the cluster: act as the user the gateway names ([`viewer`]); `None`: as `cluster`.
     pub trust: Option<viewer::Trust>,
+    /// Which pages the navigation lists.
+    pub installed: installed::Installed,
 }
 
 pub type State = Arc<Shared>;
@@ -95,6 +98,15 @@ pub async fn serve(
         live,
         http,
         trust,
+        installed: installed::Installed::default(),
+    });
+    state.installed.refresh(&state.cluster.client).await;
+    let fresh = state.clone();
+    tokio::spawn(async move {
+        fresh
+            .installed
+            .keep_fresh(fresh.cluster.client.clone())
+            .await
     });
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
         format!("listen on {addr} (is the port free? pick another with --port)")

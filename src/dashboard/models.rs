@@ -289,7 +289,7 @@ async fn models(Extract(state): Extract<State>, viewer: Viewer) -> Response {
         "<div id=\"live-models\" data-live=\"/models/events\" data-event=\"models\" \
          aria-live=\"polite\">{list}</div>{panel}"
     );
-    page(Page::Models, &state.model, &body).into_response()
+    page(Page::Models, &state, &body).into_response()
 }
 
 /// The user's rights are checked when the stream opens (the browser reopens it after a drop).

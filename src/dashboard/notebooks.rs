@@ -141,7 +141,7 @@ fn table(ns: &str, items: &[DynamicObject]) -> String {
 async fn list(Extract(state): Extract<State>, viewer: Viewer, Query(at): Query<Where>) -> Response {
     let ns = viewer.namespace(at.namespace);
     let body = render(&viewer, ns.as_deref(), &[]).await;
-    page(Page::Notebooks, &state.model, &body).into_response()
+    page(Page::Notebooks, &state, &body).into_response()
 }
 
 async fn create(
@@ -153,7 +153,7 @@ async fn create(
     let name = form.name.trim().to_owned();
     let refuse = async |status: StatusCode, problem: String| {
         let body = render(&viewer, Some(&ns), &[problem]).await;
-        (status, page(Page::Notebooks, &state.model, &body)).into_response()
+        (status, page(Page::Notebooks, &state, &body)).into_response()
     };
     if let Err(e) = notebook::check_name(&name) {
         return refuse(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()).await;
@@ -220,7 +220,7 @@ fn confirm_response(
         cancel: &cancel,
     };
     let body = confirm_delete(&c, problem);
-    (status, page(Page::Notebooks, &state.model, &body)).into_response()
+    (status, page(Page::Notebooks, state, &body)).into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -266,7 +266,7 @@ async fn delete(
             let body = render(&viewer, Some(ns), &[problem]).await;
             (
                 StatusCode::BAD_GATEWAY,
-                page(Page::Notebooks, &state.model, &body),
+                page(Page::Notebooks, &state, &body),
             )
                 .into_response()
         }

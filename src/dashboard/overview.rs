@@ -23,17 +23,13 @@ async fn overview(Extract(state): Extract<State>, viewer: Viewer) -> Response {
         Ok(report) => {
             let mut body = workspace(viewer.profile.as_deref());
             body.push_str(&render(&report));
-            page(Page::Overview, &state.model, &body).into_response()
+            page(Page::Overview, &state, &body).into_response()
         }
         // A user who may not read the platform's model still learns where their own work goes.
         Err(e) => {
             let mut body = workspace(viewer.profile.as_deref());
             body.push_str(&alert(&format!("{e:#}")));
-            (
-                StatusCode::BAD_GATEWAY,
-                page(Page::Overview, &state.model, &body),
-            )
-                .into_response()
+            (StatusCode::BAD_GATEWAY, page(Page::Overview, &state, &body)).into_response()
         }
     }
 }

@@ -348,7 +348,7 @@ async fn list(
         ..NewProfile::default()
     };
     let body = render(&viewer, &state.model, done, &values, &[]).await;
-    page(Page::Profiles, &state.model, &body).into_response()
+    page(Page::Profiles, &state, &body).into_response()
 }
 
 /// Create the Profile with the user's rights (`wharf profile create`'s checks first, nothing
@@ -360,7 +360,7 @@ async fn create(
 ) -> Response {
     let refuse = async |status: StatusCode, problems: Vec<String>| {
         let body = render(&viewer, &state.model, None, &form, &problems).await;
-        (status, page(Page::Profiles, &state.model, &body)).into_response()
+        (status, page(Page::Profiles, &state, &body)).into_response()
     };
     let options = match options(&form) {
         Ok(o) => o,
@@ -522,7 +522,7 @@ async fn confirmation(
             alert(&why) + "<p><a href=\"/profiles\">Back to the profiles</a></p>",
         ),
     };
-    (body.0, page(Page::Profiles, &state.model, &body.1)).into_response()
+    (body.0, page(Page::Profiles, state, &body.1)).into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -581,7 +581,7 @@ async fn delete(
             let why =
                 errors::describe(&e, &format!("delete profile {name}"), &state.cluster.server);
             let body = alert(&why) + "<p><a href=\"/profiles\">Back to the profiles</a></p>";
-            (status, page(Page::Profiles, &state.model, &body)).into_response()
+            (status, page(Page::Profiles, &state, &body)).into_response()
         }
     }
 }

@@ -40,7 +40,7 @@ async fn events(
     LIVE.events(&state, &viewer, at.namespace).await
 }
 
-fn resource() -> ApiResource {
+pub(super) fn resource() -> ApiResource {
     let (group, version) = argo::API_VERSION.split_once('/').expect("group/version");
     ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk(group, version, argo::KIND),
@@ -59,7 +59,7 @@ async fn runs(Extract(state): Extract<State>, viewer: Viewer, Query(at): Query<W
             Err(why) => body.push_str(&alert(&why)),
         }
     }
-    page(Page::Pipelines, &state.model, &body).into_response()
+    page(Page::Pipelines, &state, &body).into_response()
 }
 
 /// One row per Workflow, newest first: name (to Argo's page), phase, steps by phase, started,

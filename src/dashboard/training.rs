@@ -464,7 +464,7 @@ async fn training(
 ) -> Response {
     let jobs = jobs_for(&state, &viewer).await;
     let body = render_page(&jobs, &NewJob::default(), &[], q.created.as_deref());
-    page(Page::Training, &state.model, &body).into_response()
+    page(Page::Training, &state, &body).into_response()
 }
 
 /// Create the TrainJob (with the user's rights: a 403 is shown as such), then show the list
@@ -477,7 +477,7 @@ async fn create(
     let jobs = jobs_for(&state, &viewer).await;
     let refuse = |status: StatusCode, problems: Vec<String>| {
         let body = render_page(&jobs, &form, &problems, None);
-        (status, page(Page::Training, &state.model, &body)).into_response()
+        (status, page(Page::Training, &state, &body)).into_response()
     };
     let object = match trainjob(&form) {
         Ok(o) => o,

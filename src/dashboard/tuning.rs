@@ -39,7 +39,7 @@ async fn events(
     LIVE.events(&state, &viewer, at.namespace).await
 }
 
-fn resource() -> ApiResource {
+pub(super) fn resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk("wharf.dev", "v1alpha1", "OptimizationJob"),
         "optimizationjobs",
@@ -61,7 +61,7 @@ async fn tuning(
             Err(why) => body.push_str(&alert(&why)),
         }
     }
-    page(Page::Tuning, &state.model, &body).into_response()
+    page(Page::Tuning, &state, &body).into_response()
 }
 
 /// The jobs' table, then each job's trials.
