@@ -1260,6 +1260,7 @@ async fn the_tuning_and_pipelines_pages_show_a_profiles_runs_to_its_owner_only()
         "<td>fashion-tuning</td><td>Running</td><td>2/4</td><td>tpe</td><td>accuracy (maximize)</td><td>0.84</td><td>fashion-tuning-trial-1</td>",
         "<td>fashion-tuning-trial-1</td><td>Succeeded</td><td>0.004</td><td>0.84</td><td>*</td>",
         "<td>fashion-tuning-trial-0</td><td>Succeeded</td><td>0.001</td><td>0.81</td><td></td>",
+        "aria-label=\"Delete OptimizationJob fashion-tuning and its trials (asks first)\"",
     ] {
         assert!(tuning.contains(want), "no `{want}` in:\n{tuning}");
     }
@@ -1272,6 +1273,7 @@ async fn the_tuning_and_pipelines_pages_show_a_profiles_runs_to_its_owner_only()
     for want in [
         "<a href=\"/pipelines/workflows/alice/train-predict-x7k2p\">",
         "<td class=\"phase\">Running</td><td>1 of 2 succeeded</td>",
+        "aria-label=\"Delete pipeline run train-predict-x7k2p (asks first)\"",
     ] {
         assert!(runs.contains(want), "no `{want}` in:\n{runs}");
     }
@@ -1288,6 +1290,149 @@ async fn the_tuning_and_pipelines_pages_show_a_profiles_runs_to_its_owner_only()
             "{path}: {page}"
         );
     }
+
+    // Create and delete from the pages, with the user's rights (POSTs come from the gateway's
+    // origin; redirects are looked at, not followed).
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let post = |user: &str, path: &str, form: Vec<(&str, String)>| {
+        http.post(format!("{url}{path}"))
+            .header("host", "wharf.example.test")
+            .header("origin", "https://wharf.example.test")
+            .header("x-auth-request-email", user)
+            .form(&form)
+            .send()
+    };
+    let alice = "alice@example.com";
+    let tuning_form = |name: &str, lr_max: &str| {
+        [
+            ("namespace", "alice"),
+            ("name", name),
+            ("model", "mlp"),
+            ("algorithm", "random"),
+            ("trials", "4"),
+            ("parallel", "2"),
+            ("lr_min", "0.001"),
+            ("lr_max", lr_max),
+            ("batch_sizes", "32, 64"),
+            ("epochs", "2"),
+            ("dataset", "file:///usr/share/datasets/fashion-mnist"),
+            ("output", ""),
+        ]
+        .map(|(k, v)| (k, v.to_owned()))
+        .to_vec()
+    };
+    let oj = |name: &str| {
+        env.sim
+            .get("wharf.dev/v1alpha1", "OptimizationJob", "alice", name)
+    };
+    // A bad field is named and nothing is created.
+    let bad = post(alice, "/tuning", tuning_form("quick", "0.0001"))
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+    let bad = bad.text().await.unwrap();
+    assert!(
+        bad.contains("Learning rate to: 0.0001 is not above the lower end 0.001"),
+        "{bad}"
+    );
+    assert!(oj("quick").is_none());
+    let created = post(alice, "/tuning", tuning_form("quick", "0.01"))
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 303, "{:?}", created.text().await);
+    let quick = oj("quick").expect("the form created the OptimizationJob");
+    assert_eq!(quick["spec"]["searchAlgorithm"]["name"], "random");
+    assert_eq!(quick["spec"]["parameters"][1]["values"], json!([32, 64]));
+    assert_eq!(quick["spec"]["numTrials"], 4);
+    assert_eq!(
+        quick["spec"]["trainJobTemplate"]["output"]["uri"],
+        "pvc://models/quick"
+    );
+    // Bob may not create in Alice's namespace: the cluster's 403, nothing written.
+    let refused = post("bob@example.com", "/tuning", tuning_form("bobs", "0.01"))
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 502);
+    assert!(refused.text().await.unwrap().contains("forbidden (403)"));
+    assert!(oj("bobs").is_none());
+    // Delete asks first, naming the trials that go; unconfirmed, nothing is deleted.
+    let ask = http
+        .get(format!("{url}/tuning/delete?namespace=alice&name=quick"))
+        .header("host", "wharf.example.test")
+        .header("x-auth-request-email", alice)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(ask.contains("quick-trial-"), "{ask}");
+    let which = || {
+        vec![
+            ("namespace", "alice".to_owned()),
+            ("name", "quick".to_owned()),
+        ]
+    };
+    let unconfirmed = post(alice, "/tuning/delete", which()).await.unwrap();
+    assert_eq!(unconfirmed.status(), 422);
+    assert!(oj("quick").is_some(), "deleted without a confirmation");
+    let mut yes = which();
+    yes.push(("confirm", "yes".to_owned()));
+    let deleted = post(alice, "/tuning/delete", yes).await.unwrap();
+    assert_eq!(deleted.status(), 303);
+    assert!(oj("quick").is_none(), "not deleted");
+
+    // A pipeline run from the pasted YAML, compiled as `wharf pipeline run` compiles it.
+    let example =
+        std::fs::read_to_string(root.join("examples/pipelines/fashion-mnist-train-predict.yaml"))
+            .unwrap();
+    let run_form = |params: &str| {
+        vec![
+            ("namespace", "alice".to_owned()),
+            ("pipeline", example.clone()),
+            ("params", params.to_owned()),
+        ]
+    };
+    let workflows = || {
+        env.sim
+            .list("argoproj.io/v1alpha1", "Workflow", Some("alice"))
+    };
+    let bad = post(alice, "/runs", run_form("epochs=two")).await.unwrap();
+    assert_eq!(bad.status(), 422);
+    let bad = bad.text().await.unwrap();
+    assert!(bad.contains("epochs=two"), "{bad}");
+    assert_eq!(workflows().len(), 1);
+    let submitted = post(alice, "/runs", run_form("epochs=1\nmodel=cnn"))
+        .await
+        .unwrap();
+    assert_eq!(submitted.status(), 303, "{:?}", submitted.text().await);
+    let runs = workflows();
+    let run = runs
+        .iter()
+        .find(|w| w["metadata"]["name"] != "train-predict-x7k2p")
+        .expect("the form submitted a Workflow");
+    let arguments = run["spec"]["arguments"]["parameters"].to_string();
+    assert!(
+        arguments.contains(r#"{"name":"epochs","value":"1"}"#)
+            && arguments.contains(r#"{"name":"model","value":"cnn"}"#),
+        "{arguments}"
+    );
+    let refused = post("bob@example.com", "/runs", run_form(""))
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 502);
+    assert_eq!(workflows().len(), 2);
+    let gone = vec![
+        ("namespace", "alice".to_owned()),
+        ("name", "train-predict-x7k2p".to_owned()),
+        ("confirm", "yes".to_owned()),
+    ];
+    let deleted = post(alice, "/runs/delete", gone).await.unwrap();
+    assert_eq!(deleted.status(), 303);
+    assert_eq!(workflows().len(), 1);
 }
 
 /// The next server-sent event of `stream` (its `data:` lines joined), waiting at most 10 s.

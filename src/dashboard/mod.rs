@@ -11,7 +11,9 @@
 
 mod assets;
 mod chart;
+mod deletion;
 pub mod first_login;
+mod form;
 mod guard;
 mod html;
 mod installed;

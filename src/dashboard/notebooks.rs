@@ -15,10 +15,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Form, Router};
-use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
+use kube::api::{Api, DynamicObject, PostParams};
 use serde::Deserialize;
 
-use super::html::{Confirm, Page, alert, confirm_delete, confirmed, esc, namespace_form, page};
+use super::deletion::Deletion;
+use super::html::{Page, alert, esc, namespace_form, page};
 use super::viewer::Viewer;
 use super::{State, Where, live};
 use crate::action::notebook::{self, CreateOptions};
@@ -27,7 +28,7 @@ use crate::kube::errors;
 pub fn router() -> Router<State> {
     Router::new()
         .route("/notebooks", get(list).post(create))
-        .route("/notebooks/delete", get(confirm_page).post(delete))
+        .route("/notebooks/delete", DELETION.routes())
         .route("/notebooks/events", get(events))
 }
 
@@ -57,13 +58,24 @@ struct NewNotebook {
     image: String,
 }
 
-#[derive(Debug, Deserialize)]
-struct Gone {
-    namespace: String,
-    name: String,
-    /// The confirmation form's `yes`; without it nothing is deleted.
-    confirm: Option<String>,
-}
+/// Delete… asks first: the server stops, the workspace volume (the user's files) stays.
+static DELETION: Deletion = Deletion {
+    page: Page::Notebooks,
+    path: "/notebooks",
+    what: "notebook",
+    resource: notebook::resource,
+    lost: |ns, name| {
+        vec![format!(
+            "the notebook server {name} in namespace {ns}: its pod stops, and whatever is not \
+             saved in the workspace (running kernels, unsaved edits) is lost"
+        )]
+    },
+    kept: |_, name| {
+        vec![format!(
+            "its workspace volume (your files): a notebook named {name} finds it again"
+        )]
+    },
+};
 
 fn api(viewer: &Viewer, ns: &str) -> Api<DynamicObject> {
     Api::namespaced_with(viewer.cluster.client.clone(), ns, &notebook::resource())
@@ -188,87 +200,6 @@ async fn create(
                 errors::describe(&e, &what, &state.cluster.server),
             )
             .await
-        }
-    }
-}
-
-/// The confirmation page (and, with `problem`, the same page again): a GET changes nothing.
-fn confirm_response(
-    state: &State,
-    status: StatusCode,
-    ns: &str,
-    name: &str,
-    problem: Option<&str>,
-) -> Response {
-    let what = format!("notebook {name}");
-    let fields = [("namespace", ns), ("name", name)];
-    let lost = [format!(
-        "the notebook server {name} in namespace {ns}: its pod stops, and whatever is not \
-         saved in the workspace (running kernels, unsaved edits) is lost"
-    )];
-    let kept = [format!(
-        "its workspace volume (your files): a notebook named {name} finds it again"
-    )];
-    let cancel = format!("/notebooks?namespace={ns}");
-    let c = Confirm {
-        what: &what,
-        action: "/notebooks/delete",
-        fields: &fields,
-        lost: &lost,
-        kept: &kept,
-        typed: None,
-        cancel: &cancel,
-    };
-    let body = confirm_delete(&c, problem);
-    (status, page(Page::Notebooks, state, &body)).into_response()
-}
-
-#[derive(Debug, Deserialize)]
-struct Which {
-    namespace: String,
-    name: String,
-}
-
-/// The viewer is asked for so that a request without the gateway's login is refused here too.
-async fn confirm_page(
-    Extract(state): Extract<State>,
-    _viewer: Viewer,
-    Query(which): Query<Which>,
-) -> Response {
-    let (ns, name) = (which.namespace.trim(), which.name.trim());
-    confirm_response(&state, StatusCode::OK, ns, name, None)
-}
-
-/// Deletes only when confirmed (the confirmation form's `yes`), with the user's rights.
-async fn delete(
-    Extract(state): Extract<State>,
-    viewer: Viewer,
-    Form(gone): Form<Gone>,
-) -> Response {
-    let (ns, name) = (gone.namespace.trim(), gone.name.trim());
-    if !confirmed(None, gone.confirm.as_deref()) {
-        return confirm_response(
-            &state,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            ns,
-            name,
-            Some("Not confirmed: nothing was deleted. Press Delete below to confirm."),
-        );
-    }
-    match api(&viewer, ns)
-        .delete(name, &DeleteParams::default())
-        .await
-    {
-        Ok(_) => Redirect::to(&format!("/notebooks?namespace={ns}")).into_response(),
-        Err(e) => {
-            let what = format!("delete notebook {name} in namespace {ns}");
-            let problem = errors::describe(&e, &what, &state.cluster.server);
-            let body = render(&viewer, Some(ns), &[problem]).await;
-            (
-                StatusCode::BAD_GATEWAY,
-                page(Page::Notebooks, &state, &body),
-            )
-                .into_response()
         }
     }
 }

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use super::chart::{Series, line_chart, short};
 use super::html::{Page, esc, page};
 use super::viewer::Viewer;
-use super::{State, live};
+use super::{State, form, live};
 use crate::kube::errors;
 use crate::render::names::check_dns_label;
 
@@ -268,53 +268,15 @@ fn trainjob(form: &NewJob) -> Result<Value, Vec<String>> {
     if !matches!(model, "mlp" | "cnn") {
         problems.push(format!("Model: `{model}` is not one of mlp and cnn"));
     }
-    let mut number = |field: &str, text: &str, at_least_one: bool| -> Option<Value> {
-        let text = text.trim();
-        if text.is_empty() {
-            return None;
-        }
-        let ok = if at_least_one {
-            text.parse::<u32>()
-                .ok()
-                .filter(|n| *n >= 1)
-                .map(Value::from)
-        } else {
-            text.parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite() && *v > 0.0)
-                .map(Value::from)
-        };
-        if ok.is_none() {
-            let want = if at_least_one {
-                "a whole number of at least 1"
-            } else {
-                "a number greater than 0, e.g. 0.001"
-            };
-            problems.push(format!("{field}: `{text}` is not {want}"));
-        }
-        ok
-    };
-    let epochs = number("Epochs", &form.epochs, true);
-    let batch_size = number("Batch size", &form.batch_size, true);
-    let learning_rate = number("Learning rate", &form.learning_rate, false);
-    let uri = |field: &str, text: &str, problems: &mut Vec<String>| {
-        let text = text.trim();
-        if !["pvc://", "s3://", "file://"]
-            .iter()
-            .any(|s| text.strip_prefix(s).is_some_and(|rest| !rest.is_empty()))
-        {
-            problems.push(format!(
-                "{field}: `{text}` is not a location; write pvc://<claim>/<path>, \
-                 s3://<bucket>/<prefix> or file:///<path>"
-            ));
-        }
-        text.to_owned()
-    };
-    let dataset = uri("Dataset", &form.dataset, &mut problems);
+    let epochs = form::whole("Epochs", &form.epochs, &mut problems).map(Value::from);
+    let batch_size = form::whole("Batch size", &form.batch_size, &mut problems).map(Value::from);
+    let learning_rate =
+        form::positive("Learning rate", &form.learning_rate, &mut problems).map(Value::from);
+    let dataset = form::location("Dataset", &form.dataset, &mut problems);
     let output = if form.output.trim().is_empty() {
         format!("pvc://models/{name}")
     } else {
-        uri("Output", &form.output, &mut problems)
+        form::location("Output", &form.output, &mut problems)
     };
     if !problems.is_empty() {
         return Err(problems);
@@ -346,30 +308,8 @@ fn form_html(values: &NewJob, problems: &[String]) -> String {
         "<form id=\"new-trainjob\" method=\"post\" action=\"/training\" \
          aria-labelledby=\"new-trainjob-title\"><h2 id=\"new-trainjob-title\">Start a TrainJob</h2>",
     );
-    if !problems.is_empty() {
-        out.push_str("<div role=\"alert\" class=\"error\" id=\"form-errors\"><ul>");
-        for p in problems {
-            let _ = write!(out, "<li>{}</li>", esc(p));
-        }
-        out.push_str("</ul></div>");
-    }
-    let field = |id: &str, label: &str, value: &str, extra: &str, hint: &str| {
-        let hint_html = if hint.is_empty() {
-            String::new()
-        } else {
-            format!("<small id=\"{id}-hint\">{}</small>", esc(hint))
-        };
-        let described = if hint.is_empty() {
-            String::new()
-        } else {
-            format!(" aria-describedby=\"{id}-hint\"")
-        };
-        format!(
-            "<p><label for=\"{id}\">{}</label> <input id=\"{id}\" name=\"{id}\" value=\"{}\"{extra}{described}>{hint_html}</p>",
-            esc(label),
-            esc(value)
-        )
-    };
+    out.push_str(&form::problems(problems));
+    let field = form::field;
     out.push_str(&field(
         "name",
         "Name",

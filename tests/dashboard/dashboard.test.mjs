@@ -316,6 +316,20 @@ const NAMESPACE_PAGES = [
     held: [tuningJob("fashion-lr-search", [[0.0012, 64, 0.8412], [0.0051, 128, 0.8577], [0.0003, 32, 0.8125]], false),
       tuningJob("fashion-baseline", [[0.001, 64, 0.8391], [0.002, 64, 0.8488]], true)],
     made: tuningJob("fashion-cnn-search", [], false),
+    // Keyboard only: name the search, pick random with the arrow key, Enter submits.
+    act: async (page) => {
+      await page.getByLabel("Name", { exact: true }).focus();
+      await page.keyboard.type("from-the-form");
+      await page.getByLabel("Algorithm", { exact: true }).focus();
+      await page.keyboard.press("ArrowDown"); // tpe -> random
+      await page.getByLabel("Name", { exact: true }).focus();
+      await Promise.all([page.waitForURL(/\/tuning\?namespace=/), page.keyboard.press("Enter")]);
+      await page.waitForSelector("#job-from-the-form");
+      const oj = await kube("GET", `/apis/wharf.dev/v1alpha1/namespaces/${PROFILE_NS}/optimizationjobs/from-the-form`);
+      assert.equal(oj.spec.searchAlgorithm.name, "random", "the form's search uses the algorithm chosen");
+      assert.deepEqual(oj.spec.parameters[1].values, [32, 64, 128], "the form's default batch sizes");
+      return "the form started OptimizationJob from-the-form (read back)";
+    },
   },
   {
     name: "pipelines", path: "/runs", api: "/apis/argoproj.io/v1alpha1", plural: "workflows", statusSubresource: false,
