@@ -13,13 +13,13 @@
 //! on their way (announced by [`Batcher::announce`] before their body is parsed); it never waits
 //! when nobody is.
 //!
-//! The forward pass is CPU-bound: a small batch (microseconds for the models wharf trains) runs
-//! right on the runtime thread; a big one runs under `block_in_place` so the runtime moves its
-//! other tasks elsewhere meanwhile.
+//! The forward pass is CPU-bound: a short one (microseconds for the models wharf trains) runs
+//! right on the runtime thread; one the last batch says will be long runs under
+//! `block_in_place`, so the runtime moves its other tasks elsewhere meanwhile.
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -55,9 +55,9 @@ impl Default for BatchConfig {
 /// The answer to one job: `rows * num_classes` probabilities, or why the model failed.
 pub type JobResult = Result<Vec<f32>, String>;
 
-/// Most rows run directly on a runtime thread: a few rows of a small model take microseconds,
-/// while a big batch could hold the thread for milliseconds.
-const INLINE_MAX_ROWS: usize = 8;
+/// Longest forward pass run directly on a runtime thread: wharf's MLP does 32 rows in about
+/// 60 µs, while a big model's batch could hold the thread for milliseconds.
+const INLINE_BUDGET: Duration = Duration::from_micros(500);
 
 /// Rows waiting for a leader.
 struct Job {
@@ -93,6 +93,8 @@ struct Shared {
     announced: AtomicUsize,
     /// Wakes a waiting leader when a job is queued.
     queued: Notify,
+    /// How long the last forward pass took per row (0 before the first).
+    nanos_per_row: AtomicU64,
 }
 
 impl Shared {
@@ -180,6 +182,7 @@ impl Batcher {
                 queue: Mutex::new(Queue::default()),
                 announced: AtomicUsize::new(0),
                 queued: Notify::new(),
+                nanos_per_row: AtomicU64::new(0),
             }),
             input_len: predictor.input_len(),
             predictor,
@@ -323,16 +326,27 @@ impl Batcher {
         }
     }
 
-    /// One forward pass; a big one lets the runtime move its other tasks off this thread.
+    /// One forward pass, on this runtime thread when it is expected to be short (the last
+    /// batch's time per row says), else under `block_in_place` so the runtime moves its other
+    /// tasks elsewhere meanwhile (that costs a thread hand-off, worth it only for a long pass).
     fn forward(&self, inputs: &[f32], rows: usize, out: &mut Vec<f32>) -> Result<(), String> {
+        let per_row = self.shared.nanos_per_row.load(Ordering::Relaxed);
+        let long = per_row.saturating_mul(rows as u64) > INLINE_BUDGET.as_nanos() as u64;
         let multi_thread = tokio::runtime::Handle::try_current().is_ok_and(|handle| {
             handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
         });
-        if rows > INLINE_MAX_ROWS && multi_thread {
+        let started = std::time::Instant::now();
+        let result = if long && multi_thread {
             tokio::task::block_in_place(|| run_model(self.predictor.as_ref(), inputs, rows, out))
         } else {
             run_model(self.predictor.as_ref(), inputs, rows, out)
-        }
+        };
+        let per_row = started.elapsed().as_nanos() / rows.max(1) as u128;
+        self.shared.nanos_per_row.store(
+            u64::try_from(per_row).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        result
     }
 }
 
@@ -630,6 +644,43 @@ mod tests {
         );
         assert_eq!(next.await.unwrap(), vec![7.0, -1.0]);
         assert!(!batcher.shared.lock().led);
+    }
+
+    /// A slow model: the first pass runs inline and is timed; the next is expected to be long
+    /// and runs under `block_in_place` (which would panic outside a multi-thread runtime, so the
+    /// path is taken for real here), with the same answers.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_pass_expected_to_be_long_leaves_the_runtime_thread_and_answers_the_same() {
+        struct Slow;
+        impl Predictor for Slow {
+            fn input_len(&self) -> usize {
+                1
+            }
+            fn num_classes(&self) -> usize {
+                1
+            }
+            fn predict_proba(
+                &self,
+                inputs: &[f32],
+                _batch: usize,
+                out: &mut Vec<f32>,
+            ) -> Result<(), String> {
+                std::thread::sleep(Duration::from_millis(2));
+                out.clear();
+                out.extend(inputs.iter().map(|x| x * 2.0));
+                Ok(())
+            }
+        }
+        let batcher = Batcher::new(Arc::new(Slow), config(Duration::ZERO, 16), histogram());
+        let first = batcher.infer(vec![1.0], 1, batcher.announce()).await;
+        assert_eq!(first.unwrap(), vec![2.0]);
+        let per_row = batcher.shared.nanos_per_row.load(Ordering::Relaxed);
+        assert!(
+            per_row >= INLINE_BUDGET.as_nanos() as u64,
+            "the first pass was timed: {per_row} ns per row"
+        );
+        let second = batcher.infer(vec![3.0], 1, batcher.announce()).await;
+        assert_eq!(second.unwrap(), vec![6.0]);
     }
 
     #[tokio::test]
