@@ -1309,6 +1309,13 @@ pub struct DashboardArgs {
     /// visit (named after their email, owned by it), where the workspaces charm serves Profiles
     #[arg(long, requires = "trust_proxy_headers")]
     pub create_profiles: bool,
+    /// Open the URL in a browser ($BROWSER, else xdg-open or open) even when not on a terminal;
+    /// on a terminal that is the default
+    #[arg(long, conflicts_with_all = ["serve", "no_open"])]
+    pub open: bool,
+    /// Only print the URL, even on a terminal
+    #[arg(long, conflicts_with = "serve")]
+    pub no_open: bool,
 }
 
 impl DashboardArgs {
@@ -1324,6 +1331,11 @@ impl DashboardArgs {
                 .map(|u| u.trim_end_matches('/').to_owned())
                 .filter(|u| !u.is_empty()),
             create_profiles: self.create_profiles,
+            open: match (self.open, self.no_open) {
+                (true, _) => crate::action::dashboard::Open::Always,
+                (_, true) => crate::action::dashboard::Open::Never,
+                _ => crate::action::dashboard::Open::OnATerminal,
+            },
         }
     }
 }

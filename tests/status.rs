@@ -117,9 +117,64 @@ async fn dashboard_prints_the_gateways_url() {
             "metadata": {"name": "wharf-platform", "namespace": MODEL},
             "data": {"public-url": "http://10.64.140.43.nip.io"}}))
         .unwrap();
-    let out = env.wharf(&["dashboard"]).await;
+    // A browser that writes down what it was asked to open.
+    let opened = env.dir.path().join("opened");
+    let browser = env.dir.path().join("browser");
+    std::fs::write(
+        &browser,
+        format!("#!/bin/sh\necho \"$1\" >> {}\n", opened.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &browser,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let out = env
+        .command(&["dashboard"])
+        .env("BROWSER", &browser)
+        .output()
+        .await
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "http://10.64.140.43.nip.io/\n");
+    // Not a terminal (a script reading the URL): nothing is opened unless asked.
+    assert!(!opened.exists(), "a browser was opened for a script");
+    let out = env
+        .command(&["dashboard", "--open"])
+        .env("BROWSER", format!("{}:firefox", browser.display()))
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !opened.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the browser was not started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let mut asked = String::new();
+    while !asked.ends_with('\n') {
+        asked = std::fs::read_to_string(&opened).unwrap();
+    }
+    assert_eq!(asked, "http://10.64.140.43.nip.io/\n");
+    // No browser anywhere: the URL is still printed, with a note, and the command succeeds.
+    let out = env
+        .command(&["dashboard", "--open"])
+        .env("BROWSER", "")
+        .env("PATH", env.dir.path())
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "http://10.64.140.43.nip.io/\n");
+    assert!(
+        text(&out.stderr).contains("no browser found"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 /// The dashboard in a real browser (issue 17): `wharf dashboard --serve` against kube-sim with the

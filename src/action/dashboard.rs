@@ -1,7 +1,9 @@
-//! `wharf dashboard`: print where the platform's dashboard is (like `juju dashboard`), or, with
+//! `wharf dashboard`: print where the platform's dashboard is and open it in a browser (like
+//! `juju dashboard`), or, with
 //! `--serve`, run the dashboard on this machine against the kubeconfig's cluster with the
 //! kubeconfig user's own rights (the web server itself is [`crate::dashboard`]).
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
@@ -20,6 +22,16 @@ pub struct Options {
     pub public_url: Option<String>,
     /// Give a user who owns no Profile one at their first visit ([`crate::dashboard::first_login`]).
     pub create_profiles: bool,
+    /// Whether the printed URL is also opened in a browser.
+    pub open: Open,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Open {
+    /// When stdout is a terminal: a person is there to look (a script only wants the URL).
+    OnATerminal,
+    Always,
+    Never,
 }
 
 pub fn run(global: &Global, args: &Options) -> Outcome {
@@ -45,10 +57,49 @@ pub fn run(global: &Global, args: &Options) -> Outcome {
             None => {
                 let url = gateway_url(&cluster, &global.model).await?;
                 super::print_stdout(&format!("{url}\n"))?;
+                let wanted = match args.open {
+                    Open::Always => true,
+                    Open::Never => false,
+                    Open::OnATerminal => std::io::stdout().is_terminal(),
+                };
+                if wanted && let Err(why) = open_in_browser(&url) {
+                    // The URL is printed: not being able to open it is no failure.
+                    eprintln!("note: {why}; open the URL above yourself");
+                }
             }
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Starts the user's browser on `url` without waiting for it: `$BROWSER` (its first entry when it
+/// is a `:`-separated list, as `xdg-utils` reads it), else `xdg-open` (Linux) or `open` (macOS).
+fn open_in_browser(url: &str) -> anyhow::Result<()> {
+    let program = std::env::var("BROWSER")
+        .ok()
+        .and_then(|list| {
+            list.split(':')
+                .map(str::trim)
+                .find(|b| !b.is_empty())
+                .map(str::to_owned)
+        })
+        .or_else(|| {
+            ["xdg-open", "open"]
+                .into_iter()
+                .find(|p| which::which(p).is_ok())
+                .map(str::to_owned)
+        })
+        .ok_or_else(|| {
+            anyhow::anyhow!("no browser found ($BROWSER is not set, no xdg-open or open)")
+        })?;
+    std::process::Command::new(&program)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start the browser `{program}`"))?;
+    Ok(())
 }
 
 /// The gateway serves the dashboard at `/` of the platform's public URL (kept by `wharf deploy
