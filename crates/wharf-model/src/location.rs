@@ -509,7 +509,9 @@ fn advice(message: &str, bucket: &str, endpoint: &str) -> String {
         "InvalidAccessKeyId",
         "SignatureDoesNotMatch",
         "AccessDenied",
-        "403",
+        // The status as object_store words it; never a bare "403", which also matches elapsed
+        // times ("… in 403.27ms, after 3 retries").
+        "403 Forbidden",
     ]
     .iter()
     .any(|s| message.contains(s))
@@ -587,6 +589,22 @@ mod tests {
         assert!(advice("NoSuchBucket: x", "b", e).contains("bucket 'b' does not exist"));
         assert!(advice("InvalidAccessKeyId", "b", e).contains("refused the credentials"));
         assert!(advice("error sending request for url", "b", e).contains("cannot reach"));
+        assert!(
+            advice(
+                "Server returned non-2xx status code: 403 Forbidden: <Error/>",
+                "b",
+                e
+            )
+            .contains("refused the credentials")
+        );
+        // A refused connection whose retries took 403 ms is still a refused connection.
+        let slow = "Error performing GET http://127.0.0.1:9/models in 403.271424ms, after 3 \
+                    retries - HTTP error: error sending request";
+        assert!(
+            advice(slow, "b", e).contains("cannot reach"),
+            "{}",
+            advice(slow, "b", e)
+        );
     }
 
     #[test]
