@@ -307,14 +307,7 @@ async fn dashboard_in_a_browser() {
         "spec": {"model": {"name": "fashion", "storageUri": "pvc://models/fashion"},
             "minReplicas": 1, "maxReplicas": 2},
     });
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while env.sim.put(isvc.clone()).is_err() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the InferenceService CRD was never served"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    put_when_served(&env, isvc).await;
     // The status the server operator would write (through the status subresource, as it does).
     let status = serde_json::json!({"status": {"url": server_url, "servedVersion": 1,
         "conditions": [{"type": "Ready", "status": "True", "reason": "Ready",
@@ -434,14 +427,7 @@ async fn the_dashboard_shows_nothing_its_user_may_not_read() {
     let job = serde_json::json!({"apiVersion": "wharf.dev/v1alpha1", "kind": "TrainJob",
         "metadata": {"name": "private-run", "namespace": MODEL},
         "spec": {"model": "mlp", "dataset": {"uri": "file:///d"}, "output": {"uri": "pvc://m/x"}}});
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while env.sim.put(job.clone()).is_err() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the TrainJob CRD was never served"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    put_when_served(&env, job).await;
 
     // A user with no rights in the model (a service account of another namespace, no bindings).
     let kubeconfig = env.dir.path().join("nobody.kubeconfig");
@@ -585,14 +571,7 @@ async fn the_in_cluster_dashboard_acts_as_the_user_behind_the_gateway() {
     let job = json!({"apiVersion": "wharf.dev/v1alpha1", "kind": "TrainJob",
         "metadata": {"name": "private-run", "namespace": MODEL},
         "spec": {"model": "mlp", "dataset": {"uri": "file:///d"}, "output": {"uri": "pvc://m/x"}}});
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while env.sim.put(job.clone()).is_err() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the TrainJob CRD was never served"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    put_when_served(&env, job).await;
     // The dashboard charm's own RBAC, as wharf would apply it.
     let kinds = put_template(&env, "dashboard", "00-rbac.yaml");
     assert_eq!(
@@ -850,7 +829,6 @@ async fn serve_behind_the_gateway(env: &Env, extra: &[&str]) -> (tokio::process:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_first_login_gets_a_profile_named_after_the_email_once() {
     use serde_json::json;
-    use std::time::Duration;
 
     let env = start(fast()).await;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -869,14 +847,7 @@ async fn a_first_login_gets_a_profile_named_after_the_email_once() {
     // Carol has a profile already, under another name; the Profile CRD takes a moment.
     let carols = json!({"apiVersion": "kubeflow.org/v1", "kind": "Profile",
         "metadata": {"name": "carol-team"}, "spec": {"owner": {"kind": "User", "name": "carol@example.com"}}});
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while env.sim.put(carols.clone()).is_err() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "Profiles never served"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    put_when_served(&env, carols).await;
 
     let (_dashboard, url) = serve_behind_the_gateway(&env, &["--create-profiles"]).await;
     let http = reqwest::Client::new();
@@ -1211,7 +1182,6 @@ async fn status_shows_each_inferenceservices_rate_and_p99_from_prometheus() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tuning_and_pipelines_pages_show_a_profiles_runs_to_its_owner_only() {
     use serde_json::json;
-    use std::time::Duration;
 
     let env = start(fast()).await;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -1252,14 +1222,8 @@ async fn the_tuning_and_pipelines_pages_show_a_profiles_runs_to_its_owner_only()
     let wf = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
         "metadata": {"name": "train-predict-x7k2p", "namespace": "alice"},
         "spec": {"entrypoint": "main", "templates": [{"name": "main", "container": {"image": "busybox"}}]}});
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while env.sim.put(oj.clone()).is_err() || env.sim.put(wf.clone()).is_err() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the CRDs were never served"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    put_when_served(&env, oj).await;
+    put_when_served(&env, wf).await;
     let http = reqwest::Client::new();
     let status = |path: &str, body: serde_json::Value| {
         http.patch(format!("{}{path}", env.sim.url()))
@@ -1589,15 +1553,8 @@ async fn the_profile_pages_stream_changes_to_those_who_may_list_them() {
     ];
     // The CRDs take a moment to be served. The model's namespace gets one of each too: no stream
     // of Alice's namespace may show them.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     for (_, make) in pages {
-        while env.sim.put(make("alice", "first-in-alice")).is_err() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the CRDs were never served"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        put_when_served(&env, make("alice", "first-in-alice")).await;
         env.sim.put(make(MODEL, "not-alices")).unwrap();
     }
 
