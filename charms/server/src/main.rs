@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use clap::Parser;
+use wharf_leader::process::{init_logging, shutdown_signal};
 use wharf_server::artifact::ArtifactLoader;
 use wharf_server::cli::{Cli, Command};
 
@@ -15,13 +16,13 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve(args) => {
-            init_logging(&cli.log_format);
+            init_logging(cli.log_format == "json");
             let server =
                 wharf_server::server::start(args.config()?, Arc::new(ArtifactLoader)).await?;
-            server.run_until(shutdown_signal()).await
+            server.run_until(shutdown_signal("server")).await
         }
         Command::Operator(args) => {
-            init_logging(&cli.log_format);
+            init_logging(cli.log_format == "json");
             let client = kube::Client::try_default().await.map_err(|e| {
                 anyhow::anyhow!(
                     "cannot reach the Kubernetes API: {e} (in a pod the service account is used; \
@@ -29,45 +30,7 @@ async fn main() -> anyhow::Result<()> {
                 )
             })?;
             let operator = wharf_server::operator::Operator::start(client, args.config()).await?;
-            operator.run_until(shutdown_signal()).await
+            operator.run_until(shutdown_signal("operator")).await
         }
-    }
-}
-
-fn init_logging(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colour only for a terminal: log collectors (and tests) read plain `key=value` text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
-/// Resolves on ctrl-c or SIGTERM (what Kubernetes sends before killing a pod).
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; only ctrl-c stops the server");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
     }
 }

@@ -176,12 +176,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
 }
 
 fn run_operator(args: OperatorArgs) -> Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    wharf_leader::process::init_logging(false);
     tokio::runtime::Runtime::new()
         .context("starting the async runtime")?
         .block_on(wharf_trainer::operator::run(args))

@@ -4,9 +4,11 @@
 //! restarts it as a standby).
 //!
 //! Shared by every wharf operator (trainer, server, workspaces), whose replicas must not reconcile
-//! the same objects at once; `metrics` serves their Prometheus and health endpoint.
+//! the same objects at once; `metrics` serves their Prometheus and health endpoint, `process` sets
+//! up their logging and waits for their SIGTERM.
 
 pub mod metrics;
+pub mod process;
 
 use std::time::Duration;
 
