@@ -10,6 +10,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube_sim::wait::eventually;
 use kube_sim::{Config, Simulator};
 use serde_json::{Value, json};
 use wharf_server::cli::{Cli, Command};
@@ -173,24 +174,6 @@ fn isvc(name: &str, uri: &str, min: i32, max: i32) -> InferenceService {
                  "minReplicas": min, "maxReplicas": max},
     }))
     .unwrap()
-}
-
-/// Poll until `f` gives Some, for up to 10 s.
-async fn eventually<T, Fut: Future<Output = Option<T>>>(
-    what: &str,
-    mut f: impl FnMut() -> Fut,
-) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn condition(

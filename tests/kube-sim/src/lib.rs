@@ -38,6 +38,7 @@ pub mod storage;
 pub mod store;
 pub mod validate;
 mod volumes;
+pub mod wait;
 mod watch;
 
 use std::net::SocketAddr;
