@@ -84,9 +84,13 @@ pub fn decode_input(
         )));
     }
     let values = match datatype {
+        // Fixed-size chunks: the loop becomes a plain copy on little-endian machines, where the
+        // slice-per-element version cost seven instructions per value (callgrind).
         InputType::Fp32 => bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .as_chunks::<4>()
+            .0
+            .iter()
+            .map(|b| f32::from_le_bytes(*b))
             .collect(),
         InputType::Uint8 => bytes.iter().map(|&b| f32::from(b)).collect(),
     };

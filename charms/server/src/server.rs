@@ -2,6 +2,7 @@
 //! errors for everything (unknown routes, wrong methods, oversized bodies, panics), the
 //! repository poller and graceful shutdown.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,13 +11,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::sync::watch;
+use tower::{Service, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 use wharf_model::location::Location;
 
@@ -127,9 +129,36 @@ impl AppState {
     }
 }
 
-/// All routes with their layers.
-pub fn router(state: Arc<AppState>) -> Router {
+/// What the HTTP server runs: every route inside the layers every request passes (panics and
+/// non-JSON errors become JSON errors, bodies are limited).
+///
+/// The layers wrap the router once. `Router::layer` would wrap each route in each layer, one boxed
+/// service per layer that every request clones, boxes a future for and polls through: that cost
+/// more instructions per request than routing itself (callgrind, scripts/bench-server.sh's
+/// binary request).
+pub fn app(
+    state: Arc<AppState>,
+) -> impl Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>
++ Clone
++ Send
++ Sync
++ 'static {
     let limit = state.max_body_bytes;
+    ServiceBuilder::new()
+        .map_response(|response: axum::http::Response<_>| response.map(Body::new))
+        .layer(CatchPanicLayer::custom(|_panic| {
+            json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error: a handler panicked; see the server log",
+            )
+        }))
+        .map_response(json_errors)
+        .layer(DefaultBodyLimit::max(limit))
+        .service(router(state))
+}
+
+/// All routes, without the layers [`app`] puts around them.
+pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v2", get(v2::server_metadata))
         .route("/v2/health/live", get(v2::live))
@@ -168,14 +197,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .with_state(state)
-        .layer(DefaultBodyLimit::max(limit))
-        .layer(axum::middleware::map_response(json_errors))
-        .layer(CatchPanicLayer::custom(|_panic| {
-            json_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal error: a handler panicked; see the server log",
-            )
-        }))
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
@@ -199,7 +220,7 @@ async fn not_found(request: Request) -> Response {
 }
 
 /// Rewrites any error response that is not JSON yet (405 from the router, for instance).
-async fn json_errors(response: Response) -> Response {
+fn json_errors(response: Response) -> Response {
     let status = response.status();
     let is_json = response
         .headers()
@@ -336,7 +357,7 @@ pub async fn start(config: ServerConfig, loader: Arc<dyn Loader>) -> anyhow::Res
         stopped.clone(),
     ));
 
-    let app = router(state.clone());
+    let app = axum::ServiceExt::<Request>::into_make_service(app(state.clone()));
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         // Responses are one small write: do not let Nagle hold them back.
         let _ = tcp.set_nodelay(true);

@@ -16,8 +16,9 @@ use std::time::Instant;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
@@ -203,27 +204,41 @@ pub async fn version_ready(
 pub async fn infer_latest(
     State(state): State<Arc<AppState>>,
     Path(model): Path<String>,
-    headers: HeaderMap,
+    header_length: HeaderLength,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    infer_handler(state, model, None, headers, body).await
+    infer_handler(state, model, None, header_length, body).await
 }
 
 /// `POST /v2/models/{m}/versions/{v}/infer`
 pub async fn infer_version(
     State(state): State<Arc<AppState>>,
     Path((model, version)): Path<(String, String)>,
-    headers: HeaderMap,
+    header_length: HeaderLength,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    infer_handler(state, model, Some(version), headers, body).await
+    infer_handler(state, model, Some(version), header_length, body).await
+}
+
+/// The `Inference-Header-Content-Length` header alone: extracting the whole `HeaderMap` copied
+/// every header of every request (and freed them again) for the one the handler reads.
+pub struct HeaderLength(Option<HeaderValue>);
+
+impl<S: Send + Sync> FromRequestParts<S> for HeaderLength {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(HeaderLength(
+            parts.headers.get(binary::HEADER_LENGTH).cloned(),
+        ))
+    }
 }
 
 async fn infer_handler(
     state: Arc<AppState>,
     model: String,
     version: Option<String>,
-    headers: HeaderMap,
+    HeaderLength(header_length): HeaderLength,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
@@ -231,7 +246,7 @@ async fn infer_handler(
         Ok(served) => served,
         Err(e) => return state.record_failure(&model, started, e),
     };
-    let header_length = match headers.get(binary::HEADER_LENGTH).map(|v| v.to_str()) {
+    let header_length = match header_length.as_ref().map(|v| v.to_str()) {
         None => None,
         Some(Ok(text)) => Some(text),
         Some(Err(_)) => {
