@@ -4,6 +4,7 @@
 use std::fmt::Write;
 
 use super::html::esc;
+use crate::render::names::check_dns_label;
 
 /// `<label>` and `<input>` (name and id `id`), with `extra` attributes and an optional hint the
 /// input is described by.
@@ -34,6 +35,24 @@ pub fn problems(problems: &[String]) -> String {
     }
     out.push_str("</ul></div>");
     out
+}
+
+/// The object's name, trimmed: a DNS label (a bad one adds a problem).
+pub fn name<'a>(text: &'a str, problems: &mut Vec<String>) -> &'a str {
+    let name = text.trim();
+    if let Err(e) = check_dns_label(name) {
+        problems.push(format!("Name: {e}"));
+    }
+    name
+}
+
+/// The trainer's model architecture, trimmed: `mlp` or `cnn` (another adds a problem).
+pub fn model<'a>(text: &'a str, problems: &mut Vec<String>) -> &'a str {
+    let model = text.trim();
+    if !matches!(model, "mlp" | "cnn") {
+        problems.push(format!("Model: `{model}` is not one of mlp and cnn"));
+    }
+    model
 }
 
 /// A whole number of at least 1; `None` when empty or bad (a bad one adds a problem).

@@ -21,7 +21,6 @@ use super::html::{Page, esc, page};
 use super::viewer::Viewer;
 use super::{State, form, live};
 use crate::kube::errors;
-use crate::render::names::check_dns_label;
 
 pub fn router() -> Router<State> {
     Router::new()
@@ -260,14 +259,8 @@ impl Default for NewJob {
 /// The TrainJob the form describes, or one message per bad field (naming the field and the fix).
 fn trainjob(form: &NewJob) -> Result<Value, Vec<String>> {
     let mut problems = Vec::new();
-    let name = form.name.trim();
-    if let Err(e) = check_dns_label(name) {
-        problems.push(format!("Name: {e}"));
-    }
-    let model = form.model.trim();
-    if !matches!(model, "mlp" | "cnn") {
-        problems.push(format!("Model: `{model}` is not one of mlp and cnn"));
-    }
+    let name = form::name(&form.name, &mut problems);
+    let model = form::model(&form.model, &mut problems);
     let epochs = form::whole("Epochs", &form.epochs, &mut problems).map(Value::from);
     let batch_size = form::whole("Batch size", &form.batch_size, &mut problems).map(Value::from);
     let learning_rate =

@@ -22,7 +22,6 @@ use super::viewer::Viewer;
 use super::{State, Where, form, live};
 use crate::action::tuning::{JOB_COLUMNS, job_row, trials};
 use crate::kube::errors;
-use crate::render::names::check_dns_label;
 
 pub fn router() -> Router<State> {
     Router::new()
@@ -138,14 +137,8 @@ const ALGORITHMS: [(&str, &str); 4] = [
 /// learning rate and a categorical batch size; or one message per bad field.
 fn optimization_job(f: &NewTuning) -> Result<Value, Vec<String>> {
     let mut problems = Vec::new();
-    let name = f.name.trim();
-    if let Err(e) = check_dns_label(name) {
-        problems.push(format!("Name: {e}"));
-    }
-    let model = f.model.trim();
-    if !matches!(model, "mlp" | "cnn") {
-        problems.push(format!("Model: `{model}` is not one of mlp and cnn"));
-    }
+    let name = form::name(&f.name, &mut problems);
+    let model = form::model(&f.model, &mut problems);
     let algorithm = f.algorithm.trim();
     if !ALGORITHMS.iter().any(|(a, _)| *a == algorithm) {
         problems.push(format!(
