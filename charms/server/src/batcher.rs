@@ -448,6 +448,22 @@ mod tests {
         batcher.shared.lock().jobs.len()
     }
 
+    /// Sends one request and waits (up to 5 s) until it leads: with the model's gate held by
+    /// the test, it then stays in its forward pass and later requests queue behind it.
+    async fn spawn_leader(
+        batcher: &Arc<Batcher>,
+    ) -> tokio::task::JoinHandle<Result<Vec<f32>, ApiError>> {
+        let b = batcher.clone();
+        let leader = tokio::spawn(async move { b.infer(vec![0.0, 0.0], 1, b.announce()).await });
+        for _ in 0..500 {
+            if batcher.shared.lock().led {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        leader
+    }
+
     /// Waits (briefly, polling the queue) until `n` requests are queued behind the leader.
     async fn until_queued(batcher: &Batcher, n: usize) {
         for _ in 0..500 {
@@ -493,16 +509,7 @@ mod tests {
         ));
         // Hold the model so that requests pile up behind the first one.
         let gate = model.gate.lock().unwrap();
-        let first = {
-            let b = batcher.clone();
-            tokio::spawn(async move { b.infer(vec![0.0, 0.0], 1, b.announce()).await })
-        };
-        for _ in 0..500 {
-            if batcher.shared.lock().led {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let first = spawn_leader(&batcher).await;
         let mut rest = Vec::new();
         for i in 1..=3 {
             let b = batcher.clone();
@@ -581,16 +588,7 @@ mod tests {
             histogram(),
         ));
         let gate = model.gate.lock().unwrap();
-        let leader = {
-            let b = batcher.clone();
-            tokio::spawn(async move { b.infer(vec![0.0, 0.0], 1, b.announce()).await })
-        };
-        for _ in 0..500 {
-            if batcher.shared.lock().led {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let leader = spawn_leader(&batcher).await;
         // Two queue up (capacity 2); the first of them is cancelled: its client went away.
         let cancelled = {
             let b = batcher.clone();
