@@ -158,7 +158,7 @@ pub fn app(
 }
 
 /// All routes, without the layers [`app`] puts around them.
-pub fn router(state: Arc<AppState>) -> Router {
+fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v2", get(v2::server_metadata))
         .route("/v2/health/live", get(v2::live))
